@@ -1,0 +1,176 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend"
+)
+
+// NodeType says what kind of file system object a Node describes.
+type NodeType string
+
+// The node types. The strings are stored in trees; do not change them.
+const (
+	NodeFile    NodeType = "file"
+	NodeDir     NodeType = "dir"
+	NodeSymlink NodeType = "symlink"
+	NodeDev     NodeType = "dev"     // block device
+	NodeCharDev NodeType = "chardev" // character device
+	NodeFifo    NodeType = "fifo"
+	NodeSocket  NodeType = "socket"
+)
+
+func (t NodeType) valid() bool {
+	switch t {
+	case NodeFile, NodeDir, NodeSymlink, NodeDev, NodeCharDev, NodeFifo, NodeSocket:
+		return true
+	}
+	return false
+}
+
+// ExtendedAttribute is one xattr of a file.
+type ExtendedAttribute struct {
+	Name  string `json:"name"`
+	Value []byte `json:"value"`
+}
+
+// Node is one entry of a directory listing (a Tree). Field names follow
+// restic's so people who know its JSON output recognise them.
+type Node struct {
+	Name       string      `json:"name"`
+	Type       NodeType    `json:"type"`
+	Mode       os.FileMode `json:"mode,omitempty"`
+	ModTime    time.Time   `json:"mtime,omitempty"`
+	AccessTime time.Time   `json:"atime,omitempty"`
+	ChangeTime time.Time   `json:"ctime,omitempty"`
+	UID        uint32      `json:"uid"`
+	GID        uint32      `json:"gid"`
+	User       string      `json:"user,omitempty"`
+	Group      string      `json:"group,omitempty"`
+	Inode      uint64      `json:"inode,omitempty"`
+	DeviceID   uint64      `json:"device_id,omitempty"` // st_dev: hardlinks are grouped by (DeviceID, Inode)
+	Size       uint64      `json:"size,omitempty"`
+	Links      uint64      `json:"links,omitempty"`
+	LinkTarget string      `json:"linktarget,omitempty"`
+	// Device is st_rdev for block and character devices.
+	Device             uint64              `json:"device,omitempty"`
+	Content            []backend.ID        `json:"content,omitempty"`
+	Subtree            *backend.ID         `json:"subtree,omitempty"`
+	ExtendedAttributes []ExtendedAttribute `json:"extended_attributes,omitempty"`
+}
+
+// Tree is a directory listing: nodes sorted by name, names unique.
+type Tree struct {
+	Nodes []*Node `json:"nodes"`
+}
+
+// ErrFormat is returned for a tree or snapshot whose bytes are malformed.
+var ErrFormat = errors.New("malformed snapshot data")
+
+// maxTreeSize caps a tree blob before it is parsed; a directory of a
+// million entries encodes to far less.
+const maxTreeSize = 512 << 20
+
+// Insert adds n keeping the nodes sorted; a duplicate name is an error.
+func (t *Tree) Insert(n *Node) error {
+	i := sort.Search(len(t.Nodes), func(i int) bool { return t.Nodes[i].Name >= n.Name })
+	if i < len(t.Nodes) && t.Nodes[i].Name == n.Name {
+		return fmt.Errorf("duplicate name %q in tree", n.Name)
+	}
+	t.Nodes = append(t.Nodes, nil)
+	copy(t.Nodes[i+1:], t.Nodes[i:])
+	t.Nodes[i] = n
+	return nil
+}
+
+// Find returns the node named name, or nil.
+func (t *Tree) Find(name string) *Node {
+	i := sort.Search(len(t.Nodes), func(i int) bool { return t.Nodes[i].Name >= name })
+	if i < len(t.Nodes) && t.Nodes[i].Name == name {
+		return t.Nodes[i]
+	}
+	return nil
+}
+
+// Sort orders the nodes by name.
+func (t *Tree) Sort() {
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
+}
+
+// EncodeTree serialises t as the bytes of a tree blob; the blob's ID is the
+// SHA-256 of these bytes. The nodes must already be sorted by name.
+func EncodeTree(t *Tree) ([]byte, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	if t.Nodes == nil {
+		t = &Tree{Nodes: []*Node{}}
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode tree: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// DecodeTree parses a tree blob and checks that it is well formed: known
+// node types, valid names, sorted and unique, content only on files and a
+// subtree exactly on directories.
+func DecodeTree(data []byte) (*Tree, error) {
+	if len(data) > maxTreeSize {
+		return nil, fmt.Errorf("%w: tree of %d bytes", ErrFormat, len(data))
+	}
+	var t Tree
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("%w: tree: %v", ErrFormat, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after tree", ErrFormat)
+	}
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return &t, nil
+}
+
+func (t *Tree) check() error {
+	for i, n := range t.Nodes {
+		if n == nil {
+			return errors.New("nil node in tree")
+		}
+		if err := ValidName(n.Name); err != nil {
+			return err
+		}
+		if i > 0 && t.Nodes[i-1].Name >= n.Name {
+			return fmt.Errorf("tree not sorted or duplicate name at %q", n.Name)
+		}
+		if !n.Type.valid() {
+			return fmt.Errorf("node %q has unknown type %q", n.Name, n.Type)
+		}
+		if n.Type != NodeFile && len(n.Content) > 0 {
+			return fmt.Errorf("node %q of type %s has content", n.Name, n.Type)
+		}
+		if (n.Type == NodeDir) != (n.Subtree != nil) {
+			return fmt.Errorf("node %q: subtree present iff directory", n.Name)
+		}
+	}
+	return nil
+}
+
+// ValidName checks that a name from a tree is one path element that cannot
+// escape the directory it is restored into.
+func ValidName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || path.Clean(name) != name {
+		return fmt.Errorf("invalid file name %q in tree", name)
+	}
+	return nil
+}
