@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// maxIndexPlain caps a decompressed index file: 128 MiB holds over two
+// million blob entries, far beyond what one index file lists.
+const maxIndexPlain = 128 << 20
+
+// saveIndexFile compresses, seals and stores an index file.
+func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) (backend.ID, error) {
+	plain := index.Encode(f)
+	comp := r.codec.fast.EncodeAll(plain, nil)
+	sealed := r.keys.SealFile(kindIndex, comp)
+	id := backend.Hash(sealed)
+	h := backend.Handle{Type: backend.IndexFile, Name: id.String()}
+	if err := r.be.Put(ctx, h, backend.NewByteReader(sealed)); err != nil {
+		return id, fmt.Errorf("save %s: %w", h, err)
+	}
+	if r.cache != nil {
+		r.cache.put(cacheIndex, id, sealed)
+	}
+	return id, nil
+}
+
+// loadIndexFile reads one index file, from the cache when it holds it.
+func (r *Repository) loadIndexFile(ctx context.Context, id backend.ID) (*index.File, error) {
+	var sealed []byte
+	if r.cache != nil {
+		sealed = r.cache.get(cacheIndex, id)
+	}
+	if sealed == nil {
+		var err error
+		h := backend.Handle{Type: backend.IndexFile, Name: id.String()}
+		sealed, err = r.readWhole(ctx, h, maxFileSize)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		if backend.Hash(sealed) != id {
+			return nil, fmt.Errorf("load %s: %w: content does not match its name", h, ErrDamaged)
+		}
+		if r.cache != nil {
+			r.cache.put(cacheIndex, id, sealed)
+		}
+	}
+	comp, err := r.keys.OpenFile(kindIndex, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w: %v", id.Str(), ErrDamaged, err)
+	}
+	plain, err := r.codec.dec.DecodeAll(comp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w: decompress: %v", id.Str(), ErrDamaged, err)
+	}
+	if len(plain) > maxIndexPlain {
+		return nil, fmt.Errorf("index %s: %w: too large", id.Str(), ErrDamaged)
+	}
+	f, err := index.Decode(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w: %v", id.Str(), ErrDamaged, err)
+	}
+	return f, nil
+}
+
+// IndexFiles lists the index files in the repository.
+func (r *Repository) IndexFiles(ctx context.Context) ([]backend.ID, error) {
+	var ids []backend.ID
+	err := r.ListFiles(ctx, backend.IndexFile, func(id backend.ID, _ int64) error {
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}
+
+// LoadIndex reads every index file into the in-memory index. An index file
+// that cannot be read or fails to authenticate is skipped with a warning,
+// and the packs no index lists are then read from their own headers, so
+// one bad file never blocks a restore.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	ids, err := r.IndexFiles(ctx)
+	if err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	var (
+		mu      sync.Mutex
+		damaged int
+	)
+	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+		f, err := r.loadIndexFile(ctx, ids[i])
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.opts.Warn(fmt.Sprintf("warning: skipping index file %s: %v", ids[i].Str(), err))
+			mu.Lock()
+			damaged++
+			mu.Unlock()
+			return nil
+		}
+		r.idx.AddFile(f)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if r.cache != nil {
+		r.cache.prune(cacheIndex, ids)
+	}
+	if damaged > 0 {
+		n, err := r.indexUnlistedPacks(ctx)
+		if err != nil {
+			return err
+		}
+		r.opts.Warn(fmt.Sprintf("warning: read the headers of %d packs no readable index lists", n))
+	}
+	return nil
+}
+
+// indexUnlistedPacks reads the header of every pack that no loaded index
+// lists and adds its blobs to the in-memory index.
+func (r *Repository) indexUnlistedPacks(ctx context.Context) (int, error) {
+	known := make(map[backend.ID]bool)
+	for _, id := range r.idx.Packs() {
+		known[id] = true
+	}
+	type packInfo struct {
+		id   backend.ID
+		size int64
+	}
+	var todo []packInfo
+	err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
+		if !known[id] {
+			todo = append(todo, packInfo{id, size})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list packs: %w", err)
+	}
+	err = r.forEachParallel(ctx, len(todo), func(i int) error {
+		blobs, err := r.ReadPackHeader(ctx, todo[i].id, todo[i].size)
+		if err != nil {
+			r.opts.Warn(fmt.Sprintf("warning: pack %s: %v", todo[i].id, err))
+			return nil
+		}
+		r.idx.AddPack(todo[i].id, blobs)
+		return nil
+	})
+	return len(todo), err
+}
+
+// ReadPackHeader reads and opens the header of a stored pack.
+func (r *Repository) ReadPackHeader(ctx context.Context, id backend.ID, size int64) ([]pack.Blob, error) {
+	h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+	readAt := func(off int64, n int) ([]byte, error) {
+		buf := make([]byte, n)
+		err := r.be.Get(ctx, h, n, off, func(rd io.Reader) error {
+			_, err := io.ReadFull(rd, buf)
+			return err
+		})
+		return buf, err
+	}
+	blobs, _, err := pack.ReadHeader(r.keys, size, readAt)
+	if err != nil {
+		return nil, fmt.Errorf("read header of %s: %w", h, err)
+	}
+	return blobs, nil
+}
+
+// forEachParallel runs fn(0..n-1) on as many workers as the backend allows;
+// the first error cancels the rest.
+func (r *Repository) forEachParallel(ctx context.Context, n int, fn func(i int) error) error {
+	workers := r.be.Properties().Connections
+	if workers < 1 {
+		workers = 1
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := fn(i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+		return err
+	}
+	return nil
+}

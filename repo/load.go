@@ -1,0 +1,171 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// ErrBlobNotFound is returned for a blob no index lists.
+var ErrBlobNotFound = errors.New("blob not in index")
+
+// maxRangeGap is the largest gap between two wanted blobs of one pack that
+// LoadPack reads through rather than issuing a second request: one round
+// trip costs more than reading a few hundred KiB on any remote backend.
+const maxRangeGap = 512 << 10
+
+// maxRangeRead caps one ranged read of LoadPack, bounding its memory.
+const maxRangeRead = 32 << 20
+
+// LoadBlob returns the plaintext of a blob, appended to buf[:0]. It tries
+// every pack that holds the blob, and checks the plaintext's hash.
+func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id backend.ID, buf []byte) ([]byte, error) {
+	locs := r.idx.LookupAll(t, id)
+	if len(locs) == 0 {
+		return nil, fmt.Errorf("load %s blob %s: %w", t, id.Str(), ErrBlobNotFound)
+	}
+	var firstErr error
+	for _, pb := range locs {
+		sealed, err := r.readBlobBytes(ctx, pb)
+		if err == nil {
+			var plain []byte
+			plain, err = r.openBlob(buf, pb.Blob, sealed)
+			if err == nil {
+				return plain, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("load %s blob %s from pack %s: %w", t, id.Str(), pb.PackID, err)
+		}
+	}
+	return nil, firstErr
+}
+
+// readBlobBytes reads a sealed blob, from the cache for tree packs.
+func (r *Repository) readBlobBytes(ctx context.Context, pb index.PackedBlob) ([]byte, error) {
+	if pb.Type == pack.TreeBlob && r.cache != nil {
+		if b := r.cache.readRange(cacheData, pb.PackID, int64(pb.Offset), int(pb.Length)); b != nil {
+			return b, nil
+		}
+		// Fetch the whole tree pack once: the next trees come from it.
+		if data, err := r.fetchPack(ctx, pb.PackID); err == nil {
+			end := int64(pb.Offset) + int64(pb.Length)
+			if end <= int64(len(data)) {
+				return data[pb.Offset:end], nil
+			}
+		}
+	}
+	buf := make([]byte, pb.Length)
+	h := backend.Handle{Type: backend.PackFile, Name: pb.PackID.String()}
+	err := r.be.Get(ctx, h, int(pb.Length), int64(pb.Offset), func(rd io.Reader) error {
+		_, err := io.ReadFull(rd, buf)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// fetchPack downloads a whole tree pack into the cache after checking its
+// hash.
+func (r *Repository) fetchPack(ctx context.Context, id backend.ID) ([]byte, error) {
+	h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+	data, err := r.readWhole(ctx, h, MaxPackSize+MaxPackSize/4)
+	if err != nil {
+		return nil, err
+	}
+	if backend.Hash(data) != id {
+		return nil, fmt.Errorf("%s: %w: content does not match its name", h, ErrDamaged)
+	}
+	r.cache.put(cacheData, id, data)
+	return data, nil
+}
+
+// openBlob authenticates, decompresses and verifies a sealed blob.
+func (r *Repository) openBlob(buf []byte, b pack.Blob, sealed []byte) ([]byte, error) {
+	if uint32(len(sealed)) != b.Length {
+		return nil, fmt.Errorf("%w: short read", ErrDamaged)
+	}
+	plain, err := pack.OpenBlob(r.keys, buf[:0], b, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	if b.RawLength > 0 {
+		raw, err := r.codec.decompress(nil, plain, int(b.RawLength))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+		}
+		plain = raw
+	}
+	if backend.Hash(plain) != b.ID {
+		return nil, fmt.Errorf("%w: plaintext does not match blob id", ErrDamaged)
+	}
+	return plain, nil
+}
+
+// LoadPack reads the given blobs of one pack in as few ranged reads as
+// sensible, and calls fn for each in offset order on the caller's
+// goroutine. A blob that cannot be read or verified is passed with err set
+// and plaintext nil; an error returned by fn aborts LoadPack. plaintext is
+// valid only during fn.
+func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pack.Blob, fn func(b pack.Blob, plaintext []byte, err error) error) error {
+	blobs = append([]pack.Blob(nil), blobs...)
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
+	h := backend.Handle{Type: backend.PackFile, Name: packID.String()}
+	var plainBuf []byte
+	for start := 0; start < len(blobs); {
+		// Extend the range while the next blob is close and the read stays bounded.
+		end := start + 1
+		lo := int64(blobs[start].Offset)
+		hi := lo + int64(blobs[start].Length)
+		for end < len(blobs) {
+			b := blobs[end]
+			bEnd := int64(b.Offset) + int64(b.Length)
+			if int64(b.Offset)-hi > maxRangeGap || bEnd-lo > maxRangeRead {
+				break
+			}
+			if bEnd > hi {
+				hi = bEnd
+			}
+			end++
+		}
+		buf := make([]byte, hi-lo)
+		readErr := r.be.Get(ctx, h, len(buf), lo, func(rd io.Reader) error {
+			_, err := io.ReadFull(rd, buf)
+			return err
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, b := range blobs[start:end] {
+			var plain []byte
+			err := readErr
+			if err == nil {
+				off := int64(b.Offset) - lo
+				plain, err = r.openBlob(plainBuf, b, buf[off:off+int64(b.Length)])
+			}
+			if err != nil {
+				err = fmt.Errorf("blob %s in pack %s: %w", b.ID.Str(), packID, err)
+				plain = nil
+			}
+			if ferr := fn(b, plain, err); ferr != nil {
+				return ferr
+			}
+			if plain != nil && cap(plain) <= 16<<20 {
+				plainBuf = plain[:0]
+			}
+		}
+		start = end
+	}
+	return nil
+}

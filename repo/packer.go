@@ -1,0 +1,285 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// indexEvery is how many packs may be uploaded before an index file covering
+// them is written, so a long backup that is killed leaves most of its
+// uploaded data indexed and the next run does not upload it again.
+const indexEvery = 64
+
+type blobKey struct {
+	t  pack.BlobType
+	id backend.ID
+}
+
+type finishedPack struct {
+	ctx   context.Context
+	id    backend.ID
+	data  []byte
+	blobs []pack.Blob
+	tree  bool
+}
+
+// packer turns saved blobs into packs and uploads them. Compression and
+// sealing run on the callers' goroutines (the archiver calls SaveBlob from
+// several workers); uploads run on a fixed set of workers sized by the
+// backend's connection limit.
+type packer struct {
+	r *Repository
+
+	mu sync.Mutex // guards the fields below
+	// writers holds the pack being assembled, per blob type.
+	writers map[pack.BlobType]*pack.Writer
+	// inflight holds blobs accepted but not yet in the index.
+	inflight map[blobKey]struct{}
+	// unindexed holds uploaded packs no index file lists yet.
+	unindexed []index.Pack
+	// err is the first upload error; once set, every save fails.
+	err error
+
+	indexMu sync.Mutex // serialises index file writes
+
+	uploads  chan finishedPack
+	pendingW sync.WaitGroup // packs handed to uploads and not yet done
+	workers  sync.WaitGroup
+	closed   bool
+	bufs     sync.Pool
+}
+
+func newPacker(r *Repository) *packer {
+	p := &packer{
+		r:        r,
+		writers:  make(map[pack.BlobType]*pack.Writer),
+		inflight: make(map[blobKey]struct{}),
+		uploads:  make(chan finishedPack),
+	}
+	n := r.be.Properties().Connections
+	if n < 1 {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		p.workers.Go(p.uploadLoop)
+	}
+	return p
+}
+
+func (p *packer) pending(t pack.BlobType, id backend.ID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.inflight[blobKey{t, id}]
+	return ok
+}
+
+func (p *packer) stickyErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *packer) setErr(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+// SaveBlob stores data under id unless the repository has it already, and
+// reports whether it had. id must be the SHA-256 of data; the caller may
+// reuse data once SaveBlob returns. It blocks while uploads lag behind, so
+// memory stays bounded. Safe for concurrent use.
+func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, id backend.ID, data []byte) (bool, error) {
+	p := r.packer
+	if len(data) > maxBlobSize {
+		return false, fmt.Errorf("save blob %s: %d bytes is larger than the %d byte limit", id.Str(), len(data), maxBlobSize)
+	}
+	if r.idx.Has(t, id) {
+		return true, nil
+	}
+	k := blobKey{t, id}
+	p.mu.Lock()
+	if p.err != nil || p.closed {
+		err := p.err
+		if p.closed {
+			err = errClosed
+		}
+		p.mu.Unlock()
+		return false, err
+	}
+	if _, ok := p.inflight[k]; ok {
+		p.mu.Unlock()
+		return true, nil
+	}
+	p.inflight[k] = struct{}{}
+	p.mu.Unlock()
+
+	buf, _ := p.bufs.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, 0, 1<<20)
+		buf = &b
+	}
+	defer p.putBuf(buf)
+
+	plain := data
+	var rawLen uint32
+	if comp, ok := r.codec.compress(*buf, data, r.compression); ok {
+		plain = comp
+		rawLen = uint32(len(data))
+		*buf = comp[:0]
+	}
+	sealed := pack.SealBlob(r.keys.Current(), make([]byte, 0, len(plain)+64), t, id, plain)
+
+	p.mu.Lock()
+	w := p.writers[t]
+	if w == nil {
+		w = pack.NewWriter(r.keys.Current())
+		p.writers[t] = w
+	}
+	if err := w.Add(t, id, sealed, rawLen); err != nil {
+		p.mu.Unlock()
+		return false, fmt.Errorf("save blob %s: %w", id.Str(), err)
+	}
+	var full *pack.Writer
+	if w.Size() >= r.cfg.PackSize {
+		full = w
+		delete(p.writers, t)
+	}
+	p.mu.Unlock()
+	if full != nil {
+		if err := p.finish(ctx, full, t == pack.TreeBlob); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (p *packer) putBuf(b *[]byte) {
+	// Drop buffers that grew far beyond a typical chunk.
+	if cap(*b) <= 16<<20 {
+		*b = (*b)[:0]
+		p.bufs.Put(b)
+	}
+}
+
+// finish seals the pack's header and hands it to an upload worker, waiting
+// while all workers are busy.
+func (p *packer) finish(ctx context.Context, w *pack.Writer, tree bool) error {
+	data, blobs, err := w.Finalize()
+	if err != nil {
+		p.setErr(err)
+		return fmt.Errorf("finish pack: %w", err)
+	}
+	fp := finishedPack{ctx: ctx, id: backend.Hash(data), data: data, blobs: blobs, tree: tree}
+	p.pendingW.Add(1)
+	select {
+	case p.uploads <- fp:
+		return nil
+	case <-ctx.Done():
+		p.pendingW.Done()
+		return ctx.Err()
+	}
+}
+
+func (p *packer) uploadLoop() {
+	for fp := range p.uploads {
+		p.upload(fp)
+		p.pendingW.Done()
+	}
+}
+
+func (p *packer) upload(fp finishedPack) {
+	r := p.r
+	h := backend.Handle{Type: backend.PackFile, Name: fp.id.String()}
+	if err := r.be.Put(fp.ctx, h, backend.NewByteReader(fp.data)); err != nil {
+		p.setErr(fmt.Errorf("upload %s: %w", h, err))
+		return
+	}
+	if fp.tree && r.cache != nil {
+		r.cache.put(cacheData, fp.id, fp.data)
+	}
+	r.idx.AddPack(fp.id, fp.blobs)
+	p.mu.Lock()
+	for _, b := range fp.blobs {
+		delete(p.inflight, blobKey{b.Type, b.ID})
+	}
+	p.unindexed = append(p.unindexed, index.Pack{ID: fp.id, Blobs: fp.blobs})
+	n := len(p.unindexed)
+	p.mu.Unlock()
+	if n >= indexEvery {
+		if err := p.writeIndex(fp.ctx); err != nil {
+			p.setErr(err)
+		}
+	}
+}
+
+// writeIndex writes one index file for the packs uploaded since the last.
+func (p *packer) writeIndex(ctx context.Context) error {
+	p.indexMu.Lock()
+	defer p.indexMu.Unlock()
+	p.mu.Lock()
+	packs := p.unindexed
+	p.unindexed = nil
+	p.mu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	if _, err := p.r.saveIndexFile(ctx, &index.File{Packs: packs}); err != nil {
+		p.mu.Lock()
+		p.unindexed = append(packs, p.unindexed...)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Flush uploads every partly filled pack, waits for all uploads and writes
+// an index file for them. After Flush returns nil, every blob saved before
+// it is in the repository and indexed.
+func (r *Repository) Flush(ctx context.Context) error {
+	p := r.packer
+	p.mu.Lock()
+	var ws []*pack.Writer
+	var trees []bool
+	for t, w := range p.writers {
+		if w.Count() > 0 {
+			ws = append(ws, w)
+			trees = append(trees, t == pack.TreeBlob)
+		}
+		delete(p.writers, t)
+	}
+	p.mu.Unlock()
+	for i, w := range ws {
+		if err := p.finish(ctx, w, trees[i]); err != nil {
+			return err
+		}
+	}
+	p.pendingW.Wait()
+	if err := p.stickyErr(); err != nil {
+		return err
+	}
+	return p.writeIndex(ctx)
+}
+
+func (p *packer) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.uploads)
+	p.workers.Wait()
+}
+
+// errClosed is returned when the repository is used after Close.
+var errClosed = errors.New("repository is closed")
