@@ -75,7 +75,7 @@ func (r *reported) paths() []string {
 	return out
 }
 
-func restoreT(t *testing.T, repo *fakeRepo, root backend.ID, opts Options, target string) (Stats, *reported) {
+func restoreT(t *testing.T, repo Repository, root backend.ID, opts Options, target string) (Stats, *reported) {
 	t.Helper()
 	rep := &reported{}
 	if opts.Error == nil {
