@@ -1,0 +1,29 @@
+package crypt
+
+import "errors"
+
+// Sentinel errors. Callers branch on them with errors.Is; every error this
+// package returns for bad input wraps exactly one of them.
+var (
+	// ErrAuth means sealed data failed to authenticate: it was altered, it
+	// was sealed with another key, or it belongs to another kind of file.
+	ErrAuth = errors.New("authentication failed")
+
+	// ErrFormat means bytes are malformed: too short, too long, a bad
+	// version, a non-canonical encoding, trailing data, or parameters out of
+	// the allowed range.
+	ErrFormat = errors.New("malformed data")
+
+	// ErrUnknownKey means a sealed file names a key ID that is not in the
+	// key ring.
+	ErrUnknownKey = errors.New("unknown key")
+
+	// ErrWrongPassword means a key file did not open with the given
+	// password. A key file whose sealed key ring was altered reports the
+	// same error: the two cannot be told apart.
+	ErrWrongPassword = errors.New("wrong password or damaged key file")
+
+	// ErrBadSignature means a log entry is well formed but its signature
+	// does not verify with the device key it names.
+	ErrBadSignature = errors.New("bad signature")
+)

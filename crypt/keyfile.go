@@ -1,0 +1,407 @@
+package crypt
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// KeyFileInfo is the unencrypted metadata of a key file: who made it, when,
+// and how its wrapping key is derived from the password.
+type KeyFileInfo struct {
+	Created  time.Time // when the key file was made (stored in UTC)
+	Hostname string    // host that made it
+	Username string    // user that made it
+	KDF      KDFParams // how the password becomes the wrapping key
+}
+
+// Key file limits.
+const (
+	// maxKeyFileSize caps a key file; a larger one is refused before it is
+	// parsed. The largest ring (maxRingKeys keys) needs about 54 KiB.
+	maxKeyFileSize = 64 << 10
+
+	// maxNameSize caps Hostname and Username, in bytes.
+	maxNameSize = 255
+
+	keyFileVersion = 1
+
+	// keyFileKind is the kind byte a key ring is sealed with in a key file.
+	keyFileKind = 'K'
+)
+
+// keyFileJSON is the key file's JSON form; docs/design.md specifies it.
+type keyFileJSON struct {
+	Version  int     `json:"version"`
+	Created  string  `json:"created"`
+	Hostname string  `json:"hostname"`
+	Username string  `json:"username"`
+	KDF      kdfJSON `json:"kdf"`
+	Data     string  `json:"data"`
+}
+
+type kdfJSON struct {
+	Algorithm string `json:"algorithm"`
+	Time      uint32 `json:"time,omitempty"`
+	MemoryKiB uint32 `json:"memory_kib,omitempty"`
+	Threads   uint8  `json:"threads,omitempty"`
+	N         int    `json:"n,omitempty"`
+	R         int    `json:"r,omitempty"`
+	P         int    `json:"p,omitempty"`
+	Salt      string `json:"salt"`
+}
+
+// The exact member sets a key file must have: every one present, no other.
+var (
+	keyFileMembers = []string{"version", "created", "hostname", "username", "kdf", "data"}
+	kdfMembers     = map[string][]string{
+		Argon2id: {"algorithm", "time", "memory_kib", "threads", "salt"},
+		Scrypt:   {"algorithm", "n", "r", "p", "salt"},
+	}
+)
+
+// NewKeyFile wraps ring with a key derived from password with p and returns
+// the key file's bytes. info supplies Created (which must be set), Hostname
+// and Username; info.KDF is ignored in favour of p. Hostname and Username
+// must be valid UTF-8 without control characters, at most 255 bytes each.
+func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, error) {
+	if info.Created.IsZero() {
+		return nil, errors.New("new key file: creation time is not set")
+	}
+	if y := info.Created.UTC().Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("new key file: creation year %d is outside 1..9999", y)
+	}
+	if err := checkName("hostname", info.Hostname); err != nil {
+		return nil, fmt.Errorf("new key file: %w", err)
+	}
+	if err := checkName("username", info.Username); err != nil {
+		return nil, fmt.Errorf("new key file: %w", err)
+	}
+	k, err := DeriveKey(password, p)
+	if err != nil {
+		return nil, fmt.Errorf("new key file: %w", err)
+	}
+	info.KDF = p
+	plain := ring.marshal()
+	out, err := encodeKeyFile(info, sealFile(k, keyFileKind, plain))
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("new key file: %w", err)
+	}
+	// Check that what we wrote parses as it must.
+	if _, _, err := parseKeyFile(out); err != nil {
+		return nil, fmt.Errorf("new key file: internal error: written file does not parse: %w", err)
+	}
+	return out, nil
+}
+
+// encodeKeyFile returns the JSON form of a key file: two-space indented,
+// members in the documented order, no HTML escaping, a final newline.
+func encodeKeyFile(info KeyFileInfo, sealed []byte) ([]byte, error) {
+	p := info.KDF
+	kf := keyFileJSON{
+		Version:  keyFileVersion,
+		Created:  info.Created.UTC().Format(time.RFC3339Nano),
+		Hostname: info.Hostname,
+		Username: info.Username,
+		KDF: kdfJSON{
+			Algorithm: p.Algorithm,
+			Time:      p.Time,
+			MemoryKiB: p.MemoryKiB,
+			Threads:   p.Threads,
+			N:         p.N,
+			R:         p.R,
+			P:         p.P,
+			Salt:      base64.StdEncoding.EncodeToString(p.Salt),
+		},
+		Data: base64.StdEncoding.EncodeToString(sealed),
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(kf); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxKeyFileSize {
+		return nil, fmt.Errorf("%d bytes, more than the %d-byte limit", buf.Len(), maxKeyFileSize)
+	}
+	return buf.Bytes(), nil
+}
+
+// OpenKeyFile parses a key file, derives the wrapping key from password and
+// unwraps the key ring. The KDF parameters are validated before anything is
+// derived. Errors: ErrFormat for a malformed file, ErrWrongPassword when the
+// ring does not authenticate under the derived key.
+func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
+	info, sealed, err := parseKeyFile(data)
+	if err != nil {
+		return nil, KeyFileInfo{}, err
+	}
+	k, err := DeriveKey(password, info.KDF)
+	if err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+	}
+	plain, err := openFile(k, keyFileKind, sealed)
+	if errors.Is(err, ErrAuth) {
+		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", ErrWrongPassword)
+	}
+	if err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+	}
+	ring, err := unmarshalRing(plain)
+	clear(plain)
+	if err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+	}
+	return ring, info, nil
+}
+
+// ParseKeyFileInfo parses a key file without a password and returns its
+// metadata, for listing keys. It checks everything OpenKeyFile checks before
+// deriving. Errors wrap ErrFormat.
+func ParseKeyFileInfo(data []byte) (KeyFileInfo, error) {
+	info, _, err := parseKeyFile(data)
+	return info, err
+}
+
+// parseKeyFile parses and checks a key file and returns its metadata and
+// the sealed key ring. Errors wrap ErrFormat.
+func parseKeyFile(data []byte) (KeyFileInfo, []byte, error) {
+	info, sealed, err := parseKeyFileJSON(data)
+	if errors.Is(err, ErrFormat) {
+		return KeyFileInfo{}, nil, fmt.Errorf("parse key file: %w", err)
+	}
+	if err != nil {
+		return KeyFileInfo{}, nil, fmt.Errorf("parse key file: %w: %w", ErrFormat, err)
+	}
+	return info, sealed, nil
+}
+
+func parseKeyFileJSON(data []byte) (KeyFileInfo, []byte, error) {
+	if len(data) > maxKeyFileSize {
+		return KeyFileInfo{}, nil, fmt.Errorf("%d bytes, more than the %d-byte limit", len(data), maxKeyFileSize)
+	}
+	if !utf8.Valid(data) {
+		return KeyFileInfo{}, nil, errors.New("not valid UTF-8")
+	}
+	top, kdf, err := jsonMembers(data)
+	if err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+	if err := sameMembers("key file", top, keyFileMembers); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+	var kf keyFileJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kf); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+	if kf.Version != keyFileVersion {
+		return KeyFileInfo{}, nil, fmt.Errorf("unknown version %d", kf.Version)
+	}
+	want, ok := kdfMembers[kf.KDF.Algorithm]
+	if !ok {
+		return KeyFileInfo{}, nil, fmt.Errorf("unknown kdf algorithm %q", shorten(kf.KDF.Algorithm))
+	}
+	if err := sameMembers("kdf", kdf, want); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+
+	var info KeyFileInfo
+	info.Created, err = time.Parse(time.RFC3339Nano, kf.Created)
+	if err != nil {
+		return KeyFileInfo{}, nil, fmt.Errorf("created: %w", err)
+	}
+	if info.Created.UTC().Format(time.RFC3339Nano) != kf.Created {
+		return KeyFileInfo{}, nil, fmt.Errorf("created %q is not in canonical RFC 3339 UTC form", shorten(kf.Created))
+	}
+	info.Created = info.Created.UTC()
+	if err := checkName("hostname", kf.Hostname); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+	if err := checkName("username", kf.Username); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+	info.Hostname, info.Username = kf.Hostname, kf.Username
+
+	salt, err := decodeBase64(kf.KDF.Salt)
+	if err != nil {
+		return KeyFileInfo{}, nil, fmt.Errorf("kdf salt: %w", err)
+	}
+	info.KDF = KDFParams{
+		Algorithm: kf.KDF.Algorithm,
+		Time:      kf.KDF.Time,
+		MemoryKiB: kf.KDF.MemoryKiB,
+		Threads:   kf.KDF.Threads,
+		N:         kf.KDF.N,
+		R:         kf.KDF.R,
+		P:         kf.KDF.P,
+		Salt:      salt,
+	}
+	if err := info.KDF.Validate(); err != nil {
+		return KeyFileInfo{}, nil, err
+	}
+
+	sealed, err := decodeBase64(kf.Data)
+	if err != nil {
+		return KeyFileInfo{}, nil, fmt.Errorf("data: %w", err)
+	}
+	id, err := fileKeyID(sealed)
+	if err != nil {
+		return KeyFileInfo{}, nil, fmt.Errorf("data: %w", err)
+	}
+	if id != (KeyID{}) {
+		return KeyFileInfo{}, nil, fmt.Errorf("data names key %s, want the all-zero ID of a password-derived key", id)
+	}
+	if maxSealed := FileOverhead + ringHeaderSize + maxRingKeys*ringEntrySize; len(sealed) > maxSealed {
+		return KeyFileInfo{}, nil, fmt.Errorf("data is %d bytes, more than the %d a key ring can take", len(sealed), maxSealed)
+	}
+	return info, sealed, nil
+}
+
+// jsonMembers walks a JSON document that must be one object whose member
+// "kdf" is an object and whose other members, and all of kdf's members, are
+// scalars. It returns both objects' member names and rejects duplicates and
+// trailing data. encoding/json alone would take the last of two duplicate
+// members and match names case-insensitively; this walk rules both out.
+func jsonMembers(data []byte) (top, kdf []string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, nil, err
+	}
+	for dec.More() {
+		name, err := memberName(dec, top)
+		if err != nil {
+			return nil, nil, err
+		}
+		top = append(top, name)
+		if name != "kdf" {
+			if err := expectScalar(dec, name); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if err := expectDelim(dec, '{'); err != nil {
+			return nil, nil, fmt.Errorf("kdf: %w", err)
+		}
+		for dec.More() {
+			name, err := memberName(dec, kdf)
+			if err != nil {
+				return nil, nil, fmt.Errorf("kdf: %w", err)
+			}
+			kdf = append(kdf, name)
+			if err := expectScalar(dec, name); err != nil {
+				return nil, nil, fmt.Errorf("kdf: %w", err)
+			}
+		}
+		if err := expectDelim(dec, '}'); err != nil {
+			return nil, nil, fmt.Errorf("kdf: %w", err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, errors.New("trailing data after the key file object")
+	}
+	return top, kdf, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("found %v where %q belongs", tok, want)
+	}
+	return nil
+}
+
+func memberName(dec *json.Decoder, seen []string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	name, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("found %v where a member name belongs", tok)
+	}
+	for _, s := range seen {
+		if s == name {
+			return "", fmt.Errorf("member %q appears twice", shorten(name))
+		}
+	}
+	return name, nil
+}
+
+func expectScalar(dec *json.Decoder, name string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok.(type) {
+	case string, json.Number:
+		return nil
+	}
+	return fmt.Errorf("member %q is not a string or number", shorten(name))
+}
+
+// sameMembers checks that got holds exactly the names in want.
+func sameMembers(what string, got, want []string) error {
+	for _, g := range got {
+		found := false
+		for _, w := range want {
+			found = found || g == w
+		}
+		if !found {
+			return fmt.Errorf("%s has unknown member %q", what, shorten(g))
+		}
+	}
+	if len(got) != len(want) { // got has no duplicates and no strangers
+		return fmt.Errorf("%s has %d members, want %s", what, len(got), strings.Join(want, ", "))
+	}
+	return nil
+}
+
+// decodeBase64 decodes padded standard base64 and accepts only the
+// canonical encoding, so each value has exactly one text form.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	// The decoder skips CR and LF even in strict mode.
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, errors.New("base64 is not in canonical form")
+	}
+	return b, nil
+}
+
+// checkName checks a hostname or username for a key file: valid UTF-8, no
+// control characters (they would reach a terminal in `key list`), at most
+// maxNameSize bytes.
+func checkName(what, s string) error {
+	if len(s) > maxNameSize {
+		return fmt.Errorf("%s is %d bytes, more than %d", what, len(s), maxNameSize)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s %q holds a control character", what, shorten(s))
+		}
+	}
+	return nil
+}
