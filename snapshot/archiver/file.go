@@ -1,0 +1,339 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/restic/chunker"
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// fsFile is what the archiver uses of an open file or directory;
+// *os.File implements it.
+type fsFile interface {
+	io.ReadSeekCloser
+	Stat() (os.FileInfo, error)
+	Readdirnames(n int) ([]string, error)
+}
+
+// fileJob asks a reader to read, chunk and save one regular file.
+type fileJob struct {
+	path string
+	node *snapshot.Node // metadata from lstat; the reader fills Size and Content
+	prev *snapshot.Node // the parent snapshot's node, or nil
+	fut  *future
+}
+
+// fileState tracks a file whose chunks are being saved. pending counts the
+// chunks not yet saved plus one held by the reader until it has queued the
+// last chunk; whoever brings it to zero finishes the file.
+type fileState struct {
+	job *fileJob
+
+	mu      sync.Mutex // guards the fields below
+	content []backend.ID
+	pending int
+	failed  bool // a read failed: the file is skipped
+}
+
+// blobJob asks a saver to hash and save one chunk of a file.
+type blobJob struct {
+	buf   []byte // pooled; the chunk is buf
+	file  *fileState
+	index int // position of the chunk in the file's content
+}
+
+// smallFile is the size below which a file is read whole into one buffer
+// instead of going through the chunker: the chunker never cuts before
+// chunker.MinSize bytes, so such a file is one chunk either way, and the
+// shortcut saves the chunker's copy.
+const smallFile = chunker.MinSize
+
+// saveFile queues a regular file, or records it with the parent's content
+// when it is unchanged.
+func (r *run) saveFile(ctx context.Context, path string, node, prev *snapshot.Node) (*future, error) {
+	if !r.a.opts.Force && r.unchanged(node, prev) {
+		node.Content = prev.Content
+		r.countFile(path, node, StatusUnmodified)
+		return doneFuture(node), nil
+	}
+	job := &fileJob{path: path, node: node, prev: prev, fut: newFuture()}
+	if err := send(ctx, r.fileCh, job); err != nil {
+		return nil, err
+	}
+	return job.fut, nil
+}
+
+// unchanged reports whether a file may reuse the parent's content: same
+// type, size, mtime, ctime and inode, and every content blob still in the
+// repository.
+func (r *run) unchanged(node, prev *snapshot.Node) bool {
+	if prev == nil || prev.Type != snapshot.NodeFile || prev.Size != node.Size ||
+		!prev.ModTime.Equal(node.ModTime) || !prev.ChangeTime.Equal(node.ChangeTime) ||
+		prev.Inode != node.Inode {
+		return false
+	}
+	if node.Size > 0 && len(prev.Content) == 0 {
+		return false
+	}
+	for _, id := range prev.Content {
+		if !r.repo.Has(pack.DataBlob, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// fileReader reads queued files until fileCh is closed or ctx ends. It owns
+// one chunker for its whole life and resets it for each large file.
+func (r *run) fileReader(ctx context.Context) {
+	var chk *chunker.Chunker
+	for {
+		job, ok := receive(ctx, r.fileCh)
+		if !ok {
+			return
+		}
+		if err := r.readFile(ctx, job, &chk); err != nil {
+			r.fail(err)
+			return
+		}
+	}
+}
+
+// openFlags open a file for reading without following a symlink that
+// replaced it since lstat, without blocking on a fifo that replaced it, and
+// without updating its atime.
+const openFlags = os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+
+// openNoAtime opens with O_NOATIME, which only the file's owner or root
+// may use, and falls back to a plain open when that is refused.
+func (r *run) openNoAtime(path string, flag int) (fsFile, error) {
+	f, err := r.a.open(path, flag|unix.O_NOATIME)
+	if errors.Is(err, syscall.EPERM) {
+		f, err = r.a.open(path, flag)
+	}
+	return f, err
+}
+
+// readFile reads one file; it returns only fatal errors.
+func (r *run) readFile(ctx context.Context, job *fileJob, chk **chunker.Chunker) error {
+	f, err := r.openNoAtime(job.path, openFlags)
+	if err != nil {
+		return r.skipFile(job, err)
+	}
+	defer f.Close()
+	if err := r.refreshStat(f, job); err != nil {
+		return r.skipFile(job, err)
+	}
+	r.progress.StartFile(job.path)
+
+	st := &fileState{job: job, pending: 1}
+	size, rerr := r.readContent(ctx, f, st, chk)
+	if rerr != nil && ctx.Err() != nil {
+		// Cancelled: nobody waits for this file any more.
+		return context.Cause(ctx)
+	}
+	var ferr error
+	if rerr != nil {
+		ferr = r.itemError(job.path, fmt.Errorf("read %s: %w", job.path, rerr))
+	} else if size != job.node.Size {
+		r.warn(job.path, fmt.Errorf("file size changed from %d to %d bytes while reading", job.node.Size, size))
+	}
+	st.mu.Lock()
+	st.failed = rerr != nil
+	job.node.Size = size
+	st.mu.Unlock()
+	r.chunkDone(st, -1, backend.ID{})
+	return ferr
+}
+
+// skipFile reports a file that could not be opened and completes it as
+// skipped unless the error is fatal.
+func (r *run) skipFile(job *fileJob, err error) error {
+	if ferr := r.itemError(job.path, err); ferr != nil {
+		return ferr
+	}
+	job.fut.complete(nil)
+	return nil
+}
+
+// refreshStat checks the opened file with fstat: it must still be a
+// regular file; if it was replaced since lstat, its node takes the new
+// metadata so content and metadata agree.
+func (r *run) refreshStat(f fsFile, job *fileJob) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", job.path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is no longer a regular file", job.path)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("stat %s: no unix stat data", job.path)
+	}
+	n := job.node
+	if st.Ino != n.Inode || !timespec(st.Mtim).Equal(n.ModTime) || !timespec(st.Ctim).Equal(n.ChangeTime) ||
+		uint64(st.Size) != n.Size {
+		fresh, err := r.nodeFromStat(job.path, n.Name, fi, st)
+		if err != nil {
+			return err
+		}
+		fresh.ExtendedAttributes = n.ExtendedAttributes
+		*n = *fresh
+	}
+	return nil
+}
+
+// readContent reads f and queues its chunks; it returns the number of
+// bytes read.
+func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **chunker.Chunker) (uint64, error) {
+	if st.job.node.Size < smallFile {
+		buf := r.bufs.get()
+		n, err := io.ReadFull(f, buf[:smallFile])
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			if n == 0 {
+				r.bufs.put(buf)
+				return 0, nil
+			}
+			r.progress.BytesRead(st.job.path, uint64(n))
+			return uint64(n), r.queueChunk(ctx, st, buf[:n])
+		case err != nil:
+			r.bufs.put(buf)
+			return 0, err
+		}
+		// The file grew to at least smallFile bytes: chunk it from the
+		// start so its chunks are the ones the chunker would cut.
+		r.bufs.put(buf)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return 0, err
+		}
+	}
+
+	if *chk == nil {
+		*chk = chunker.New(f, r.pol)
+	} else {
+		(*chk).Reset(f, r.pol)
+	}
+	var total uint64
+	for {
+		buf := r.bufs.get()
+		c, err := (*chk).Next(buf)
+		if err == io.EOF {
+			r.bufs.put(buf)
+			return total, nil
+		}
+		if err != nil {
+			r.bufs.put(buf)
+			return total, err
+		}
+		total += uint64(c.Length)
+		r.progress.BytesRead(st.job.path, uint64(c.Length))
+		if err := r.queueChunk(ctx, st, c.Data); err != nil {
+			return total, err
+		}
+	}
+}
+
+// queueChunk hands a chunk to the savers; the buffer goes with it.
+func (r *run) queueChunk(ctx context.Context, st *fileState, data []byte) error {
+	st.mu.Lock()
+	idx := len(st.content)
+	st.content = append(st.content, backend.ID{})
+	st.pending++
+	st.mu.Unlock()
+	if err := send(ctx, r.blobCh, &blobJob{buf: data, file: st, index: idx}); err != nil {
+		r.bufs.put(data)
+		return err
+	}
+	return nil
+}
+
+// chunkDone records the ID of chunk index (index -1: the reader is done
+// queueing) and finishes the file after its last chunk.
+func (r *run) chunkDone(st *fileState, index int, id backend.ID) {
+	st.mu.Lock()
+	if index >= 0 {
+		st.content[index] = id
+	}
+	st.pending--
+	last := st.pending == 0
+	st.mu.Unlock()
+	if !last {
+		return
+	}
+	job := st.job
+	if st.failed {
+		job.fut.complete(nil)
+		return
+	}
+	job.node.Content = st.content
+	r.countFile(job.path, job.node, statusOf(job.node, job.prev))
+	job.fut.complete(job.node)
+}
+
+// blobSaver hashes and saves chunks until blobCh is closed or ctx ends.
+func (r *run) blobSaver(ctx context.Context) {
+	for {
+		job, ok := receive(ctx, r.blobCh)
+		if !ok {
+			return
+		}
+		id := backend.Hash(job.buf)
+		known, err := r.repo.SaveBlob(ctx, pack.DataBlob, id, job.buf)
+		size := len(job.buf)
+		r.bufs.put(job.buf)
+		if err != nil {
+			r.fail(fmt.Errorf("save data blob of %s: %w", job.file.job.path, err))
+			return
+		}
+		if !known {
+			r.stats.dataBlobs.Add(1)
+			r.stats.dataAdded.Add(uint64(size))
+		}
+		r.chunkDone(job.file, job.index, id)
+	}
+}
+
+// bufferPool recycles chunk buffers. It never blocks: get allocates when
+// the pool is empty and put drops a buffer when the pool is full, so the
+// memory held is bounded by the buffers in flight (see newRun) plus the
+// pool's capacity, each at most chunker.MaxSize.
+type bufferPool struct {
+	ch chan []byte
+}
+
+// newBufSize is the capacity of a new buffer: the chunker's average chunk
+// size (1 MiB), and at least smallFile so a small file fits.
+const newBufSize = max(1<<20, smallFile)
+
+func newBufferPool(n int) *bufferPool { return &bufferPool{ch: make(chan []byte, n)} }
+
+func (p *bufferPool) get() []byte {
+	select {
+	case b := <-p.ch:
+		return b
+	default:
+		return make([]byte, 0, newBufSize)
+	}
+}
+
+func (p *bufferPool) put(b []byte) {
+	if cap(b) > chunker.MaxSize {
+		return // never expected: the chunker caps chunks at MaxSize
+	}
+	select {
+	case p.ch <- b[:0]:
+	default:
+	}
+}
