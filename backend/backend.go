@@ -10,6 +10,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -90,13 +91,14 @@ func (h Handle) String() string {
 
 // Valid checks that the handle names a file a backend may store: the config
 // under its fixed name, any other type under a 64-digit lowercase hex name.
+// Every error it returns wraps ErrInvalidName.
 func (h Handle) Valid() error {
 	if !h.Type.Valid() {
-		return errors.New("invalid file type")
+		return fmt.Errorf("%w: invalid file type %d", ErrInvalidName, h.Type)
 	}
 	if h.Type == ConfigFile {
 		if h.Name != ConfigName {
-			return errors.New("config must be named " + ConfigName)
+			return fmt.Errorf("%w: config must be named %s", ErrInvalidName, ConfigName)
 		}
 		return nil
 	}
@@ -136,6 +138,9 @@ var (
 	ErrHashMismatch = errors.New("content does not match its name")
 	// ErrInvalidName: the name is not canonical for its file type.
 	ErrInvalidName = errors.New("invalid file name")
+	// ErrAlreadyExists: something that must not be replaced is already
+	// there, such as a repository's config when creating a repository.
+	ErrAlreadyExists = errors.New("already exists")
 )
 
 // Backend is dumb storage of named files. Implementations must be safe for
@@ -154,8 +159,9 @@ type Backend interface {
 	Properties() Properties
 
 	// List calls fn once for each file of type t, in no particular order,
-	// on the caller's goroutine. An error from fn stops the listing and is
-	// returned. Listing a type whose folder does not exist yields nothing.
+	// on the caller's goroutine; fn may call the backend. An error from fn
+	// stops the listing and is returned. Listing a type whose folder does
+	// not exist yields nothing.
 	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
 
 	// Stat returns the file's size, or an error wrapping ErrNotExist.
@@ -171,7 +177,10 @@ type Backend interface {
 
 	// Put stores the content under h atomically. Storing a name that
 	// already exists replaces it where HasAtomicReplace, else it is an
-	// error; content-addressed names make either outcome safe.
+	// error; content-addressed names make either outcome safe. Put must
+	// fail and store nothing when reading rd fails, when rd holds more or
+	// fewer than rd.Length() bytes, or when ctx is cancelled before the
+	// file is visible.
 	Put(ctx context.Context, h Handle, rd RewindReader) error
 
 	// Delete removes the file; a missing file returns an error wrapping
