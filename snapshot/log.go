@@ -18,15 +18,12 @@ import (
 const (
 	OpAdd        byte = 'a'
 	OpForget     byte = 'f'
-	OpCheckpoint byte = 'c'
+	OpCheckpoint      = crypt.OpCheckpoint
+	OpWriter     byte = 'w'
 )
 
 // kindLogBody binds a sealed body to the log (repo.KindLogBody).
 const kindLogBody byte = 'B'
-
-// maxClockSkew is how much older than its parents an entry may claim to be
-// before it counts as backdated.
-const maxClockSkew = 5 * time.Minute
 
 // LogRepository is what the log needs from a repository.
 type LogRepository interface {
@@ -35,22 +32,46 @@ type LogRepository interface {
 	// LoadFile returns a log file's bytes after checking them against its name.
 	LoadFile(ctx context.Context, t backend.FileType, id backend.ID) ([]byte, error)
 	SaveFile(ctx context.Context, t backend.FileType, data []byte) (backend.ID, error)
+	DeleteFile(ctx context.Context, t backend.FileType, id backend.ID) error
+}
+
+// Writer is a device registered to write to the log.
+type Writer struct {
+	Device   []byte    `json:"device"` // ed25519 public key
+	Hostname string    `json:"hostname,omitempty"`
+	Added    time.Time `json:"added"`
+}
+
+// CheckpointSnapshot is a live snapshot carried by a checkpoint.
+type CheckpointSnapshot struct {
+	ID       backend.ID `json:"id"`
+	Snapshot *Snapshot  `json:"snapshot"`
+}
+
+// Checkpoint is the whole live state at one point of the log.
+type Checkpoint struct {
+	Snapshots []CheckpointSnapshot `json:"snapshots"`
+	Writers   []Writer             `json:"writers"`
 }
 
 // body is the sealed part of a log entry: exactly one field is set, as the
 // envelope's op says.
 type body struct {
-	Snapshot *Snapshot    `json:"snapshot,omitempty"`
-	Forget   []backend.ID `json:"forget,omitempty"`
+	Snapshot   *Snapshot    `json:"snapshot,omitempty"`
+	Forget     []backend.ID `json:"forget,omitempty"`
+	Writer     *Writer      `json:"writer,omitempty"`
+	Checkpoint *Checkpoint  `json:"checkpoint,omitempty"`
 }
 
 // LogEntry is a verified entry of the snapshot log.
 type LogEntry struct {
 	ID backend.ID
 	*crypt.Entry
-	// Snapshot is set for add entries, Forget for forget entries.
-	Snapshot *Snapshot
-	Forget   []backend.ID
+	// One of these is set, as Op says.
+	Snapshot   *Snapshot
+	Forget     []backend.ID
+	Writer     *Writer
+	Checkpoint *Checkpoint
 }
 
 // Log is the snapshot log as read from a repository.
@@ -59,15 +80,45 @@ type Log struct {
 	// Heads are the entries no other entry names as parent, sorted.
 	Heads []backend.ID
 	// Problems lists everything verification found wrong (broken links,
-	// bad sequence numbers, backdated entries, unreadable entries).
+	// bad sequence numbers, backdated entries, bad signatures, entries
+	// from unregistered devices, unreadable entries).
 	Problems []string
 
+	chain     *crypt.Chain
 	snapshots []*Snapshot
+	writers   map[string]Writer
 }
 
 // Snapshots returns the live snapshots (added and not forgotten), oldest
 // first.
 func (l *Log) Snapshots() []*Snapshot { return l.snapshots }
+
+// Writers returns the registered devices.
+func (l *Log) Writers() []Writer {
+	out := make([]Writer, 0, len(l.writers))
+	for _, w := range l.writers {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Device, out[j].Device) < 0 })
+	return out
+}
+
+// Checkpoint returns the newest checkpoint entry, or nil.
+func (l *Log) Checkpoint() *LogEntry {
+	if l.chain == nil || !l.chain.HasCheckpoint {
+		return nil
+	}
+	return l.Entries[backend.ID(l.chain.Checkpoint)]
+}
+
+// MaxSeq is the largest sequence number in the log.
+func (l *Log) MaxSeq() uint64 {
+	var m uint64
+	for _, e := range l.Entries {
+		m = max(m, e.Seq)
+	}
+	return m
+}
 
 // Ordered returns the entries by sequence number, ties by ID.
 func (l *Log) Ordered() []*LogEntry {
@@ -88,8 +139,8 @@ func (l *Log) Ordered() []*LogEntry {
 const loadWorkers = 8
 
 // LoadLog reads and verifies every log entry. Entries that fail to load,
-// authenticate or parse are left out and named in Problems; so are broken
-// links and bad sequence numbers.
+// verify or open are left out and named in Problems, as is every broken
+// rule of the chain.
 func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 	var ids []backend.ID
 	if err := r.ListFiles(ctx, backend.LogFile, func(id backend.ID, _ int64) error {
@@ -116,10 +167,12 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 			}
 		})
 	}
+feed:
 	for _, id := range ids {
 		select {
 		case jobs <- id:
 		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(jobs)
@@ -127,9 +180,7 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sort.Strings(l.Problems)
-	l.verifyLinks()
-	l.apply()
+	l.rebuild()
 	return l, nil
 }
 
@@ -144,7 +195,9 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 	}
 	plain, err := r.Keys().OpenFile(kindLogBody, env.Body)
 	if err != nil {
-		return nil, fmt.Errorf("open body: %w", err)
+		// A body that does not open was not written with this
+		// repository's key: edited, or replayed from another repository.
+		return nil, fmt.Errorf("body does not open with this repository's key (edited or from another repository): %w", err)
 	}
 	var b body
 	dec := json.NewDecoder(bytes.NewReader(plain))
@@ -152,77 +205,130 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 	if err := dec.Decode(&b); err != nil {
 		return nil, fmt.Errorf("%w: log body: %v", ErrFormat, err)
 	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: log body: trailing data", ErrFormat)
+	}
 	e := &LogEntry{ID: id, Entry: env}
-	switch env.Op {
-	case OpAdd:
-		if b.Snapshot == nil || b.Forget != nil {
-			return nil, fmt.Errorf("%w: add entry without a snapshot", ErrFormat)
+	set := 0
+	for _, ok := range []bool{b.Snapshot != nil, b.Forget != nil, b.Writer != nil, b.Checkpoint != nil} {
+		if ok {
+			set++
 		}
+	}
+	if set != 1 {
+		return nil, fmt.Errorf("%w: log body must hold exactly one operation", ErrFormat)
+	}
+	switch {
+	case env.Op == OpAdd && b.Snapshot != nil:
 		b.Snapshot.ID = id
 		e.Snapshot = b.Snapshot
-	case OpForget:
-		if b.Snapshot != nil || len(b.Forget) == 0 {
-			return nil, fmt.Errorf("%w: forget entry without ids", ErrFormat)
-		}
+	case env.Op == OpForget && len(b.Forget) > 0:
 		e.Forget = b.Forget
+	case env.Op == OpWriter && b.Writer != nil:
+		if !bytes.Equal(b.Writer.Device, env.Device) {
+			return nil, fmt.Errorf("writer registration signed by another device")
+		}
+		e.Writer = b.Writer
+	case env.Op == OpCheckpoint && b.Checkpoint != nil:
+		for _, cs := range b.Checkpoint.Snapshots {
+			if cs.Snapshot == nil {
+				return nil, fmt.Errorf("%w: checkpoint with an empty snapshot", ErrFormat)
+			}
+			cs.Snapshot.ID = cs.ID
+		}
+		e.Checkpoint = b.Checkpoint
 	default:
-		return nil, fmt.Errorf("%w: unknown log operation %q", ErrFormat, env.Op)
+		return nil, fmt.Errorf("%w: op %q does not match its body", ErrFormat, env.Op)
 	}
 	return e, nil
 }
 
-// verifyLinks checks that every parent exists, sequence numbers follow
-// their parents, and no entry is older than a parent beyond the skew.
-func (l *Log) verifyLinks() {
-	named := make(map[backend.ID]bool)
-	var problems []string
-	for _, e := range l.Ordered() {
-		var maxSeq uint64
-		for _, p := range e.Parents {
-			pid := backend.ID(p)
-			named[pid] = true
-			parent, ok := l.Entries[pid]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("log entry %s: parent %s is missing (broken link)", e.ID.Str(), pid.Str()))
-				continue
-			}
-			maxSeq = max(maxSeq, parent.Seq)
-			if e.Time < parent.Time-int64(maxClockSkew) {
-				problems = append(problems, fmt.Sprintf("log entry %s: dated before its parent %s (backdated)", e.ID.Str(), pid.Str()))
-			}
-		}
-		if e.Seq != maxSeq+1 {
-			problems = append(problems, fmt.Sprintf("log entry %s: sequence %d does not follow its parents (%d)", e.ID.Str(), e.Seq, maxSeq))
-		}
+// rebuild verifies the chain and computes heads, writers and the live
+// snapshots from l.Entries.
+func (l *Log) rebuild() {
+	envs := make(map[[32]byte]*crypt.Entry, len(l.Entries))
+	for id, e := range l.Entries {
+		envs[id] = e.Entry
 	}
-	for id := range l.Entries {
-		if !named[id] {
-			l.Heads = append(l.Heads, id)
-		}
+	l.chain = crypt.VerifyChain(envs)
+	l.Heads = l.Heads[:0]
+	for _, h := range l.chain.Heads {
+		l.Heads = append(l.Heads, backend.ID(h))
 	}
-	sort.Slice(l.Heads, func(i, j int) bool { return l.Heads[i].Less(l.Heads[j]) })
-	l.Problems = append(l.Problems, problems...)
-}
+	problems := append([]string(nil), l.Problems...)
+	problems = append(problems, l.chain.Problems...)
 
-// apply computes the live snapshots: every add not named by a forget.
-func (l *Log) apply() {
+	// State starts from the newest checkpoint; entries it covers are
+	// summed up by it.
+	l.writers = make(map[string]Writer)
+	live := make(map[backend.ID]*Snapshot)
+	var rest []*LogEntry
+	if cp := l.Checkpoint(); cp != nil {
+		for _, w := range cp.Checkpoint.Writers {
+			l.writers[string(w.Device)] = w
+		}
+		for _, cs := range cp.Checkpoint.Snapshots {
+			live[cs.ID] = cs.Snapshot
+		}
+	}
+	for _, e := range l.Ordered() {
+		if !l.chain.Covered[e.ID] {
+			rest = append(rest, e)
+		}
+		if e.Writer != nil && !l.chain.Covered[e.ID] {
+			l.writers[string(e.Device)] = *e.Writer
+		}
+	}
+	if cp := l.Checkpoint(); cp != nil {
+		if _, ok := l.writers[string(cp.Device)]; !ok {
+			problems = append(problems, fmt.Sprintf("log entry %s: checkpoint from device %s the repository does not list as a writer", cp.ID.Str(), crypt.PeerIDFromKey(cp.Device).Short()))
+		}
+	}
 	forgotten := make(map[backend.ID]bool)
-	for _, e := range l.Entries {
-		for _, id := range e.Forget {
-			forgotten[id] = true
+	for _, e := range rest {
+		if _, ok := l.writers[string(e.Device)]; !ok {
+			problems = append(problems, fmt.Sprintf("log entry %s: from device %s the repository does not list as a writer", e.ID.Str(), crypt.PeerIDFromKey(e.Device).Short()))
+			continue
+		}
+		switch {
+		case e.Snapshot != nil:
+			live[e.ID] = e.Snapshot
+		case e.Forget != nil:
+			for _, id := range e.Forget {
+				forgotten[id] = true
+			}
 		}
 	}
 	l.snapshots = l.snapshots[:0]
-	for _, e := range l.Entries {
-		if e.Snapshot != nil && !forgotten[e.ID] {
-			l.snapshots = append(l.snapshots, e.Snapshot)
+	for id, sn := range live {
+		if !forgotten[id] {
+			l.snapshots = append(l.snapshots, sn)
 		}
 	}
 	SortByTime(l.snapshots)
+	sort.Strings(problems)
+	l.Problems = dedupe(problems)
 }
 
-// append writes a new entry whose parents are the current heads.
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// append writes a new entry whose parents are the current heads,
+// registering the device first if the log does not list it.
 func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity, op byte, b body, now time.Time) (*LogEntry, error) {
+	if _, ok := l.writers[string(ident.Public())]; !ok && op != OpWriter && op != OpCheckpoint {
+		w := &Writer{Device: []byte(ident.Public()), Added: now.UTC()}
+		if _, err := l.append(ctx, r, ident, OpWriter, body{Writer: w}, now); err != nil {
+			return nil, fmt.Errorf("register device: %w", err)
+		}
+	}
 	plain, err := json.Marshal(b)
 	if err != nil {
 		return nil, err
@@ -240,6 +346,10 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 			}
 		}
 	}
+	if len(env.Parents) > crypt.MaxEntryParents {
+		// More heads than one entry may name: merge the oldest first.
+		env.Parents = env.Parents[:crypt.MaxEntryParents]
+	}
 	env.Seq = maxSeq + 1
 	data, err := ident.EncodeEntry(env)
 	if err != nil {
@@ -249,14 +359,23 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 	if err != nil {
 		return nil, err
 	}
-	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget}
+	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget, Writer: b.Writer, Checkpoint: b.Checkpoint}
 	if e.Snapshot != nil {
 		e.Snapshot.ID = id
 	}
 	l.Entries[id] = e
-	l.Heads = []backend.ID{id}
-	l.apply()
+	prev := l.Problems
+	l.Problems = nil
+	l.rebuild()
+	// Problems found at load time stay reported.
+	l.Problems = dedupe(sortedUnion(prev, l.Problems))
 	return e, nil
+}
+
+func sortedUnion(a, b []string) []string {
+	out := append(append([]string(nil), a...), b...)
+	sort.Strings(out)
+	return out
 }
 
 // AddSnapshot records a new snapshot in the log and sets sn.ID.
@@ -278,6 +397,52 @@ func (l *Log) Forget(ctx context.Context, r LogRepository, ident *crypt.Identity
 		return backend.ID{}, fmt.Errorf("forget: %w", err)
 	}
 	return e.ID, nil
+}
+
+// WriteCheckpoint records the whole live state, so that the entries it
+// covers can be deleted with PruneCovered. The writing device is listed
+// among the writers.
+func (l *Log) WriteCheckpoint(ctx context.Context, r LogRepository, ident *crypt.Identity, now time.Time) (backend.ID, error) {
+	cp := &Checkpoint{Writers: l.Writers()}
+	if _, ok := l.writers[string(ident.Public())]; !ok {
+		cp.Writers = append(cp.Writers, Writer{Device: []byte(ident.Public()), Added: now.UTC()})
+	}
+	for _, sn := range l.snapshots {
+		cp.Snapshots = append(cp.Snapshots, CheckpointSnapshot{ID: sn.ID, Snapshot: sn})
+	}
+	e, err := l.append(ctx, r, ident, OpCheckpoint, body{Checkpoint: cp}, now)
+	if err != nil {
+		return backend.ID{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	return e.ID, nil
+}
+
+// PruneCovered deletes the entries the newest checkpoint covers, oldest
+// first, and returns how many it deleted. Interrupted, it leaves covered
+// entries behind, which are harmless and deleted next time. It must run
+// under an exclusive lock: a writer appending at the same time could name a
+// deleted entry as its parent.
+func (l *Log) PruneCovered(ctx context.Context, r LogRepository) (int, error) {
+	cp := l.Checkpoint()
+	if cp == nil {
+		return 0, nil
+	}
+	n := 0
+	for _, e := range l.Ordered() {
+		if e.ID == cp.ID || !l.chain.Covered[e.ID] {
+			continue
+		}
+		if err := r.DeleteFile(ctx, backend.LogFile, e.ID); err != nil && !backend.IsNotExist(err) {
+			return n, fmt.Errorf("prune log: %w", err)
+		}
+		delete(l.Entries, e.ID)
+		n++
+	}
+	prev := l.Problems
+	l.Problems = nil
+	l.rebuild()
+	l.Problems = dedupe(sortedUnion(prev, l.Problems))
+	return n, nil
 }
 
 // Devices lists the device keys that wrote entries, for display.

@@ -50,6 +50,14 @@ func (m *memLog) SaveFile(ctx context.Context, t backend.FileType, data []byte) 
 	return id, nil
 }
 
+func (m *memLog) DeleteFile(ctx context.Context, t backend.FileType, id backend.ID) error {
+	if _, ok := m.files[id]; !ok {
+		return backend.ErrNotExist
+	}
+	delete(m.files, id)
+	return nil
+}
+
 func TestLogAddForgetReload(t *testing.T) {
 	ctx := context.Background()
 	r := newMemLog(t)
@@ -89,6 +97,9 @@ func TestLogAddForgetReload(t *testing.T) {
 		t.Fatalf("heads: %v", l2.Heads)
 	}
 	ord := l2.Ordered()
+	if len(ord) != 7 || ord[0].Op != OpWriter {
+		t.Fatalf("want a writer registration and 6 entries, got %d", len(ord))
+	}
 	for i, e := range ord {
 		if e.Seq != uint64(i+1) {
 			t.Fatalf("entry %d has seq %d", i, e.Seq)
@@ -127,8 +138,12 @@ func TestLogConcurrentWritersMerge(t *testing.T) {
 	if len(l.Heads) != 1 || len(l.Snapshots()) != 4 || len(l.Problems) != 0 {
 		t.Fatalf("after merge: heads %d snapshots %d problems %v", len(l.Heads), len(l.Snapshots()), l.Problems)
 	}
-	if e := l.Entries[l.Heads[0]]; len(e.Parents) != 2 || e.Seq != 3 {
+	// Writer b registered itself first: w(a)=1 add=2 | add(a)=3 ; w(b)=3 add(b)=4 ; merge=5.
+	if e := l.Entries[l.Heads[0]]; len(e.Parents) != 2 || e.Seq != 5 {
 		t.Fatalf("merge entry: parents %d seq %d", len(e.Parents), e.Seq)
+	}
+	if len(l.Writers()) != 2 {
+		t.Fatalf("writers: %d", len(l.Writers()))
 	}
 }
 

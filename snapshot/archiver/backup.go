@@ -70,7 +70,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		parent = snapshot.FindParent(log.Snapshots(), opts.Hostname, paths, start)
 	}
 	aopts := opts.Options
-	if parent != nil && !aopts.Force {
+	if parent != nil {
+		// With Force the archiver reads every file but still tells
+		// changed files from new ones by the parent.
 		aopts.Parent = parent.Tree
 	}
 	a, err := New(r, aopts)
