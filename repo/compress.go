@@ -68,8 +68,15 @@ const maxBlobSize = 128 << 20
 type codec struct {
 	fast *zstd.Encoder
 	best *zstd.Encoder
-	dec  *zstd.Decoder
+	// dec decodes blobs into a buffer of exactly their recorded raw
+	// length; decFile decodes whole files (index) up to maxFilePlain.
+	dec     *zstd.Decoder
+	decFile *zstd.Decoder
 }
+
+// maxFilePlain caps the decompressed size of a compressed repository file
+// (an index): 128 MiB holds over two million blob entries.
+const maxFilePlain = 128 << 20
 
 func newCodec() (*codec, error) {
 	n := runtime.GOMAXPROCS(0)
@@ -87,7 +94,11 @@ func newCodec() (*codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &codec{fast: fast, best: best, dec: dec}, nil
+	decFile, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(n), zstd.WithDecoderMaxMemory(maxFilePlain), zstd.WithDecoderMaxWindow(maxFilePlain))
+	if err != nil {
+		return nil, err
+	}
+	return &codec{fast: fast, best: best, dec: dec, decFile: decFile}, nil
 }
 
 // compress appends the compressed form of src to dst and reports whether
@@ -127,7 +138,13 @@ func (c *codec) decompress(dst, src []byte, rawLen int) ([]byte, error) {
 	return out, nil
 }
 
+// decodeFile decompresses a whole file, refusing output over maxFilePlain.
+func (c *codec) decodeFile(src []byte) ([]byte, error) {
+	return c.decFile.DecodeAll(src, nil)
+}
+
 func (c *codec) close() {
+	c.decFile.Close()
 	_ = c.fast.Close()
 	_ = c.best.Close()
 	c.dec.Close()

@@ -38,6 +38,10 @@ func testInit(t *testing.T, be backend.Backend, opts InitOptions) *Repository {
 
 func testOpen(t *testing.T, be backend.Backend, opts Options) *Repository {
 	t.Helper()
+	if opts.Warn == nil {
+		// Unexpected warnings hide bugs behind fallbacks: fail on them.
+		opts.Warn = func(msg string) { t.Errorf("unexpected warning: %s", msg) }
+	}
 	r, err := Open(context.Background(), be, testPassword, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
