@@ -1,0 +1,61 @@
+# cairn build and test entry points. `make test` is what CI runs.
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+# Fuzz time per target: a smoke run in `make test`, longer in `make fuzz`.
+FUZZTIME_SMOKE ?= 4s
+FUZZTIME       ?= 2m
+
+.PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/cairn ./cmd/cairn
+
+# Builds cairn, then backs a sample folder up into a temporary repository,
+# restores it and compares; exits non-zero on any mismatch.
+demo: build
+	scripts/demo.sh bin/cairn
+
+# Every check CI runs. Installs what the tests need first.
+test: deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile
+
+deps:
+	scripts/test-deps.sh
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test ./...
+
+# The race detector on every package whose non-test code starts goroutines
+# or uses sync primitives.
+race:
+	@pkgs="$$(scripts/race-packages.sh)"; \
+	if [ -n "$$pkgs" ]; then echo "go test -race $$pkgs"; $(GO) test -race $$pkgs; fi
+
+# Each Fuzz target briefly, so they keep running, not just compiling.
+fuzz-smoke:
+	scripts/fuzz.sh $(FUZZTIME_SMOKE)
+
+# Benchmarks run once each so they keep compiling and working.
+bench-compile:
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+
+# Longer fuzzing of every Fuzz target (FUZZTIME each).
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
+	$(GO) clean -testcache

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+func (e *appEnv) findCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "find",
+		Usage:     "find files in snapshots",
+		ArgsUsage: "PATTERN...",
+		Description: "Searches the snapshots (all that pass the filters, or those given with\n" +
+			"--snapshot) for paths matching any PATTERN. A pattern without \"/\" matches a\n" +
+			"file name (\"*.jpg\"); one with \"/\" matches the end of a path, or the whole\n" +
+			"path when it starts with \"/\"; \"**\" matches any number of folders. With\n" +
+			"--json each match is one line {\"message_type\":\"match\",\"snapshot\":ID,...node}.\n\n" +
+			selectorHelp,
+		Flags: append(filterFlags(),
+			&cli.StringSliceFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "search only `SNAPSHOT` (repeatable)"},
+			&cli.BoolFlag{Name: "ignore-case", Aliases: []string{"i"}, Usage: "match patterns without regard to case"},
+			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
+		),
+		Action: e.runFind,
+	}
+}
+
+func (e *appEnv) runFind(c *cli.Context) error {
+	if err := wantArgs(c, 1, -1); err != nil {
+		return err
+	}
+	patterns := c.Args().Slice()
+	if _, err := snapshot.ParsePatterns(patterns, c.Bool("ignore-case")); err != nil {
+		return err
+	}
+	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+		l, err := loadLog(ctx, s)
+		if err != nil {
+			return err
+		}
+		f := filterFrom(c)
+		var sels []selected
+		if ids := c.StringSlice("snapshot"); len(ids) > 0 {
+			for _, id := range ids {
+				sel, err := selectSnapshot(ctx, s, l, id, f)
+				if err != nil {
+					return err
+				}
+				sels = append(sels, sel)
+			}
+		} else {
+			for _, sn := range f.Apply(l.Snapshots()) {
+				sels = append(sels, selected{sn: sn, tree: sn.Tree})
+			}
+		}
+		failed, hits := 0, 0
+		for _, sel := range sels {
+			header := false
+			err := snapshot.FindNodes(ctx, s.repo, sel.tree, patterns, snapshot.FindOptions{IgnoreCase: c.Bool("ignore-case")},
+				func(p string, n *snapshot.Node, err error) error {
+					if err != nil {
+						failed++
+						s.p.Warnf("snapshot %s: %s: %v", sel.sn.ID.Str(), p, err)
+						return nil
+					}
+					hits++
+					if s.g.JSON {
+						j := toNodeJSON("match", p, n)
+						j.Snapshot = sel.sn.ID.String()
+						s.p.JSON(j)
+						return nil
+					}
+					if !header {
+						header = true
+						s.p.Printf("found in snapshot %s from %s:", sel.sn.ID.Str(), sel.sn.Time.Local().Format("2006-01-02 15:04:05"))
+					}
+					if c.Bool("long") {
+						s.p.Printf("%s", longLine(p, n))
+					} else {
+						s.p.Printf("%s", p)
+					}
+					return nil
+				})
+			if err != nil {
+				return err
+			}
+		}
+		if !s.g.JSON && hits == 0 {
+			s.p.Printf("no matches in %d snapshot(s)", len(sels))
+		}
+		if failed > 0 {
+			return fmt.Errorf("find: %d folder(s) could not be read", failed)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func (e *appEnv) keyCommand() *cli.Command {
+	newPW := func() cli.Flag {
+		return &cli.StringFlag{Name: "new-password-file", Usage: "read the new password from `FILE` (else it is asked twice on a terminal)"}
+	}
+	return &cli.Command{
+		Name:  "key",
+		Usage: "manage the passwords (key files) of a repository",
+		Description: "Each key file wraps the repository's master key with one password. Any key\n" +
+			"opens the repository; removing a key file revokes its password.",
+		Subcommands: []*cli.Command{
+			{
+				Name: "list", Usage: "list key files", ArgsUsage: " ",
+				Description: "Lists the key files; the one that opened the repository is marked \"*\".",
+				Action:      e.runKeyList,
+			},
+			{
+				Name: "add", Usage: "add a password", ArgsUsage: " ",
+				Description: "Adds a key file for a new password. The current password keeps working.",
+				Flags:       []cli.Flag{newPW()},
+				Action:      e.runKeyAdd,
+			},
+			{
+				Name: "remove", Usage: "remove a key file", ArgsUsage: "ID",
+				Description: "Removes the key file whose ID starts with ID (a unique prefix). The key\n" +
+					"that opened the repository cannot be removed: use \"key passwd\" for that.",
+				Action: e.runKeyRemove,
+			},
+			{
+				Name: "passwd", Usage: "change the password in use", ArgsUsage: " ",
+				Description: "Writes a key file for the new password, then removes the key file that\n" +
+					"opened the repository.",
+				Flags:  []cli.Flag{newPW()},
+				Action: e.runKeyPasswd,
+			},
+		},
+	}
+}
+
+// keyJSON follows restic's "key list --json" field names.
+type keyJSON struct {
+	Current  bool   `json:"current"`
+	ID       string `json:"id"`
+	UserName string `json:"userName"`
+	HostName string `json:"hostName"`
+	Created  string `json:"created"`
+	KDF      string `json:"kdf"`
+}
+
+func (e *appEnv) runKeyList(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	return e.withRepo(c, noLock, func(ctx context.Context, s *session) error {
+		keys, err := s.repo.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if s.g.JSON {
+			out := make([]keyJSON, 0, len(keys))
+			for _, k := range keys {
+				out = append(out, keyJSON{k.Current, k.ID.String(), k.Username, k.Hostname, k.Created.Local().Format(time.RFC3339), k.KDF.Algorithm})
+			}
+			s.p.JSON(out)
+			return nil
+		}
+		s.p.Printf(" %-10s %-12s %-20s %-19s %s", "ID", "User", "Host", "Created", "KDF")
+		for _, k := range keys {
+			mark := " "
+			if k.Current {
+				mark = "*"
+			}
+			s.p.Printf("%s%-10s %-12s %-20s %-19s %s", mark, k.ID.Str(), k.Username, k.Hostname, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF.Algorithm)
+		}
+		return nil
+	})
+}
+
+func (e *appEnv) runKeyAdd(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+		pw, err := e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
+		if err != nil {
+			return err
+		}
+		defer zero(pw)
+		kdf, err := e.kdfParams()
+		if err != nil {
+			return err
+		}
+		id, err := s.repo.AddKey(ctx, pw, kdf)
+		if err != nil {
+			return fmt.Errorf("add key: %w", err)
+		}
+		s.p.Printf("saved new key as %s", id.Str())
+		if s.g.JSON {
+			s.p.JSON(map[string]string{"message_type": "key_added", "id": id.String()})
+		}
+		return nil
+	})
+}
+
+func (e *appEnv) runKeyRemove(c *cli.Context) error {
+	if err := wantArgs(c, 1, 1); err != nil {
+		return err
+	}
+	prefix := c.Args().First()
+	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+		id, err := s.repo.FindKey(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		if err := s.repo.RemoveKey(ctx, id); err != nil {
+			return fmt.Errorf("remove key %s: %w", id.Str(), err)
+		}
+		s.p.Printf("removed key %s", id.Str())
+		if s.g.JSON {
+			s.p.JSON(map[string]string{"message_type": "key_removed", "id": id.String()})
+		}
+		return nil
+	})
+}
+
+func (e *appEnv) runKeyPasswd(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+		pw, err := e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
+		if err != nil {
+			return err
+		}
+		defer zero(pw)
+		kdf, err := e.kdfParams()
+		if err != nil {
+			return err
+		}
+		id, err := s.repo.ChangePassword(ctx, pw, kdf)
+		if err != nil {
+			return fmt.Errorf("change password: %w", err)
+		}
+		s.p.Printf("password changed: new key %s", id.Str())
+		if s.g.JSON {
+			s.p.JSON(map[string]string{"message_type": "password_changed", "id": id.String()})
+		}
+		return nil
+	})
+}

@@ -1,0 +1,19 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// repoCommands are the commands that work on a repository.
+func (e *appEnv) repoCommands() []*cli.Command {
+	return []*cli.Command{
+		e.initCommand(),
+		e.backupCommand(),
+		e.restoreCommand(),
+		e.snapshotsCommand(),
+		e.lsCommand(),
+		e.diffCommand(),
+		e.findCommand(),
+		e.statsCommand(),
+		e.keyCommand(),
+		e.unlockCommand(),
+	}
+}

@@ -1,0 +1,102 @@
+// Command cairn backs files up into an encrypted, deduplicated, compressed
+// repository and restores them.
+//
+// This package is the command line only: flags, environment variables,
+// output and exit codes. Everything it does is a call into snapshot or repo.
+// main alone turns errors into exit codes (see exitCode), so a command's
+// action just returns its error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes. They are part of cairn's interface: cron jobs and monitoring
+// branch on them, so they never change meaning.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitPartial     = 3   // backup made, but some files could not be read
+	exitNoRepo      = 10  // the repository does not exist
+	exitLocked      = 11  // the repository is locked by another process
+	exitWrongPass   = 12  // no key file opens with the password
+	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
+)
+
+// exitStatusHelp is the EXIT STATUS section every command's help shows.
+const exitStatusHelp = `EXIT STATUS:
+   0    success
+   1    error (bad flag or argument, damaged repository, I/O failure, ...)
+   3    backup only: the snapshot was made, but some files could not be read
+   10   the repository does not exist
+   11   the repository is locked by another process
+   12   wrong password (no key file opens with it)
+   130  interrupted (SIGINT or SIGTERM)`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
+	interrupted := ctx.Err() != nil
+	stop()
+	code := exitCode(err, interrupted)
+	if err != nil {
+		printError(os.Stderr, err, interrupted)
+	}
+	os.Exit(code)
+}
+
+// exitCode maps the error a command returned to cairn's exit code. It is
+// the one place where errors become codes; interrupted says a signal
+// cancelled the run.
+func exitCode(err error, interrupted bool) int {
+	var partial *partialBackupError
+	var locked *repo.LockedError
+	switch {
+	case err == nil:
+		return exitOK
+	case interrupted || errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case errors.Is(err, backend.ErrNoRepository):
+		return exitNoRepo
+	case errors.As(err, &locked):
+		return exitLocked
+	case errors.Is(err, crypt.ErrWrongPassword):
+		return exitWrongPass
+	case errors.As(err, &partial):
+		return exitPartial
+	}
+	return exitError
+}
+
+// errInterrupted reports a run stopped by SIGINT or SIGTERM.
+var errInterrupted = errors.New("interrupted")
+
+// printError writes the error as one line, "cairn: <message>", with any
+// control character (a newline in a file name, say) escaped so the line
+// stays one line and a terminal is never driven by a file name.
+func printError(w io.Writer, err error, interrupted bool) {
+	msg := err.Error()
+	if interrupted && !errors.Is(err, errInterrupted) {
+		msg = "interrupted: " + msg
+	}
+	var partial *partialBackupError
+	if errors.As(err, &partial) {
+		// Not a failure of the run: the snapshot exists. The warnings
+		// for each file were printed as they happened.
+		msg = "warning: " + msg
+	}
+	fmt.Fprintf(w, "cairn: %s\n", escapeControl(msg))
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// raceBuild is true when the tests run under -race.
+const raceBuild = false

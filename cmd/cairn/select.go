@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+// selectorHelp is the SNAPSHOTS section of the help of commands that take
+// a snapshot selector.
+const selectorHelp = `SNAPSHOTS:
+   A snapshot is named by its full ID, a unique prefix of it (8 hex digits
+   usually suffice), or "latest": the newest snapshot that passes the
+   --host, --path and --tag filters. SNAPSHOT:SUBPATH names the folder
+   SUBPATH inside the snapshot (e.g. latest:/home/me/docs).`
+
+// filterFlags are the snapshot filter flags.
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "host", Usage: "only snapshots of `HOST` (repeatable)"},
+		&cli.StringSliceFlag{Name: "path", Usage: "only snapshots that include `PATH` (repeatable; all must be included)"},
+		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with `TAG[,TAG...]` (repeatable; any entry may match)"},
+	}
+}
+
+func filterFrom(c *cli.Context) snapshot.Filter {
+	return snapshot.Filter{Hosts: c.StringSlice("host"), Paths: c.StringSlice("path"), Tags: c.StringSlice("tag")}
+}
+
+// loadLog reads the snapshot log, warning about any problem found in it,
+// including signs of a rollback since this device last read it.
+func loadLog(ctx context.Context, s *session) (*snapshot.Log, error) {
+	l, err := snapshot.LoadLog(ctx, s.repo)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot log: %w", err)
+	}
+	for _, p := range l.Problems {
+		s.p.Warnf("snapshot log: %s", p)
+	}
+	if s.g.ConfigDir != "" {
+		seen, err := snapshot.LoadSeen(seenFile(s))
+		if err != nil {
+			s.p.Warnf("remembered snapshot log heads: %v", err)
+		}
+		for _, p := range l.CheckSeen(seen) {
+			s.p.Warnf("snapshot log: %s", p)
+		}
+		s.seen = seen
+		rememberLog(s, l)
+	}
+	return l, nil
+}
+
+func seenFile(s *session) string {
+	return snapshot.SeenFile(s.g.ConfigDir, s.repo.Config().ID)
+}
+
+// rememberLog saves the log's heads in this device's state, never moving
+// back from what it remembered before, so a later rollback is noticed.
+func rememberLog(s *session, l *snapshot.Log) {
+	if s.g.ConfigDir == "" {
+		return
+	}
+	if err := snapshot.SaveSeen(seenFile(s), l.Seen().Merge(s.seen)); err != nil {
+		s.p.Warnf("remember snapshot log heads: %v", err)
+	}
+}
+
+// selected is a resolved SNAPSHOT[:SUBPATH] selector.
+type selected struct {
+	sn      *snapshot.Snapshot
+	subpath string
+	tree    backend.ID // the snapshot's tree, or SUBPATH's inside it
+}
+
+// selectSnapshot resolves sel against the log with the filter.
+func selectSnapshot(ctx context.Context, s *session, l *snapshot.Log, sel string, f snapshot.Filter) (selected, error) {
+	name, sub := snapshot.SplitSelector(sel)
+	sn, err := snapshot.Find(l.Snapshots(), name, f)
+	if err != nil {
+		return selected{}, err
+	}
+	tree := sn.Tree
+	if sub != "" {
+		tree, err = snapshot.FindSubtree(ctx, s.repo, sn.Tree, sub)
+		if err != nil {
+			return selected{}, fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
+		}
+	}
+	return selected{sn: sn, subpath: sub, tree: tree}, nil
+}
+
+// snapshotJSON is a snapshot as restic prints it: its fields plus id and
+// short_id.
+type snapshotJSON struct {
+	*snapshot.Snapshot
+	ID      string `json:"id"`
+	ShortID string `json:"short_id"`
+}
+
+func toSnapshotJSON(sn *snapshot.Snapshot) snapshotJSON {
+	return snapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Str()}
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs and a fresh machine lacks:
+#   - openssh-server (the SFTP backend's tests run a real sshd on 127.0.0.1)
+#   - staticcheck, at a pinned version
+# apt-get update runs once, and only when a Debian package is missing.
+set -euo pipefail
+
+STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+
+need=()
+if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
+	need+=(openssh-server)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo="sudo"
+	fi
+	echo "test-deps: installing ${need[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+gobin="$(go env GOPATH)/bin"
+want="(${STATICCHECK_VERSION#v})"
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "$want"; then
+	echo "test-deps: installing staticcheck $STATICCHECK_VERSION"
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
