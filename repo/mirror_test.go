@@ -1,0 +1,251 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/mem"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// mirrorSource makes a repository with a few packs, index files and log
+// entries (written as raw envelopes: the repo layer does not know bodies).
+func mirrorSource(t *testing.T, ident *crypt.Identity, entries int) (*mem.Backend, *Repository) {
+	t.Helper()
+	ctx := context.Background()
+	be := mem.New()
+	r := testInit(t, be, InitOptions{})
+	rnd := rand.New(rand.NewSource(9))
+	for i := 0; i < 40; i++ {
+		data := randomBlob(rnd, 50000, false)
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, backend.Hash(data), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, be, ident, entries)
+	return be, r
+}
+
+// appendEntries appends n entries to the log in be, each naming the
+// current heads.
+func appendEntries(t *testing.T, be *mem.Backend, ident *crypt.Identity, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		var parents [][32]byte
+		var seq uint64
+		all := map[[32]byte]*crypt.Entry{}
+		for h, data := range be.Files() {
+			if h.Type == backend.LogFile {
+				e, err := crypt.DecodeEntry(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all[crypt.EntryID(data)] = e
+			}
+		}
+		chain := crypt.VerifyChain(all)
+		for _, h := range chain.Heads {
+			parents = append(parents, h)
+			seq = max(seq, all[h].Seq)
+		}
+		e := &crypt.Entry{Seq: seq + 1, Time: time.Now().UnixNano(), Op: 'a', Parents: parents, Body: []byte("opaque sealed body")}
+		data, err := ident.EncodeEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := be.SetFile(backend.Handle{Type: backend.LogFile, Name: backend.Hash(data).String()}, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sameFiles(t *testing.T, a, b *mem.Backend) {
+	t.Helper()
+	fa, fb := a.Files(), b.Files()
+	for h, data := range fa {
+		if h.Type == backend.LockFile {
+			continue
+		}
+		if !bytes.Equal(fb[h], data) {
+			t.Fatalf("%s missing or different on the destination", h)
+		}
+	}
+	for h := range fb {
+		if _, ok := fa[h]; !ok {
+			t.Fatalf("%s only on the destination", h)
+		}
+	}
+}
+
+func TestMirrorCopiesEverythingAndOpens(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 3)
+	dst := mem.New()
+	st, err := Mirror(ctx, src, dst, MirrorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, dst)
+	if st.FilesCopied == 0 || st.FilesCopied != st.FilesToCopy {
+		t.Fatalf("stats %+v", st)
+	}
+	// The copy is a working repository.
+	testOpen(t, dst, Options{})
+	// Nothing new: nothing copied.
+	st, err = Mirror(ctx, src, dst, MirrorOptions{})
+	if err != nil || st.FilesCopied != 0 || st.FilesSkipped == 0 {
+		t.Fatalf("second mirror: %+v %v", st, err)
+	}
+}
+
+func TestMirrorResumesAfterInterruption(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 2)
+	dstMem := mem.New()
+	dst := faulty.New(dstMem)
+	dst.AddFault(faulty.Put).Match(backend.PackFile, "").Times(1).FailAfter(1000, errors.New("connection cut"))
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err == nil {
+		t.Fatal("mirror through a cut connection succeeded")
+	}
+	// Nothing that references missing data arrived: no index, no log.
+	for h := range dstMem.Files() {
+		if h.Type == backend.IndexFile || h.Type == backend.LogFile || h.Type == backend.ConfigFile {
+			t.Fatalf("%s copied before all packs", h)
+		}
+	}
+	st, err := Mirror(ctx, src, dstMem, MirrorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, dstMem)
+	if st.FilesSkipped == 0 {
+		t.Fatal("resumed mirror copied everything again")
+	}
+}
+
+func TestMirrorRefusesDivergedDestination(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 2)
+	dst := mem.New()
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else writes to the destination.
+	other, _ := crypt.NewIdentity()
+	appendEntries(t, dst, other, 1)
+	before := dst.Files()
+	appendEntries(t, src, ident, 1)
+	_, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true})
+	if !errors.Is(err, ErrDiverged) {
+		t.Fatalf("diverged destination: %v", err)
+	}
+	if len(dst.Files()) != len(before) {
+		t.Fatal("a refused mirror changed the destination")
+	}
+}
+
+func TestMirrorRefusesAnotherRepository(t *testing.T) {
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 1)
+	dst, _ := mirrorSource(t, ident, 1)
+	if _, err := Mirror(context.Background(), src, dst, MirrorOptions{}); !errors.Is(err, ErrOtherRepository) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// appendOnly refuses deletes, as an append-only peer does.
+type appendOnly struct{ backend.Backend }
+
+func (appendOnly) Delete(context.Context, backend.Handle) error { return backend.ErrAppendOnly }
+
+func TestMirrorPruneRespectsAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 2)
+	dst := mem.New()
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The source drops a pack (as its prune would).
+	var gone backend.Handle
+	for h := range src.Files() {
+		if h.Type == backend.PackFile {
+			gone = h
+			break
+		}
+	}
+	src.DeleteRaw(gone)
+	st, err := Mirror(ctx, src, appendOnly{dst}, MirrorOptions{Prune: true})
+	if err != nil || st.FilesKept != 1 || st.FilesRemoved != 0 {
+		t.Fatalf("append-only prune: %+v %v", st, err)
+	}
+	if _, ok := dst.Files()[gone]; !ok {
+		t.Fatal("append-only destination lost a file")
+	}
+	st, err = Mirror(ctx, src, dst, MirrorOptions{Prune: true})
+	if err != nil || st.FilesRemoved != 1 {
+		t.Fatalf("read-write prune: %+v %v", st, err)
+	}
+	sameFiles(t, src, dst)
+}
+
+func TestMirrorDryRunChangesNothing(t *testing.T) {
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 1)
+	dst := mem.New()
+	st, err := Mirror(context.Background(), src, dst, MirrorOptions{DryRun: true})
+	if err != nil || st.FilesToCopy == 0 || st.FilesCopied != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if len(dst.Files()) != 0 {
+		t.Fatal("dry run wrote files")
+	}
+}
+
+func TestMirrorRefusesDamagedSource(t *testing.T) {
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 1)
+	for h := range src.Files() {
+		if h.Type == backend.PackFile {
+			if err := src.Corrupt(h, 100); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	_, err := Mirror(context.Background(), src, mem.New(), MirrorOptions{})
+	if !errors.Is(err, backend.ErrHashMismatch) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRateLimiter(t *testing.T) {
+	now := time.Unix(0, 0)
+	clock := func() time.Time { return now }
+	l := newRateLimiter(1000, clock)
+	start := time.Now()
+	if err := l.wait(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 50*time.Millisecond {
+		t.Fatal("the first burst waited")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.wait(ctx, 100000); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a long wait ignored cancellation: %v", err)
+	}
+}
