@@ -51,11 +51,17 @@ func (r *Repository) loadIndexFile(ctx context.Context, id backend.ID) (*index.F
 			r.cache.put(cacheIndex, id, sealed)
 		}
 	}
+	return r.openIndexFile(id, sealed)
+}
+
+// openIndexFile authenticates, decompresses and parses the bytes of index
+// file id; the caller has checked that they hash to id.
+func (r *Repository) openIndexFile(id backend.ID, sealed []byte) (*index.File, error) {
 	comp, err := r.keys.OpenFile(kindIndex, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w: %v", id.Str(), ErrDamaged, err)
 	}
-	plain, err := r.codec.dec.DecodeAll(comp, nil)
+	plain, err := r.codec.decodeFile(comp)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w: decompress: %v", id.Str(), ErrDamaged, err)
 	}

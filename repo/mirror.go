@@ -66,10 +66,11 @@ type listing map[backend.Handle]int64
 
 func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 	l := make(listing)
-	for _, t := range backend.AllTypes {
-		if t == backend.LockFile {
-			continue
-		}
+	// List in the reverse of the order files are written (log entries name
+	// snapshots whose index files name packs): a file written while the
+	// listing runs is then either absent or listed together with all it
+	// refers to.
+	for _, t := range []backend.FileType{backend.LogFile, backend.ConfigFile, backend.KeyFile, backend.IndexFile, backend.PackFile} {
 		if t == backend.ConfigFile {
 			h := backend.Handle{Type: t, Name: backend.ConfigName}
 			fi, err := be.Stat(ctx, h)

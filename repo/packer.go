@@ -98,11 +98,18 @@ func (p *packer) setErr(err error) {
 // reuse data once SaveBlob returns. It blocks while uploads lag behind, so
 // memory stays bounded. Safe for concurrent use.
 func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, id backend.ID, data []byte) (bool, error) {
+	return r.saveBlob(ctx, t, id, data, false)
+}
+
+// saveBlob is SaveBlob; with force it stores the blob even when the index
+// already lists it (prune's repacking), deduplicating only against blobs
+// queued since.
+func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.ID, data []byte, force bool) (bool, error) {
 	p := r.packer
 	if len(data) > maxBlobSize {
 		return false, fmt.Errorf("save blob %s: %d bytes is larger than the %d byte limit", id.Str(), len(data), maxBlobSize)
 	}
-	if r.idx.Has(t, id) {
+	if !force && r.idx.Has(t, id) {
 		return true, nil
 	}
 	k := blobKey{t, id}
