@@ -1,0 +1,514 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// ProblemKind names a kind of problem that check finds.
+type ProblemKind string
+
+// The problems Check finds. Package snapshot adds the ones it finds in
+// trees and in the log.
+const (
+	ProblemConfig        ProblemKind = "config_damaged"
+	ProblemKeyFile       ProblemKind = "key_damaged"
+	ProblemIndexFile     ProblemKind = "index_damaged"
+	ProblemPackMissing   ProblemKind = "pack_missing"        // an index lists a pack the backend lacks
+	ProblemPackSize      ProblemKind = "pack_size_wrong"     // the pack's size does not fit what the index lists
+	ProblemPackDamaged   ProblemKind = "pack_damaged"        // bytes, header or a blob fail to verify
+	ProblemPackIndex     ProblemKind = "pack_index_mismatch" // the header does not list what the index lists
+	ProblemPackUnindexed ProblemKind = "pack_unindexed"      // a warning: no index lists the pack
+)
+
+// Problem is one thing check found wrong. Which fields are set depends on
+// the kind; Message says what is wrong in words.
+type Problem struct {
+	Kind ProblemKind `json:"kind"`
+	// File is the repository file concerned, as its path in the
+	// repository: "data/<id>" for a pack, "index/<id>", "keys/<id>",
+	// "config".
+	File string `json:"file,omitempty"`
+	// Snapshot is the ID of the snapshot concerned.
+	Snapshot string `json:"snapshot,omitempty"`
+	// Path is the path of the file or folder inside the snapshot.
+	Path string `json:"path,omitempty"`
+	// Blob is the ID of the blob concerned.
+	Blob string `json:"blob,omitempty"`
+	// Warning says the problem is not damage: nothing is lost.
+	Warning bool   `json:"warning,omitempty"`
+	Message string `json:"message"`
+}
+
+// String is the problem on one line, naming the file, snapshot, path and
+// blob it concerns.
+func (p Problem) String() string {
+	var where []string
+	if p.File != "" {
+		where = append(where, p.File)
+	}
+	if p.Snapshot != "" {
+		where = append(where, "snapshot "+shortHex(p.Snapshot))
+	}
+	if p.Path != "" {
+		where = append(where, p.Path)
+	}
+	if p.Blob != "" {
+		where = append(where, "blob "+shortHex(p.Blob))
+	}
+	s := strings.Join(where, " ")
+	if s != "" {
+		s += ": "
+	}
+	s += p.Message
+	if p.Warning {
+		s = "warning: " + s
+	}
+	return s
+}
+
+func shortHex(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return s
+}
+
+// HasDamage reports whether any of the problems is more than a warning.
+func HasDamage(problems []Problem) bool {
+	for _, p := range problems {
+		if !p.Warning {
+			return true
+		}
+	}
+	return false
+}
+
+// Subset selects part of the packs whose data check reads. The zero
+// value selects every pack.
+type Subset struct {
+	n, m    int     // group n of m, when m > 0
+	percent float64 // a random share, when > 0
+}
+
+// ParseSubset parses "n/m" (1 <= n <= m <= 256) or "P%" (0 < P <= 100).
+//
+// "n/m" selects the packs whose ID's first byte modulo m is n-1: the m
+// groups are disjoint, of about equal size (pack IDs are hashes), and
+// together hold every pack, so reading group (day mod m) + 1 each night
+// reads the whole repository every m nights, e.g. from cron:
+//
+//	cairn check --read-data-subset "$(( $(date +%-j) % 30 + 1 ))/30"
+//
+// (day of the year; the day of the month works for m up to 28). "P%"
+// selects a random P percent of the packs, rounded up, afresh each run.
+func ParseSubset(s string) (Subset, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || math.IsNaN(v) || v <= 0 || v > 100 {
+			return Subset{}, fmt.Errorf("read data subset %q: want a percentage above 0 and at most 100", s)
+		}
+		return Subset{percent: v}, nil
+	}
+	ns, ms, ok := strings.Cut(s, "/")
+	n, err1 := strconv.Atoi(ns)
+	m, err2 := strconv.Atoi(ms)
+	if !ok || err1 != nil || err2 != nil || m < 1 || m > 256 || n < 1 || n > m {
+		return Subset{}, fmt.Errorf("read data subset %q: want n/m with 1 <= n <= m <= 256, or P%%", s)
+	}
+	return Subset{n: n, m: m}, nil
+}
+
+// String gives the subset as ParseSubset reads it ("all" for the zero
+// value).
+func (s Subset) String() string {
+	switch {
+	case s.m > 0:
+		return fmt.Sprintf("%d/%d", s.n, s.m)
+	case s.percent > 0:
+		return strconv.FormatFloat(s.percent, 'f', -1, 64) + "%"
+	}
+	return "all"
+}
+
+// IsAll reports whether the subset selects every pack.
+func (s Subset) IsAll() bool { return s.m == 0 && s.percent == 0 }
+
+// choose returns the selected IDs of ids, which it may reorder.
+func (s Subset) choose(ids []backend.ID) []backend.ID {
+	switch {
+	case s.m > 0:
+		var out []backend.ID
+		for _, id := range ids {
+			if int(id[0])%s.m == s.n-1 {
+				out = append(out, id)
+			}
+		}
+		return out
+	case s.percent > 0:
+		n := int(math.Ceil(float64(len(ids)) * s.percent / 100))
+		rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		out := slices.Clone(ids[:min(n, len(ids))])
+		slices.SortFunc(out, cmpBlobID)
+		return out
+	}
+	return ids
+}
+
+// CheckOptions configure Check; the zero value checks the structure only.
+type CheckOptions struct {
+	// ReadData downloads the packs and verifies every byte: the pack's
+	// hash, its header against the index, and every blob.
+	ReadData bool
+	// Subset limits the packs read; a subset other than all implies
+	// ReadData.
+	Subset Subset
+	// Progress, if set, is told about each phase.
+	Progress ProgressFunc
+}
+
+// CheckResult is what Check found.
+type CheckResult struct {
+	// Problems are sorted by file, then kind.
+	Problems   []Problem `json:"problems"`
+	IndexFiles int       `json:"index_files"`
+	Packs      int       `json:"packs"`
+	Blobs      int       `json:"blobs"`
+	PacksRead  int       `json:"packs_read"`
+	BytesRead  int64     `json:"bytes_read"`
+}
+
+// packIndexStat sums what the in-memory index says about one pack.
+type packIndexStat struct {
+	blobs int
+	end   int64 // where the last blob ends
+	sum   int64 // the blobs' lengths
+}
+
+// maxPackFile caps a pack file that check reads whole: the largest pack
+// size, plus the blob that may overflow it, plus the largest header.
+const maxPackFile = MaxPackSize + maxBlobSize + pack.MaxHeaderSize + 4
+
+// minPackHeader is the smallest sealed header (plus trailer) that lists n
+// blobs: version(1) || KeyID(8) || nonce and tag || plaintext of
+// version(1) || wrapped-key length(2) || count(4) || 41 bytes an entry,
+// then the 4-byte header length (docs/design.md, Packs).
+func minPackHeader(n int) int64 {
+	return 1 + 8 + crypt.Overhead + 1 + 2 + 4 + 41*int64(n) + 4
+}
+
+// Check verifies the repository's structure and, with ReadData or a
+// Subset, its data. It reports what it finds as problems and returns an
+// error only when it cannot go on (a listing fails, ctx ends).
+//
+// The structure: the config opens and parses; every key file is named by
+// its hash and parses; every index file reads from the backend (not the
+// cache), authenticates and parses; every pack the index lists exists with
+// a size that fits its blobs; a pack no index lists is a warning (a
+// backup or prune that was interrupted leaves such packs; the next prune
+// removes them). A blob stored in several packs is fine.
+//
+// Reading data: each selected pack is downloaded whole; its SHA-256 must
+// be its name, its header must open and list exactly what the index lists
+// for it, and every blob must open, decompress and hash to its ID. A
+// damaged pack is named by its file name.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult, error) {
+	var res CheckResult
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string, int64, int64) {}
+	}
+	var mu sync.Mutex // guards res while workers add to it
+	add := func(p Problem) {
+		mu.Lock()
+		res.Problems = append(res.Problems, p)
+		mu.Unlock()
+	}
+
+	progress("check structure", 0, 0)
+	if err := r.checkConfig(ctx); err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		add(Problem{Kind: ProblemConfig, File: backend.ConfigName, Message: err.Error()})
+	}
+	if err := r.checkKeys(ctx, add); err != nil {
+		return res, err
+	}
+
+	// Index files, read from the backend.
+	ids, err := r.IndexFiles(ctx)
+	if err != nil {
+		return res, fmt.Errorf("list index: %w", err)
+	}
+	res.IndexFiles = len(ids)
+	listed := make(map[backend.ID]bool) // packs some index file lists
+	var done int64
+	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+		f, err := r.fetchIndexFile(ctx, ids[i])
+		mu.Lock()
+		done++
+		progress("check index", done, int64(len(ids)))
+		mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			add(Problem{Kind: ProblemIndexFile, File: handleOf(backend.IndexFile, ids[i]), Message: err.Error()})
+			return nil
+		}
+		mu.Lock()
+		for _, p := range f.Packs {
+			listed[p.ID] = true
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+
+	// Packs against the index.
+	progress("check packs", 0, 0)
+	sizes := make(map[backend.ID]int64)
+	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
+		sizes[id] = size
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("list packs: %w", err)
+	}
+	res.Packs = len(sizes)
+	stats := make(map[backend.ID]*packIndexStat)
+	r.idx.Each(func(pb index.PackedBlob) bool {
+		s := stats[pb.PackID]
+		if s == nil {
+			s = &packIndexStat{}
+			stats[pb.PackID] = s
+		}
+		s.blobs++
+		s.end = max(s.end, int64(pb.Offset)+int64(pb.Length))
+		s.sum += int64(pb.Length)
+		res.Blobs++
+		return true
+	})
+	for id, s := range stats {
+		size, ok := sizes[id]
+		if !ok {
+			add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id),
+				Message: fmt.Sprintf("missing: the index lists %d blob(s) in this pack", s.blobs)})
+			continue
+		}
+		if msg := implausibleSize(size, s); msg != "" {
+			add(Problem{Kind: ProblemPackSize, File: handleOf(backend.PackFile, id), Message: msg})
+		}
+	}
+	for id := range sizes {
+		if !listed[id] {
+			add(Problem{Kind: ProblemPackUnindexed, File: handleOf(backend.PackFile, id), Warning: true,
+				Message: "no index lists this pack (left by an interrupted backup or prune; the next prune cleans it up, 'cairn repair index' indexes it)"})
+		}
+	}
+
+	if opts.ReadData || !opts.Subset.IsAll() {
+		all := make([]backend.ID, 0, len(sizes))
+		for id := range sizes {
+			all = append(all, id)
+		}
+		slices.SortFunc(all, cmpBlobID)
+		sel := opts.Subset.choose(all)
+		var done, total int64
+		for _, id := range sel {
+			total += sizes[id]
+		}
+		err := r.forEachParallel(ctx, len(sel), func(i int) error {
+			id := sel[i]
+			p := r.checkPackData(ctx, id, sizes[id], stats[id])
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if p != nil {
+				add(*p)
+			}
+			mu.Lock()
+			res.PacksRead++
+			res.BytesRead += sizes[id]
+			done += sizes[id]
+			progress("read data", done, total)
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	slices.SortFunc(res.Problems, func(a, b Problem) int {
+		if c := strings.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Message, b.Message)
+	})
+	return res, nil
+}
+
+func handleOf(t backend.FileType, id backend.ID) string {
+	return backend.Handle{Type: t, Name: id.String()}.String()
+}
+
+// implausibleSize says why a pack of size bytes cannot hold the blobs the
+// index lists, or returns "".
+func implausibleSize(size int64, s *packIndexStat) string {
+	if s.end != s.sum {
+		return fmt.Sprintf("the index lists blobs that overlap or leave gaps (%d bytes of blobs end at %d)", s.sum, s.end)
+	}
+	lo := s.end + minPackHeader(s.blobs)
+	hi := s.end + pack.MaxHeaderSize + 4
+	if size < lo || size > hi {
+		return fmt.Sprintf("size %d does not fit the %d blob(s) the index lists (want %d to %d bytes)", size, s.blobs, lo, hi)
+	}
+	return ""
+}
+
+// checkConfig reads the config again and checks that it opens and parses.
+func (r *Repository) checkConfig(ctx context.Context) error {
+	data, err := r.readWhole(ctx, backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}, maxConfigSize)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	plain, err := r.keys.OpenFile(kindConfig, data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	_, err = decodeConfig(plain)
+	return err
+}
+
+// checkKeys checks that every key file is named by its hash and parses.
+func (r *Repository) checkKeys(ctx context.Context, add func(Problem)) error {
+	var ids []backend.ID
+	if err := r.ListFiles(ctx, backend.KeyFile, func(id backend.ID, _ int64) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	for _, id := range ids {
+		data, err := r.readWhole(ctx, backend.Handle{Type: backend.KeyFile, Name: id.String()}, maxKeyFileSize)
+		if err == nil && backend.Hash(data) != id {
+			err = fmt.Errorf("%w: content does not match its name", ErrDamaged)
+		}
+		if err == nil {
+			_, err = crypt.ParseKeyFileInfo(data)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			add(Problem{Kind: ProblemKeyFile, File: handleOf(backend.KeyFile, id), Message: err.Error()})
+		}
+	}
+	return nil
+}
+
+// fetchIndexFile reads an index file from the backend, bypassing the
+// cache, and checks and opens it.
+func (r *Repository) fetchIndexFile(ctx context.Context, id backend.ID) (*index.File, error) {
+	sealed, err := r.readWhole(ctx, backend.Handle{Type: backend.IndexFile, Name: id.String()}, maxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if backend.Hash(sealed) != id {
+		return nil, fmt.Errorf("%w: content does not match its name", ErrDamaged)
+	}
+	return r.openIndexFile(id, sealed)
+}
+
+// checkPackData downloads a pack and verifies all of it; st is what the
+// index lists for it (nil for an unindexed pack).
+func (r *Repository) checkPackData(ctx context.Context, id backend.ID, size int64, st *packIndexStat) *Problem {
+	file := handleOf(backend.PackFile, id)
+	damaged := func(format string, args ...any) *Problem {
+		return &Problem{Kind: ProblemPackDamaged, File: file, Message: "damaged: " + fmt.Sprintf(format, args...)}
+	}
+	data, err := r.readWhole(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()}, maxPackFile)
+	if err != nil {
+		if backend.IsNotExist(err) {
+			return &Problem{Kind: ProblemPackMissing, File: file, Message: "missing: removed while check ran"}
+		}
+		return damaged("read: %v", err)
+	}
+	if int64(len(data)) != size {
+		return damaged("read %d bytes, the listing says %d", len(data), size)
+	}
+	if backend.Hash(data) != id {
+		return damaged("content does not match its name (SHA-256 %s)", backend.Hash(data).Str())
+	}
+	blobs, _, err := pack.ReadHeader(r.keys, int64(len(data)), func(off int64, n int) ([]byte, error) {
+		if off < 0 || n < 0 || off+int64(n) > int64(len(data)) {
+			return nil, fmt.Errorf("%w: read past the end", pack.ErrFormat)
+		}
+		return data[off : off+int64(n)], nil
+	})
+	if err != nil {
+		return damaged("%v", err)
+	}
+	if st != nil {
+		if msg := r.compareHeader(id, blobs, st); msg != "" {
+			return &Problem{Kind: ProblemPackIndex, File: file, Message: msg}
+		}
+	}
+	var bad int
+	var first error
+	var buf []byte
+	for _, b := range blobs {
+		plain, err := r.openBlob(buf, b, data[b.Offset:int64(b.Offset)+int64(b.Length)])
+		if err != nil {
+			bad++
+			if first == nil {
+				first = fmt.Errorf("%s blob %s: %w", b.Type, b.ID.Str(), err)
+			}
+			continue
+		}
+		if cap(plain) <= 16<<20 {
+			buf = plain[:0]
+		}
+	}
+	if bad > 0 {
+		return damaged("%d of %d blob(s) do not verify, first %v", bad, len(blobs), first)
+	}
+	return nil
+}
+
+// compareHeader checks that the header lists exactly the blobs the index
+// lists for the pack, or says how they differ.
+func (r *Repository) compareHeader(id backend.ID, blobs []pack.Blob, st *packIndexStat) string {
+	if len(blobs) != st.blobs {
+		return fmt.Sprintf("the header lists %d blob(s), the index %d", len(blobs), st.blobs)
+	}
+	for _, b := range blobs {
+		found := false
+		for _, pb := range r.idx.LookupAll(b.Type, b.ID) {
+			if pb.PackID == id && pb.Offset == b.Offset && pb.Length == b.Length && pb.RawLength == b.RawLength {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Sprintf("the index does not list %s blob %s at offset %d as the header does", b.Type, b.ID.Str(), b.Offset)
+		}
+	}
+	return ""
+}
