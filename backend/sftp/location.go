@@ -1,0 +1,315 @@
+package sftp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrLocation is wrapped by every error ParseLocation returns.
+var ErrLocation = errors.New("invalid sftp location")
+
+// DefaultPort is the SSH port used when a location names none.
+const DefaultPort = 22
+
+// Config says where a repository lies and how to reach it. Only Host and
+// Path are required; Open fills the rest from the user's SSH set-up.
+type Config struct {
+	// Host is the server's name or IP address (an IPv6 address without
+	// brackets).
+	Host string
+	// Port is the server's SSH port; 0 means 22.
+	Port int
+	// User is the account to log in as; "" means the local user's name.
+	User string
+	// Password, when set, is tried after the keys. It is never printed:
+	// String and GoString leave it out.
+	Password string
+	// Path is the repository folder on the server. A path that does not
+	// start with "/" is relative to the account's home folder.
+	Path string
+
+	// KnownHostsFile, when set, is the only known_hosts file consulted.
+	// Empty means ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those
+	// of them that exist.
+	KnownHostsFile string
+	// IdentityFiles, when not nil, are the private key files to offer
+	// (those that exist). Nil means ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa and
+	// ~/.ssh/id_rsa.
+	IdentityFiles []string
+	// DisableAgent keeps ssh-agent out even when SSH_AUTH_SOCK is set.
+	DisableAgent bool
+	// HostKeyCallback, when set, replaces the known_hosts check. It is for
+	// tests and for callers that pin a key themselves.
+	HostKeyCallback ssh.HostKeyCallback
+
+	// keepAlive, when not zero, replaces keepAliveInterval and
+	// keepAliveTimeout (test seam).
+	keepAlive time.Duration
+}
+
+// ParseLocation parses a repository location in one of three forms:
+//
+//	sftp:[user@]host:/absolute/path
+//	sftp:[user@]host:relative/path        (relative to the home folder)
+//	sftp://[user[:password]@]host[:port]/absolute/path
+//	sftp://[user[:password]@]host[:port]/~/relative/path
+//
+// In the first two forms an IPv6 address is written in brackets, a path
+// starting with "~/" is relative to the home folder too, and a user name or
+// password holding special characters must use the URL form (with %XX
+// escapes). Every error wraps ErrLocation and never holds the password.
+func ParseLocation(s string) (Config, error) {
+	rest, ok := strings.CutPrefix(s, "sftp:")
+	if !ok {
+		return Config{}, fmt.Errorf("%w: %q does not start with \"sftp:\"", ErrLocation, redact(s))
+	}
+	var (
+		cfg Config
+		err error
+	)
+	if strings.HasPrefix(rest, "//") {
+		cfg, err = parseURL(s)
+	} else {
+		cfg, err = parseShort(rest)
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.check(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func parseURL(s string) (Config, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error quotes the whole input, password included.
+		return Config{}, fmt.Errorf("%w: %q is not a valid URL", ErrLocation, redact(s))
+	}
+	if u.Opaque != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return Config{}, fmt.Errorf("%w: %q: a query or fragment is not allowed", ErrLocation, redact(s))
+	}
+	var cfg Config
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		if cfg.User == "" {
+			return Config{}, fmt.Errorf("%w: %q: empty user name", ErrLocation, redact(s))
+		}
+		cfg.Password, _ = u.User.Password()
+	}
+	cfg.Host = u.Hostname()
+	if strings.HasPrefix(u.Host, "[") && !isIPv6(cfg.Host) {
+		return Config{}, fmt.Errorf("%w: %q: only an IPv6 address goes in brackets", ErrLocation, redact(s))
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return Config{}, fmt.Errorf("%w: %q: port must be 1 to 65535", ErrLocation, redact(s))
+		}
+		cfg.Port = n
+	} else if strings.HasSuffix(u.Host, ":") {
+		return Config{}, fmt.Errorf("%w: %q: empty port", ErrLocation, redact(s))
+	}
+	switch p := u.Path; {
+	case p == "" || p == "/":
+		if p == "/" {
+			cfg.Path = "/"
+			break
+		}
+		return Config{}, fmt.Errorf("%w: %q: no folder (write sftp://host/absolute/path or sftp://host/~/path)", ErrLocation, redact(s))
+	case p == "/~" || p == "/~/":
+		cfg.Path = "."
+	case strings.HasPrefix(p, "/~/"):
+		cfg.Path = path.Clean(p[len("/~/"):])
+	default:
+		cfg.Path = path.Clean(p)
+	}
+	return cfg, nil
+}
+
+func parseShort(s string) (Config, error) {
+	var cfg Config
+	if at := strings.IndexByte(s, '@'); at >= 0 {
+		user := s[:at]
+		switch {
+		case !strings.ContainsAny(user, ":/["):
+			if user == "" {
+				return Config{}, fmt.Errorf("%w: %q: empty user name", ErrLocation, "sftp:"+s)
+			}
+			cfg.User, s = user, s[at+1:]
+		case strings.Contains(user, ":") && !strings.Contains(user, "/"):
+			// "user:password@host:path" or "host:path@..." cannot be told
+			// apart; the URL form says which is meant.
+			return Config{}, fmt.Errorf("%w: an '@' after a ':' is ambiguous: write a password, or a path holding '@', in the form sftp://user:password@host/path", ErrLocation)
+		}
+	}
+	var rest string
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return Config{}, fmt.Errorf("%w: %q: missing ']' after an IPv6 address", ErrLocation, "sftp:"+s)
+		}
+		cfg.Host, rest = s[1:end], s[end+1:]
+		if !isIPv6(cfg.Host) {
+			return Config{}, fmt.Errorf("%w: %q: only an IPv6 address goes in brackets", ErrLocation, "sftp:"+s)
+		}
+		if !strings.HasPrefix(rest, ":") {
+			return Config{}, fmt.Errorf("%w: %q: missing ':' between host and path", ErrLocation, "sftp:"+s)
+		}
+		rest = rest[1:]
+	} else {
+		var ok bool
+		cfg.Host, rest, ok = strings.Cut(s, ":")
+		if !ok {
+			return Config{}, fmt.Errorf("%w: %q: missing ':' between host and path (sftp:host:/path)", ErrLocation, "sftp:"+s)
+		}
+	}
+	switch {
+	case rest == "":
+		return Config{}, fmt.Errorf("%w: %q: no folder after the host", ErrLocation, "sftp:"+s)
+	case rest == "~" || rest == "~/":
+		cfg.Path = "."
+	case strings.HasPrefix(rest, "~/"):
+		cfg.Path = path.Clean(rest[len("~/"):])
+	default:
+		cfg.Path = path.Clean(rest)
+	}
+	return cfg, nil
+}
+
+// check validates the fields a location sets.
+func (c Config) check() error {
+	if c.Host == "" {
+		return fmt.Errorf("%w: no host", ErrLocation)
+	}
+	if !validHost(c.Host) {
+		return fmt.Errorf("%w: host %q is not a host name or address", ErrLocation, c.Host)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("%w: port %d is not 1 to 65535", ErrLocation, c.Port)
+	}
+	if hasControl(c.User) {
+		return fmt.Errorf("%w: user name holds control characters", ErrLocation)
+	}
+	if c.Path == "" {
+		return fmt.Errorf("%w: no folder", ErrLocation)
+	}
+	if hasControl(c.Path) {
+		return fmt.Errorf("%w: folder %q holds control characters", ErrLocation, c.Path)
+	}
+	return nil
+}
+
+// validHost accepts a DNS name (letters, digits, '-', '_', '.'), an IPv4
+// address or an IPv6 address.
+func validHost(s string) bool {
+	if isIPv6(s) {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isIPv6(s string) bool {
+	return strings.Contains(s, ":") && net.ParseIP(s) != nil
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// redact removes a password from a location for messages.
+func redact(s string) string {
+	rest, ok := strings.CutPrefix(s, "sftp://")
+	if !ok {
+		return s
+	}
+	end := strings.IndexByte(rest, '/')
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	user, _, hasPW := strings.Cut(rest[:at], ":")
+	if !hasPW {
+		return s
+	}
+	return "sftp://" + user + ":***" + rest[at:]
+}
+
+// port is the port to dial.
+func (c Config) port() int {
+	if c.Port == 0 {
+		return DefaultPort
+	}
+	return c.Port
+}
+
+// addr is host:port for dialing and known_hosts.
+func (c Config) addr() string {
+	return net.JoinHostPort(c.Host, strconv.Itoa(c.port()))
+}
+
+// String is the location in a form ParseLocation reads back, without the
+// password: the short form when the port is the default and the names
+// need no escaping, else the URL form.
+func (c Config) String() string {
+	host := c.Host
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	simpleUser := !strings.ContainsAny(c.User, "@:/[%") && !hasControl(c.User)
+	if c.port() == DefaultPort && simpleUser && !strings.Contains(c.Path, "@") && !strings.HasPrefix(c.Path, "//") {
+		user := ""
+		if c.User != "" {
+			user = c.User + "@"
+		}
+		p := c.Path
+		if p == "." {
+			p = "~"
+		} else if strings.HasPrefix(p, "~") {
+			p = "./" + p // a literal "~" folder, not the home folder
+		}
+		return "sftp:" + user + host + ":" + p
+	}
+	u := url.URL{Scheme: "sftp", Host: host}
+	if c.port() != DefaultPort {
+		u.Host = net.JoinHostPort(c.Host, strconv.Itoa(c.port()))
+	}
+	if c.User != "" {
+		u.User = url.User(c.User)
+	}
+	switch {
+	case c.Path == ".":
+		u.Path = "/~"
+	case path.IsAbs(c.Path):
+		u.Path = c.Path
+	default:
+		u.Path = "/~/" + c.Path
+	}
+	return u.String()
+}
+
+// GoString is String, so %#v never shows the password either.
+func (c Config) GoString() string { return "sftp.Config(" + strconv.Quote(c.String()) + ")" }
