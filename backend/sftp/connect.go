@@ -522,7 +522,7 @@ func (a *authState) failure() error {
 		ErrAuth, a.d.cfg.User, knownhosts.Normalize(a.d.cfg.addr()), msg, a.d.cfg.User)
 }
 
-// keepAlive probes c until it ends, closing it when a probe goes
+// keepAliveLoop probes c until it ends, closing it when a probe goes
 // unanswered for d.keepAliveTO or fails.
 func (d *dialer) keepAliveLoop(c *conn) {
 	t := time.NewTicker(d.keepAlive)
