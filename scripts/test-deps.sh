@@ -25,5 +25,5 @@ gobin="$(go env GOPATH)/bin"
 want="(${STATICCHECK_VERSION#v})"
 if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "$want"; then
 	echo "test-deps: installing staticcheck $STATICCHECK_VERSION"
-	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi

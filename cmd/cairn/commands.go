@@ -15,5 +15,8 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.statsCommand(),
 		e.keyCommand(),
 		e.unlockCommand(),
+		e.checkCommand(),
+		e.pruneCommand(),
+		e.repairCommand(),
 	}
 }

@@ -245,3 +245,33 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestRoundTripGoRoot backs up the Go installation (about 17,000 files)
+// as a real data set, restores it and compares everything; a second
+// backup must add almost nothing. Skipped with -short.
+func TestRoundTripGoRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("go env GOROOT: %v", err)
+	}
+	goroot := strings.TrimSpace(string(out))
+	e := newTestEnv(t)
+	e.init()
+	sum, r := e.backupJSON(0, goroot)
+	if r.stderr != "" {
+		t.Fatalf("backup warned\n%s", r)
+	}
+	if sum["total_files_processed"].(float64) < 1000 {
+		t.Fatalf("backed up only %v files of %s", sum["total_files_processed"], goroot)
+	}
+	again, _ := e.backupJSON(0, goroot)
+	if again["files_new"].(float64) != 0 || again["data_blobs"].(float64) != 0 || again["data_added"].(float64) > 1<<20 {
+		t.Fatalf("second backup of %s: %v", goroot, again)
+	}
+	target := filepath.Join(e.dir, "restored")
+	e.must("restore", "latest:"+goroot, "--target", target)
+	compareTrees(t, goroot, target, false)
+}

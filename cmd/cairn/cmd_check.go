@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+func (e *appEnv) checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "check the repository for damage",
+		ArgsUsage: " ",
+		Description: "Checks the repository's structure: the config and key files, every index\n" +
+			"file, every pack the index lists (present, with a size that fits), every\n" +
+			"tree of every live snapshot (it loads, and the data its files need is\n" +
+			"indexed), and the snapshot log (links, signatures, writers, and no rollback\n" +
+			"since this device last read it). With --read-data it downloads every pack\n" +
+			"and verifies every byte; --read-data-subset reads a part: \"n/m\" reads the\n" +
+			"packs whose ID's first byte modulo m is n-1, so running n = 1..m on m nights\n" +
+			"reads every pack once, e.g. from cron:\n\n" +
+			"   cairn check --read-data-subset \"$(( $(date +%-j) % 30 + 1 ))/30\"\n\n" +
+			"and \"P%\" reads a random P percent of the packs.\n\n" +
+			"Each problem is printed on a line: a damaged pack is named by its file\n" +
+			"(data/<id>). Packs no index lists are warnings only (an interrupted backup\n" +
+			"or prune leaves them; the next prune removes them). The exit status is 1\n" +
+			"when any damage is found. With --json each problem is a line\n" +
+			"{\"message_type\":\"problem\",...}, then a summary line.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "read-data", Usage: "read and verify all data"},
+			&cli.StringFlag{Name: "read-data-subset", Usage: "read and verify a `SUBSET` of the packs: n/m or P%"},
+		},
+		Action: e.runCheck,
+	}
+}
+
+// checkProblemJSON is one problem of "check --json".
+type checkProblemJSON struct {
+	MessageType string `json:"message_type"`
+	repo.Problem
+}
+
+// checkSummaryJSON is the last line of "check --json".
+type checkSummaryJSON struct {
+	MessageType string `json:"message_type"`
+	IndexFiles  int    `json:"index_files"`
+	Packs       int    `json:"packs"`
+	Blobs       int    `json:"blobs"`
+	PacksRead   int    `json:"packs_read"`
+	BytesRead   int64  `json:"bytes_read"`
+	Snapshots   int    `json:"snapshots"`
+	Problems    int    `json:"problems"`
+	Damage      bool   `json:"damage"`
+}
+
+// damageError says check found damage: exit status 1.
+type damageError struct{ problems, damage int }
+
+func (e *damageError) Error() string {
+	return fmt.Sprintf("check found damage: %d of %d problem(s) are damage, see above", e.damage, e.problems)
+}
+
+func (e *appEnv) runCheck(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	opts := repo.CheckOptions{ReadData: c.Bool("read-data")}
+	if s := c.String("read-data-subset"); s != "" {
+		sub, err := repo.ParseSubset(s)
+		if err != nil {
+			return fmt.Errorf("--read-data-subset: %w", err)
+		}
+		opts.Subset = sub
+	}
+	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+		opts.Progress = maintProgress(s.p)
+		s.p.Printf("checking the repository structure and index")
+		res, err := s.repo.Check(ctx, opts)
+		if err != nil {
+			return err
+		}
+		problems := res.Problems
+		s.p.Printf("checking snapshots")
+		l, err := loadLog(ctx, s)
+		if err != nil {
+			return err
+		}
+		snapProblems, err := snapshot.CheckSnapshots(ctx, s.repo, l)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, snapProblems...)
+		for _, msg := range l.CheckSeen(s.seen) {
+			problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Message: msg})
+		}
+		if opts.ReadData || !opts.Subset.IsAll() {
+			s.p.Printf("read %d of %d packs (%s)", res.PacksRead, res.Packs, formatBytes(uint64(res.BytesRead)))
+		}
+		damage := 0
+		for _, p := range problems {
+			if !p.Warning {
+				damage++
+			}
+			if s.g.JSON {
+				s.p.JSON(checkProblemJSON{"problem", p})
+			} else if p.Warning {
+				s.p.Printf("%s", p)
+			} else {
+				s.p.Printf("error: %s", p)
+			}
+		}
+		if s.g.JSON {
+			s.p.JSON(checkSummaryJSON{MessageType: "summary", IndexFiles: res.IndexFiles, Packs: res.Packs, Blobs: res.Blobs,
+				PacksRead: res.PacksRead, BytesRead: res.BytesRead, Snapshots: len(l.Snapshots()),
+				Problems: len(problems), Damage: damage > 0})
+		}
+		if damage > 0 {
+			return &damageError{problems: len(problems), damage: damage}
+		}
+		switch {
+		case s.g.JSON:
+		case len(problems) > 0:
+			s.p.Printf("no damage found (%d warning(s))", len(problems))
+		default:
+			s.p.Printf("no problems found")
+		}
+		return nil
+	})
+}
+
+// maintProgress shows the phase of a check, prune or repair as a status
+// line (on a terminal only).
+func maintProgress(p *printer) repo.ProgressFunc {
+	return func(phase string, done, total int64) {
+		if total > 0 {
+			p.Status(fmt.Sprintf("%s: %d/%d", phase, done, total))
+		} else {
+			p.Status(phase + "...")
+		}
+	}
+}

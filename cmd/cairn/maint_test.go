@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// maintFixture backs up a folder twice (the second time without the file
+// "gone") and forgets the first snapshot, so that "gone" is data no live
+// snapshot uses, stored in the same packs as data that is used. It
+// returns the backed-up folder.
+func maintFixture(t *testing.T, e *testEnv, size int) string {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	data := filepath.Join(e.dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"keep", "gone", "sub/also-kept"} {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		e.writeFile(filepath.Join(data, name), string(b))
+	}
+	e.writeFile(filepath.Join(data, "small"), "small file\n")
+	e.init()
+	e.must("backup", data)
+	if err := os.Remove(filepath.Join(data, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	e.must("backup", data)
+	forgetOldest(t, e)
+	return data
+}
+
+// forgetOldest forgets the oldest snapshot through the library, signed by
+// the test environment's device (as "cairn forget" would).
+func forgetOldest(t *testing.T, e *testEnv) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := openBackend(ctx, e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l, err := snapshot.LoadLog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := crypt.LoadOrCreateIdentity(filepath.Join(e.dir, "home", ".config", "cairn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Forget(ctx, r, ident, []backend.ID{l.Snapshots()[0].ID}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreMatches restores the latest snapshot and compares it with the
+// folder it was made of.
+func restoreMatches(t *testing.T, e *testEnv, data string) {
+	t.Helper()
+	target := filepath.Join(e.dir, "restored")
+	_ = os.RemoveAll(target)
+	e.must("restore", "latest", "--target", target)
+	for _, name := range []string{"keep", "sub/also-kept", "small"} {
+		want, err := os.ReadFile(filepath.Join(data, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(target, data, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("restored %s differs (%v)", name, err)
+		}
+	}
+}
+
+// withoutLocks drops the lines about the locks folder from a listing.
+func withoutLocks(l string) string {
+	var keep []string
+	for line := range strings.Lines(l) {
+		if !strings.Contains(line, "/locks") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "")
+}
+
+func lastJSON(t *testing.T, r result) map[string]any {
+	t.Helper()
+	lines := jsonLines(t, r.stdout)
+	if len(lines) == 0 {
+		t.Fatalf("no JSON output\n%s", r)
+	}
+	return lines[len(lines)-1]
+}
+
+func TestCheckPruneRepairCommands(t *testing.T) {
+	e := newTestEnv(t)
+	data := maintFixture(t, e, 300_000)
+
+	r := e.must("check", "--read-data")
+	if !strings.Contains(r.stdout, "no problems found") {
+		t.Fatalf("check of a sound repository:\n%s", r)
+	}
+	sum := lastJSON(t, e.must("--json", "check", "--read-data-subset", "100%"))
+	if sum["message_type"] != "summary" || sum["damage"] != false || sum["problems"] != 0.0 || sum["packs_read"] != sum["packs"] {
+		t.Fatalf("check --json summary: %v", sum)
+	}
+	for _, bad := range []string{"0/3", "x", "101%"} {
+		r := e.run("check", "--read-data-subset", bad)
+		if r.code != exitError {
+			t.Fatalf("--read-data-subset %s accepted\n%s", bad, r)
+		}
+	}
+
+	// A dry run changes nothing (but the lock it takes and removes).
+	before := withoutLocks(listing(t, e.repo))
+	r = e.must("prune", "--dry-run")
+	if !strings.Contains(r.stdout, "would remove") || !strings.Contains(r.stdout, "would free about") {
+		t.Fatalf("prune --dry-run output:\n%s", r)
+	}
+	if after := withoutLocks(listing(t, e.repo)); after != before {
+		t.Fatalf("prune --dry-run changed the repository")
+	}
+	if r := e.run("prune", "--max-unused", "120%"); r.code != exitError {
+		t.Fatalf("--max-unused 120%% accepted\n%s", r)
+	}
+
+	// Prune removes the forgotten file's data and keeps the rest.
+	st := lastJSON(t, e.must("--json", "prune", "--max-unused", "0%"))
+	if st["unused_blobs"].(float64) == 0 || st["deleted_packs"].(float64) == 0 || st["freed_bytes"].(float64) < 250_000 {
+		t.Fatalf("prune --json: %v", st)
+	}
+	e.must("check", "--read-data")
+	restoreMatches(t, e, data)
+	r = e.must("prune")
+	if !strings.Contains(r.stdout, "nothing to prune") {
+		t.Fatalf("second prune:\n%s", r)
+	}
+
+	// A flipped bit: check names the pack by its file and exits 1.
+	packs, err := filepath.Glob(filepath.Join(e.repo, "data", "*", "*"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no packs: %v", err)
+	}
+	var victim string
+	var victimSize int64
+	for _, p := range packs {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > victimSize {
+			victim, victimSize = p, fi.Size()
+		}
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x10
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := "data/" + filepath.Base(victim)
+	e.must("check") // the structure is fine
+	r = e.run("check", "--read-data")
+	if r.code != exitError || !strings.Contains(r.stdout, "error: "+name+": damaged") {
+		t.Fatalf("check of a damaged pack:\n%s", r)
+	}
+	checkOneErrorLine(t, r, "check found damage")
+	r = e.run("--json", "check", "--read-data")
+	var found bool
+	for _, m := range jsonLines(t, r.stdout) {
+		if m["message_type"] == "problem" && m["kind"] == "pack_damaged" && m["file"] == name {
+			found = true
+		}
+	}
+	if r.code != exitError || !found {
+		t.Fatalf("check --json of a damaged pack:\n%s", r)
+	}
+
+	// Recovery: remove the pack, rebuild the index, save what remains.
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("check")
+	if r.code != exitError || !strings.Contains(r.stdout, name+": missing") {
+		t.Fatalf("check with a missing pack:\n%s", r)
+	}
+	e.must("repair", "index")
+	r = e.run("check")
+	if r.code != exitError || !strings.Contains(r.stdout, "data blob(s) of this file are in no pack") {
+		t.Fatalf("check after repair index:\n%s", r)
+	}
+	r = e.must("repair", "snapshots", "--dry-run")
+	if !strings.Contains(r.stdout, "would leave out") {
+		t.Fatalf("repair snapshots --dry-run:\n%s", r)
+	}
+	r = e.must("repair", "snapshots", "--forget")
+	if !strings.Contains(r.stdout, "replaced by") || !strings.Contains(r.stdout, "left out "+data) {
+		t.Fatalf("repair snapshots:\n%s", r)
+	}
+	e.must("check", "--read-data")
+	r = e.must("repair", "snapshots")
+	if !strings.Contains(r.stdout, "no damaged snapshots") {
+		t.Fatalf("second repair snapshots:\n%s", r)
+	}
+	e.must("prune")
+	e.must("check", "--read-data")
+}
+
+func TestPruneNeedsExclusiveLock(t *testing.T) {
+	e := newTestEnv(t)
+	e.init()
+	ctx := context.Background()
+	be, err := openBackend(ctx, e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{Hostname: "elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l, err := r.Lock(ctx, false) // a backup running on another host
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(ctx)
+	for _, args := range [][]string{{"prune"}, {"repair", "index"}, {"repair", "snapshots"}} {
+		if res := e.run(args...); res.code != exitLocked {
+			t.Fatalf("want exit %d\n%s", exitLocked, res)
+		}
+	}
+	e.must("check") // shared
+}
+
+// TestPruneSurvivesKill9 kills "cairn prune" at random moments, several
+// times over, then lets one run finish: the repository must check clean
+// and restore exactly.
+func TestPruneSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: kills real processes")
+	}
+	e := newTestEnv(t)
+	data := maintFixture(t, e, 1_500_000)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 0))
+
+	// How long a whole prune takes here (on a copy), to aim the kills.
+	start := time.Now()
+	cp := filepath.Join(e.dir, "copy")
+	if out, err := exec.Command("cp", "-a", e.repo, cp).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	e.must("--repo", cp, "prune", "--max-unused", "0%")
+	full := time.Since(start)
+	t.Logf("a whole prune takes %v", full)
+
+	kills := 0
+	for i := 0; i < 6; i++ {
+		cmd := exec.Command(cairnBin, "prune", "--max-unused", "0%")
+		cmd.Env = e.env
+		cmd.Dir = e.dir
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rnd.Int64N(int64(full))))
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			kills++
+		}
+		// Meanwhile the repository is sound: no damage, whatever
+		// leftovers there are.
+		r := e.run("--json", "check")
+		if r.code != 0 {
+			t.Fatalf("check after kill %d:\n%s", i, r)
+		}
+	}
+	t.Logf("%d of 6 runs killed before they finished", kills)
+	e.must("prune", "--max-unused", "0%")
+	r := e.must("--json", "check", "--read-data")
+	for _, m := range jsonLines(t, r.stdout) {
+		if m["message_type"] == "problem" {
+			b, _ := json.Marshal(m)
+			t.Errorf("problem after the final prune: %s", b)
+		}
+	}
+	restoreMatches(t, e, data)
+}
