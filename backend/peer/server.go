@@ -1,0 +1,717 @@
+package peer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+)
+
+// ServerConfig configures a Server. Identity, Root and Allow are
+// required; every limit left zero takes the default named in its comment.
+type ServerConfig struct {
+	// Identity is the server's device identity; clients pin its peer ID.
+	Identity *crypt.Identity
+	// Root is the folder that holds one folder per client, named by the
+	// client's peer ID. It is made (mode 0700) if missing. One server at a
+	// time may serve a root.
+	Root string
+	// Allow lists the clients served and what each may do.
+	Allow map[crypt.PeerID]Mode
+	// Quota bounds the bytes of each client's stored files, all its
+	// repositories together; 0 means no quota.
+	Quota int64
+	// Logf receives one line per notable event (connections, refusals,
+	// storage errors); nil discards them. It is called from many
+	// goroutines.
+	Logf func(format string, args ...any)
+
+	// MaxConnsPerClient bounds the connections one client may hold open.
+	// Default 4: a client needs one.
+	MaxConnsPerClient int
+	// MaxStreams bounds the requests served at once on one connection;
+	// up to as many more wait to be accepted and the rest are reset.
+	// Default 64, at most 65535.
+	MaxStreams int
+	// MaxHandshakes bounds the connections in their TLS handshake or
+	// hello at once, before the client is known; more are closed at once.
+	// Default 64.
+	MaxHandshakes int
+	// HandshakeTimeout bounds the TLS handshake and hello of a
+	// connection. Default 10 seconds.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection on which no request has run for
+	// this long. Default 5 minutes.
+	IdleTimeout time.Duration
+	// StreamTimeout bounds how long one read or write of a request may
+	// wait for the client: a client that stalls mid-request loses the
+	// stream. Default 1 minute.
+	StreamTimeout time.Duration
+}
+
+// Defaults of ServerConfig.
+const (
+	DefaultMaxConnsPerClient = 4
+	DefaultMaxStreams        = 64
+	DefaultMaxHandshakes     = 64
+	DefaultHandshakeTimeout  = 10 * time.Second
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultStreamTimeout     = time.Minute
+)
+
+// Server serves the peer protocol: each allowed client gets its own
+// folder under the root and may list, stat, get, put and, in read-write
+// mode, delete files in the repositories there.
+type Server struct {
+	cfg   ServerConfig
+	tls   *tls.Config
+	store *store
+	// handshakes holds a token per connection not yet past its hello.
+	handshakes chan struct{}
+	// preauthLog limits the lines logged about connections whose client
+	// is not known yet, which anyone can open by the thousand.
+	preauthLog *rateLog
+
+	mu sync.Mutex // guards perHost
+	// perHost counts the connections of each remote host not yet past
+	// their hello, so one host cannot take every handshake slot.
+	perHost map[string]int
+}
+
+// maxHandshakesPerHost bounds the handshakes under way from one remote
+// address: a legitimate client has one at a time.
+const maxHandshakesPerHost = 8
+
+// NewServer checks cfg, fills in its defaults and makes the root folder.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("peer server: no identity")
+	}
+	if cfg.Root == "" {
+		return nil, errors.New("peer server: no root folder")
+	}
+	if len(cfg.Allow) == 0 {
+		return nil, errors.New("peer server: no client allowed (use --allow PEERID)")
+	}
+	allow := make(map[crypt.PeerID]Mode, len(cfg.Allow))
+	for id, m := range cfg.Allow {
+		if !m.valid() {
+			return nil, fmt.Errorf("peer server: client %s: invalid mode %d", id.Short(), m)
+		}
+		allow[id] = m
+	}
+	cfg.Allow = allow
+	if cfg.Quota < 0 || cfg.MaxConnsPerClient < 0 || cfg.MaxStreams < 0 || cfg.MaxHandshakes < 0 ||
+		cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
+		return nil, errors.New("peer server: negative limit")
+	}
+	if cfg.MaxStreams > math.MaxUint16 {
+		return nil, fmt.Errorf("peer server: at most %d streams per connection", math.MaxUint16)
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	setDefault(&cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	setDefault(&cfg.MaxStreams, DefaultMaxStreams)
+	setDefault(&cfg.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("peer server: %w", err)
+	}
+	s := &Server{
+		cfg:        cfg,
+		store:      newStore(cfg.Root, cfg.Quota, cfg.Logf),
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		preauthLog: &rateLog{out: cfg.Logf, max: 20, per: time.Minute},
+		perHost:    map[string]int{},
+	}
+	conf, err := newTLSConfig(cfg.Identity, func(id crypt.PeerID) error {
+		if _, ok := cfg.Allow[id]; !ok {
+			return fmt.Errorf("%w: peer %s is not in the allow list", ErrNotAllowed, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peer server: %w", err)
+	}
+	s.tls = conf
+	return s, nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// yamuxConfig is the server's multiplexer configuration.
+func (s *Server) yamuxConfig(who string) *yamux.Config {
+	return &yamux.Config{
+		// Streams beyond MaxStreams wait here until a handler is free;
+		// beyond that yamux resets them.
+		AcceptBacklog:   s.cfg.MaxStreams,
+		EnableKeepAlive: true,
+		// A ping every 30 s notices a vanished client within a minute.
+		KeepAliveInterval:      30 * time.Second,
+		ConnectionWriteTimeout: 30 * time.Second,
+		MaxStreamWindowSize:    streamWindow,
+		StreamOpenTimeout:      60 * time.Second,
+		// A client that never closes its side of a finished stream gets
+		// it reset after this.
+		StreamCloseTimeout: s.cfg.StreamTimeout,
+		Logger:             &yamuxLogger{logf: s.cfg.Logf, who: who},
+	}
+}
+
+// streamWindow is the most bytes in flight on one stream. One stream
+// moves at most window/round-trip: measured (BenchmarkWindow, 20 ms round
+// trip) 11 MB/s with yamux's 256 KiB, 41 MB/s with 1 MiB, 140 MB/s with
+// 4 MiB. 1 MiB, with a client running up to 8 streams, fills a home
+// uplink; it also bounds what the server buffers: per connection about
+// MaxStreams MiB for the streams served plus 256 KiB (yamux's initial
+// window) for each one waiting.
+const streamWindow = 1 << 20
+
+// Serve accepts connections on ln until ctx is cancelled, then closes ln
+// and every connection, waits for their goroutines and returns nil. It
+// returns early, with an error and ln closed, only when ln fails for good.
+// Serve may run on several listeners at once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close() // as net/http does; a second close after cancel reports nothing of use
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel: deferred calls run last first
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() }) // the accept loop's error is the one to report
+	defer stop()
+	delay := time.Duration(0)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait, as
+				// net/http does, rather than spin or give up.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.cfg.Logf("peer server: accept: %v; retrying in %v", err, delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("peer server: accept: %w", err)
+		}
+		delay = 0
+		if !s.admit(conn) {
+			_ = conn.Close() // refused before a byte was read
+			continue
+		}
+		wg.Go(func() { s.serveConn(ctx, conn) })
+	}
+}
+
+// admit takes a handshake slot for conn, globally and for its host; the
+// caller must pass conn to serveConn, which gives them back.
+func (s *Server) admit(conn net.Conn) bool {
+	host := remoteHost(conn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perHost[host] >= maxHandshakesPerHost {
+		s.preauthLog.logf("peer server: %s: too many handshakes under way from this host; connection closed", conn.RemoteAddr())
+		return false
+	}
+	select {
+	case s.handshakes <- struct{}{}:
+	default:
+		s.preauthLog.logf("peer server: %s: too many handshakes under way; connection closed", conn.RemoteAddr())
+		return false
+	}
+	s.perHost[host]++
+	return true
+}
+
+// admitted gives back what admit took.
+func (s *Server) admitted(conn net.Conn) {
+	host := remoteHost(conn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perHost[host]--; s.perHost[host] <= 0 {
+		delete(s.perHost, host)
+	}
+	<-s.handshakes
+}
+
+func remoteHost(conn net.Conn) string {
+	addr := conn.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// rateLog passes at most max lines per period to out and says how many
+// it dropped.
+type rateLog struct {
+	out func(format string, args ...any)
+	max int
+	per time.Duration
+
+	mu      sync.Mutex // guards the fields below
+	start   time.Time  // of the current period
+	n       int        // lines in the current period
+	dropped int
+}
+
+func (r *rateLog) logf(format string, args ...any) {
+	now := time.Now()
+	r.mu.Lock()
+	dropped := 0
+	if now.Sub(r.start) >= r.per {
+		dropped = r.dropped
+		r.start, r.n, r.dropped = now, 0, 0
+	}
+	ok := r.n < r.max
+	if ok {
+		r.n++
+	} else {
+		r.dropped++
+	}
+	r.mu.Unlock()
+	if dropped > 0 {
+		r.out("peer server: %d more messages about unauthenticated connections were suppressed", dropped)
+	}
+	if ok {
+		r.out(format, args...)
+	}
+}
+
+// isTemporary recognises accept errors that pass (EMFILE, ENFILE,
+// ECONNABORTED).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// serveConn runs one connection: handshake, hello, then streams.
+func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.admitted(raw)
+		}
+	}
+	defer release()
+	defer raw.Close() // every path out ends the connection; nothing to report
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
+	defer stop()
+
+	remote := raw.RemoteAddr().String()
+	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)) // fails only on a closed conn, which the handshake reports
+	tc := tls.Server(raw, s.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.preauthLog.logf("peer server: %s: handshake: %v", remote, err)
+		return
+	}
+	st := tc.ConnectionState()
+	if st.NegotiatedProtocol != alpn {
+		s.preauthLog.logf("peer server: %s: client did not negotiate %s", remote, alpn)
+		return
+	}
+	id, err := peerFromCerts([][]byte{st.PeerCertificates[0].Raw})
+	if err != nil {
+		s.cfg.Logf("peer server: %s: %v", remote, err) // verified in the handshake; cannot happen
+		return
+	}
+	mode := s.cfg.Allow[id]
+	client := s.store.client(id, mode)
+	who := fmt.Sprintf("peer %s (%s)", id.Short(), remote)
+
+	repo, ok := s.hello(tc, client, who)
+	if !ok {
+		return
+	}
+	defer client.detach()
+	release()
+	_ = raw.SetDeadline(time.Time{}) // see above
+
+	sess, err := yamux.Server(tc, s.yamuxConfig(who))
+	if err != nil {
+		s.cfg.Logf("peer server: %s: %v", who, err) // our config is valid; cannot happen
+		return
+	}
+	defer sess.Close() // closing a session reports nothing of use
+	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.dir[len(client.dir)+1:], mode)
+	s.serveStreams(ctx, sess, repo, who)
+	s.cfg.Logf("peer server: %s: disconnected", who)
+}
+
+// hello reads the client's hello and answers it. On success the client
+// has been attached and the caller must detach it.
+func (s *Server) hello(conn net.Conn, client *clientStore, who string) (*repoStore, bool) {
+	p, err := readFrame(conn, maxHelloFrame)
+	if err != nil {
+		s.cfg.Logf("peer server: %s: hello: %v", who, err)
+		if errors.Is(err, ErrProtocol) {
+			s.refuse(conn, who, codeOf(err), ProtocolVersion, "malformed hello")
+		}
+		return nil, false
+	}
+	ch, err := decodeClientHello(p)
+	if err != nil {
+		s.cfg.Logf("peer server: %s: %v", who, err)
+		s.refuse(conn, who, codeBadRequest, ProtocolVersion, "malformed hello")
+		return nil, false
+	}
+	if ch.MinVersion > ProtocolVersion || ch.MaxVersion < ProtocolVersion {
+		s.refuse(conn, who, codeVersion, ProtocolVersion, fmt.Sprintf(
+			"unsupported protocol version: client speaks %d..%d, server %d", ch.MinVersion, ch.MaxVersion, ProtocolVersion))
+		return nil, false
+	}
+	if err := ValidName(ch.Repo); err != nil {
+		s.refuse(conn, who, codeInvalidName, ProtocolVersion, err.Error())
+		return nil, false
+	}
+	if !client.attach(s.cfg.MaxConnsPerClient) {
+		s.refuse(conn, who, codeBusy, ProtocolVersion, fmt.Sprintf(
+			"too many connections from this device (limit %d)", s.cfg.MaxConnsPerClient))
+		return nil, false
+	}
+	used, err := client.usage()
+	if err != nil {
+		client.detach()
+		s.cfg.Logf("peer server: %s: %v", who, err)
+		s.refuse(conn, who, codeInternal, ProtocolVersion, internalMessage)
+		return nil, false
+	}
+	sh := serverHello{
+		Status: codeOK, Version: ProtocolVersion, Mode: client.mode,
+		MaxStreams: uint16(s.cfg.MaxStreams), Quota: client.quota, Used: used,
+	}
+	if err := writeFrame(conn, sh.encode()); err != nil {
+		client.detach()
+		s.cfg.Logf("peer server: %s: hello: %v", who, err)
+		return nil, false
+	}
+	return client.repo(ch.Repo), true
+}
+
+const internalMessage = "storage error on the server (details are in its log)"
+
+func (s *Server) refuse(conn net.Conn, who string, c code, version uint16, msg string) {
+	s.cfg.Logf("peer server: %s: refused: %s", who, msg)
+	sh := serverHello{Status: c, Version: version, Message: sanitize(msg)}
+	_ = writeFrame(conn, sh.encode()) // the connection closes next either way
+}
+
+// serveStreams accepts streams until the session ends, the connection has
+// been idle for IdleTimeout, or ctx is cancelled.
+func (s *Server) serveStreams(ctx context.Context, sess *yamux.Session, repo *repoStore, who string) {
+	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
+	defer stop()
+	idle := newIdleTimer(s.cfg.IdleTimeout, func() {
+		s.cfg.Logf("peer server: %s: idle for %v; closing", who, s.cfg.IdleTimeout)
+		_ = sess.Close()
+	})
+	defer idle.stop()
+	slots := make(chan struct{}, s.cfg.MaxStreams)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		// Take a slot before accepting, so streams beyond MaxStreams
+		// wait in yamux's backlog and overflow it into resets.
+		select {
+		case slots <- struct{}{}:
+		case <-sess.CloseChan():
+			return
+		}
+		st, err := sess.AcceptStream()
+		if err != nil {
+			<-slots
+			return
+		}
+		idle.begin()
+		wg.Go(func() {
+			defer func() { <-slots }()
+			defer idle.end()
+			s.serveStream(ctx, st, repo, who)
+		})
+	}
+}
+
+// idleTimer runs fn once no stream has been active for d.
+type idleTimer struct {
+	d      time.Duration
+	t      *time.Timer
+	mu     sync.Mutex // guards active
+	active int
+}
+
+func newIdleTimer(d time.Duration, fn func()) *idleTimer {
+	it := &idleTimer{d: d}
+	it.t = time.AfterFunc(d, func() {
+		it.mu.Lock()
+		idle := it.active == 0
+		it.mu.Unlock()
+		if idle {
+			fn()
+		}
+	})
+	return it
+}
+
+func (it *idleTimer) begin() {
+	it.mu.Lock()
+	it.active++
+	it.t.Stop()
+	it.mu.Unlock()
+}
+
+func (it *idleTimer) end() {
+	it.mu.Lock()
+	it.active--
+	if it.active == 0 {
+		it.t.Reset(it.d)
+	}
+	it.mu.Unlock()
+}
+
+func (it *idleTimer) stop() { it.t.Stop() }
+
+// serveStream answers one request.
+func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoStore, who string) {
+	st := newTimedStream(yst, s.cfg.StreamTimeout)
+	defer st.Close() // the client sees the end of the answer; nothing to report
+	p, err := readFrame(st, maxRequestFrame)
+	if err != nil {
+		if errors.Is(err, ErrProtocol) {
+			s.reply(st, who, err, "request")
+		}
+		return // a client gone or stalled: nothing to answer
+	}
+	req, err := decodeRequest(p)
+	if err != nil {
+		s.reply(st, who, err, "request")
+		return
+	}
+	h := backend.Handle{Type: req.Type, Name: req.Name}
+	switch req.Op {
+	case opList:
+		s.serveList(ctx, st, repo, who, req.Type)
+	case opStat:
+		fi, err := repo.stat(ctx, h)
+		if err != nil {
+			s.reply(st, who, err, "stat "+h.String())
+			return
+		}
+		_ = writeFrame(st, response{Status: codeOK, Size: fi.Size}.encode()) // a failed write means the client left
+	case opGet:
+		s.serveGet(ctx, st, repo, who, h, req)
+	case opPut:
+		s.servePut(ctx, st, repo, who, h, req)
+	case opDelete:
+		if err := repo.delete(ctx, h); err != nil {
+			s.reply(st, who, err, "delete "+h.String())
+			return
+		}
+		_ = writeFrame(st, response{Status: codeOK}.encode()) // see above
+	}
+}
+
+// watchHangup stops st's writes when the client closes its side before
+// the answer is complete, so a handler never waits on a client that left.
+// The returned function ends the watch; call it before the handler ends.
+func watchHangup(st *timedStream) (done func()) {
+	finished := make(chan struct{})
+	quit := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var b [1]byte
+		// The client sends nothing after its request: any return is
+		// either the hang-up (EOF), a protocol breach, or our quit.
+		_, _ = st.st.Read(b[:])
+		select {
+		case <-quit:
+		default:
+			st.abort()
+		}
+	}()
+	return func() {
+		close(quit)
+		_ = st.st.SetReadDeadline(time.Unix(1, 0)) // wakes the read; never fails
+		<-finished
+	}
+}
+
+func (s *Server) serveList(ctx context.Context, st *timedStream, repo *repoStore, who string, t backend.FileType) {
+	done := watchHangup(st)
+	defer done()
+	batch := make([]backend.FileInfo, 0, maxListEntries)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := writeFrame(st, listFrame{Entries: batch}.encode())
+		batch = batch[:0]
+		return err
+	}
+	var sendErr error
+	err := repo.list(ctx, t, func(fi backend.FileInfo) error {
+		batch = append(batch, fi)
+		if len(batch) == maxListEntries {
+			if err := flush(); err != nil {
+				sendErr = err
+				return err
+			}
+		}
+		return nil
+	})
+	if sendErr != nil {
+		return // the client left
+	}
+	if err == nil {
+		err = flush()
+		if err != nil {
+			return
+		}
+	}
+	if err != nil {
+		s.reply(st, who, err, "list "+t.String())
+		return
+	}
+	_ = writeFrame(st, response{Status: codeOK}.encode()) // a failed write means the client left
+}
+
+func (s *Server) serveGet(ctx context.Context, st *timedStream, repo *repoStore, who string, h backend.Handle, req request) {
+	if req.Length > math.MaxInt {
+		s.reply(st, who, malformed("request", "range length %d too large for this server", req.Length), "get "+h.String())
+		return
+	}
+	done := watchHangup(st)
+	defer done()
+	sent := false
+	err := repo.get(ctx, h, int(req.Length), req.Offset, func(size int64, rd io.Reader) error {
+		sent = true
+		if err := writeFrame(st, response{Status: codeOK, Size: size}.encode()); err != nil {
+			return err
+		}
+		_, err := io.CopyN(st, rd, size)
+		return err
+	})
+	if err == nil {
+		return
+	}
+	if sent {
+		// Part of the body may be out: the only signal left is to end the
+		// stream short, which the client reports as a short body.
+		if !errors.Is(err, errAborted) {
+			s.cfg.Logf("peer server: %s: get %s: %v", who, h, err)
+		}
+		st.abort()
+		return
+	}
+	s.reply(st, who, err, "get "+h.String())
+}
+
+func (s *Server) servePut(ctx context.Context, st *timedStream, repo *repoStore, who string, h backend.Handle, req request) {
+	finish := func(sum [32]byte) error {
+		p, err := readFrame(st, maxRequestFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: no commit after the content", errShortContent)
+			}
+			return err
+		}
+		c, err := decodeCommit(p)
+		if err != nil {
+			return err
+		}
+		if c.Sum != sum {
+			return fmt.Errorf("%w: client's hash %s, content received %s",
+				backend.ErrHashMismatch, backend.ID(c.Sum).Str(), backend.ID(sum).Str())
+		}
+		return nil
+	}
+	if err := repo.put(ctx, h, req.Length, st, finish); err != nil {
+		s.reply(st, who, err, "put "+h.String())
+		return
+	}
+	_ = writeFrame(st, response{Status: codeOK}.encode()) // a failed write means the client left
+}
+
+// reply sends the error response for err, logging what the client is not
+// told.
+func (s *Server) reply(st *timedStream, who string, err error, what string) {
+	c := codeOf(err)
+	var msg string
+	switch c {
+	case codeInternal:
+		if errors.Is(err, errAborted) || isConnError(err) {
+			return // the client left or stalled; nobody to answer
+		}
+		s.cfg.Logf("peer server: %s: %s: %v", who, what, err)
+		msg = internalMessage
+	case codeNotExist:
+		msg = backend.ErrNotExist.Error()
+	default:
+		// Our messages name the file after the operation, as the
+		// client's own error will: keep only what follows.
+		msg = err.Error()
+		if i := strings.LastIndex(msg, what+": "); i >= 0 {
+			msg = msg[i+len(what)+2:]
+		}
+		if c == codeBadRequest || c == codeFrameTooLarge {
+			s.cfg.Logf("peer server: %s: %s: %v", who, what, err)
+		}
+	}
+	_ = writeFrame(st, response{Status: c, Message: sanitize(msg)}.encode()) // the stream ends next either way
+}
+
+// codeOf maps an error to the status that tells the client about it.
+func codeOf(err error) code {
+	switch {
+	case errors.Is(err, backend.ErrNotExist):
+		return codeNotExist
+	case errors.Is(err, backend.ErrInvalidName):
+		return codeInvalidName
+	case errors.Is(err, backend.ErrAppendOnly):
+		return codeAppendOnly
+	case errors.Is(err, backend.ErrQuota):
+		return codeQuota
+	case errors.Is(err, backend.ErrHashMismatch):
+		return codeHashMismatch
+	case errors.Is(err, errFrameTooLarge):
+		return codeFrameTooLarge
+	case errors.Is(err, ErrProtocol):
+		return codeBadRequest
+	}
+	return codeInternal
+}
+
+// isConnError recognises the errors of a stream whose client left,
+// stalled or was cut off.
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, yamux.ErrConnectionReset) || errors.Is(err, yamux.ErrSessionShutdown) ||
+		errors.Is(err, yamux.ErrStreamClosed) || errors.As(err, &ne) && ne.Timeout()
+}

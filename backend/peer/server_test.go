@@ -1,0 +1,804 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+)
+
+// rawStream opens a stream on be's connection, for requests the client
+// would never send.
+func rawStream(t *testing.T, be *Backend) *yamux.Stream {
+	t.Helper()
+	s, err := be.session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	return st
+}
+
+// rawResponse writes b to a new stream and reads the server's response.
+func rawResponse(t *testing.T, be *Backend, b []byte) response {
+	t.Helper()
+	st := rawStream(t, be)
+	if _, err := st.Write(b); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	p, err := readFrame(st, maxResponseFrame)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	resp, err := decodeResponse(p)
+	if err != nil {
+		t.Fatalf("decode response: %v", err)
+	}
+	return resp
+}
+
+func TestStrangerRefused(t *testing.T) {
+	t.Parallel()
+	friend, stranger := newIdentity(t), newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{friend.PeerID(): ModeReadWrite}})
+	_, err := Create(t.Context(), ts.loc("x"), stranger)
+	if !errors.Is(err, ErrNotAllowed) || !backend.IsPermanent(err) {
+		t.Fatalf("stranger: got %v, want a permanent ErrNotAllowed", err)
+	}
+	if !ts.log.has("is not in the allow list") {
+		t.Errorf("server did not log the refusal")
+	}
+	// Nothing was made for the stranger.
+	if _, err := os.Stat(filepath.Join(ts.cfg.Root, stranger.PeerID().String())); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stranger's folder: %v", err)
+	}
+	// The friend is served.
+	be := ts.create(t, friend, "x")
+	putBytes(t, be, handleOf(backend.KeyFile, []byte("k")), []byte("k"))
+}
+
+func TestWrongServerRefused(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	loc := ts.loc("x")
+	loc.Peer = newIdentity(t).PeerID() // pin someone else
+	_, err := Dial(t.Context(), loc, client)
+	if !errors.Is(err, ErrPeerMismatch) || !backend.IsPermanent(err) {
+		t.Fatalf("wrong server: got %v, want a permanent ErrPeerMismatch", err)
+	}
+	if !strings.Contains(err.Error(), ts.id.PeerID().String()) {
+		t.Errorf("error does not name the key the server presented: %v", err)
+	}
+}
+
+func TestDialAndCreate(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	if _, err := Dial(t.Context(), ts.loc("repo"), client); !errors.Is(err, backend.ErrNoRepository) {
+		t.Fatalf("dial an empty location: got %v, want ErrNoRepository", err)
+	}
+	be := ts.create(t, client, "repo")
+	cfg := []byte("sealed config")
+	putBytes(t, be, handleOf(backend.ConfigFile, cfg), cfg)
+	if _, err := Create(t.Context(), ts.loc("repo"), client); !errors.Is(err, backend.ErrAlreadyExists) {
+		t.Fatalf("create over a repository: got %v, want ErrAlreadyExists", err)
+	}
+	be2, err := Dial(t.Context(), ts.loc("repo"), client)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer be2.Close()
+	if be2.Location() != ts.loc("repo").String() || be2.Mode() != ModeReadWrite {
+		t.Errorf("location %q, mode %v", be2.Location(), be2.Mode())
+	}
+	// The repository lies in the client's folder under its name.
+	if _, err := os.Stat(filepath.Join(ts.cfg.Root, client.PeerID().String(), "repo", "config")); err != nil {
+		t.Errorf("config not where documented: %v", err)
+	}
+	// Another name is another repository.
+	other := ts.create(t, client, "other")
+	if _, err := other.Stat(t.Context(), handleOf(backend.ConfigFile, nil)); !backend.IsNotExist(err) {
+		t.Errorf("config seen in another repository: %v", err)
+	}
+}
+
+func TestAppendOnly(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}})
+	be := ts.create(t, client, "r")
+	if be.Mode() != ModeAppendOnly || be.Properties().HasAtomicReplace {
+		t.Errorf("mode %v, properties %+v", be.Mode(), be.Properties())
+	}
+	pack := []byte("a pack")
+	h := handleOf(backend.PackFile, pack)
+	putBytes(t, be, h, pack)
+	cfg := handleOf(backend.ConfigFile, nil)
+	putBytes(t, be, cfg, []byte("first config"))
+
+	if err := be.Put(t.Context(), h, backend.NewByteReader(pack)); !errors.Is(err, backend.ErrAppendOnly) {
+		t.Errorf("overwrite: got %v, want ErrAppendOnly", err)
+	}
+	if err := be.Put(t.Context(), cfg, backend.NewByteReader([]byte("evil config"))); !errors.Is(err, backend.ErrAppendOnly) {
+		t.Errorf("replace config: got %v, want ErrAppendOnly", err)
+	}
+	if err := be.Delete(t.Context(), h); !errors.Is(err, backend.ErrAppendOnly) || !backend.IsPermanent(err) {
+		t.Errorf("delete: got %v, want a permanent ErrAppendOnly", err)
+	}
+	got := getAll(t, be, cfg)
+	if string(got) != "first config" {
+		t.Errorf("config is %q after refused replace", got)
+	}
+	if _, err := be.Stat(t.Context(), h); err != nil {
+		t.Errorf("pack after refused delete: %v", err)
+	}
+	// New files are welcome, and lock files may go.
+	more := []byte("another pack")
+	putBytes(t, be, handleOf(backend.PackFile, more), more)
+	lock := []byte("lock")
+	lh := handleOf(backend.LockFile, lock)
+	putBytes(t, be, lh, lock)
+	if err := be.Delete(t.Context(), lh); err != nil {
+		t.Errorf("delete a lock: %v", err)
+	}
+}
+
+func getAll(t *testing.T, be backend.Backend, h backend.Handle) []byte {
+	t.Helper()
+	var got []byte
+	err := be.Get(t.Context(), h, 0, 0, func(r io.Reader) error {
+		var err error
+		got, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("get %v: %v", h, err)
+	}
+	return got
+}
+
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	root := t.TempDir()
+	cfg := ServerConfig{Root: root, Quota: 10000, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}}
+	ts := startServer(t, cfg)
+	be := ts.create(t, client, "a")
+	first := bytes.Repeat([]byte{1}, 6000)
+	putBytes(t, be, handleOf(backend.PackFile, first), first)
+
+	// The quota spans the client's repositories.
+	be2 := ts.create(t, client, "b")
+	second := bytes.Repeat([]byte{2}, 5000)
+	h2 := handleOf(backend.PackFile, second)
+	err := be2.Put(t.Context(), h2, backend.NewByteReader(second))
+	if !errors.Is(err, backend.ErrQuota) || !backend.IsPermanent(err) {
+		t.Fatalf("put over quota: got %v, want a permanent ErrQuota", err)
+	}
+	for _, s := range []string{"quota", "4.9 KiB", "10.7 KiB", "9.8 KiB", h2.String()} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("quota error %q does not mention %q", err, s)
+		}
+	}
+	if _, err := be2.Stat(t.Context(), h2); !backend.IsNotExist(err) {
+		t.Errorf("refused file: %v", err)
+	}
+	// Deleting frees room.
+	if err := be.Delete(t.Context(), handleOf(backend.PackFile, first)); err != nil {
+		t.Fatal(err)
+	}
+	putBytes(t, be2, h2, second)
+	if quota, used := be2.Usage(); quota != 10000 || used != 6000 {
+		t.Errorf("usage at connection: quota %d, used %d; want 10000, 6000", quota, used)
+	}
+
+	// A new server on the same root counts the bytes on disk, and drops
+	// the temporary file of a put cut short by a crash.
+	stale := filepath.Join(root, client.PeerID().String(), "b", "data", "00", ".tmp-123")
+	if err := os.WriteFile(stale, make([]byte, 3000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := startServer(t, cfg)
+	be3 := ts2.create(t, client, "c")
+	if _, used := be3.Usage(); used != 5000 {
+		t.Errorf("usage counted after restart: %d, want 5000", used)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temporary file: %v", err)
+	}
+	third := bytes.Repeat([]byte{3}, 5001)
+	if err := be3.Put(t.Context(), handleOf(backend.IndexFile, third), backend.NewByteReader(third)); !errors.Is(err, backend.ErrQuota) {
+		t.Errorf("put over quota after restart: %v", err)
+	}
+	putBytes(t, be3, handleOf(backend.IndexFile, third[:5000]), third[:5000])
+}
+
+// regularFiles lists the regular files under dir.
+func regularFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestHashMismatchRefused(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	be := ts.create(t, client, "r")
+	h := handleOf(backend.PackFile, []byte("what the name says"))
+	err := be.Put(t.Context(), h, backend.NewByteReader([]byte("something else")))
+	if !errors.Is(err, backend.ErrHashMismatch) {
+		t.Fatalf("put with content not matching its name: got %v, want ErrHashMismatch", err)
+	}
+	if _, err := be.Stat(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("stat after refused put: %v", err)
+	}
+	if files := regularFiles(t, ts.cfg.Root); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+
+	// A commit that does not match what was sent is refused too.
+	data := []byte("content")
+	h = handleOf(backend.ConfigFile, data)
+	st := rawStream(t, be)
+	var bad commit
+	msg := frame(request{Op: opPut, Type: h.Type, Name: h.Name, Length: int64(len(data))}.encode())
+	msg = append(msg, data...)
+	msg = append(msg, frame(bad.encode())...)
+	if _, err := st.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponse(st); !errors.Is(err, backend.ErrHashMismatch) {
+		t.Errorf("put with a wrong commit: got %v, want ErrHashMismatch", err)
+	}
+	if files := regularFiles(t, ts.cfg.Root); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	be := ts.create(t, client, "r")
+	secret := []byte("another client's file")
+	// A file outside the client's folder that a traversal would reach.
+	if err := os.WriteFile(filepath.Join(ts.cfg.Root, "secret"), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := backend.Hash(secret).String()
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want code
+	}{
+		{"oversized header", append([]byte{0, 1, 0, 0}, make([]byte, 100)...), codeFrameTooLarge},
+		{"huge length", []byte{0xff, 0xff, 0xff, 0xff}, codeFrameTooLarge},
+		{"empty frame", []byte{0, 0, 0, 0}, codeBadRequest},
+		{"not a request", frame(response{}.encode()), codeBadRequest},
+		{"unknown op", frame(request{Op: 77, Type: backend.PackFile, Name: id}.encode()), codeBadRequest},
+		{"trailing bytes", frame(append(request{Op: opStat, Type: backend.PackFile, Name: id}.encode(), 0)), codeBadRequest},
+		{"traversal", frame(request{Op: opGet, Type: backend.PackFile, Name: "../../../secret"}.encode()), codeInvalidName},
+		{"traversal in stat", frame(request{Op: opStat, Type: backend.KeyFile, Name: "../../secret"}.encode()), codeInvalidName},
+		{"absolute", frame(request{Op: opGet, Type: backend.IndexFile, Name: "/etc/passwd"}.encode()), codeInvalidName},
+		{"config by another name", frame(request{Op: opGet, Type: backend.ConfigFile, Name: "../secret"}.encode()), codeInvalidName},
+		{"slash", frame(request{Op: opDelete, Type: backend.LogFile, Name: id[:32] + "/" + id[33:]}.encode()), codeInvalidName},
+		{"upper case", frame(request{Op: opStat, Type: backend.PackFile, Name: strings.ToUpper(id)}.encode()), codeInvalidName},
+		{"bad type", frame(request{Op: opList, Type: 0}.encode()), codeInvalidName},
+		{"bad type 99", frame(request{Op: opStat, Type: 99, Name: id}.encode()), codeInvalidName},
+		{"put traversal", frame(request{Op: opPut, Type: backend.PackFile, Name: "../x", Length: 1}.encode()), codeInvalidName},
+		{"missing", frame(request{Op: opStat, Type: backend.PackFile, Name: id}.encode()), codeNotExist},
+	} {
+		resp := rawResponse(t, be, c.in)
+		if resp.Status != c.want {
+			t.Errorf("%s: status %v (%q), want %v", c.name, resp.Status, resp.Message, c.want)
+		}
+		// The connection stays and serves the next request.
+		if _, err := be.Stat(t.Context(), handleOf(backend.PackFile, secret)); !backend.IsNotExist(err) {
+			t.Fatalf("%s: stat afterwards: %v", c.name, err)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(ts.cfg.Root, "secret"))
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("file outside the folder changed: %v", err)
+	}
+}
+
+func TestRepositoryNamesRefused(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"..", ".", "../other", "a/b", "/abs", "", "UPPER", strings.Repeat("a", 65)} {
+		conn, err := tls.Dial("tcp", ts.addr, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := writeFrame(conn, clientHello{MinVersion: 1, MaxVersion: 1, Repo: name}.encode()); err != nil {
+			t.Fatal(err)
+		}
+		p, err := readFrame(conn, maxHelloFrame)
+		_ = conn.Close()
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		sh, err := decodeServerHello(p)
+		if err != nil || sh.Status != codeInvalidName {
+			t.Errorf("repository %q: hello %+v, %v; want codeInvalidName", name, sh, err)
+		}
+	}
+	if entries, err := os.ReadDir(ts.cfg.Root); err != nil || len(entries) != 0 {
+		t.Errorf("root holds %v (%v), want nothing", entries, err)
+	}
+}
+
+func TestVersionMismatch(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", ts.addr, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := writeFrame(conn, clientHello{MinVersion: 2, MaxVersion: 5, Repo: "r"}.encode()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readFrame(conn, maxHelloFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := decodeServerHello(p)
+	if err != nil || sh.Status != codeVersion || sh.Version != ProtocolVersion {
+		t.Errorf("hello %+v, %v; want codeVersion naming version %d", sh, err, ProtocolVersion)
+	}
+}
+
+// TestHostileConnections runs a good client while others send random
+// bytes, stop half way through the TLS handshake, connect and say
+// nothing, or finish TLS and send a bad hello. The good client must not
+// notice, and the server must drop the others after its handshake timeout.
+func TestHostileConnections(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:            map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		HandshakeTimeout: 500 * time.Millisecond,
+	})
+	be := ts.create(t, client, "r")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var good sync.WaitGroup
+	var puts atomic.Int64
+	good.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			data := binary.BigEndian.AppendUint64([]byte("file "), uint64(i))
+			h := handleOf(backend.LogFile, data)
+			if err := be.Put(t.Context(), h, backend.NewByteReader(data)); err != nil {
+				t.Errorf("good client: put: %v", err)
+				return
+			}
+			if got := getAll(t, be, h); !bytes.Equal(got, data) {
+				t.Errorf("good client: got %q, want %q", got, data)
+				return
+			}
+			puts.Add(1)
+		}
+	})
+
+	dial := func() net.Conn {
+		conn, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Errorf("dial: %v", err)
+			return nil
+		}
+		return conn
+	}
+	// waitClosed checks that the server closes conn within limit.
+	waitClosed := func(what string, conn net.Conn, limit time.Duration) {
+		_ = conn.SetReadDeadline(time.Now().Add(limit))
+		_, err := io.Copy(io.Discard, conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: server did not close the connection within %v", what, limit)
+		}
+		_ = conn.Close()
+	}
+
+	// Four of these and four below: the server's per-host limit is 8, and
+	// the hostile connections all come from 127.0.0.1.
+	var hostile sync.WaitGroup
+	for i := range 4 {
+		hostile.Go(func() {
+			conn := dial()
+			if conn == nil {
+				return
+			}
+			junk := make([]byte, 1<<16)
+			_, _ = rand.Read(junk)
+			if i%2 == 0 {
+				junk[0] = 0x16 // looks like a TLS handshake record
+			}
+			_, _ = conn.Write(junk) // the server may hang up mid-way
+			waitClosed("random bytes", conn, 5*time.Second)
+		})
+	}
+	hostile.Go(func() { // connects and sends nothing
+		if conn := dial(); conn != nil {
+			waitClosed("silent connection", conn, 5*time.Second)
+		}
+	})
+	hostile.Go(func() { // half a TLS handshake: a ClientHello cut short
+		conn := dial()
+		if conn == nil {
+			return
+		}
+		rec := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
+		_, _ = conn.Write(rec)
+		waitClosed("half handshake", conn, 5*time.Second)
+	})
+	hostile.Go(func() { // TLS done, then a hello that is not one
+		conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn, err := tls.Dial("tcp", ts.addr, conf)
+		if err != nil {
+			t.Errorf("tls dial: %v", err)
+			return
+		}
+		_, _ = conn.Write([]byte{0, 0, 0, 3, 0xde, 0xad, 0xbe})
+		waitClosed("bad hello", conn, 5*time.Second)
+	})
+	hostile.Go(func() { // TLS done, then silence
+		conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn, err := tls.Dial("tcp", ts.addr, conf)
+		if err != nil {
+			t.Errorf("tls dial: %v", err)
+			return
+		}
+		waitClosed("silent after TLS", conn, 5*time.Second)
+	})
+	hostile.Wait()
+	cancel()
+	good.Wait()
+	if puts.Load() == 0 {
+		t.Errorf("the good client stored nothing while under attack")
+	}
+	t.Logf("good client: %d puts during the attack", puts.Load())
+	// And it goes on working afterwards.
+	putBytes(t, be, handleOf(backend.KeyFile, []byte("after")), []byte("after"))
+}
+
+// TestStreamFlood opens far more streams than the server serves at once,
+// none of which sends a request: the excess is reset, a good client on
+// another connection is served meanwhile, and once the stalled streams
+// time out the flooding connection is served again.
+func TestStreamFlood(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	const maxStreams = 4
+	ts := startServer(t, ServerConfig{
+		Allow:         map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		MaxStreams:    maxStreams,
+		StreamTimeout: 500 * time.Millisecond,
+	})
+	flooder := ts.create(t, client, "r")
+	good := ts.create(t, client, "r")
+	s, err := flooder.session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	streams := make([]*yamux.Stream, 0, n)
+	for range n {
+		st, err := s.mux.OpenStream()
+		if err != nil {
+			t.Fatalf("open stream: %v", err)
+		}
+		// The open reaches the server with the first byte: half a
+		// length prefix, then nothing.
+		if _, err := st.Write([]byte{0, 0}); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		streams = append(streams, st)
+	}
+	data := []byte("served during the flood")
+	putBytes(t, good, handleOf(backend.IndexFile, data), data)
+
+	var resets, ended atomic.Int64
+	var wg sync.WaitGroup
+	for _, st := range streams {
+		wg.Go(func() {
+			_ = st.SetReadDeadline(time.Now().Add(20 * time.Second))
+			_, err := io.Copy(io.Discard, st)
+			switch {
+			case errors.Is(err, yamux.ErrConnectionReset):
+				resets.Add(1)
+			case err == nil:
+				ended.Add(1) // timed out by the server
+			default:
+				t.Errorf("flood stream: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d streams reset, %d timed out by the server", resets.Load(), ended.Load())
+	// At most MaxStreams served plus MaxStreams waiting; the rest reset.
+	if resets.Load() < n-2*maxStreams {
+		t.Errorf("%d of %d streams reset, want at least %d", resets.Load(), n, n-2*maxStreams)
+	}
+	if _, err := flooder.Stat(t.Context(), handleOf(backend.IndexFile, data)); err != nil {
+		t.Errorf("flooding connection after the flood: %v", err)
+	}
+}
+
+// TestSlowClient stalls mid-request: the server gives up the stream
+// after its stream timeout, and a put cut short stores nothing.
+func TestSlowClient(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:         map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		StreamTimeout: 300 * time.Millisecond,
+	})
+	be := ts.create(t, client, "r")
+	data := bytes.Repeat([]byte("x"), 100000)
+	h := handleOf(backend.PackFile, data)
+	st := rawStream(t, be)
+	msg := frame(request{Op: opPut, Type: h.Type, Name: h.Name, Length: int64(len(data))}.encode())
+	if _, err := st.Write(append(msg, data[:1000]...)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = st.SetReadDeadline(start.Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, st)
+	if err != nil {
+		t.Fatalf("stalled put: %v, want the server to end the stream", err)
+	}
+	t.Logf("server ended the stalled stream after %v", time.Since(start))
+	if files := regularFiles(t, ts.cfg.Root); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+	if _, err := be.Stat(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("stat: %v", err)
+	}
+}
+
+// TestHangupDuringGet: a client that stops reading a large body and
+// closes its stream frees the server's handler at once, not after the
+// stream timeout.
+func TestHangupDuringGet(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:         map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		MaxStreams:    1,
+		StreamTimeout: time.Minute,
+	})
+	be := ts.create(t, client, "r")
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	h := handleOf(backend.PackFile, data)
+	putBytes(t, be, h, data)
+	for range 3 {
+		errStop := errors.New("enough")
+		err := be.Get(t.Context(), h, 0, 0, func(r io.Reader) error {
+			_, err := io.ReadFull(r, make([]byte, 10))
+			if err != nil {
+				return err
+			}
+			return errStop
+		})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := be.Stat(ctx, h); err != nil {
+		t.Fatalf("stat after abandoned gets with one stream allowed: %v", err)
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:       map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		IdleTimeout: 200 * time.Millisecond,
+	})
+	be := ts.create(t, client, "r")
+	data := []byte("survives reconnects")
+	h := handleOf(backend.KeyFile, data)
+	putBytes(t, be, h, data)
+	first, err := be.session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server closes the idle connection; the next request reconnects.
+	select {
+	case <-first.mux.CloseChan():
+	case <-time.After(10 * time.Second):
+		t.Fatal("server kept an idle connection open")
+	}
+	if !ts.log.has("idle for") {
+		t.Errorf("server did not log the idle close")
+	}
+	if got := getAll(t, be, h); !bytes.Equal(got, data) {
+		t.Errorf("after idle close: got %q", got)
+	}
+	// A broken connection: the next request reconnects.
+	s, err := be.session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == first {
+		t.Fatal("no new connection after the idle close")
+	}
+	_ = s.mux.Close()
+	if _, err := be.Stat(t.Context(), h); err != nil {
+		t.Errorf("after a broken connection: %v", err)
+	}
+	// A closed backend stays closed.
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Stat(t.Context(), h); !errors.Is(err, errClosed) {
+		t.Errorf("stat on a closed backend: %v", err)
+	}
+}
+
+// TestHandshakesPerHost: one host cannot hold more than its share of
+// handshakes, and the slots come back when its connections end.
+func TestHandshakesPerHost(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:            map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		HandshakeTimeout: time.Minute,
+	})
+	var silent []net.Conn
+	for range maxHandshakesPerHost {
+		conn, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, conn)
+	}
+	// Wait until the server has admitted them all.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts.srv.mu.Lock()
+		n := ts.srv.perHost["127.0.0.1"]
+		ts.srv.mu.Unlock()
+		if n == maxHandshakesPerHost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes admitted, want %d", n, maxHandshakesPerHost)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	extra, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("connection over the per-host limit: read gave %v, want EOF", err)
+	}
+	_ = extra.Close()
+	for _, c := range silent {
+		_ = c.Close()
+	}
+	for {
+		be, err := Create(t.Context(), ts.loc("r"), client)
+		if err == nil {
+			_ = be.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client after the silent connections closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConnectionsPerClient(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{
+		Allow:             map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		MaxConnsPerClient: 1,
+	})
+	be := ts.create(t, client, "r")
+	_, err := Create(t.Context(), ts.loc("r"), client)
+	if err == nil || backend.IsPermanent(err) || !strings.Contains(err.Error(), "too many connections") {
+		t.Fatalf("second connection: got %v, want a retryable refusal", err)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The slot is given back when the first connection ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		be2, err := Create(t.Context(), ts.loc("r"), client)
+		if err == nil {
+			_ = be2.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection after the first closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNewServerChecks(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t)
+	allow := map[crypt.PeerID]Mode{newIdentity(t).PeerID(): ModeReadWrite}
+	for name, cfg := range map[string]ServerConfig{
+		"no identity": {Root: t.TempDir(), Allow: allow},
+		"no root":     {Identity: id, Allow: allow},
+		"no allow":    {Identity: id, Root: t.TempDir()},
+		"bad mode":    {Identity: id, Root: t.TempDir(), Allow: map[crypt.PeerID]Mode{id.PeerID(): 7}},
+		"negative":    {Identity: id, Root: t.TempDir(), Allow: allow, Quota: -1},
+		"streams":     {Identity: id, Root: t.TempDir(), Allow: allow, MaxStreams: 1 << 16},
+	} {
+		if _, err := NewServer(cfg); err == nil {
+			t.Errorf("%s: NewServer succeeded", name)
+		}
+	}
+}
