@@ -267,18 +267,31 @@ func TestPruneSurvivesKill9(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(seed, 0))
 
-	// How long a whole prune takes here (on a copy), to aim the kills.
-	start := time.Now()
-	cp := filepath.Join(e.dir, "copy")
-	if out, err := exec.Command("cp", "-a", e.repo, cp).CombinedOutput(); err != nil {
-		t.Fatalf("copy: %v %s", err, out)
+	// A pristine copy: a run that finished is followed by one on a fresh
+	// copy, so every kill lands in a prune with work to do.
+	pristine := filepath.Join(e.dir, "pristine")
+	copyDir := func(from, to string) {
+		t.Helper()
+		_ = os.RemoveAll(to)
+		if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+			t.Fatalf("copy: %v %s", err, out)
+		}
 	}
-	e.must("--repo", cp, "prune", "--max-unused", "0%")
+	copyDir(e.repo, pristine)
+
+	// How long a whole prune takes here, to aim the kills.
+	start := time.Now()
+	e.must("prune", "--max-unused", "0%")
 	full := time.Since(start)
 	t.Logf("a whole prune takes %v", full)
 
+	const runs = 10
 	kills := 0
-	for i := 0; i < 6; i++ {
+	finished := true
+	for i := 0; i < runs; i++ {
+		if finished {
+			copyDir(pristine, e.repo)
+		}
 		cmd := exec.Command(cairnBin, "prune", "--max-unused", "0%")
 		cmd.Env = e.env
 		cmd.Dir = e.dir
@@ -288,17 +301,18 @@ func TestPruneSurvivesKill9(t *testing.T) {
 		time.Sleep(time.Duration(rnd.Int64N(int64(full))))
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		finished = true
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			kills++
+			finished = false
 		}
 		// Meanwhile the repository is sound: no damage, whatever
 		// leftovers there are.
-		r := e.run("--json", "check")
-		if r.code != 0 {
-			t.Fatalf("check after kill %d:\n%s", i, r)
+		if r := e.run("check"); r.code != 0 {
+			t.Fatalf("check after run %d:\n%s", i, r)
 		}
 	}
-	t.Logf("%d of 6 runs killed before they finished", kills)
+	t.Logf("%d of %d runs killed before they finished", kills, runs)
 	e.must("prune", "--max-unused", "0%")
 	r := e.must("--json", "check", "--read-data")
 	for _, m := range jsonLines(t, r.stdout) {
