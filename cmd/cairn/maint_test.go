@@ -323,3 +323,72 @@ func TestPruneSurvivesKill9(t *testing.T) {
 	}
 	restoreMatches(t, e, data)
 }
+
+// TestPruneCompactsTheLog grows the log past the point where prune writes
+// a checkpoint, and checks that prune then deletes the covered entries
+// and every snapshot stays.
+func TestPruneCompactsTheLog(t *testing.T) {
+	e := newTestEnv(t)
+	data := filepath.Join(e.dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile(filepath.Join(data, "f"), "content\n")
+	e.init()
+	e.must("backup", data)
+
+	// Many more snapshots of the same tree, added through the library.
+	ctx := context.Background()
+	be, err := openBackend(ctx, e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := snapshot.LoadLog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := crypt.LoadOrCreateIdentity(filepath.Join(e.dir, "home", ".config", "cairn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := *l.Snapshots()[0]
+	for i := 1; i <= logCheckpointAfter; i++ {
+		sn := first
+		sn.Time = first.Time.Add(time.Duration(i) * time.Minute)
+		if _, err := l.AddSnapshot(ctx, r, ident, &sn, sn.Time); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	be.Close()
+	entries := func() int {
+		m, err := filepath.Glob(filepath.Join(e.repo, "log", "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m)
+	}
+	before := entries()
+	if before <= logCheckpointAfter {
+		t.Fatalf("only %d log entries", before)
+	}
+	res := e.must("--json", "prune")
+	if n := lastJSON(t, res)["log_entries_removed"].(float64); int(n) != before {
+		t.Fatalf("prune removed %v of %d log entries\n%s", n, before, res)
+	}
+	if after := entries(); after != 1 {
+		t.Errorf("%d log entries after prune, want the checkpoint alone", after)
+	}
+	if n := len(e.snapshotsJSON()); n != logCheckpointAfter+1 {
+		t.Errorf("%d snapshots after prune, want %d", n, logCheckpointAfter+1)
+	}
+	e.must("check", "--read-data")
+	r2 := e.must("prune")
+	if strings.Contains(r2.stdout, "checkpoint") {
+		t.Errorf("second prune wrote another checkpoint:\n%s", r2)
+	}
+}
