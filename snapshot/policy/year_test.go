@@ -1,137 +1,242 @@
-package policy
+package policy_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
-	"slices"
+	"os"
+	"path/filepath"
+	"sort"
 	"testing"
 	"time"
-	_ "time/tzdata" // Europe/Berlin without relying on the system's zoneinfo
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/mem"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
+	"github.com/cairn-backup/cairn/snapshot/policy"
+	"github.com/cairn-backup/cairn/snapshot/restorer"
 )
 
-// TestYearOfHourlyBackups backs up every hour of 2025 and runs forget
-// --keep-hourly 24 --keep-daily 7 --keep-weekly 5 --keep-monthly 12 each
-// night at 03:00 local time, in UTC and in Europe/Berlin (whose clocks skip
-// an hour on 2025-03-30 and repeat one on 2025-10-26). At the end exactly
-// the snapshots worked out below by calendar are left, the same as one
-// forget over the whole year keeps, and forgetting again removes nothing.
-func TestYearOfHourlyBackups(t *testing.T) {
-	berlin, err := time.LoadLocation("Europe/Berlin")
+// TestSimulatedYear runs a year of hourly backups of a small changing tree
+// with a nightly forget --prune under a fake clock, then checks that
+// exactly the snapshots the policy names are left and that each restores
+// to the tree as it was when it was taken.
+func TestSimulatedYear(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a year of backups takes a while")
+	}
+	ctx := context.Background()
+	be := mem.New()
+	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: crypt.FastKDFParamsForTests(), PackSize: repo.MinPackSize})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Policy{Hourly: 24, Daily: 7, Weekly: 5, Monthly: 12}
-	for _, loc := range []*time.Location{time.UTC, berlin} {
-		t.Run(loc.String(), func(t *testing.T) {
-			start := time.Date(2025, 1, 1, 0, 0, 0, 0, loc)
-			end := time.Date(2026, 1, 1, 0, 0, 0, 0, loc)
-			var all []*snapshot.Snapshot
-			for at := start; at.Before(end); at = at.Add(time.Hour) {
-				all = append(all, &snapshot.Snapshot{ID: backend.Hash(fmt.Append(nil, at.Unix())), Time: at})
-			}
-			if len(all) != 365*24 {
-				t.Fatalf("%d hourly snapshots in 2025", len(all))
-			}
+	defer r.Close()
+	ident, err := crypt.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := snapshot.LoadLog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	// expected holds the tree's content at each snapshot's time.
+	expected := map[time.Time]map[string][]byte{}
+	state := map[string][]byte{}
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		state[name] = data
+	}
+	for i := 0; i < 4; i++ {
+		write(fmt.Sprintf("f%d", i), []byte(fmt.Sprintf("initial %d\n", i)))
+	}
 
-			// What must be left, by calendar (wall-clock times in loc):
-			// the 24 hours of 2025-12-31; the 23:00 snapshot of the 7
-			// days 12-25 ... 12-31; the last snapshot of the 5 ISO weeks
-			// ending 12-07, 12-14, 12-21, 12-28 (Sundays, 23:00) and of
-			// the week of Monday 12-29 (12-31 23:00); the 23:00 snapshot
-			// of the last day of each month. No count is left over, so
-			// the oldest snapshot is not kept.
-			want := map[string]bool{}
-			for h := range 24 {
-				want[fmt.Sprintf("2025-12-31 %02d:00", h)] = true
-			}
-			for d := 25; d <= 31; d++ {
-				want[fmt.Sprintf("2025-12-%02d 23:00", d)] = true
-			}
-			for _, d := range []int{7, 14, 21, 28, 31} {
-				want[fmt.Sprintf("2025-12-%02d 23:00", d)] = true
-			}
-			for m := time.January; m <= time.December; m++ {
-				last := time.Date(2025, m+1, 0, 23, 0, 0, 0, loc)
-				want[last.Format("2006-01-02 15:04")] = true
-			}
-			if len(want) != 24+6+3+11 {
-				t.Fatalf("test bug: %d expected snapshots", len(want))
-			}
-
-			// One forget over the whole year.
-			now := all[len(all)-1].Time.Add(30 * time.Minute)
-			once, removed, reasons := Apply(all, p, now)
-			checkPartition(t, all, once, removed, reasons)
-			checkAgainstRef(t, all, p, now, once, reasons)
-			if got := labelSet(once); len(once) != len(want) || !mapsEqual(got, want) {
-				t.Fatalf("one forget keeps %d snapshots:\n%v\nwant %d:\n%v", len(got), sortedKeys(got), len(want), sortedKeys(want))
-			}
-
-			// Hourly backups with a forget every night at 03:00.
-			var repo []*snapshot.Snapshot
-			nights := 0
-			forget := func(now time.Time) {
-				keep, remove, reasons := Apply(repo, p, now)
-				checkPartition(t, repo, keep, remove, reasons)
-				// 24+7+5+12 newest-of-period snapshots plus the oldest.
-				if len(keep) > 24+7+5+12+1 {
-					t.Fatalf("%s: kept %d", now, len(keep))
+	pol := policy.Policy{Hourly: 24, Daily: 7, Weekly: 5, Monthly: 12}
+	loc := time.UTC
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, loc)
+	var now time.Time
+	clock := func() time.Time { return now }
+	hours := 365 * 24
+	for h := 0; h < hours; h++ {
+		now = start.Add(time.Duration(h) * time.Hour)
+		// One file changes every hour, another is added or removed daily.
+		write(fmt.Sprintf("f%d", h%4), []byte(fmt.Sprintf("hour %d\n", h)))
+		if h%24 == 5 {
+			name := fmt.Sprintf("day%d", (h/24)%3)
+			if _, ok := state[name]; ok {
+				if err := os.Remove(filepath.Join(src, name)); err != nil {
+					t.Fatal(err)
 				}
-				repo = keep
-				nights++
+				delete(state, name)
+			} else {
+				write(name, bytes.Repeat([]byte{byte(h)}, 3000))
 			}
-			for _, sn := range all {
-				repo = append(repo, sn)
-				if sn.Time.Hour() == 3 {
-					forget(sn.Time.Add(time.Minute))
-				}
-			}
-			forget(now)
-			if nights != 366 {
-				t.Fatalf("%d forgets, want 365 nights and a last one", nights)
-			}
-			snapshot.SortByTime(repo)
-			snapshot.SortByTime(once)
-			if !slices.Equal(repo, once) {
-				t.Fatalf("nightly forgets leave %d snapshots:\n%v\none forget leaves %d", len(repo), labels(repo), len(once))
-			}
-
-			// Forgetting again removes nothing.
-			again, removed, _ := Apply(repo, p, now)
-			if len(removed) != 0 || len(again) != len(want) {
-				t.Fatalf("second forget removes %d", len(removed))
-			}
+		}
+		sn, _, err := archiver.Backup(ctx, r, l, archiver.BackupOptions{
+			Options:  archiver.Options{Now: clock},
+			Paths:    []string{src},
+			Hostname: "host",
+			Identity: ident,
 		})
-	}
-}
+		if err != nil {
+			t.Fatalf("hour %d: backup: %v", h, err)
+		}
+		exp := map[string][]byte{}
+		for k, v := range state {
+			exp[k] = v
+		}
+		expected[sn.Time] = exp
 
-func labelSet(list []*snapshot.Snapshot) map[string]bool {
-	m := map[string]bool{}
-	for _, sn := range list {
-		m[label(sn)] = true
-	}
-	return m
-}
-
-func mapsEqual(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
+		if now.Hour() == 3 {
+			nightly(t, ctx, r, l, ident, pol, now)
 		}
 	}
-	return true
+	now = start.Add(time.Duration(hours) * time.Hour)
+	nightly(t, ctx, r, l, ident, pol, now)
+
+	// Exactly the snapshots the policy names over the whole year are left.
+	all := make([]time.Time, 0, len(expected))
+	for tm := range expected {
+		all = append(all, tm)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Before(all[j]) })
+	want := keptByBuckets(all, pol)
+
+	l2, err := snapshot.LoadLog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l2.Problems) != 0 {
+		t.Fatalf("log problems: %v", l2.Problems)
+	}
+	var got []time.Time
+	for _, sn := range l2.Snapshots() {
+		got = append(got, sn.Time)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kept %d snapshots, policy names %d:\n got %v\nwant %v", len(got), len(want), got, want)
+	}
+	// The log stays small: checkpoints let prune drop old entries.
+	if n := len(l2.Entries); n > 60 {
+		t.Errorf("log holds %d entries after a year", n)
+	}
+
+	// Prune freed the space of the forgotten snapshots: without it the
+	// year would leave two packs per backup.
+	packs := 0
+	for h := range be.Files() {
+		if h.Type == backend.PackFile {
+			packs++
+		}
+	}
+	if packs > hours/4 {
+		t.Errorf("%d packs left after a year of %d backups", packs, hours)
+	}
+	t.Logf("%d snapshots kept, %d packs, %d log entries", len(got), packs, len(l2.Entries))
+
+	// Every kept snapshot restores exactly, from a fresh open.
+	r2, err := repo.Open(ctx, be, []byte("pw"), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if res, err := r2.Check(ctx, repo.CheckOptions{ReadData: true}); err != nil || repo.HasDamage(res.Problems) {
+		t.Fatalf("check --read-data: %v %v", err, res.Problems)
+	}
+	for _, sn := range l2.Snapshots() {
+		dst := t.TempDir()
+		rs, err := restorer.New(r2, sn.Tree, restorer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rs.Restore(ctx, dst); err != nil {
+			t.Fatalf("restore %s: %v", sn.ID.Str(), err)
+		}
+		exp := expected[sn.Time]
+		dir := filepath.Join(dst, src)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(exp) {
+			t.Fatalf("snapshot %s: %d files, want %d", sn.Time, len(entries), len(exp))
+		}
+		for name, data := range exp {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || !bytes.Equal(b, data) {
+				t.Fatalf("snapshot %s: %s differs (%v)", sn.Time, name, err)
+			}
+		}
+	}
 }
 
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
+// nightly is forget --keep-* --prune: forget what the policy drops, prune
+// the data, checkpoint the log and drop the entries it covers.
+func nightly(t *testing.T, ctx context.Context, r *repo.Repository, l *snapshot.Log, ident *crypt.Identity, pol policy.Policy, now time.Time) {
+	t.Helper()
+	_, remove, _ := policy.Apply(l.Snapshots(), pol, now)
+	var ids []backend.ID
+	for _, sn := range remove {
+		ids = append(ids, sn.ID)
 	}
-	slices.Sort(out)
+	if _, err := l.Forget(ctx, r, ident, ids, now); err != nil {
+		t.Fatal(err)
+	}
+	used, err := snapshot.UsedBlobs(ctx, r, l.Snapshots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(ctx, used, repo.PruneOptions{}); err != nil {
+		t.Fatalf("%s: prune: %v", now, err)
+	}
+	if _, err := l.WriteCheckpoint(ctx, r, ident, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.PruneCovered(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keptByBuckets computes, independently of package policy, which of the
+// hourly snapshot times a keep-hourly/daily/weekly/monthly policy applied
+// nightly keeps by the end: for each bucket size, the newest snapshot of
+// each of the newest N buckets that have one, plus the oldest snapshot
+// while a rule has fewer buckets than its count (restic 0.16+).
+func keptByBuckets(times []time.Time, p policy.Policy) []time.Time {
+	keep := map[time.Time]bool{}
+	rules := []struct {
+		n   int
+		key func(time.Time) string
+	}{
+		{p.Hourly, func(t time.Time) string { return t.Format("2006-01-02 15") }},
+		{p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
+		{p.Weekly, func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprint(y, w) }},
+		{p.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
+	}
+	for _, rule := range rules {
+		seen := map[string]bool{}
+		for i := len(times) - 1; i >= 0 && len(seen) < rule.n; i-- {
+			k := rule.key(times[i])
+			if !seen[k] {
+				seen[k] = true
+				keep[times[i]] = true
+			}
+		}
+		if len(seen) < rule.n {
+			keep[times[0]] = true
+		}
+	}
+	var out []time.Time
+	for _, tm := range times {
+		if keep[tm] {
+			out = append(out, tm)
+		}
+	}
 	return out
 }
