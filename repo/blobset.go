@@ -130,8 +130,20 @@ func (is *idSet) search(id backend.ID) (int, bool) {
 	}
 	p := binary.BigEndian.Uint32(id[:4]) >> (32 - is.dirBits) // dirBits >= 1
 	lo, hi := int(is.dir[p]), int(is.dir[p+1])
-	i, ok := slices.BinarySearchFunc(is.main[lo:hi], id, cmpBlobID)
-	return lo + i, ok
+	// A binary search by hand: comparing through pointers, the first
+	// eight bytes as one integer, is twice as fast as the generic one.
+	k := binary.BigEndian.Uint64(id[:8])
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		e := &is.main[m]
+		x := binary.BigEndian.Uint64(e[:8])
+		if x < k || x == k && bytes.Compare(e[8:], id[8:]) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(is.main) && is.main[lo] == id
 }
 
 // buildDir indexes main by ID prefix, 1 to 24 bits (at most 64 MiB of
