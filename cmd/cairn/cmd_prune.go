@@ -82,6 +82,21 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		return pruneWithLog(ctx, s, l, dryRun, maxUnused)
+	})
+}
+
+// pruneFlags are the flags forget --prune shares with prune.
+func pruneFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "max-unused", Value: "5%", Usage: "with --prune: leave at most `LIMIT` of unused data in partly used packs: a percentage, or \"unlimited\""},
+	}
+}
+
+// pruneWithLog prunes what the live snapshots of l do not use; the caller
+// holds an exclusive lock.
+func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, dryRun bool, maxUnused float64) error {
+	{
 		if len(l.Problems) > 0 || len(l.CheckSeen(s.seen)) > 0 {
 			return errors.New("prune: refusing to run: the snapshot log shows problems (see the warnings above), so the set of live snapshots cannot be trusted to decide what to delete; run 'cairn check'")
 		}
@@ -116,7 +131,7 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 			s.p.Printf("snapshot log: wrote a checkpoint, removed %d entries it covers", removed)
 		}
 		return nil
-	})
+	}
 }
 
 // compactLog writes a checkpoint of the log and deletes the entries it

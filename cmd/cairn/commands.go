@@ -17,6 +17,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.unlockCommand(),
 		e.checkCommand(),
 		e.pruneCommand(),
+		e.forgetCommand(),
 		e.repairCommand(),
 	}
 }
