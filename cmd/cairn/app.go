@@ -70,6 +70,7 @@ func (e *appEnv) newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			e.versionCommand(),
+			e.peerCommand(),
 		},
 	}
 	app.Commands = append(app.Commands, e.repoCommands()...)

@@ -40,7 +40,7 @@ func (e *appEnv) runInit(c *cli.Context) error {
 	}
 	loc := redactLocation(g.Repo)
 	// Refuse an existing repository before asking for a password.
-	if be, err := openBackend(ctx, g.Repo); err == nil {
+	if be, err := openBackend(ctx, g.Repo, e.locEnv(g, p)); err == nil {
 		be.Close()
 		return fmt.Errorf("init %s: %w", loc, repo.ErrAlreadyInitialized)
 	} else if !errors.Is(err, backend.ErrNoRepository) {
@@ -55,7 +55,7 @@ func (e *appEnv) runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	be, err := createBackend(ctx, g.Repo)
+	be, err := createBackend(ctx, g.Repo, e.locEnv(g, p))
 	if err != nil {
 		return err
 	}

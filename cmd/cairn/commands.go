@@ -18,6 +18,8 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.checkCommand(),
 		e.pruneCommand(),
 		e.forgetCommand(),
+		e.logCommand(),
+		e.mirrorCommand(),
 		e.repairCommand(),
 	}
 }

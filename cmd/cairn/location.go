@@ -8,34 +8,125 @@ import (
 	"slices"
 	"strings"
 
+	"time"
+
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/limit"
 	"github.com/cairn-backup/cairn/backend/local"
+	"github.com/cairn-backup/cairn/backend/peer"
+	"github.com/cairn-backup/cairn/backend/retry"
+	"github.com/cairn-backup/cairn/backend/sftp"
+	"github.com/cairn-backup/cairn/crypt"
 )
 
-// scheme opens and creates backends of one kind from the part of a
-// location after "scheme:".
+// scheme opens and creates backends of one kind. loc is the whole
+// location, rest the part after "scheme:".
 type scheme struct {
 	// open returns the backend of an existing repository; a location
 	// without one must give an error wrapping backend.ErrNoRepository.
-	open func(ctx context.Context, path string) (backend.Backend, error)
+	open func(ctx context.Context, loc, rest string, env locEnv) (backend.Backend, error)
 	// create prepares the location for a new repository (init).
-	create func(ctx context.Context, path string) (backend.Backend, error)
+	create func(ctx context.Context, loc, rest string, env locEnv) (backend.Backend, error)
+}
+
+// locEnv is what opening a location may need besides the location.
+type locEnv struct {
+	// ConfigDir holds this device's identity, which authenticates it to
+	// peers.
+	ConfigDir string
+	// Warn reports retries of remote operations.
+	Warn func(format string, args ...any)
 }
 
 // schemes is the table of repository location kinds, built in code so the
-// list is visible in one place. A new backend (sftp:, peer://) is one more
-// row.
+// list is visible in one place.
 func schemes() map[string]scheme {
 	return map[string]scheme{
 		"local": {
-			open: func(ctx context.Context, p string) (backend.Backend, error) {
+			open: func(ctx context.Context, _, p string, _ locEnv) (backend.Backend, error) {
 				return local.Open(ctx, p)
 			},
-			create: func(ctx context.Context, p string) (backend.Backend, error) {
+			create: func(ctx context.Context, _, p string, _ locEnv) (backend.Backend, error) {
 				return local.Create(ctx, p)
 			},
 		},
+		"sftp": {
+			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				cfg, err := sftp.ParseLocation(loc)
+				if err != nil {
+					return nil, err
+				}
+				be, err := sftp.Open(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
+			create: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				cfg, err := sftp.ParseLocation(loc)
+				if err != nil {
+					return nil, err
+				}
+				be, err := sftp.Create(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
+		},
+		"peer": {
+			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				pl, id, err := peerLocation(loc, env)
+				if err != nil {
+					return nil, err
+				}
+				be, err := peer.Dial(ctx, pl, id)
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
+			create: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				pl, id, err := peerLocation(loc, env)
+				if err != nil {
+					return nil, err
+				}
+				be, err := peer.Create(ctx, pl, id)
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
+		},
 	}
+}
+
+// peerLocation parses a peer:// location and loads this device's identity.
+func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error) {
+	pl, err := peer.ParseLocation(loc)
+	if err != nil {
+		return pl, nil, err
+	}
+	if env.ConfigDir == "" {
+		return pl, nil, fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
+	}
+	id, err := crypt.LoadOrCreateIdentity(env.ConfigDir)
+	if err != nil {
+		return pl, nil, fmt.Errorf("device identity: %w", err)
+	}
+	return pl, id, nil
+}
+
+// remote stacks the wrappers every network backend gets: a bound on
+// concurrent requests, and retries with backoff for transient errors.
+func remote(be backend.Backend, env locEnv) (backend.Backend, error) {
+	opts := retry.Options{}
+	if env.Warn != nil {
+		opts.Report = func(op string, err error, wait time.Duration) {
+			env.Warn("%s failed (%v); retrying in %s", op, err, wait.Round(time.Second/10))
+		}
+	}
+	return retry.New(limit.New(be, 0), opts)
 }
 
 // errNoLocation says no repository was given.
@@ -97,21 +188,26 @@ func lookupScheme(loc string) (scheme, string, error) {
 }
 
 // openBackend opens the backend of an existing repository.
-func openBackend(ctx context.Context, loc string) (backend.Backend, error) {
+func openBackend(ctx context.Context, loc string, env locEnv) (backend.Backend, error) {
 	s, rest, err := lookupScheme(loc)
 	if err != nil {
 		return nil, err
 	}
-	return s.open(ctx, rest)
+	return s.open(ctx, loc, rest, env)
 }
 
 // createBackend prepares a location for a new repository.
-func createBackend(ctx context.Context, loc string) (backend.Backend, error) {
+func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend, error) {
 	s, rest, err := lookupScheme(loc)
 	if err != nil {
 		return nil, err
 	}
-	return s.create(ctx, rest)
+	return s.create(ctx, loc, rest, env)
+}
+
+// locEnv returns what opening locations needs from the global options.
+func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

@@ -53,7 +53,7 @@ func maintFixture(t *testing.T, e *testEnv, size int) string {
 func forgetOldest(t *testing.T, e *testEnv) {
 	t.Helper()
 	ctx := context.Background()
-	be, err := openBackend(ctx, e.repo)
+	be, err := openBackend(ctx, e.repo, locEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestPruneNeedsExclusiveLock(t *testing.T) {
 	e := newTestEnv(t)
 	e.init()
 	ctx := context.Background()
-	be, err := openBackend(ctx, e.repo)
+	be, err := openBackend(ctx, e.repo, locEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestPruneCompactsTheLog(t *testing.T) {
 
 	// Many more snapshots of the same tree, added through the library.
 	ctx := context.Background()
-	be, err := openBackend(ctx, e.repo)
+	be, err := openBackend(ctx, e.repo, locEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}

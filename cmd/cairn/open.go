@@ -38,7 +38,7 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	ctx := c.Context
 	g := e.globals(c)
 	p := e.printer(g)
-	be, err := openBackend(ctx, g.Repo)
+	be, err := openBackend(ctx, g.Repo, e.locEnv(g, p))
 	if err != nil {
 		return err
 	}

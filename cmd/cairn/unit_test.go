@@ -71,8 +71,8 @@ func TestParseLocation(t *testing.T) {
 			t.Errorf("parseLocation(%q) = %q, %q, %v; want %q, %q", tc.in, s, rest, err, tc.scheme, tc.rest)
 		}
 	}
-	_, err := openBackend(context.Background(), "sftp://user:hunter2@host/x")
-	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `"sftp:"`) {
+	_, err := openBackend(context.Background(), "s3://user:hunter2@host/x", locEnv{})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `"s3:"`) {
 		t.Errorf("unknown scheme error %v", err)
 	}
 	if got := redactLocation("sftp://user:hunter2@host/x"); strings.Contains(got, "hunter2") {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend/peer"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/urfave/cli/v2"
+)
+
+func (e *appEnv) peerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "peer",
+		Usage: "this device's peer ID, and serving a folder to peers",
+		Description: "Peers keep copies of each other's repositories. A device is known by its peer ID,\n" +
+			"derived from the ed25519 identity in the config dir (created on first use).\n" +
+			"'cairn peer serve' on a friend's machine stores what 'cairn mirror' sends it; the\n" +
+			"friend sees only encrypted packs and hash names.",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "id",
+				Usage:     "print this device's peer ID",
+				ArgsUsage: " ",
+				Action:    e.runPeerID,
+			},
+			{
+				Name:      "serve",
+				Usage:     "serve a folder per authorized peer over TLS",
+				ArgsUsage: " ",
+				Description: "Listens on --listen and stores, for each peer allowed with --allow, a folder under\n" +
+					"--root named by its peer ID. Both sides are authenticated by pinned ed25519 keys\n" +
+					"(TLS 1.3); a client whose ID is not allowed is refused. Modes: append-only (the\n" +
+					"default: deletes and overwrites are refused, so a compromised client cannot\n" +
+					"destroy its history here) or read-write. Each put is checked against its hash\n" +
+					"before it becomes visible. Runs until interrupted (SIGINT or SIGTERM), then\n" +
+					"exits 0.\n\n" +
+					"Example: cairn peer serve --listen :7484 --root /srv/cairn \\\n" +
+					"           --allow PEERID-OF-ALICE --allow PEERID-OF-BOB:read-write --quota 500G\n\n" +
+					"Clients use the location peer://PEERID-OF-THIS-SERVER@host:7484/NAME, where NAME\n" +
+					"names one of their repositories on this server (a-z, 0-9, '.', '_', '-').",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "listen", Value: ":7484", Usage: "listen on `ADDR` (host:port)"},
+					&cli.StringFlag{Name: "root", Usage: "store peers' folders under `DIR` (required)"},
+					&cli.StringSliceFlag{Name: "allow", Usage: "allow `PEERID[:append-only|:read-write]` (repeatable; default mode append-only)"},
+					&cli.StringFlag{Name: "quota", Usage: "limit each peer to `SIZE` bytes (e.g. 500G); default none"},
+				},
+				Action: e.runPeerServe,
+			},
+		},
+	}
+}
+
+func (e *appEnv) identity(g globalOptions) (*crypt.Identity, error) {
+	if g.ConfigDir == "" {
+		return nil, fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
+	}
+	id, err := crypt.LoadOrCreateIdentity(g.ConfigDir)
+	if err != nil {
+		return nil, fmt.Errorf("device identity: %w", err)
+	}
+	return id, nil
+}
+
+func (e *appEnv) runPeerID(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	g := e.globals(c)
+	p := e.printer(g)
+	id, err := e.identity(g)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		p.JSON(struct {
+			PeerID string `json:"peer_id"`
+		}{id.PeerID().String()})
+		return nil
+	}
+	fmt.Fprintln(e.stdout, id.PeerID().String())
+	return nil
+}
+
+func (e *appEnv) runPeerServe(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	g := e.globals(c)
+	root := c.String("root")
+	if root == "" {
+		return errors.New("peer serve: --root DIR is required")
+	}
+	allows := c.StringSlice("allow")
+	if len(allows) == 0 {
+		return errors.New("peer serve: give at least one --allow PEERID (the peers may run 'cairn peer id' to learn theirs)")
+	}
+	allow := make(map[crypt.PeerID]peer.Mode, len(allows))
+	for _, a := range allows {
+		id, mode, err := peer.ParseAllow(a)
+		if err != nil {
+			return fmt.Errorf("--allow: %w", err)
+		}
+		allow[id] = mode
+	}
+	var quota int64
+	if q := c.String("quota"); q != "" {
+		v, err := parseSize(q)
+		if err != nil {
+			return fmt.Errorf("--quota: %w", err)
+		}
+		quota = v
+	}
+	id, err := e.identity(g)
+	if err != nil {
+		return err
+	}
+	srv, err := peer.NewServer(peer.ServerConfig{
+		Identity: id,
+		Root:     root,
+		Allow:    allow,
+		Quota:    quota,
+		Logf: func(format string, args ...any) {
+			if !g.Quiet {
+				fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), escapeControl(fmt.Sprintf(format, args...)))
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("peer serve: %w", err)
+	}
+	if !g.Quiet {
+		// stderr, so scripts can read the address from a known place
+		// without parsing stdout.
+		fmt.Fprintf(e.stderr, "serving peer %s on %s\n", id.PeerID(), ln.Addr())
+	}
+	return srv.Serve(c.Context, ln)
+}
