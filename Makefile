@@ -6,7 +6,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 # Fuzz time per target: a smoke run in `make test`, longer in `make fuzz`.
-FUZZTIME_SMOKE ?= 4s
+FUZZTIME_SMOKE ?= 2s
 FUZZTIME       ?= 2m
 
 .PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean

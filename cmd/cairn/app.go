@@ -62,6 +62,7 @@ func (e *appEnv) newApp() *cli.App {
 		Flags:                 globalFlags(true),
 		ExitErrHandler:        func(*cli.Context, error) {}, // main maps errors to codes
 		OnUsageError:          usageError,
+		Before:                func(*cli.Context) error { return e.checkTestSeams() },
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return fmt.Errorf("unknown command %q (run \"cairn help\" for the list)", c.Args().First())

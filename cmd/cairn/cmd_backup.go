@@ -68,6 +68,7 @@ func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
 		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + version,
 		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 	}
+	o.Now = e.now
 	if o.Hostname == "" {
 		o.Hostname = hostname()
 	}
@@ -135,7 +136,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		prog := &backupProgress{p: s.p, start: time.Now(), expectBytes: expectedBytes(l, opts)}
+		prog := &backupProgress{p: s.p, start: time.Now(), expectBytes: expectedBytes(l, opts, e.now())}
 		opts.Progress = prog
 		opts.Error = func(path string, err error) error {
 			prog.errors.Add(1)
@@ -159,7 +160,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 
 // expectedBytes estimates the backup's size from the snapshot it will
 // likely compare with, for the progress display's percentage and ETA.
-func expectedBytes(l *snapshot.Log, o archiver.BackupOptions) uint64 {
+func expectedBytes(l *snapshot.Log, o archiver.BackupOptions, now time.Time) uint64 {
 	var paths []string
 	for _, p := range o.Paths {
 		abs, err := filepath.Abs(p)
@@ -168,7 +169,7 @@ func expectedBytes(l *snapshot.Log, o archiver.BackupOptions) uint64 {
 		}
 		paths = append(paths, abs)
 	}
-	parent := snapshot.FindParent(l.Snapshots(), o.Hostname, paths, time.Now())
+	parent := snapshot.FindParent(l.Snapshots(), o.Hostname, paths, now)
 	if parent == nil || parent.Summary == nil {
 		return 0
 	}

@@ -144,7 +144,7 @@ func (e *appEnv) runForget(c *cli.Context) error {
 				remove = append(remove, sn.ID)
 			}
 		} else {
-			remove = applyPolicy(s, filterFrom(c).Apply(l.Snapshots()), p, by, time.Now())
+			remove = applyPolicy(s, filterFrom(c).Apply(l.Snapshots()), p, by, e.now())
 		}
 		if dryRun || len(remove) == 0 {
 			if dryRun && !s.g.JSON {
@@ -156,7 +156,7 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("device identity: %w", err)
 		}
-		if _, err := l.Forget(ctx, s.repo, ident, remove, time.Now()); err != nil {
+		if _, err := l.Forget(ctx, s.repo, ident, remove, e.now()); err != nil {
 			return err
 		}
 		rememberLog(s, l)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/mem"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/urfave/cli/v2"
 )
@@ -83,12 +84,15 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, dest string) error {
 	dry := c.Bool("dry-run")
 	dst, err := openBackend(ctx, dest, env)
-	if errors.Is(err, backend.ErrNoRepository) && !dry {
-		dst, err = createBackend(ctx, dest, env)
-	}
-	if errors.Is(err, backend.ErrNoRepository) && dry {
-		p.Printf("%s holds no repository yet: everything would be copied", redactLocation(dest))
-		return nil
+	if errors.Is(err, backend.ErrNoRepository) {
+		if dry {
+			// Planned against an empty store, so the summary counts
+			// everything; a dry run writes nothing anywhere.
+			p.Printf("%s holds no repository yet: everything would be copied", redactLocation(dest))
+			dst, err = mem.New(), nil
+		} else {
+			dst, err = createBackend(ctx, dest, env)
+		}
 	}
 	if err != nil {
 		return err

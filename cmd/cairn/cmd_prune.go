@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
@@ -141,7 +140,7 @@ func compactLog(ctx context.Context, s *session, l *snapshot.Log) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("device identity: %w", err)
 	}
-	if _, err := l.WriteCheckpoint(ctx, s.repo, ident, time.Now()); err != nil {
+	if _, err := l.WriteCheckpoint(ctx, s.repo, ident, s.now()); err != nil {
 		return 0, err
 	}
 	return l.PruneCovered(ctx, s.repo)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
@@ -107,7 +106,7 @@ func (e *appEnv) runRepairSnapshots(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		opts.Now = time.Now
+		opts.Now = e.now
 		res, err := snapshot.RepairSnapshots(ctx, s.repo, l, ident, opts)
 		if err != nil {
 			return err

@@ -71,7 +71,7 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 			Verify: c.Bool("verify"), Progress: prog,
 			Error: func(p string, err error) error {
 				prog.errors.Add(1)
-				s.p.ItemWarn("restore", p, fmt.Errorf("%s: %w", p, err))
+				s.p.ItemWarn("restore", p, err)
 				return nil
 			},
 		}

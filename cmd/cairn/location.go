@@ -36,6 +36,8 @@ type locEnv struct {
 	ConfigDir string
 	// Warn reports retries of remote operations.
 	Warn func(format string, args ...any)
+	// TestFaults is $CAIRN_TESTONLY_FAULTS (see testonly.go).
+	TestFaults string
 }
 
 // schemes is the table of repository location kinds, built in code so the
@@ -43,11 +45,11 @@ type locEnv struct {
 func schemes() map[string]scheme {
 	return map[string]scheme{
 		"local": {
-			open: func(ctx context.Context, _, p string, _ locEnv) (backend.Backend, error) {
-				return local.Open(ctx, p)
+			open: func(ctx context.Context, _, p string, env locEnv) (backend.Backend, error) {
+				return env.injectTestFaults(local.Open(ctx, p))
 			},
-			create: func(ctx context.Context, _, p string, _ locEnv) (backend.Backend, error) {
-				return local.Create(ctx, p)
+			create: func(ctx context.Context, _, p string, env locEnv) (backend.Backend, error) {
+				return env.injectTestFaults(local.Create(ctx, p))
 			},
 		},
 		"sftp": {
@@ -120,6 +122,10 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 // remote stacks the wrappers every network backend gets: a bound on
 // concurrent requests, and retries with backoff for transient errors.
 func remote(be backend.Backend, env locEnv) (backend.Backend, error) {
+	be, err := env.injectTestFaults(be, nil)
+	if err != nil {
+		return nil, err
+	}
 	opts := retry.Options{}
 	if env.Warn != nil {
 		opts.Report = func(op string, err error, wait time.Duration) {
@@ -207,7 +213,7 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults)}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"time"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -29,6 +31,8 @@ type session struct {
 	p    *printer
 	// seen is what this device remembered of the log before loadLog.
 	seen snapshot.Seen
+	// now is the clock for what the command records (appEnv.now).
+	now func() time.Time
 }
 
 // withRepo opens the repository named by the global options, takes the
@@ -47,24 +51,45 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	if err != nil {
 		return err
 	}
-	r, err := repo.Open(ctx, be, pw, e.repoOptions(g, p))
+	r, l, err := openLocked(ctx, be, pw, e.repoOptions(g, p), mode)
 	zero(pw)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if mode != noLock {
-		l, err := r.Lock(ctx, mode == exclusiveLock)
-		if err != nil {
-			return err
-		}
+	if l != nil {
 		defer func() {
 			if err := l.Unlock(ctx); err != nil {
 				p.Warnf("unlock: %v", err)
 			}
 		}()
 	}
-	return fn(ctx, &session{repo: r, g: g, p: p})
+	return fn(ctx, &session{repo: r, g: g, p: p, now: e.now})
+}
+
+// openLocked opens the repository, takes the lock mode asks for (l is nil
+// for noLock), and only then loads the index: an index loaded before the
+// lock could predate a prune that ran in between, and a backup trusting
+// it would skip uploading data the prune deleted.
+func openLocked(ctx context.Context, be backend.Backend, pw []byte, opts repo.Options, mode lockMode) (r *repo.Repository, l *repo.Lock, err error) {
+	opts.NoIndex = true
+	if r, err = repo.Open(ctx, be, pw, opts); err != nil {
+		return nil, nil, err
+	}
+	if mode != noLock {
+		if l, err = r.Lock(ctx, mode == exclusiveLock); err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		if l != nil {
+			_ = l.Unlock(ctx)
+		}
+		r.Close()
+		return nil, nil, err
+	}
+	return r, l, nil
 }
 
 // repoOptions are the repo.Options every command uses.
@@ -74,6 +99,7 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 		Warn:     func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) },
 		Hostname: hostname(),
 		Username: username(),
+		Now:      e.now,
 	}
 }
 

@@ -98,7 +98,7 @@ func (b *backupProgress) CompleteItem(path string, n *snapshot.Node, st archiver
 func (b *backupProgress) Error(string, error) {} // reported by Options.Error
 
 func (b *backupProgress) Warn(path string, err error) {
-	b.p.ItemWarn("archival", path, fmt.Errorf("%s: %w", path, err))
+	b.p.ItemWarn("archival", path, err)
 }
 
 // tick shows the current state; it runs on the ticker's goroutine.

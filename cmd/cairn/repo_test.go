@@ -12,6 +12,8 @@ import (
 
 	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/pack"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // TestKeys walks through key add, list, remove and passwd and checks which
@@ -287,4 +289,74 @@ func TestCorruptIndex(t *testing.T) {
 	}
 	checkNoControl(t, "stderr", r.stderr)
 	compareTrees(t, src, target, false)
+}
+
+// TestDamagedPack flips a byte in the middle of the data pack: restore
+// names the file whose data is damaged, restores the rest, and exits 1.
+func TestDamagedPack(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile(filepath.Join(src, "small.txt"), "small and fine\n")
+	big := make([]byte, 4<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>9)
+	}
+	e.writeFile(filepath.Join(src, "big.bin"), string(big))
+	e.init()
+	e.must("backup", src)
+	// Find where big.bin's first chunk lies and flip a byte inside it.
+	ctx := context.Background()
+	be, err := local.Open(ctx, e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := snapshot.LoadLog(ctx, rp)
+	if err != nil || len(l.Snapshots()) != 1 {
+		t.Fatalf("log: %v", err)
+	}
+	subtree, err := snapshot.FindSubtree(ctx, rp, l.Snapshots()[0].Tree, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := snapshot.LoadTree(ctx, rp, subtree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := tree.Find("big.bin")
+	if node == nil || len(node.Content) == 0 {
+		t.Fatalf("big.bin not in the snapshot: %+v", tree)
+	}
+	pb, ok := rp.Lookup(pack.DataBlob, node.Content[0])
+	if !ok {
+		t.Fatal("big.bin's first chunk is not in the index")
+	}
+	rp.Close()
+	packFile := filepath.Join(e.repo, "data", pb.PackID.String()[:2], pb.PackID.String())
+	data, err := os.ReadFile(packFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[pb.Offset+pb.Length/2] ^= 0xff
+	if err := os.Chmod(packFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile(packFile, string(data))
+	target := filepath.Join(e.dir, "restored")
+	r := e.run("--no-cache", "restore", "latest:"+src, "--target", target)
+	if r.code != 1 {
+		t.Fatalf("want exit 1\n%s", r)
+	}
+	if !matches(`(?m)^cairn: warning: .*big\.bin`, r.stderr) || !matches(`(?m)^cairn: restore: \d+ error\(s\)`, r.stderr) {
+		t.Fatalf("stderr does not name the damaged file\n%s", r)
+	}
+	if got, err := os.ReadFile(filepath.Join(target, "small.txt")); err != nil || string(got) != "small and fine\n" {
+		t.Fatalf("small.txt not restored: %q, %v", got, err)
+	}
 }

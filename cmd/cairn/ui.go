@@ -63,14 +63,19 @@ func (p *printer) Warnf(format string, args ...any) {
 	p.writeLine(p.errw, "cairn: warning: "+msg)
 }
 
-// ItemWarn reports a problem with one file, like Warnf; with --json the
-// message names the file and the phase as restic's does.
+// ItemWarn reports a problem with one file, like Warnf, naming the file
+// unless the error already does; with --json the message names the file
+// and the phase as restic's does.
 func (p *printer) ItemWarn(during, item string, err error) {
+	msg := err.Error()
 	if p.json {
-		p.jsonLine(p.errw, jsonError{MessageType: "error", Error: jsonErrorText{Message: err.Error()}, During: during, Item: item})
+		p.jsonLine(p.errw, jsonError{MessageType: "error", Error: jsonErrorText{Message: msg}, During: during, Item: item})
 		return
 	}
-	p.writeLine(p.errw, "cairn: warning: "+err.Error())
+	if !strings.Contains(msg, item) {
+		msg = item + ": " + msg
+	}
+	p.writeLine(p.errw, "cairn: warning: "+msg)
 }
 
 // JSON writes v as one line of JSON to stdout.
