@@ -60,6 +60,13 @@ bench-compile:
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
+# cairn, restic and borg side by side (installs restic and borg if missing);
+# writes docs/performance.md and docs/performance.csv. SCALE=0.1 RUNS=3
+# make bench for a quicker run; see scripts/bench/run.sh.
+.PHONY: bench
+bench:
+	scripts/bench/run.sh
+
 clean:
 	rm -rf bin
 	$(GO) clean -testcache

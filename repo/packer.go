@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
@@ -22,7 +23,7 @@ type blobKey struct {
 }
 
 type finishedPack struct {
-	ctx   context.Context
+	w     *pack.Writer // owns data; reused once the upload is done
 	id    backend.ID
 	data  []byte
 	blobs []pack.Blob
@@ -33,6 +34,12 @@ type finishedPack struct {
 // sealing run on the callers' goroutines (the archiver calls SaveBlob from
 // several workers); uploads run on a fixed set of workers sized by the
 // backend's connection limit.
+//
+// Uploads belong to the repository, not to the SaveBlob call whose blob
+// filled the pack: they run under the packer's own context, which Close
+// cancels. A caller that cancels its context (the archiver does so as
+// Snapshot returns) therefore cannot fail an upload already handed over;
+// Flush waits for them, and Close stops them.
 type packer struct {
 	r *Repository
 
@@ -43,33 +50,82 @@ type packer struct {
 	inflight map[blobKey]struct{}
 	// unindexed holds uploaded packs no index file lists yet.
 	unindexed []index.Pack
+	// idle holds uploaded pack writers, reset, for the next packs: a
+	// writer keeps its two pack-sized buffers, so reusing it spares
+	// growing and faulting in 30+ MiB of fresh memory per pack. At most
+	// maxIdle are kept.
+	idle    []*pack.Writer
+	maxIdle int
 	// err is the first upload error; once set, every save fails.
 	err error
 
 	indexMu sync.Mutex // serialises index file writes
 
-	uploads  chan finishedPack
-	pendingW sync.WaitGroup // packs handed to uploads and not yet done
-	workers  sync.WaitGroup
-	closed   bool
-	bufs     sync.Pool
+	uploadCtx    context.Context // cancelled by close
+	cancelUpload context.CancelFunc
+	uploads      chan finishedPack
+	pendingW     sync.WaitGroup // packs handed to uploads and not yet done
+	workers      sync.WaitGroup
+	closed       bool
+	bufs         sync.Pool
 }
 
 func newPacker(r *Repository) *packer {
-	p := &packer{
-		r:        r,
-		writers:  make(map[pack.BlobType]*pack.Writer),
-		inflight: make(map[blobKey]struct{}),
-		uploads:  make(chan finishedPack),
-	}
 	n := r.be.Properties().Connections
 	if n < 1 {
 		n = 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &packer{
+		r:            r,
+		writers:      make(map[pack.BlobType]*pack.Writer),
+		inflight:     make(map[blobKey]struct{}),
+		uploads:      make(chan finishedPack),
+		uploadCtx:    ctx,
+		cancelUpload: cancel,
+		// One writer per upload worker and one per blob type being
+		// filled cover the steady state.
+		maxIdle: n + 2,
 	}
 	for i := 0; i < n; i++ {
 		p.workers.Go(p.uploadLoop)
 	}
 	return p
+}
+
+// getBuf returns a pooled buffer for compressed or sealed blob bytes.
+func (p *packer) getBuf() *[]byte {
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1<<20+crypt.Overhead)
+	return &b
+}
+
+// newWriter returns an idle writer or a new one; p.mu must be held.
+func (p *packer) newWriter() *pack.Writer {
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return w
+	}
+	w := pack.NewWriter(p.r.keys.Current())
+	// A pack ends with the blob that takes it past the target size:
+	// room for one average chunk beyond it saves regrowing.
+	w.Grow(p.r.cfg.PackSize + 1<<20)
+	return w
+}
+
+// recycle resets an uploaded writer and keeps it for reuse. A writer
+// seals with the key it was made with; that is still the current key,
+// since a Repository's key ring is fixed once it is opened.
+func (p *packer) recycle(w *pack.Writer) {
+	w.Reset()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) < p.maxIdle {
+		p.idle = append(p.idle, w)
+	}
 }
 
 func (p *packer) pending(t pack.BlobType, id backend.ID) bool {
@@ -129,26 +185,27 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 	p.inflight[k] = struct{}{}
 	p.mu.Unlock()
 
-	buf, _ := p.bufs.Get().(*[]byte)
-	if buf == nil {
-		b := make([]byte, 0, 1<<20)
-		buf = &b
-	}
-	defer p.putBuf(buf)
+	// Compressed and sealed bytes go to pooled buffers: Add copies the
+	// sealed blob into the pack, after which both are free again.
+	compBuf, sealBuf := p.getBuf(), p.getBuf()
+	defer p.putBuf(compBuf)
+	defer p.putBuf(sealBuf)
 
 	plain := data
 	var rawLen uint32
-	if comp, ok := r.codec.compress(*buf, data, r.compression); ok {
+	comp, ok := r.codec.compress(*compBuf, data, r.compression)
+	*compBuf = comp[:0]
+	if ok {
 		plain = comp
 		rawLen = uint32(len(data))
-		*buf = comp[:0]
 	}
-	sealed := pack.SealBlob(r.keys.Current(), make([]byte, 0, len(plain)+64), t, id, plain)
+	sealed := pack.SealBlob(r.keys.Current(), (*sealBuf)[:0], t, id, plain)
+	*sealBuf = sealed[:0]
 
 	p.mu.Lock()
 	w := p.writers[t]
 	if w == nil {
-		w = pack.NewWriter(r.keys.Current())
+		w = p.newWriter()
 		p.writers[t] = w
 	}
 	if err := w.Add(t, id, sealed, rawLen); err != nil {
@@ -185,28 +242,34 @@ func (p *packer) finish(ctx context.Context, w *pack.Writer, tree bool) error {
 		p.setErr(err)
 		return fmt.Errorf("finish pack: %w", err)
 	}
-	fp := finishedPack{ctx: ctx, id: backend.Hash(data), data: data, blobs: blobs, tree: tree}
+	fp := finishedPack{w: w, id: backend.Hash(data), data: data, blobs: blobs, tree: tree}
 	p.pendingW.Add(1)
 	select {
 	case p.uploads <- fp:
 		return nil
 	case <-ctx.Done():
 		p.pendingW.Done()
-		return ctx.Err()
+		// Its blobs were accepted (and may have been reported as
+		// known to later callers) but will never be stored.
+		err := fmt.Errorf("finish pack: %w", ctx.Err())
+		p.setErr(err)
+		return err
 	}
 }
 
 func (p *packer) uploadLoop() {
 	for fp := range p.uploads {
 		p.upload(fp)
+		p.recycle(fp.w)
 		p.pendingW.Done()
 	}
 }
 
 func (p *packer) upload(fp finishedPack) {
 	r := p.r
+	ctx := p.uploadCtx
 	h := backend.Handle{Type: backend.PackFile, Name: fp.id.String()}
-	if err := r.be.Put(fp.ctx, h, backend.NewByteReader(fp.data)); err != nil {
+	if err := r.be.Put(ctx, h, backend.NewByteReader(fp.data)); err != nil {
 		p.setErr(fmt.Errorf("upload %s: %w", h, err))
 		return
 	}
@@ -222,7 +285,7 @@ func (p *packer) upload(fp finishedPack) {
 	n := len(p.unindexed)
 	p.mu.Unlock()
 	if n >= indexEvery {
-		if err := p.writeIndex(fp.ctx); err != nil {
+		if err := p.writeIndex(ctx); err != nil {
 			p.setErr(err)
 		}
 	}
@@ -269,7 +332,18 @@ func (r *Repository) Flush(ctx context.Context) error {
 			return err
 		}
 	}
-	p.pendingW.Wait()
+	// Wait for the uploads, or for ctx: they go on under the packer's
+	// own context until Close.
+	done := make(chan struct{})
+	go func() {
+		p.pendingW.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if err := p.stickyErr(); err != nil {
 		return err
 	}
@@ -284,6 +358,7 @@ func (p *packer) close() {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	p.cancelUpload()
 	close(p.uploads)
 	p.workers.Wait()
 }

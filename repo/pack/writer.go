@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"slices"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
@@ -65,6 +66,10 @@ func (w *Writer) Add(t BlobType, id backend.ID, sealed []byte, rawLength uint32)
 	w.buf = append(w.buf, sealed...)
 	return nil
 }
+
+// Grow makes room for n more bytes of sealed blobs, so that a caller who
+// knows the pack's target size spares Add the copies of a growing buffer.
+func (w *Writer) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
 
 // Count returns the number of blobs added.
 func (w *Writer) Count() int { return len(w.blobs) }

@@ -1,0 +1,121 @@
+package repo
+
+import (
+	"context"
+	"math/rand"
+	"sync"
+	"testing"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/mem"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// gatedBackend holds pack uploads until released, and says when one has
+// started.
+type gatedBackend struct {
+	*mem.Backend
+	mu      sync.Mutex
+	hold    chan struct{} // nil: no gate
+	started chan struct{} // receives once per held Put
+}
+
+func (g *gatedBackend) gate() {
+	g.mu.Lock()
+	g.hold = make(chan struct{})
+	g.started = make(chan struct{}, 100)
+	g.mu.Unlock()
+}
+
+func (g *gatedBackend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
+	g.mu.Lock()
+	hold, started := g.hold, g.started
+	g.mu.Unlock()
+	if hold != nil && h.Type == backend.PackFile {
+		started <- struct{}{}
+		<-hold
+	}
+	return g.Backend.Put(ctx, h, rd)
+}
+
+// TestUploadOutlivesCallerContext: a pack filled by a SaveBlob whose
+// context is cancelled right after it returns (as the archiver's is when
+// Snapshot returns) must still be uploaded, and Flush must succeed.
+func TestUploadOutlivesCallerContext(t *testing.T) {
+	be := &gatedBackend{Backend: mem.New()}
+	r := testInit(t, be, InitOptions{PackSize: MinPackSize})
+	be.gate()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rnd := rand.New(rand.NewSource(5))
+	var ids []backend.ID
+	for len(ids) < 3 {
+		data := randomBlob(rnd, 600_000, false)
+		id := backend.Hash(data)
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, id, data); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	<-be.started // the first pack is being uploaded
+	cancel()
+	close(be.hold)
+
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatalf("flush after the saver's context ended: %v", err)
+	}
+	r2 := testOpen(t, be.Backend, Options{})
+	for _, id := range ids {
+		if _, err := r2.LoadBlob(context.Background(), pack.DataBlob, id, nil); err != nil {
+			t.Errorf("blob %s: %v", id.Str(), err)
+		}
+	}
+}
+
+// TestPackWritersReused: many packs in a row come out intact while the
+// packer recycles its writers between them.
+func TestPackWritersReused(t *testing.T) {
+	be := mem.New()
+	r := testInit(t, be, InitOptions{PackSize: MinPackSize})
+	ctx := context.Background()
+	want := map[backend.ID][]byte{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for w := range 4 {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewSource(int64(100 + w)))
+			for i := range 20 {
+				data := randomBlob(rnd, 100_000+rnd.Intn(300_000), i%2 == 0)
+				id := backend.Hash(data)
+				if _, err := r.SaveBlob(ctx, pack.DataBlob, id, data); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[id] = data
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	packs := 0
+	if err := be.List(ctx, backend.PackFile, func(backend.FileInfo) error { packs++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if packs < 5 {
+		t.Fatalf("only %d packs: the test needs several to reuse writers", packs)
+	}
+	r2 := testOpen(t, be, Options{})
+	for id, data := range want {
+		got, err := r2.LoadBlob(ctx, pack.DataBlob, id, nil)
+		if err != nil {
+			t.Fatalf("blob %s: %v", id.Str(), err)
+		}
+		if string(got) != string(data) {
+			t.Fatalf("blob %s: content differs", id.Str())
+		}
+	}
+}
