@@ -48,6 +48,13 @@ const exitStatusHelp = `EXIT STATUS:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, cancellation runs its course (locks are
+	// removed); restoring the default handling lets a second signal end
+	// the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
 	interrupted := ctx.Err() != nil
 	stop()
