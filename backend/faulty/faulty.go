@@ -26,7 +26,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -74,6 +73,7 @@ type Backend struct {
 	mu     sync.Mutex
 	faults map[Method][]*Fault // guarded by mu; every fault ever added, in order
 	calls  map[Method]int      // guarded by mu
+	random *randomFaults       // guarded by mu; nil unless InjectRandomly was called
 }
 
 // New wraps inner.
@@ -101,9 +101,17 @@ func (b *Backend) Calls(m Method) int {
 	return b.calls[m]
 }
 
+// TB is the part of testing.TB that VerifyAllFaultsHit uses; the package
+// does not import testing, so that a program may link it (the soak test's
+// fault-injecting cairn binary does).
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
 // VerifyAllFaultsHit fails t for every fault that was hit fewer times than
 // configured.
-func (b *Backend) VerifyAllFaultsHit(t testing.TB) {
+func (b *Backend) VerifyAllFaultsHit(t TB) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -302,6 +310,9 @@ func (b *Backend) hit(ctx context.Context, m Method, h backend.Handle) (*spec, e
 			corruptAt: f.corruptAt, smallReads: f.smallReads,
 		}
 		break
+	}
+	if s == nil && b.random != nil {
+		s = b.random.draw(m, h)
 	}
 	b.mu.Unlock()
 	if s == nil {
