@@ -1,6 +1,7 @@
 // Package sftptest starts a real OpenSSH sshd on 127.0.0.1 for tests of
 // the SFTP backend and of everything that runs over it. It is imported
-// only from _test.go files.
+// only from _test.go files and from test programs (the soak test,
+// scripts/soak), which use Launch, the part that needs no testing.TB.
 //
 // Start makes a temporary folder holding the server's own host keys (one
 // Ed25519, one ECDSA), a client key in authorized_keys, a known_hosts file
@@ -63,7 +64,9 @@ type Server struct {
 	// SSH_AUTH_SOCK unset.
 	Home string
 
-	dir string
+	dir  string
+	logs *syncBuffer
+	stop func() // ends sshd and its session processes
 }
 
 // Addr is host:port.
@@ -105,85 +108,129 @@ func FindSSHD() (string, error) {
 // fails the test when sshd is missing; see the package doc.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	sshd, err := FindSSHD()
-	if err != nil {
+	if _, err := FindSSHD(); err != nil {
 		if Required() {
 			t.Fatalf("CAIRN_TEST_REQUIRE names sftp, but: %v", err)
 		}
 		t.Skipf("%v; set CAIRN_TEST_REQUIRE=sftp to make this a failure", err)
 	}
+	s, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatalf("sftptest: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", s.Log())
+		}
+	})
+	return s
+}
+
+// Launch runs an sshd whose keys, configuration and home folder lie in
+// dir, which must exist and should be empty; it is Start without a test,
+// for programs. The caller must Close the server.
+func Launch(dir string) (*Server, error) {
+	sshd, err := FindSSHD()
+	if err != nil {
+		return nil, err
+	}
 	u, err := user.Current()
 	if err != nil {
-		t.Fatalf("sftptest: current user: %v", err)
+		return nil, fmt.Errorf("current user: %w", err)
 	}
 	if os.Geteuid() == 0 {
 		// sshd running as root needs its privilege separation folder.
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatalf("sftptest: %v", err)
+			return nil, err
 		}
 	}
 
-	dir := t.TempDir()
 	s := &Server{Host: "127.0.0.1", User: u.Username, dir: dir, Home: filepath.Join(dir, "home")}
 	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ecPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, k := range []struct {
 		name string
 		priv crypto.PrivateKey
 		pub  crypto.PublicKey
 	}{{"host_ed25519", edPriv, edPub}, {"host_ecdsa", ecPriv, &ecPriv.PublicKey}} {
-		writePrivateKey(t, filepath.Join(dir, k.name), k.priv)
+		if err := writePrivateKey(filepath.Join(dir, k.name), k.priv); err != nil {
+			return nil, err
+		}
 		pub, err := ssh.NewPublicKey(k.pub)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s.HostKeys = append(s.HostKeys, pub)
 	}
 	s.ClientKeyFile = filepath.Join(dir, "client_ed25519")
-	s.ClientKey = NewKey(t, s.ClientKeyFile)
-	writeFile(t, filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(s.ClientKey), 0o600)
+	if s.ClientKey, err = newKey(s.ClientKeyFile); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(s.ClientKey), 0o600); err != nil {
+		return nil, err
+	}
 
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("sftptest: %v", err)
+			return nil, err
 		}
 		s.Port = port
-		if lastErr = s.run(t, sshd); lastErr == nil {
+		if lastErr = s.run(sshd); lastErr == nil {
 			break
 		}
 	}
 	if lastErr != nil {
-		t.Fatalf("sftptest: start sshd: %v", lastErr)
+		return nil, fmt.Errorf("start sshd: %w", lastErr)
 	}
 
 	s.KnownHostsFile = filepath.Join(dir, "known_hosts")
-	WriteKnownHosts(t, s.KnownHostsFile, s.Addr(), s.HostKeys...)
+	err = writeKnownHosts(s.KnownHostsFile, s.Addr(), s.HostKeys...)
 	sshDir := filepath.Join(s.Home, ".ssh")
-	if err := os.MkdirAll(sshDir, 0o700); err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = os.MkdirAll(sshDir, 0o700)
 	}
-	key, err := os.ReadFile(s.ClientKeyFile)
+	var key []byte
+	if err == nil {
+		key, err = os.ReadFile(s.ClientKeyFile)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(sshDir, "id_ed25519"), key, 0o600)
+	}
+	if err == nil {
+		err = writeKnownHosts(filepath.Join(sshDir, "known_hosts"), s.Addr(), s.HostKeys...)
+	}
 	if err != nil {
-		t.Fatal(err)
+		s.Close()
+		return nil, err
 	}
-	writeFile(t, filepath.Join(sshDir, "id_ed25519"), key, 0o600)
-	WriteKnownHosts(t, filepath.Join(sshDir, "known_hosts"), s.Addr(), s.HostKeys...)
-	return s
+	return s, nil
 }
 
+// Close stops sshd and its session processes. It may be called more
+// than once.
+func (s *Server) Close() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// Log returns what sshd has logged so far.
+func (s *Server) Log() string { return s.logs.String() }
+
 // run starts sshd on s.Port and waits for its banner.
-func (s *Server) run(t testing.TB, sshd string) error {
-	t.Helper()
+func (s *Server) run(sshd string) error {
 	config := filepath.Join(s.dir, "sshd_config")
-	writeFile(t, config, []byte(strings.Join([]string{
+	err := os.WriteFile(config, []byte(strings.Join([]string{
 		"Port " + strconv.Itoa(s.Port),
 		"ListenAddress 127.0.0.1",
 		"HostKey " + filepath.Join(s.dir, "host_ed25519"),
@@ -207,6 +254,9 @@ func (s *Server) run(t testing.TB, sshd string) error {
 		"LogLevel INFO",
 		"",
 	}, "\n")), 0o600)
+	if err != nil {
+		return err
+	}
 
 	logs := &syncBuffer{}
 	cmd := exec.Command(sshd, "-D", "-e", "-f", config)
@@ -246,12 +296,7 @@ func (s *Server) run(t testing.TB, sshd string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", logs.String())
-		}
-	})
+	s.logs, s.stop = logs, stop
 	return nil
 }
 
@@ -288,44 +333,48 @@ func freePort() (int, error) {
 // and returns its public key.
 func NewKey(t testing.TB, file string) ssh.PublicKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePrivateKey(t, file, priv)
-	p, err := ssh.NewPublicKey(pub)
+	p, err := newKey(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
+func newKey(file string) (ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePrivateKey(file, priv); err != nil {
+		return nil, err
+	}
+	return ssh.NewPublicKey(pub)
+}
+
 // WriteKnownHosts writes a known_hosts file listing keys for addr
 // (host:port).
 func WriteKnownHosts(t testing.TB, file, addr string, keys ...ssh.PublicKey) {
 	t.Helper()
+	if err := writeKnownHosts(file, addr, keys...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeKnownHosts(file, addr string, keys ...ssh.PublicKey) error {
 	var b bytes.Buffer
 	for _, k := range keys {
 		b.WriteString(knownhosts.Line([]string{knownhosts.Normalize(addr)}, k))
 		b.WriteByte('\n')
 	}
-	writeFile(t, file, b.Bytes(), 0o600)
+	return os.WriteFile(file, b.Bytes(), 0o600)
 }
 
-func writePrivateKey(t testing.TB, file string, key crypto.PrivateKey) {
-	t.Helper()
+func writePrivateKey(file string, key crypto.PrivateKey) error {
 	block, err := ssh.MarshalPrivateKey(key, "cairn-test")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	writeFile(t, file, pem.EncodeToMemory(block), 0o600)
-}
-
-func writeFile(t testing.TB, file string, data []byte, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(file, data, mode); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(file, pem.EncodeToMemory(block), 0o600)
 }
 
 // syncBuffer collects sshd's log from the goroutines exec starts.
