@@ -500,7 +500,7 @@ func (it *idleTimer) stop() { it.t.Stop() }
 // serveStream answers one request.
 func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoStore, who string) {
 	st := newTimedStream(yst, s.cfg.StreamTimeout)
-	defer st.Close() // the client sees the end of the answer; nothing to report
+	defer s.endStream(st)
 	p, err := readFrame(st, maxRequestFrame)
 	if err != nil {
 		if errors.Is(err, ErrProtocol) {
@@ -535,6 +535,24 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 		}
 		_ = writeFrame(st, response{Status: codeOK}.encode()) // see above
 	}
+}
+
+// endStream ends a stream whose answer is out: it half-closes it, so the
+// client reads the end of the answer, then waits, still holding the
+// request's slot, for the client to close its side as the protocol says
+// it must, throwing away anything the client sends meanwhile. After
+// StreamTimeout it gives up and leaves the stream to yamux's close
+// timeout. Without the wait an answered stream would stop counting
+// against MaxStreams while the multiplexer went on buffering what the
+// client sends on it (up to a window each), so a client could pile up
+// answered streams, and the server's memory, without bound.
+func (s *Server) endStream(st *timedStream) {
+	_ = st.Close() // fails only when the stream is already gone
+	if st.aborted.Load() {
+		return // the client hung up, or ctx ended: nobody to wait for
+	}
+	_ = st.st.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)) // one deadline for the whole wait; never fails
+	_, _ = io.Copy(io.Discard, st.st)                              // ends at the client's close, a reset, or the deadline
 }
 
 // watchHangup stops st's writes when the client closes its side before
