@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -72,6 +73,27 @@ type codec struct {
 	// length; decFile decodes whole files (index) up to maxFilePlain.
 	dec     *zstd.Decoder
 	decFile *zstd.Decoder
+	// scratch holds *[]byte buffers for the compressed plaintext of a
+	// blob between decryption and decompression.
+	scratch sync.Pool
+}
+
+// getScratch returns an empty scratch buffer.
+func (c *codec) getScratch() *[]byte {
+	if b, ok := c.scratch.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1<<20)
+	return &b
+}
+
+// putScratch keeps a scratch buffer for reuse unless it grew beyond a
+// large chunk (a tree blob of a huge directory).
+func (c *codec) putScratch(b *[]byte) {
+	if cap(*b) <= 16<<20 {
+		*b = (*b)[:0]
+		c.scratch.Put(b)
+	}
 }
 
 // maxFilePlain caps the decompressed size of a compressed repository file

@@ -91,21 +91,33 @@ func (r *Repository) fetchPack(ctx context.Context, id backend.ID) ([]byte, erro
 	return data, nil
 }
 
-// openBlob authenticates, decompresses and verifies a sealed blob.
+// openBlob authenticates, decompresses and verifies a sealed blob. The
+// plaintext is appended to buf[:0], so a caller that passes the previous
+// result back allocates nothing per blob; a compressed blob is decrypted
+// into a pooled scratch buffer first.
 func (r *Repository) openBlob(buf []byte, b pack.Blob, sealed []byte) ([]byte, error) {
 	if uint32(len(sealed)) != b.Length {
 		return nil, fmt.Errorf("%w: short read", ErrDamaged)
 	}
-	plain, err := pack.OpenBlob(r.keys, buf[:0], b, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
-	}
-	if b.RawLength > 0 {
-		raw, err := r.codec.decompress(nil, plain, int(b.RawLength))
+	var plain []byte
+	if b.RawLength == 0 {
+		var err error
+		if plain, err = pack.OpenBlob(r.keys, buf[:0], b, sealed); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+		}
+	} else {
+		scratch := r.codec.getScratch()
+		comp, err := pack.OpenBlob(r.keys, *scratch, b, sealed)
+		if err != nil {
+			r.codec.putScratch(scratch)
+			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+		}
+		*scratch = comp[:0]
+		plain, err = r.codec.decompress(buf[:0], comp, int(b.RawLength))
+		r.codec.putScratch(scratch)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
-		plain = raw
 	}
 	if backend.Hash(plain) != b.ID {
 		return nil, fmt.Errorf("%w: plaintext does not match blob id", ErrDamaged)

@@ -102,17 +102,23 @@ func (p *packer) getBuf() *[]byte {
 	return &b
 }
 
-// newWriter returns an idle writer or a new one; p.mu must be held.
-func (p *packer) newWriter() *pack.Writer {
+// newWriter returns an idle writer or a new one for blobs of type t;
+// p.mu must be held.
+func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		return w
 	}
 	w := pack.NewWriter(p.r.keys.Current())
-	// A pack ends with the blob that takes it past the target size:
-	// room for one average chunk beyond it saves regrowing.
-	w.Grow(p.r.cfg.PackSize + 1<<20)
+	if t == pack.DataBlob {
+		// A data pack fills up to the target size and ends with the
+		// blob that takes it past: room for one average chunk beyond
+		// spares a dozen copies of a growing buffer. Tree packs are
+		// mostly small (a backup with few changed folders) and grow
+		// as needed.
+		w.Grow(p.r.cfg.PackSize + 1<<20)
+	}
 	return w
 }
 
@@ -205,7 +211,7 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 	p.mu.Lock()
 	w := p.writers[t]
 	if w == nil {
-		w = p.newWriter()
+		w = p.newWriter(t)
 		p.writers[t] = w
 	}
 	if err := w.Add(t, id, sealed, rawLen); err != nil {

@@ -25,7 +25,9 @@
 //
 //   - The walker (one goroutine, the caller's) visits the targets in name
 //     order, depth first. For each directory it lists the names, sorts
-//     them, applies the exclusions, lstats each entry and builds its node:
+//     them, and for windows of 64 entries has up to four goroutines lstat
+//     each entry, apply the exclusions and build its node (system calls
+//     are most of an unchanged backup's work):
 //     mode (os.FileMode with setuid, setgid and sticky bits), uid, gid and
 //     names (looked up once per ID), mtime, atime and ctime with
 //     nanoseconds in UTC, inode, size, link count, device number, symlink
@@ -54,6 +56,9 @@
 //     the ones skipped after an error, encodes the tree, saves it and
 //     completes the directory's future with the subtree ID: trees are
 //     written bottom-up, and the root's future yields the snapshot's root.
+//     A tree whose nodes all equal the parent snapshot's tree for the same
+//     directory is that tree's blob (when the repository still has it) and
+//     is neither encoded nor hashed again.
 //     Directories are queued after their children and taken in order, so
 //     a tree saver only ever waits on work that is already queued: a fixed
 //     number of them cannot deadlock.

@@ -49,6 +49,11 @@ type treeJob struct {
 	prev     *snapshot.Node // the parent snapshot's node, or nil
 	children []*future      // in name order
 	fut      *future
+	// prevTree is the parent snapshot's tree for this directory and
+	// prevID its blob ID, or nil: if the new tree's nodes all equal it,
+	// the tree is that blob and need not be encoded again.
+	prevTree *snapshot.Tree
+	prevID   backend.ID
 }
 
 // submitTree queues a directory for the tree savers and returns its future.
@@ -57,8 +62,16 @@ type treeJob struct {
 // the savers take jobs in submission order, so every child a saver waits on
 // was queued before its parent: either it is done or some worker is on
 // it. That is why a fixed number of tree savers cannot deadlock.
-func (r *run) submitTree(ctx context.Context, path string, node, prev *snapshot.Node, children []*future) (*future, error) {
+func (r *run) submitTree(ctx context.Context, path string, node, prev *snapshot.Node, prevTree *snapshot.Tree, children []*future) (*future, error) {
 	job := &treeJob{path: path, node: node, prev: prev, children: children, fut: newFuture()}
+	if prevTree != nil {
+		switch {
+		case node == nil: // the root tree
+			job.prevTree, job.prevID = prevTree, r.a.opts.Parent
+		case prev != nil && prev.Subtree != nil:
+			job.prevTree, job.prevID = prevTree, *prev.Subtree
+		}
+	}
 	if err := send(ctx, r.treeCh, job); err != nil {
 		return nil, err
 	}
@@ -90,18 +103,21 @@ func (r *run) saveTree(ctx context.Context, job *treeJob) error {
 			tree.Nodes = append(tree.Nodes, n)
 		}
 	}
-	data, err := snapshot.EncodeTree(tree)
-	if err != nil {
-		return fmt.Errorf("encode tree of %s: %w", job.path, err)
-	}
-	id := backend.Hash(data)
-	known, err := r.repo.SaveBlob(ctx, pack.TreeBlob, id, data)
-	if err != nil {
-		return fmt.Errorf("save tree of %s: %w", job.path, err)
-	}
-	if !known {
-		r.stats.treeBlobs.Add(1)
-		r.stats.dataAdded.Add(uint64(len(data)))
+	id, ok := r.unchangedTree(job, tree)
+	if !ok {
+		data, err := snapshot.EncodeTree(tree)
+		if err != nil {
+			return fmt.Errorf("encode tree of %s: %w", job.path, err)
+		}
+		id = backend.Hash(data)
+		known, err := r.repo.SaveBlob(ctx, pack.TreeBlob, id, data)
+		if err != nil {
+			return fmt.Errorf("save tree of %s: %w", job.path, err)
+		}
+		if !known {
+			r.stats.treeBlobs.Add(1)
+			r.stats.dataAdded.Add(uint64(len(data)))
+		}
 	}
 	node := job.node
 	if node == nil {
@@ -113,4 +129,27 @@ func (r *run) saveTree(ctx context.Context, job *treeJob) error {
 	}
 	job.fut.complete(node)
 	return nil
+}
+
+// unchangedTree returns the parent snapshot's blob for a tree whose nodes
+// all equal the parent's, in the same order, when the repository still
+// holds it. nodeEqual compares every field a node encodes, so encoding
+// the tree again would give the same bytes, or bytes that decode to the
+// same tree if an older version encoded the parent: either way the parent's
+// blob stands for it. This spares an unchanged backup the encoding and
+// hashing of every tree.
+func (r *run) unchangedTree(job *treeJob, tree *snapshot.Tree) (backend.ID, bool) {
+	prev := job.prevTree
+	if prev == nil || job.prevID.IsNull() || len(prev.Nodes) != len(tree.Nodes) {
+		return backend.ID{}, false
+	}
+	for i, n := range tree.Nodes {
+		if !nodeEqual(n, prev.Nodes[i]) {
+			return backend.ID{}, false
+		}
+	}
+	if !r.repo.Has(pack.TreeBlob, job.prevID) {
+		return backend.ID{}, false
+	}
+	return job.prevID, true
 }

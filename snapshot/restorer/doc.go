@@ -3,12 +3,14 @@
 // # Algorithm
 //
 // The tree is walked depth-first in name order on one goroutine. Files are
-// created as they are met and their content is planned, not written: every
-// chunk is looked up in the index and filed under the pack that holds it.
-// When a batch is full (BatchFiles open descriptors or BatchBlobs chunk
-// references) or the walk ends, the batch is flushed: each pack it needs is
-// read once, by one of Workers goroutines, and each of its blobs is written
-// to every place that needs it. Memory and open descriptors are bounded by
+// planned as they are met, not written: every chunk is looked up in the
+// index and filed under the pack that holds it. When a batch is full
+// (BatchFiles descriptors or BatchBlobs chunk references) or the walk
+// ends, the batch is flushed: its files are created by Workers goroutines
+// (creating a file costs the kernel 50-200 µs, too much for one thread on
+// a tree of small files), each pack it needs is read once, by one of
+// Workers goroutines, and each of its blobs is written to every place that
+// needs it. Memory and open descriptors are bounded by
 // the batch, not by the size of the snapshot; a pack needed by two batches
 // is read twice, but only the blobs each batch needs.
 //
@@ -20,24 +22,27 @@
 //	    for node in tree (name order), if selected by --include/--exclude:
 //	        dir: mkdir (mode 0700 for now); walk(subtree); queue dir for metadata
 //	        file, hardlink to a file restored before: link to it
-//	        file: create, truncate to its full size (holes for zeros),
-//	              for each chunk: plan[pack of chunk][chunk] += (file, offset)
-//	              queue file for metadata
+//	        file with several links: create now (later names link to it)
+//	        file: for each chunk: plan[pack of chunk][chunk] += (file, offset)
+//	              queue file for creation and metadata
 //	        symlink, fifo, device: create now; queue for metadata
 //	        socket: skip
 //	        if batch full: flush()
 //
 //	flush():
+//	    parallel for file queued for creation (Workers at a time):
+//	        create, truncate to its full size (holes for zeros)
 //	    parallel for pack in plan (Workers at a time):
 //	        LoadPack(pack, its planned blobs in offset order):
 //	            per blob: verified plaintext, or an error reported for every
 //	            file that needs the blob
 //	            if not all zeros: pwrite(file, plaintext, offset) for each target
 //	    if Verify: re-read each file, check each chunk's SHA-256
-//	    apply metadata in queue order (post-order, so a directory's times and
-//	    mode are set after its contents): chown (as root), xattrs, chmod
-//	    (after chown, so setuid bits stay), atime/mtime with nanoseconds
-//	    close descriptors
+//	    apply metadata, in parallel for everything but directories, then
+//	    to directories in queue order (post-order, so a directory's times
+//	    and mode are set after its contents): chown (as root), xattrs,
+//	    chmod (after chown, so setuid bits stay), atime/mtime with
+//	    nanoseconds; close descriptors
 //
 // # Safety of the target
 //

@@ -35,6 +35,10 @@ type entry struct {
 	name  string
 	fd    int        // the node's own descriptor (file or directory), or -1
 	file  *fileEntry // for kindFile
+	// create marks a file that flush creates (and truncates to its
+	// size); skip marks one whose creation failed (reported): it gets
+	// neither content nor metadata.
+	create, skip bool
 }
 
 // fileEntry is a file whose content is planned.
@@ -210,6 +214,10 @@ func (rs *restore) flush() error {
 			}
 		}
 	}
+	rs.parallel(len(b.files), func(i int) error { return rs.createFile(b.files[i]) })
+	if rs.ctx.Err() != nil {
+		return context.Cause(rs.ctx)
+	}
 	rs.parallel(len(b.order), func(i int) error { return rs.loadPack(b.order[i]) })
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
@@ -220,16 +228,63 @@ func (rs *restore) flush() error {
 			return context.Cause(rs.ctx)
 		}
 	}
+	// Metadata: everything but directories in parallel (each entry is
+	// its own inode), then directories in walk order, after their
+	// contents, so their times stick.
+	rs.parallel(len(b.entries), func(i int) error {
+		if b.entries[i].kind == kindDir {
+			return nil
+		}
+		return rs.finishEntry(b.entries[i])
+	})
+	if rs.ctx.Err() != nil {
+		return context.Cause(rs.ctx)
+	}
 	for _, e := range b.entries {
-		if err := rs.applyMetadata(e); err != nil {
-			if stop := rs.report(e.path, err); stop != nil {
-				return stop
-			}
+		if e.kind != kindDir {
+			continue
 		}
-		if e.fd >= 0 {
-			closeFD(e.fd)
-			e.fd = -1
+		if err := rs.finishEntry(e); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// createFile creates a planned file and truncates it to its size. A
+// failure is reported and the file skipped; it returns only errors that
+// stop the restore.
+func (rs *restore) createFile(f *fileEntry) error {
+	e := f.entry
+	if !e.create {
+		return nil
+	}
+	fd, err := createFile(e.dirfd, e.name)
+	if err != nil {
+		e.skip = true
+		f.failed.Store(true)
+		return rs.report(e.path, err)
+	}
+	e.fd = fd
+	rs.st.files.Add(1)
+	if err := truncateFD(fd, f.size); err != nil {
+		return rs.report(e.path, err)
+	}
+	return nil
+}
+
+// finishEntry applies an entry's metadata and closes its descriptor.
+func (rs *restore) finishEntry(e *entry) error {
+	var err error
+	if !e.skip {
+		err = rs.applyMetadata(e)
+	}
+	if e.fd >= 0 {
+		closeFD(e.fd)
+		e.fd = -1
+	}
+	if err != nil {
+		return rs.report(e.path, err)
 	}
 	return nil
 }
@@ -307,7 +362,7 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 	reported := map[*fileEntry]bool{}
 	for _, t := range bj.targets {
 		t.f.failed.Store(true)
-		if !reported[t.f] {
+		if !reported[t.f] && !t.f.skip {
 			reported[t.f] = true
 			if stop := rs.report(t.f.path, err); stop != nil {
 				return stop
@@ -323,6 +378,10 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 	zero := isZero(plain)
 	for _, t := range bj.targets {
+		if t.f.skip {
+			rs.targetDone(t.f) // could not be created: reported
+			continue
+		}
 		if !zero {
 			if err := pwriteAll(t.f.fd, plain, t.off); err != nil {
 				t.f.failed.Store(true)
