@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"syscall"
@@ -131,8 +132,8 @@ func (r *Repository) eachLock(ctx context.Context, fn func(id backend.ID, info L
 		}
 		var info LockInfo
 		if err == nil {
-			if jerr := json.Unmarshal(plain, &info); jerr != nil {
-				err = fmt.Errorf("%w: lock %s: %v", ErrFormat, id.Str(), jerr)
+			if info, err = decodeLock(plain); err != nil {
+				err = fmt.Errorf("lock %s: %w", id.Str(), err)
 			}
 		}
 		if err := fn(id, info, err); err != nil {
@@ -140,6 +141,20 @@ func (r *Repository) eachLock(ctx context.Context, fn func(id backend.ID, info L
 		}
 	}
 	return nil
+}
+
+// decodeLock parses a lock file's plaintext. Errors wrap ErrFormat. A PID
+// outside what the kernel hands out is refused: it would be truncated in
+// the liveness check and could name a live process.
+func decodeLock(plain []byte) (LockInfo, error) {
+	var info LockInfo
+	if err := json.Unmarshal(plain, &info); err != nil {
+		return LockInfo{}, fmt.Errorf("%w: lock: %v", ErrFormat, err)
+	}
+	if info.PID < 0 || info.PID > math.MaxInt32 {
+		return LockInfo{}, fmt.Errorf("%w: lock: PID %d out of range", ErrFormat, info.PID)
+	}
+	return info, nil
 }
 
 func (r *Repository) lockIsStale(info LockInfo) bool {

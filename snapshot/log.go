@@ -199,6 +199,13 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 		// repository's key: edited, or replayed from another repository.
 		return nil, fmt.Errorf("body does not open with this repository's key (edited or from another repository): %w", err)
 	}
+	return decodeBody(id, env, plain)
+}
+
+// decodeBody parses the opened body of the entry id, whose envelope env
+// has been verified, and checks it against the envelope. Every error
+// wraps ErrFormat.
+func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error) {
 	var b body
 	dec := json.NewDecoder(bytes.NewReader(plain))
 	dec.DisallowUnknownFields()
@@ -226,7 +233,7 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 		e.Forget = b.Forget
 	case env.Op == OpWriter && b.Writer != nil:
 		if !bytes.Equal(b.Writer.Device, env.Device) {
-			return nil, fmt.Errorf("writer registration signed by another device")
+			return nil, fmt.Errorf("%w: writer registration signed by another device", ErrFormat)
 		}
 		e.Writer = b.Writer
 	case env.Op == OpCheckpoint && b.Checkpoint != nil:
