@@ -45,6 +45,12 @@ type Options struct {
 	Now func() time.Time
 	// Hostname and Username are recorded in key and lock files.
 	Hostname, Username string
+	// NoIndex makes Open skip loading the index; the caller must call
+	// LoadIndex before it saves or loads blobs. A command that locks the
+	// repository opens it so, locks, then loads the index: an index read
+	// before the lock could predate a prune that ran in between, and a
+	// backup trusting it would skip uploading data that prune deleted.
+	NoIndex bool
 }
 
 func (o *Options) applyDefaults() {
@@ -143,7 +149,8 @@ var ErrAlreadyInitialized = errors.New("repository already exists")
 
 // Open opens an existing repository with a password. A location without a
 // config returns an error wrapping backend.ErrNoRepository; a password
-// that opens no key file returns ErrWrongPassword.
+// that opens no key file returns ErrWrongPassword. Open loads the index
+// unless opts.NoIndex is set.
 func Open(ctx context.Context, be backend.Backend, password []byte, opts Options) (*Repository, error) {
 	opts.applyDefaults()
 	r := &Repository{be: be, opts: opts}
@@ -169,6 +176,9 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 	r.compression = cfg.Compression
 	if err := r.setup(); err != nil {
 		return nil, err
+	}
+	if opts.NoIndex {
+		return r, nil
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		r.Close()
