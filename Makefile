@@ -8,6 +8,9 @@ STATICCHECK := $(GOBIN)/staticcheck
 # Fuzz time per target: a smoke run in `make test`, longer in `make fuzz`.
 FUZZTIME_SMOKE ?= 2s
 FUZZTIME       ?= 2m
+# Tests that need sshd (backend/sftp, the CLI's sftp: tests) fail rather
+# than skip when it is missing; scripts/test-deps.sh installs it.
+export CAIRN_TEST_REQUIRE ?= sftp
 
 .PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean
 

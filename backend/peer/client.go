@@ -41,6 +41,7 @@ const (
 // TLS connection that is made again, at the next request, after it breaks.
 type Backend struct {
 	loc  Location
+	self crypt.PeerID // this device, named when the server refuses it
 	tls  *tls.Config
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -128,7 +129,7 @@ func connect(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, e
 		return nil, fmt.Errorf("connect %s: %w", loc, err)
 	}
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	b := &Backend{loc: loc, tls: conf, dial: d.DialContext, connecting: make(chan struct{}, 1)}
+	b := &Backend{loc: loc, self: id.PeerID(), tls: conf, dial: d.DialContext, connecting: make(chan struct{}, 1)}
 	if _, err := b.session(ctx); err != nil {
 		return nil, err
 	}
@@ -291,7 +292,7 @@ func (b *Backend) handshakeError(ctx context.Context, err error) error {
 	// on the first read.
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
-		return backend.Permanent(fmt.Errorf("%w (%v): is this device's peer ID in the server's --allow list?", ErrNotAllowed, err))
+		return backend.Permanent(fmt.Errorf("%w (%v): is this device's peer ID %s in the server's --allow list?", ErrNotAllowed, err, b.self))
 	}
 	return err
 }

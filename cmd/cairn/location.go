@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -58,7 +59,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := sftp.Open(ctx, cfg)
+				be, err := connectRetry(ctx, env, func() (*sftp.Backend, error) { return sftp.Open(ctx, cfg) })
 				if err != nil {
 					return nil, err
 				}
@@ -69,7 +70,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := sftp.Create(ctx, cfg)
+				be, err := connectRetry(ctx, env, func() (*sftp.Backend, error) { return sftp.Create(ctx, cfg) })
 				if err != nil {
 					return nil, err
 				}
@@ -82,7 +83,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := peer.Dial(ctx, pl, id)
+				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return peer.Dial(ctx, pl, id) })
 				if err != nil {
 					return nil, err
 				}
@@ -93,7 +94,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := peer.Create(ctx, pl, id)
+				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return peer.Create(ctx, pl, id) })
 				if err != nil {
 					return nil, err
 				}
@@ -117,6 +118,38 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 		return pl, nil, fmt.Errorf("device identity: %w", err)
 	}
 	return pl, id, nil
+}
+
+// connectAttempts bounds the attempts to reach a remote location. A server
+// that is restarting, or busy with a flood of connections, turns a client
+// away for a moment; a wrong address still fails within seconds.
+const connectAttempts = 4
+
+// connectRetry calls connect until it succeeds, fails in a way retrying
+// cannot fix (backend.IsPermanent: refused keys, unknown host keys, no
+// repository), or has been tried connectAttempts times, waiting about 1,
+// 2 and 4 seconds (jittered down by up to half) in between. The retry
+// wrapper (see remote) takes over once connected.
+func connectRetry[B any](ctx context.Context, env locEnv, connect func() (B, error)) (B, error) {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		be, err := connect()
+		if err == nil || backend.IsPermanent(err) || attempt == connectAttempts || ctx.Err() != nil {
+			return be, err
+		}
+		d := wait - rand.N(wait/2+1)
+		if env.Warn != nil {
+			env.Warn("%v; retrying in %s", err, d.Round(time.Second/10))
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return be, err
+		}
+		wait *= 2
+	}
 }
 
 // remote stacks the wrappers every network backend gets: a bound on

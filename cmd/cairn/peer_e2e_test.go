@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,7 +46,13 @@ type peerServer struct {
 // --quota), and stops it when the test ends.
 func startPeerServer(t *testing.T, e *testEnv, cfgDir, root string, args ...string) *peerServer {
 	t.Helper()
-	full := append([]string{"--config-dir", cfgDir, "peer", "serve", "--listen", "127.0.0.1:0", "--root", root}, args...)
+	return startPeerServerOn(t, e, "127.0.0.1:0", cfgDir, root, args...)
+}
+
+// startPeerServerOn is startPeerServer listening on addr.
+func startPeerServerOn(t *testing.T, e *testEnv, addr, cfgDir, root string, args ...string) *peerServer {
+	t.Helper()
+	full := append([]string{"--config-dir", cfgDir, "peer", "serve", "--listen", addr, "--root", root}, args...)
 	cmd := exec.Command(cairnBin, full...)
 	cmd.Env = e.env
 	cmd.Dir = e.dir
@@ -472,6 +479,7 @@ func TestPeerMirrorRestore(t *testing.T) {
 	if sum["dry_run"] != true || num(t, sum, "files_copied") != 0 || num(t, sum, "files_to_copy") < 3 {
 		t.Errorf("dry run summary: %v", sum)
 	}
+	toCopy := num(t, sum, "files_to_copy")
 	other := friend.loc("other")
 	r := e.must("mirror", "--dry-run", other)
 	all := repoFiles(t, e.repo)
@@ -486,7 +494,6 @@ func TestPeerMirrorRestore(t *testing.T) {
 	if after := withoutLocks(listing(t, root)); after != before {
 		t.Fatalf("dry run changed the friend's folder\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	toCopy := num(t, sum, "files_to_copy")
 	r = e.must("mirror", loc)
 	if !matches(fmt.Sprintf(`: copied %d files \(.*\), %d already there`, toCopy, len(want)), r.stdout) {
 		t.Errorf("text summary of the mirror after the dry run\n%s", r)
@@ -599,8 +606,9 @@ func TestPeerGarbage(t *testing.T) {
 	}
 	mirrorDone := make(chan error, 1)
 	go func() { mirrorDone <- mirror.Wait() }()
-	waitFor(t, 20*time.Second, "the mirror to connect", func() bool {
-		return strings.Contains(friend.log.String(), "connected to repository")
+	waitFor(t, 20*time.Second, "the mirror to start copying", func() bool {
+		_, err := os.Stat(friend.folder(owner, "laptop"))
+		return err == nil
 	})
 
 	// Connections held open until the test ends: half TLS handshakes
@@ -718,6 +726,45 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestPeerServerLate starts a mirror before the friend's server is up, as
+// when cron runs while the friend's machine reboots: the client retries
+// the connection, says so, and succeeds once the server is there.
+func TestPeerServerLate(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 100_000, 1)
+	e.init()
+	e.must("backup", data)
+	owner := peerID(t, e, "")
+	cfg := filepath.Join(e.dir, "friend-config")
+	friendID := peerID(t, e, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // the port is free again for the server, started late
+	loc := fmt.Sprintf("peer://%s@%s/laptop", friendID, addr)
+
+	mirror := exec.Command(cairnBin, "mirror", loc)
+	mirror.Env, mirror.Dir = e.env, e.dir
+	var stdout, stderr bytes.Buffer
+	mirror.Stdout, mirror.Stderr = &stdout, &stderr
+	if err := mirror.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	friend := startPeerServerOn(t, e, addr, cfg, filepath.Join(e.dir, "root"), "--allow", owner)
+	if err := mirror.Wait(); err != nil {
+		t.Fatalf("mirror: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !matches(`(?m)^cairn: warning: connect .*connection refused; retrying in `, stderr.String()) {
+		t.Errorf("the mirror did not say it retried\n%s", stderr.String())
+	}
+	e.must("-r", friend.loc("laptop"), "check", "--read-data")
 }
 
 // TestPeerPruneModes mirrors to an append-only and a read-write peer,
@@ -981,5 +1028,77 @@ func TestPeerDiverged(t *testing.T) {
 		regexp.QuoteMeta(owner[:7])+`.*the source holds 3 entries up to sequence 3`)
 	if after := withoutLocks(listing(t, root)); after != before {
 		t.Fatal("the refused mirror changed the friend's folder")
+	}
+}
+
+// TestPeerDisasterRecovery loses the owner's disk (repository, config dir
+// and cache) after a mirror to a friend. A new machine that knows the
+// password restores straight from the friend with a saved copy of the old
+// identity; without it, its new identity is refused until the friend
+// moves the folder to the new peer ID and allows it. Then it brings the
+// repository home and goes on backing up and mirroring.
+func TestPeerDisasterRecovery(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	src := filepath.Join(e.dir, "src")
+	xattrs := makeTree(t, src, 61)
+	e.init()
+	e.must("backup", src)
+	owner := peerID(t, e, "")
+	cfg, root := filepath.Join(e.dir, "friend-config"), filepath.Join(e.dir, "friend-root")
+	friend := startPeerServer(t, e, cfg, root, "--allow", owner)
+	e.must("mirror", friend.loc("laptop"))
+	identity, err := os.ReadFile(filepath.Join(e.dir, "home", ".config", "cairn", "identity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lost := range []string{e.repo, filepath.Join(e.dir, "home")} {
+		if err := os.RemoveAll(lost); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	n := newTestEnv(t) // the new machine: its own home, the same password
+	saved := filepath.Join(n.dir, "saved-config")
+	if err := os.MkdirAll(saved, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n.writeFile(filepath.Join(saved, "identity"), string(identity))
+	if err := os.Chmod(filepath.Join(saved, "identity"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(n.dir, "restored-with-saved-identity")
+	n.must("--config-dir", saved, "-r", friend.loc("laptop"), "restore", "latest", "--target", first)
+	compareTrees(t, src, filepath.Join(first, src), xattrs)
+
+	fresh := peerID(t, n, "")
+	r := n.run("-r", friend.loc("laptop"), "snapshots")
+	if r.code != 1 {
+		t.Fatalf("want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `refused this device.*`+regexp.QuoteMeta(fresh))
+	friend.stop()
+	if err := os.Rename(filepath.Join(root, owner), filepath.Join(root, fresh)); err != nil {
+		t.Fatal(err)
+	}
+	friend = startPeerServer(t, e, cfg, root, "--allow", fresh)
+	loc := friend.loc("laptop")
+	n.must("-r", loc, "mirror", n.repo)
+	second := filepath.Join(n.dir, "restored-at-home")
+	n.must("restore", "latest", "--target", second)
+	compareTrees(t, src, filepath.Join(second, src), xattrs)
+
+	n.writeFile(filepath.Join(src, "after-the-loss.txt"), "written on the new machine\n")
+	n.must("backup", src)
+	sum := mirrorSummary(t, n, loc)
+	if num(t, sum, "files_copied") == 0 || num(t, sum, "files_skipped") == 0 {
+		t.Errorf("mirror from the new machine: %v", sum)
+	}
+	if r := n.must("-r", loc, "check", "--read-data"); !strings.Contains(r.stdout, "no problems found") {
+		t.Fatalf("check\n%s", r)
+	}
+	var snaps []map[string]any
+	if err := json.Unmarshal([]byte(n.must("-r", loc, "snapshots", "--json").stdout), &snaps); err != nil || len(snaps) != 2 {
+		t.Fatalf("the friend lists %d snapshots (%v), want 2", len(snaps), err)
 	}
 }
