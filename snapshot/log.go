@@ -429,14 +429,60 @@ func (l *Log) WriteCheckpoint(ctx context.Context, r LogRepository, ident *crypt
 // entries behind, which are harmless and deleted next time. It must run
 // under an exclusive lock: a writer appending at the same time could name a
 // deleted entry as its parent.
+//
+// A copy of the repository mirrored before the newest checkpoint was
+// written can then no longer be shown to hold the source's own history
+// (repo.Mirror refuses it as diverged): the entries that linked its log to
+// the checkpoint are gone. Compaction that copies must survive uses
+// PruneCoveredBefore.
 func (l *Log) PruneCovered(ctx context.Context, r LogRepository) (int, error) {
 	cp := l.Checkpoint()
 	if cp == nil {
 		return 0, nil
 	}
+	return l.pruneUnder(ctx, r, cp)
+}
+
+// PruneCoveredBefore deletes, like PruneCovered, the entries covered by a
+// checkpoint, but by the newest one dated at or before cutoff, keeping that
+// checkpoint and everything after it. A copy mirrored since that checkpoint
+// was written still links to the source's log through the entries kept, so
+// mirroring to it goes on; keeping a few days of entries (cutoff = now −
+// a retention) lets copies lag behind by that much.
+func (l *Log) PruneCoveredBefore(ctx context.Context, r LogRepository, cutoff time.Time) (int, error) {
+	var cp *LogEntry
+	for _, e := range l.Entries {
+		if e.Op != OpCheckpoint || e.Time > cutoff.UnixNano() {
+			continue
+		}
+		if cp == nil || e.Seq > cp.Seq || e.Seq == cp.Seq && e.ID.Less(cp.ID) {
+			cp = e
+		}
+	}
+	if cp == nil {
+		return 0, nil
+	}
+	return l.pruneUnder(ctx, r, cp)
+}
+
+// pruneUnder deletes the present ancestors of the checkpoint cp, oldest
+// first.
+func (l *Log) pruneUnder(ctx context.Context, r LogRepository, cp *LogEntry) (int, error) {
+	under := make(map[backend.ID]bool)
+	stack := append([][32]byte(nil), cp.Parents...)
+	for len(stack) > 0 {
+		id := backend.ID(stack[len(stack)-1])
+		stack = stack[:len(stack)-1]
+		e, ok := l.Entries[id]
+		if !ok || under[id] {
+			continue
+		}
+		under[id] = true
+		stack = append(stack, e.Parents...)
+	}
 	n := 0
 	for _, e := range l.Ordered() {
-		if e.ID == cp.ID || !l.chain.Covered[e.ID] {
+		if !under[e.ID] {
 			continue
 		}
 		if err := r.DeleteFile(ctx, backend.LogFile, e.ID); err != nil && !backend.IsNotExist(err) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
@@ -14,10 +15,18 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// logCheckpointAfter is how many log entries prune lets accumulate before
-// it writes a checkpoint and deletes the entries it covers: with hourly
-// backups, about once a week, so the log a client reads stays small.
+// logCheckpointAfter is how many log entries prune lets accumulate after
+// the newest checkpoint before it writes another: with hourly backups,
+// about once a week, so the log a client reads stays small.
 const logCheckpointAfter = 200
+
+// logRetention is how long prune keeps the entries a checkpoint covers: it
+// deletes those under the newest checkpoint at least this old. A copy
+// mirrored within that time still holds part of the log the source keeps,
+// which is how mirror tells the source's own older history from entries
+// someone else wrote (repo.Mirror refuses the latter as diverged); delete
+// the entries sooner and every copy that lags behind looks diverged.
+const logRetention = 7 * 24 * time.Hour
 
 func (e *appEnv) pruneCommand() *cli.Command {
 	return &cli.Command{
@@ -114,36 +123,53 @@ func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, dryRun bool,
 		for _, id := range st.MissingPacks {
 			s.p.Warnf("the index listed pack data/%s, which is missing: dropped from the index", id)
 		}
-		removed := 0
-		if !dryRun && len(l.Entries) > logCheckpointAfter && s.g.ConfigDir != "" {
-			if removed, err = compactLog(ctx, s, l); err != nil {
+		removed, checkpoint := 0, false
+		if !dryRun && s.g.ConfigDir != "" {
+			if checkpoint, removed, err = compactLog(ctx, s, l); err != nil {
 				return err
 			}
-			rememberLog(s, l)
+			if checkpoint || removed > 0 {
+				rememberLog(s, l)
+			}
 		}
 		if s.g.JSON {
 			s.p.JSON(pruneSummaryJSON{"summary", st, removed})
 			return nil
 		}
 		printPruneStats(s.p, st)
+		if checkpoint {
+			s.p.Printf("snapshot log: wrote a checkpoint")
+		}
 		if removed > 0 {
-			s.p.Printf("snapshot log: wrote a checkpoint, removed %d entries it covers", removed)
+			s.p.Printf("snapshot log: removed %d entries covered by a checkpoint over %s old", removed, logRetention)
 		}
 		return nil
 	}
 }
 
-// compactLog writes a checkpoint of the log and deletes the entries it
-// covers.
-func compactLog(ctx context.Context, s *session, l *snapshot.Log) (int, error) {
-	ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
-	if err != nil {
-		return 0, fmt.Errorf("device identity: %w", err)
+// compactLog writes a checkpoint once more than logCheckpointAfter
+// entries follow the newest one, and deletes the entries under the newest
+// checkpoint older than logRetention.
+func compactLog(ctx context.Context, s *session, l *snapshot.Log) (checkpoint bool, removed int, err error) {
+	var since int
+	cp := l.Checkpoint()
+	for _, e := range l.Entries {
+		if cp == nil || e.Seq > cp.Seq {
+			since++
+		}
 	}
-	if _, err := l.WriteCheckpoint(ctx, s.repo, ident, s.now()); err != nil {
-		return 0, err
+	if since > logCheckpointAfter {
+		ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+		if err != nil {
+			return false, 0, fmt.Errorf("device identity: %w", err)
+		}
+		if _, err := l.WriteCheckpoint(ctx, s.repo, ident, s.now()); err != nil {
+			return false, 0, err
+		}
+		checkpoint = true
 	}
-	return l.PruneCovered(ctx, s.repo)
+	removed, err = l.PruneCoveredBefore(ctx, s.repo, s.now().Add(-logRetention))
+	return checkpoint, removed, err
 }
 
 func printPruneStats(p *printer, st repo.PruneStats) {

@@ -325,8 +325,9 @@ func TestPruneSurvivesKill9(t *testing.T) {
 }
 
 // TestPruneCompactsTheLog grows the log past the point where prune writes
-// a checkpoint, and checks that prune then deletes the covered entries
-// and every snapshot stays.
+// a checkpoint, and checks that prune keeps the entries the checkpoint
+// covers for logRetention (so copies that lag behind can still be
+// mirrored to), deletes them after, and that every snapshot stays.
 func TestPruneCompactsTheLog(t *testing.T) {
 	e := newTestEnv(t)
 	data := filepath.Join(e.dir, "data")
@@ -377,6 +378,19 @@ func TestPruneCompactsTheLog(t *testing.T) {
 		t.Fatalf("only %d log entries", before)
 	}
 	res := e.must("--json", "prune")
+	if n := lastJSON(t, res)["log_entries_removed"].(float64); n != 0 {
+		t.Fatalf("prune removed %v log entries at once, want them kept for %v\n%s", n, logRetention, res)
+	}
+	if after := entries(); after != before+1 {
+		t.Errorf("%d log entries after prune, want %d and the checkpoint", after, before)
+	}
+	// Past the retention, the next prune deletes what the checkpoint
+	// covers, and writes no new one.
+	later := runOpts{env: []string{envTestClockShift + "=" + (logRetention + 24*time.Hour).String()}}
+	res = e.runWith(later, "--json", "prune")
+	if res.code != 0 {
+		t.Fatalf("prune a week later: %s", res)
+	}
 	if n := lastJSON(t, res)["log_entries_removed"].(float64); int(n) != before {
 		t.Fatalf("prune removed %v of %d log entries\n%s", n, before, res)
 	}
@@ -387,8 +401,8 @@ func TestPruneCompactsTheLog(t *testing.T) {
 		t.Errorf("%d snapshots after prune, want %d", n, logCheckpointAfter+1)
 	}
 	e.must("check", "--read-data")
-	r2 := e.must("prune")
-	if strings.Contains(r2.stdout, "checkpoint") {
-		t.Errorf("second prune wrote another checkpoint:\n%s", r2)
+	r2 := e.runWith(later, "prune")
+	if r2.code != 0 || strings.Contains(r2.stdout, "checkpoint") {
+		t.Errorf("second prune wrote another checkpoint or failed:\n%s", r2)
 	}
 }
