@@ -1,9 +1,12 @@
 package repo
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -23,12 +26,63 @@ type blobKey struct {
 }
 
 type finishedPack struct {
-	w     *pack.Writer // owns data; reused once the upload is done
+	w     *pack.Writer // owns parts; reused once the upload is done
 	id    backend.ID
-	data  []byte
+	parts [][]byte // the pack is their concatenation
 	blobs []pack.Blob
 	tree  bool
 }
+
+// partsReader is a backend.RewindReader over the concatenation of parts,
+// so a pack goes out without being copied into one buffer first.
+type partsReader struct {
+	parts [][]byte
+	i     int // current part
+	off   int // offset in it
+	n     int64
+}
+
+func newPartsReader(parts [][]byte) *partsReader {
+	r := &partsReader{parts: parts}
+	for _, p := range parts {
+		r.n += int64(len(p))
+	}
+	return r
+}
+
+func (r *partsReader) Read(b []byte) (int, error) {
+	n := 0
+	for n < len(b) && r.i < len(r.parts) {
+		c := copy(b[n:], r.parts[r.i][r.off:])
+		n += c
+		r.off += c
+		if r.off == len(r.parts[r.i]) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	if n == 0 && len(b) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// WriteTo writes the remaining parts to w without an intermediate buffer.
+func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.i < len(r.parts) {
+		n, err := w.Write(r.parts[r.i][r.off:])
+		total += int64(n)
+		if err != nil {
+			r.off += n
+			return total, err
+		}
+		r.i, r.off = r.i+1, 0
+	}
+	return total, nil
+}
+
+func (r *partsReader) Rewind() error { r.i, r.off = 0, 0; return nil }
+func (r *partsReader) Length() int64 { return r.n }
 
 // packer turns saved blobs into packs and uploads them. Compression and
 // sealing run on the callers' goroutines (the archiver calls SaveBlob from
@@ -63,11 +117,17 @@ type packer struct {
 
 	uploadCtx    context.Context // cancelled by close
 	cancelUpload context.CancelFunc
-	uploads      chan finishedPack
-	pendingW     sync.WaitGroup // packs handed to uploads and not yet done
-	workers      sync.WaitGroup
-	closed       bool
-	bufs         sync.Pool
+	// slots bounds the data packs in memory: one is taken to open a
+	// pack and given back when its upload ends. With one slot per upload
+	// worker and one for the pack being filled, the savers wait for a
+	// slot rather than each holding a full pack until a worker is free:
+	// a 16 MiB pack less per saver.
+	slots    chan struct{}
+	uploads  chan finishedPack
+	pendingW sync.WaitGroup // packs handed to uploads and not yet done
+	workers  sync.WaitGroup
+	closed   bool
+	bufs     sync.Pool
 }
 
 func newPacker(r *Repository) *packer {
@@ -81,6 +141,7 @@ func newPacker(r *Repository) *packer {
 		writers:      make(map[pack.BlobType]*pack.Writer),
 		inflight:     make(map[blobKey]struct{}),
 		uploads:      make(chan finishedPack),
+		slots:        make(chan struct{}, n+1),
 		uploadCtx:    ctx,
 		cancelUpload: cancel,
 		// One writer per upload worker and one per blob type being
@@ -105,18 +166,19 @@ func (p *packer) getBuf() *[]byte {
 // newWriter returns an idle writer or a new one for blobs of type t;
 // p.mu must be held.
 func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
+	var w *pack.Writer
 	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
+		w = p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		return w
+	} else {
+		w = pack.NewWriter(p.r.keys.Current())
 	}
-	w := pack.NewWriter(p.r.keys.Current())
 	if t == pack.DataBlob {
 		// A data pack fills up to the target size and ends with the
 		// blob that takes it past: room for one average chunk beyond
-		// spares a dozen copies of a growing buffer. Tree packs are
-		// mostly small (a backup with few changed folders) and grow
-		// as needed.
+		// spares a dozen copies (and garbage) of a growing buffer; a
+		// reused writer mostly has it already. Tree packs are mostly
+		// small (a backup with few changed folders) and grow as needed.
 		w.Grow(p.r.cfg.PackSize + 1<<20)
 	}
 	return w
@@ -210,6 +272,21 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 
 	p.mu.Lock()
 	w := p.writers[t]
+	if w == nil && t == pack.DataBlob {
+		// A new data pack needs a slot: wait for one without the lock.
+		p.mu.Unlock()
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			err := fmt.Errorf("save blob %s: %w", id.Str(), ctx.Err())
+			p.setErr(err) // the blob was accepted as in flight and is lost
+			return false, err
+		}
+		p.mu.Lock()
+		if w = p.writers[t]; w != nil {
+			<-p.slots // another saver opened a pack meanwhile
+		}
+	}
 	if w == nil {
 		w = p.newWriter(t)
 		p.writers[t] = w
@@ -243,18 +320,26 @@ func (p *packer) putBuf(b *[]byte) {
 // finish seals the pack's header and hands it to an upload worker, waiting
 // while all workers are busy.
 func (p *packer) finish(ctx context.Context, w *pack.Writer, tree bool) error {
-	data, blobs, err := w.Finalize()
+	parts, blobs, err := w.FinalizeParts()
 	if err != nil {
+		p.releaseSlot(tree)
 		p.setErr(err)
 		return fmt.Errorf("finish pack: %w", err)
 	}
-	fp := finishedPack{w: w, id: backend.Hash(data), data: data, blobs: blobs, tree: tree}
+	h := sha256.New()
+	for _, part := range parts {
+		h.Write(part)
+	}
+	var id backend.ID
+	h.Sum(id[:0])
+	fp := finishedPack{w: w, id: id, parts: parts, blobs: blobs, tree: tree}
 	p.pendingW.Add(1)
 	select {
 	case p.uploads <- fp:
 		return nil
 	case <-ctx.Done():
 		p.pendingW.Done()
+		p.releaseSlot(tree)
 		// Its blobs were accepted (and may have been reported as
 		// known to later callers) but will never be stored.
 		err := fmt.Errorf("finish pack: %w", ctx.Err())
@@ -267,7 +352,15 @@ func (p *packer) uploadLoop() {
 	for fp := range p.uploads {
 		p.upload(fp)
 		p.recycle(fp.w)
+		p.releaseSlot(fp.tree)
 		p.pendingW.Done()
+	}
+}
+
+// releaseSlot frees the slot a data pack held.
+func (p *packer) releaseSlot(tree bool) {
+	if !tree {
+		<-p.slots
 	}
 }
 
@@ -275,12 +368,12 @@ func (p *packer) upload(fp finishedPack) {
 	r := p.r
 	ctx := p.uploadCtx
 	h := backend.Handle{Type: backend.PackFile, Name: fp.id.String()}
-	if err := r.be.Put(ctx, h, backend.NewByteReader(fp.data)); err != nil {
+	if err := r.be.Put(ctx, h, newPartsReader(fp.parts)); err != nil {
 		p.setErr(fmt.Errorf("upload %s: %w", h, err))
 		return
 	}
 	if fp.tree && r.cache != nil {
-		r.cache.put(cacheData, fp.id, fp.data)
+		r.cache.put(cacheData, fp.id, bytes.Join(fp.parts, nil))
 	}
 	r.idx.AddPack(fp.id, fp.blobs)
 	p.mu.Lock()

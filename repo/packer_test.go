@@ -2,7 +2,9 @@ package repo
 
 import (
 	"context"
+	"io"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 
@@ -117,5 +119,43 @@ func TestPackWritersReused(t *testing.T) {
 		if string(got) != string(data) {
 			t.Fatalf("blob %s: content differs", id.Str())
 		}
+	}
+}
+
+// TestPartsReader: reads in any buffer size, WriteTo and Rewind all give
+// the concatenation of the parts.
+func TestPartsReader(t *testing.T) {
+	parts := [][]byte{[]byte("abc"), {}, []byte("defgh"), []byte("i"), {}}
+	want := "abcdefghi"
+	r := newPartsReader(parts)
+	if r.Length() != int64(len(want)) {
+		t.Fatalf("Length %d, want %d", r.Length(), len(want))
+	}
+	for _, size := range []int{1, 2, 4, 100} {
+		if err := r.Rewind(); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		buf := make([]byte, size)
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != want {
+			t.Errorf("read with %d-byte buffer: %q", size, got)
+		}
+	}
+	_ = r.Rewind()
+	one := make([]byte, 2)
+	_, _ = r.Read(one)
+	var sb strings.Builder
+	if n, err := r.WriteTo(&sb); err != nil || n != int64(len(want)-2) || sb.String() != want[2:] {
+		t.Errorf("WriteTo after 2 bytes: %d %q %v", n, sb.String(), err)
 	}
 }

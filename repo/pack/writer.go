@@ -25,8 +25,10 @@ type Writer struct {
 	// indexes into it until Finalize.
 	buf   []byte
 	blobs []Blob
-	// out holds the finished pack after Finalize.
+	// out holds the sealed header and trailer after Finalize, whole the
+	// finished pack after Finalize (not FinalizeParts).
 	out       []byte
+	whole     []byte
 	finalized bool
 }
 
@@ -85,6 +87,31 @@ func (w *Writer) Size() int { return len(w.buf) }
 // caller must be done with it (uploaded it) before reusing the Writer.
 // Finalize refuses an empty or already finalized Writer.
 func (w *Writer) Finalize() (data []byte, blobs []Blob, err error) {
+	parts, blobs, err := w.FinalizeParts()
+	if err != nil {
+		return nil, nil, err
+	}
+	total := 0
+	for _, p := range parts {
+		total += len(p)
+	}
+	out := w.whole[:0]
+	if cap(out) < total {
+		out = make([]byte, 0, total)
+	}
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	w.whole = out
+	return out, blobs, nil
+}
+
+// FinalizeParts is Finalize without assembling the pack in one buffer:
+// the pack is the concatenation of parts (the blobs in their random
+// order, then header and trailer), which point into the Writer's buffers
+// and stay valid until Reset. A caller that hashes and uploads the pack
+// part by part so holds one copy of it instead of two.
+func (w *Writer) FinalizeParts() (parts [][]byte, blobs []Blob, err error) {
 	if w.finalized {
 		return nil, nil, errors.New("pack: finalize called twice")
 	}
@@ -104,45 +131,42 @@ func (w *Writer) Finalize() (data []byte, blobs []Blob, err error) {
 	fixed := sealedHeaderSize(plainHeaderSize(n, 0))
 	pad := min(rng.IntN(maxPadding+1), MaxHeaderSize-fixed) // Add keeps fixed <= MaxHeaderSize
 	plainLen := plainHeaderSize(n, pad)
-	hlen := sealedHeaderSize(plainLen)
-	total := len(w.buf) + hlen + trailerSize
 
-	out := w.out[:0]
-	if cap(out) < total {
-		out = make([]byte, 0, total)
-	}
+	parts = make([][]byte, 0, n+1)
 	blobs = make([]Blob, n)
+	var off uint32
 	for i, j := range rng.Perm(n) {
 		b := w.blobs[j]
-		src := w.buf[b.Offset : b.Offset+b.Length]
-		b.Offset = uint32(len(out))
-		out = append(out, src...)
+		parts = append(parts, w.buf[b.Offset:b.Offset+b.Length])
+		b.Offset = off
+		off += b.Length
 		blobs[i] = b
 	}
 
 	plain := appendPlainHeader(make([]byte, 0, plainLen), blobs, pad)
 	keyID := w.key.ID()
-	hstart := len(out)
-	out = append(out, headerVersion)
-	out = append(out, keyID[:]...)
-	out = w.key.Seal(out, plain, headerAD(headerVersion, keyID))
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(out)-hstart))
-	w.out = out
+	hdr := w.out[:0]
+	hdr = append(hdr, headerVersion)
+	hdr = append(hdr, keyID[:]...)
+	hdr = w.key.Seal(hdr, plain, headerAD(headerVersion, keyID))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(hdr)))
+	w.out = hdr
 
-	if err := w.verify(out, hstart, blobs); err != nil {
+	if err := w.verify(hdr, int64(off), blobs); err != nil {
 		return nil, nil, fmt.Errorf("pack: bug: the header just written does not decode to what was meant: %w", err)
 	}
-	return out, blobs, nil
+	return append(parts, hdr), blobs, nil
 }
 
-// verify decodes the header Finalize wrote and compares it with want.
-func (w *Writer) verify(out []byte, hstart int, want []Blob) error {
-	hlen := binary.LittleEndian.Uint32(out[len(out)-trailerSize:])
-	if int(hlen) != len(out)-trailerSize-hstart {
-		return fmt.Errorf("trailer says %d header bytes, wrote %d", hlen, len(out)-trailerSize-hstart)
+// verify decodes the header and trailer Finalize wrote after dataLen
+// bytes of blobs and compares them with want.
+func (w *Writer) verify(hdr []byte, dataLen int64, want []Blob) error {
+	hlen := binary.LittleEndian.Uint32(hdr[len(hdr)-trailerSize:])
+	if int(hlen) != len(hdr)-trailerSize {
+		return fmt.Errorf("trailer says %d header bytes, wrote %d", hlen, len(hdr)-trailerSize)
 	}
 	lookup := func(id crypt.KeyID) (*crypt.Key, bool) { return w.key, id == w.key.ID() }
-	got, keyID, err := decodeHeader(lookup, out[hstart:len(out)-trailerSize])
+	got, keyID, err := decodeHeader(lookup, hdr[:len(hdr)-trailerSize])
 	if err != nil {
 		return err
 	}
@@ -157,8 +181,8 @@ func (w *Writer) verify(out []byte, hstart int, want []Blob) error {
 			return fmt.Errorf("entry %d decodes as %v, wrote %v", i, got[i], want[i])
 		}
 	}
-	if dataLength(got) != int64(hstart) {
-		return fmt.Errorf("header lists %d bytes of blobs, wrote %d", dataLength(got), hstart)
+	if dataLength(got) != dataLen {
+		return fmt.Errorf("header lists %d bytes of blobs, wrote %d", dataLength(got), dataLen)
 	}
 	return nil
 }
@@ -169,5 +193,6 @@ func (w *Writer) Reset() {
 	w.buf = w.buf[:0]
 	w.blobs = w.blobs[:0]
 	w.out = w.out[:0]
+	w.whole = w.whole[:0]
 	w.finalized = false
 }
