@@ -59,6 +59,29 @@ func (l *Log) CheckSeen(s Seen) []string {
 	return problems
 }
 
+// Remember returns what the client should remember after reading the log,
+// given what it remembered before (old): the log's heads, the larger of
+// the two newest sequence numbers, and every remembered head that
+// CheckSeen reports as missing. Keeping those means a rollback stays
+// reported by every later run, even after new entries were written on top
+// of the rolled-back log, until the user deletes the remembered state (see
+// SeenFile).
+func (l *Log) Remember(old Seen) Seen {
+	s := l.Seen()
+	s.MaxSeq = max(s.MaxSeq, old.MaxSeq)
+	var cpSeq uint64
+	if cp := l.Checkpoint(); cp != nil {
+		cpSeq = cp.Seq
+	}
+	for _, h := range old.Heads {
+		if _, ok := l.Entries[h.ID]; ok || h.Seq < cpSeq {
+			continue
+		}
+		s.Heads = append(s.Heads, h)
+	}
+	return s
+}
+
 // Merge returns the newer of two remembered states (by sequence), so a
 // rollback never lowers what the client remembers.
 func (s Seen) Merge(o Seen) Seen {

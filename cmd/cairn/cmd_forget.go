@@ -43,7 +43,9 @@ func (e *appEnv) forgetCommand() *cli.Command {
 			"ones a policy does not keep. Policies follow restic's: within each group (default: host and\n" +
 			"paths), --keep-daily 7 keeps the newest snapshot of each of the last 7 days that have one, and\n" +
 			"so on; a snapshot kept by any rule stays. Durations count back from the group's latest\n" +
-			"snapshot. The data stays in the repository until prune (or --prune) removes it.\n\n" +
+			"snapshot. The data stays in the repository until prune (or --prune) removes it. With\n" +
+			"--prune, prune runs even when there is nothing to forget, so a run that was killed\n" +
+			"during its prune is finished by the next.\n\n" +
 			"EXIT STATUS:\n   0 done, 1 error, 10 no repository, 11 locked, 12 wrong password.",
 		Flags:  flags,
 		Action: e.runForget,
@@ -149,6 +151,11 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		if dryRun || len(remove) == 0 {
 			if dryRun && !s.g.JSON {
 				s.p.Printf("would forget %d snapshots (dry run)", len(remove))
+			}
+			if !dryRun && c.Bool("prune") {
+				// Nothing (left) to forget, but a run killed during its
+				// prune may have left the prune half done: finish it.
+				return pruneWithLog(ctx, s, l, false, maxUnused)
 			}
 			return nil
 		}

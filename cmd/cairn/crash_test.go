@@ -102,26 +102,28 @@ func (e *testEnv) initPackSize(size int) {
 }
 
 // runKilled starts cairn with args and sends it SIGKILL after d. killed
-// says the signal ended it; otherwise it exited first and r holds its
-// exit code and output.
-func (e *testEnv) runKilled(d time.Duration, args ...string) (killed bool, r result) {
+// says the signal ended it; otherwise it exited first, after took, and r
+// holds its exit code and output.
+func (e *testEnv) runKilled(d time.Duration, args ...string) (killed bool, took time.Duration, r result) {
 	e.t.Helper()
 	cmd := exec.Command(cairnBin, args...)
 	cmd.Env = e.env
 	cmd.Dir = e.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
 	timer := time.AfterFunc(d, func() { _ = cmd.Process.Kill() })
 	_ = cmd.Wait()
+	took = time.Since(start)
 	timer.Stop()
 	r = result{args: args, code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		return true, r
+		return true, took, r
 	}
-	return false, r
+	return false, took, r
 }
 
 // timeRun runs cairn to completion (it must exit 0) and says how long it
@@ -134,48 +136,64 @@ func (e *testEnv) timeRun(args ...string) time.Duration {
 }
 
 // killPlan is a series of runs of one command, each killed at a random
-// moment.
+// moment and then run again to completion.
 type killPlan struct {
 	args []string
 	runs int
 	// span: each kill lands at a uniformly random moment of [0, span);
-	// use how long a whole run takes.
+	// use how long a whole run takes. A run that finishes before its
+	// kill shortens it to the time it took (the machine may be less
+	// busy than when span was measured).
 	span time.Duration
-	// reset, if set, is called before a run when the previous one
-	// finished before its kill, so that every kill lands in a run with
-	// work to do.
-	reset func()
+	// start puts the starting state back before each run, so that every
+	// kill lands in a run with work to do.
+	start func()
+	// afterKill checks what a killed run left; nil means "cairn check"
+	// must find no damage.
+	afterKill func(run int)
+	// done checks the repository once the command has run again to
+	// completion.
+	done func(run int)
 }
 
-// killLoop carries out the plan. A run the kill missed must have exited
-// 0; after every run, killed or not, "cairn check" must find no damage.
-// It returns how many runs the kill ended.
-func (e *testEnv) killLoop(rnd *rand.Rand, p killPlan) int {
+// killLoop carries out the plan: start, run and kill (a run the kill
+// missed must have exited 0), afterKill, run to completion, done. It
+// fails the test unless a fair share of the kills landed before the run
+// finished.
+func (e *testEnv) killLoop(rnd *rand.Rand, p killPlan) {
 	e.t.Helper()
 	kills := 0
-	finished := false
 	for i := 0; i < p.runs; i++ {
-		if finished && p.reset != nil {
-			p.reset()
-		}
+		p.start()
 		d := time.Duration(rnd.Int64N(int64(p.span)))
-		killed, r := e.runKilled(d, p.args...)
-		finished = !killed
+		killed, took, r := e.runKilled(d, p.args...)
 		if killed {
 			kills++
 		} else if r.code != 0 {
 			e.t.Fatalf("run %d (not killed) failed\n%s", i, r)
+		} else {
+			p.span = min(p.span, took)
 		}
-		e.t.Logf("run %d: kill after %v: killed=%v", i, d.Round(time.Millisecond), killed)
-		if r := e.run("check"); r.code != 0 {
+		packs, _ := filepath.Glob(filepath.Join(e.repo, "data", "*", "*"))
+		idx, _ := filepath.Glob(filepath.Join(e.repo, "index", "*"))
+		logs, _ := filepath.Glob(filepath.Join(e.repo, "log", "*"))
+		e.t.Logf("run %d: kill after %v: killed=%v; left %d packs, %d index files, %d log entries",
+			i, d.Round(time.Millisecond), killed, len(packs), len(idx), len(logs))
+		if p.afterKill != nil {
+			p.afterKill(i)
+		} else if r := e.run("check"); r.code != 0 {
 			e.t.Fatalf("check after run %d (kill after %v):\n%s", i, d, r)
+		}
+		e.must(p.args...)
+		p.done(i)
+		if e.t.Failed() {
+			e.t.Fatalf("run %d (kill after %v) failed", i, d)
 		}
 	}
 	e.t.Logf("%d of %d runs of %q killed before they finished", kills, p.runs, p.args)
-	if kills < p.runs/2 {
+	if kills < max(1, p.runs/4) {
 		e.t.Fatalf("only %d of %d kills landed: the runs are too short to aim at", kills, p.runs)
 	}
-	return kills
 }
 
 // checkReadData runs "check --read-data": it must exit 0 and find no
@@ -197,10 +215,9 @@ func (e *testEnv) checkReadData(strict bool) {
 	}
 }
 
-// restoreAll restores every live snapshot and compares each with the
-// folder want names for it (the folder it must equal, which is also its
-// single backed-up path unless want says otherwise). It returns the
-// snapshots.
+// restoreAll restores every live snapshot and compares each with what
+// want names for it: the snapshot's backed-up folder src, and expected, a
+// folder holding what it must restore to. It returns the snapshots.
 func (e *testEnv) restoreAll(xattrs bool, want func(sn map[string]any) (src, expected string)) []map[string]any {
 	e.t.Helper()
 	snaps := e.snapshotsJSON()
@@ -218,11 +235,6 @@ func (e *testEnv) restoreAll(xattrs bool, want func(sn map[string]any) (src, exp
 		}
 	}
 	return snaps
-}
-
-// samePath is a restoreAll want function for snapshots of one folder.
-func samePath(src string) func(map[string]any) (string, string) {
-	return func(map[string]any) (string, string) { return src, src }
 }
 
 // writeRandomFiles writes n files of size random bytes into dir.
@@ -245,11 +257,11 @@ func writeRandomFiles(t *testing.T, dir string, rnd *rand.Rand, prefix string, n
 	}
 }
 
-// TestBackupSurvivesKill9 kills "cairn backup" of a 40 MiB tree (1 MiB
-// packs) at random moments, each time from the same starting repository,
-// then lets one run finish: check --read-data accepts the repository,
-// every snapshot restores exactly, and prune removes what the killed runs
-// left behind.
+// TestBackupSurvivesKill9 kills "cairn backup" of a 31 MiB tree (1 MiB
+// packs, so a kill lands between uploads) at random moments, each time
+// from the same starting repository, and runs it again to completion:
+// check --read-data accepts the repository, every snapshot restores
+// exactly, and prune removes what the killed runs left behind.
 func TestBackupSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: kills real processes")
@@ -258,7 +270,7 @@ func TestBackupSurvivesKill9(t *testing.T) {
 	rnd := testRand(t)
 	src := filepath.Join(e.dir, "src")
 	xattrs := makeTree(t, src, rnd.Uint64())
-	writeRandomFiles(t, filepath.Join(src, "bulk"), rnd, "f", 20, 1700<<10)
+	writeRandomFiles(t, filepath.Join(src, "bulk"), rnd, "f", 16, 1700<<10)
 	e.initPackSize(repo.MinPackSize)
 	// One small snapshot first, so killed runs also have a parent.
 	e.must("backup", filepath.Join(src, "sub"))
@@ -267,18 +279,28 @@ func TestBackupSurvivesKill9(t *testing.T) {
 	t.Logf("a whole backup takes %v", span)
 	e.restoreState("start")
 
-	e.killLoop(rnd, killPlan{args: []string{"backup", src}, runs: 7, span: span, reset: func() { e.restoreState("start") }})
-	e.must("backup", src)
-	e.checkReadData(false)
-	snaps := e.restoreAll(xattrs, func(sn map[string]any) (string, string) {
+	want := func(sn map[string]any) (string, string) {
 		p := toStrings(sn["paths"])[0]
 		return p, p
-	})
-	if len(snaps) < 2 {
-		t.Fatalf("%d snapshots, want the first and at least one of the tree", len(snaps))
 	}
+	e.killLoop(rnd, killPlan{
+		args: []string{"backup", src}, runs: 8, span: span,
+		start: func() { e.restoreState("start") },
+		done: func(run int) {
+			e.checkReadData(false)
+			if run == 0 {
+				// Restoring is slow: once is enough to show that what
+				// check accepts restores.
+				if n := len(e.restoreAll(xattrs, want)); n < 2 {
+					t.Fatalf("%d snapshots, want the first and at least one of the tree", n)
+				}
+			}
+		},
+	})
+	// What killed runs leave is what prune removes.
 	e.must("prune")
 	e.checkReadData(true)
+	e.restoreAll(xattrs, want)
 }
 
 // forgetFixture backs up a changing folder n times, keeping a copy of each
@@ -309,9 +331,9 @@ func forgetFixture(t *testing.T, e *testEnv, rnd *rand.Rand, n int) func(map[str
 
 // TestForgetSurvivesKill9 kills "cairn forget --keep-last 2 --prune" at
 // random moments (before, while and after it records the forget, and
-// during its prune), then lets one run finish: the two newest snapshots
-// stay and restore exactly, and the run that finishes also finishes the
-// prune a killed run began, even though it has nothing left to forget.
+// during its prune) and runs it again to completion: the two newest
+// snapshots stay and restore exactly, and the second run finishes the
+// prune the killed one began, even when it has nothing left to forget.
 func TestForgetSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: kills real processes")
@@ -326,22 +348,27 @@ func TestForgetSurvivesKill9(t *testing.T) {
 	t.Logf("a whole forget --prune takes %v", span)
 	e.restoreState("start")
 
-	e.killLoop(rnd, killPlan{args: args, runs: 8, span: span, reset: func() { e.restoreState("start") }})
-	e.must(args...)
-	e.checkReadData(true)
-	if r := e.must("prune", "--dry-run", "--max-unused", "0%"); !strings.Contains(r.stdout, "nothing to prune") {
-		t.Fatalf("the last forget --prune left work to do:\n%s", r)
-	}
-	if snaps := e.restoreAll(false, want); len(snaps) != 2 {
-		t.Fatalf("%d snapshots left, want 2", len(snaps))
-	}
+	e.killLoop(rnd, killPlan{
+		args: args, runs: 6, span: span,
+		start: func() { e.restoreState("start") },
+		done: func(int) {
+			e.checkReadData(true)
+			if r := e.must("prune", "--dry-run", "--max-unused", "0%"); !strings.Contains(r.stdout, "nothing to prune") {
+				t.Fatalf("forget --prune run again left work to do:\n%s", r)
+			}
+			if n := len(e.snapshotsJSON()); n != 2 {
+				t.Fatalf("%d snapshots left, want 2", n)
+			}
+		},
+	})
+	e.restoreAll(false, want)
 }
 
 // TestRepairSurvivesKill9 kills "cairn repair index" and "cairn repair
-// snapshots --forget" at random moments, then lets one run finish: check
-// --read-data accepts the repository and every snapshot restores exactly
-// (repaired ones without the files whose data was lost, and without a
-// second copy made by a killed run).
+// snapshots --forget" at random moments and runs them again to
+// completion: check --read-data accepts the repository and every snapshot
+// restores exactly (repaired ones without the files whose data was lost,
+// and without a second copy made by a killed run).
 func TestRepairSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: kills real processes")
@@ -358,9 +385,11 @@ func TestRepairSurvivesKill9(t *testing.T) {
 		span := e.timeRun(args...)
 		t.Logf("a whole repair index takes %v", span)
 		e.restoreState("start")
-		e.killLoop(rnd, killPlan{args: args, runs: 8, span: span, reset: func() { e.restoreState("start") }})
-		e.must(args...)
-		e.checkReadData(true)
+		e.killLoop(rnd, killPlan{
+			args: args, runs: 6, span: span,
+			start: func() { e.restoreState("start") },
+			done:  func(int) { e.checkReadData(true) },
+		})
 		if n := len(e.restoreAll(false, want)); n != 4 {
 			t.Fatalf("%d snapshots, want 4", n)
 		}
@@ -402,14 +431,40 @@ func TestRepairSurvivesKill9(t *testing.T) {
 				byTime[sn["time"].(string)] = sn["id"].(string)
 			}
 		}
+		var allDropped []string
+		for _, paths := range dropped {
+			allDropped = append(allDropped, paths...)
+		}
 		e.saveState("damaged")
 		args := []string{"repair", "snapshots", "--forget"}
 		span := e.timeRun(args...)
 		t.Logf("a whole repair snapshots takes %v", span)
 		e.restoreState("damaged")
-		e.killLoop(rnd, killPlan{args: args, runs: 8, span: span, reset: func() { e.restoreState("damaged") }})
-		e.must(args...)
-		e.checkReadData(true)
+		e.killLoop(rnd, killPlan{
+			args: args, runs: 6, span: span,
+			start: func() { e.restoreState("damaged") },
+			afterKill: func(run int) {
+				// No damage but the files the lost pack took, in the
+				// damaged snapshots or in copies a killed run made.
+				r := e.run("--json", "check")
+				for _, m := range jsonLines(t, r.stdout) {
+					if m["message_type"] != "problem" || m["warning"] == true {
+						continue
+					}
+					path, _ := m["path"].(string)
+					if m["kind"] != "blob_missing" || !slices.Contains(allDropped, path) {
+						b, _ := json.Marshal(m)
+						t.Fatalf("check after run %d: %s", run, b)
+					}
+				}
+			},
+			done: func(int) {
+				e.checkReadData(true)
+				if n := len(e.snapshotsJSON()); n != 4 {
+					t.Fatalf("%d snapshots after the repair, want 4 (one copy of each damaged snapshot)", n)
+				}
+			},
+		})
 
 		// Each damaged snapshot is replaced by exactly one copy, of the
 		// same time, which restores to its source without the dropped
@@ -521,19 +576,32 @@ func (fx *faultFixture) open(t *testing.T, be backend.Backend) *repo.Repository 
 	return r
 }
 
-// backup runs a backup of the folder into be, as "cairn backup" does.
-func (fx *faultFixture) backup(ctx context.Context, be backend.Backend) (*snapshot.Snapshot, error) {
+// backup runs a backup of the folder into be, as "cairn backup" does,
+// and returns the tree of the folder itself (the snapshot's root tree
+// also holds the folders above it, whose times others change).
+func (fx *faultFixture) backup(ctx context.Context, be backend.Backend) (backend.ID, error) {
 	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
 	if err != nil {
-		return nil, err
+		return backend.ID{}, err
 	}
 	defer r.Close()
 	l, err := snapshot.LoadLog(ctx, r)
 	if err != nil {
-		return nil, err
+		return backend.ID{}, err
 	}
 	sn, _, err := archiver.Backup(ctx, r, l, archiver.BackupOptions{Paths: []string{fx.src}, Hostname: "h", Identity: fx.ident})
-	return sn, err
+	if err != nil {
+		return backend.ID{}, err
+	}
+	return snapshot.FindSubtree(ctx, r, sn.Tree, fx.src)
+}
+
+// sampled says whether case k of n (lost or not) runs: all of them, but
+// under -race, ten times slower, only one with a lost answer in the
+// middle (the code raced here is raced in depth by repo's and archiver's
+// own tests).
+func sampled(k, n int, lost bool) bool {
+	return !raceBuild || lost && k == n/2+1
 }
 
 // forgetPrune forgets all but the newest snapshot and prunes, as "cairn
@@ -647,23 +715,25 @@ func TestBackupFaultCrashSafety(t *testing.T) {
 	t.Logf("a backup makes %d puts", puts)
 	for k := 1; k <= puts; k++ {
 		for _, lost := range []bool{false, true} {
+			if !sampled(k, puts, lost) {
+				continue
+			}
 			name := fmt.Sprintf("put %d/%d lost=%v", k, puts, lost)
 			inner := copyMem(t, fx.be)
-			sn, err := fx.backup(ctx, crashAt(inner, faulty.Put, k, lost))
-			if !errors.Is(err, errCrash) {
+			if _, err := fx.backup(ctx, crashAt(inner, faulty.Put, k, lost)); !errors.Is(err, errCrash) {
 				t.Fatalf("%s: backup returned %v, want the crash", name, err)
 			}
 			l := assertSound(t, name+": after the crash", fx.open(t, inner), false)
 			if n := len(l.Snapshots()); n != 1 && !(lost && k == puts && n == 2) {
 				// Only the log entry, the last write, adds a snapshot.
-				t.Fatalf("%s: %d snapshots after the crash (%v)", name, n, sn)
+				t.Fatalf("%s: %d snapshots after the crash", name, n)
 			}
 			got, err := fx.backup(ctx, inner)
 			if err != nil {
 				t.Fatalf("%s: second backup: %v", name, err)
 			}
-			if got.Tree != want.Tree {
-				t.Fatalf("%s: second backup made tree %s, a backup without faults %s", name, got.Tree.Str(), want.Tree.Str())
+			if got != want {
+				t.Fatalf("%s: second backup made tree %s, a backup without faults %s", name, got.Str(), want.Str())
 			}
 			assertSound(t, name+": after the second backup", fx.open(t, inner), false)
 		}
@@ -689,6 +759,9 @@ func TestForgetFaultCrashSafety(t *testing.T) {
 	for _, m := range []faulty.Method{faulty.Put, faulty.Delete} {
 		for k := 1; k <= calls[m]; k++ {
 			for _, lost := range []bool{false, true} {
+				if !sampled(k, calls[m], lost) {
+					continue
+				}
 				name := fmt.Sprintf("%v %d/%d lost=%v", m, k, calls[m], lost)
 				inner := copyMem(t, fx.be)
 				if err := fx.forgetPrune(ctx, crashAt(inner, m, k, lost)); !errors.Is(err, errCrash) {

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -254,74 +251,28 @@ func TestPruneNeedsExclusiveLock(t *testing.T) {
 	e.must("check") // shared
 }
 
-// TestPruneSurvivesKill9 kills "cairn prune" at random moments, several
-// times over, then lets one run finish: the repository must check clean
-// and restore exactly.
+// TestPruneSurvivesKill9 kills "cairn prune" at random moments, each time
+// from the same starting repository, and runs it again to completion: the
+// repository must check clean and restore exactly (see killLoop).
 func TestPruneSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: kills real processes")
 	}
 	e := newTestEnv(t)
 	data := maintFixture(t, e, 1_500_000)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rnd := rand.New(rand.NewPCG(seed, 0))
-
-	// A pristine copy: a run that finished is followed by one on a fresh
-	// copy, so every kill lands in a prune with work to do.
-	pristine := filepath.Join(e.dir, "pristine")
-	copyDir := func(from, to string) {
-		t.Helper()
-		_ = os.RemoveAll(to)
-		if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
-			t.Fatalf("copy: %v %s", err, out)
-		}
-	}
-	copyDir(e.repo, pristine)
-
-	// How long a whole prune takes here, to aim the kills.
-	start := time.Now()
-	e.must("prune", "--max-unused", "0%")
-	full := time.Since(start)
-	t.Logf("a whole prune takes %v", full)
-
-	const runs = 10
-	kills := 0
-	finished := true
-	for i := 0; i < runs; i++ {
-		if finished {
-			copyDir(pristine, e.repo)
-		}
-		cmd := exec.Command(cairnBin, "prune", "--max-unused", "0%")
-		cmd.Env = e.env
-		cmd.Dir = e.dir
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rnd.Int64N(int64(full))))
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		finished = true
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			kills++
-			finished = false
-		}
-		// Meanwhile the repository is sound: no damage, whatever
-		// leftovers there are.
-		if r := e.run("check"); r.code != 0 {
-			t.Fatalf("check after run %d:\n%s", i, r)
-		}
-	}
-	t.Logf("%d of %d runs killed before they finished", kills, runs)
-	e.must("prune", "--max-unused", "0%")
-	r := e.must("--json", "check", "--read-data")
-	for _, m := range jsonLines(t, r.stdout) {
-		if m["message_type"] == "problem" {
-			b, _ := json.Marshal(m)
-			t.Errorf("problem after the final prune: %s", b)
-		}
-	}
-	restoreMatches(t, e, data)
+	rnd := testRand(t)
+	e.saveState("start")
+	args := []string{"prune", "--max-unused", "0%"}
+	span := e.timeRun(args...)
+	t.Logf("a whole prune takes %v", span)
+	e.killLoop(rnd, killPlan{
+		args: args, runs: 6, span: span,
+		start: func() { e.restoreState("start") },
+		done: func(int) {
+			e.checkReadData(true)
+			restoreMatches(t, e, data)
+		},
+	})
 }
 
 // TestPruneCompactsTheLog grows the log past the point where prune writes

@@ -60,12 +60,13 @@ func seenFile(s *session) string {
 }
 
 // rememberLog saves the log's heads in this device's state, never moving
-// back from what it remembered before, so a later rollback is noticed.
+// back from what it remembered before and keeping remembered heads that
+// went missing, so a rollback is noticed and stays reported.
 func rememberLog(s *session, l *snapshot.Log) {
 	if s.g.ConfigDir == "" {
 		return
 	}
-	if err := snapshot.SaveSeen(seenFile(s), l.Seen().Merge(s.seen)); err != nil {
+	if err := snapshot.SaveSeen(seenFile(s), l.Remember(s.seen)); err != nil {
 		s.p.Warnf("remember snapshot log heads: %v", err)
 	}
 }
