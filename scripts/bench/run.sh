@@ -13,6 +13,10 @@
 #   BENCH_DIR=/tmp/cairn-bench   data, repositories, logs (data is kept
 #                  between invocations and reused when SCALE matches).
 #   BENCH_GO=1     also run the Go stage and pipeline benchmarks.
+#   BENCH_MIRROR=1 also time `cairn mirror` of the mixed tree's repository
+#                  to a `cairn peer serve` on 127.0.0.1 against `rsync -a` of
+#                  the same folder over ssh to 127.0.0.1 (a private sshd on
+#                  SSH_PORT, default 22222), full and with nothing new.
 #   BENCH_DOC, BENCH_CSV   where the report goes.
 #
 # Method: each round visits the trees in turn, and for each tree every tool
@@ -34,6 +38,7 @@ TREES=${TREES:-"mixed go small"}
 TOOLS=${TOOLS:-"cairn restic borg"}
 WORK=${BENCH_DIR:-/tmp/cairn-bench}
 BENCH_GO=${BENCH_GO:-1}
+BENCH_MIRROR=${BENCH_MIRROR:-1}
 DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
 CSV=${BENCH_CSV:-$ROOT/docs/performance.csv}
 GO=${GO:-go}
@@ -52,6 +57,8 @@ ensure_tools() {
 	command -v restic >/dev/null || need+=(restic)
 	command -v borg >/dev/null || need+=(borgbackup)
 	command -v rsync >/dev/null || need+=(rsync)
+	[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+	command -v ssh >/dev/null || need+=(openssh-client)
 	if ((${#need[@]})); then
 		local sudo=()
 		[ "$(id -u)" -eq 0 ] || sudo=(sudo)
@@ -183,6 +190,73 @@ run_borg() {
 	unset BORG_REPO BORG_PASSCOMMAND BORG_BASE_DIR BORG_RELOCATED_REPO_ACCESS_IS_OK
 }
 
+# --- mirror: cairn mirror to cairn peer serve vs rsync -a over ssh --------------
+MIRROR_PORT=${MIRROR_PORT:-27484}
+SSH_PORT=${SSH_PORT:-22222}
+
+# setup_mirror makes the source repository (cairn's backup of the mixed
+# tree, not timed), the peer identities, a `cairn peer serve` and a private
+# sshd, both on 127.0.0.1.
+setup_mirror() {
+	local m=$WORK/mirror
+	mkdir -p "$m/ssh" "$m/peer-root" "$m/rsync-dst"
+	MIRROR_SRC=$m/src-repo
+	if [ ! -f "$MIRROR_SRC/config" ]; then
+		rm -rf "$MIRROR_SRC" "$m/src-cache"
+		CAIRN_PASSWORD_FILE=$PWFILE CAIRN_CONFIG_DIR=$WORK/cairn-config CAIRN_CACHE_DIR=$m/src-cache \
+			"$WORK/bin/cairn" -r "$MIRROR_SRC" init >/dev/null
+		CAIRN_PASSWORD_FILE=$PWFILE CAIRN_CONFIG_DIR=$WORK/cairn-config CAIRN_CACHE_DIR=$m/src-cache \
+			"$WORK/bin/cairn" -r "$MIRROR_SRC" backup -q "$(tree_dir mixed)"
+	fi
+	MIRROR_BYTES=$(du -sb "$MIRROR_SRC" | cut -f1)
+	MIRROR_PACKS=$(find "$MIRROR_SRC/data" -type f | wc -l)
+	SERVER_ID=$("$WORK/bin/cairn" --config-dir "$m/server-cfg" peer id)
+	CLIENT_ID=$("$WORK/bin/cairn" --config-dir "$m/client-cfg" peer id)
+	"$WORK/bin/cairn" --config-dir "$m/server-cfg" peer serve --listen "127.0.0.1:$MIRROR_PORT" \
+		--root "$m/peer-root" --allow "$CLIENT_ID:read-write" >"$WORK/log/peer-serve.log" 2>&1 &
+	PEER_PID=$!
+
+	[ -f "$m/ssh/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$m/ssh/host_key"
+	[ -f "$m/ssh/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$m/ssh/client_key"
+	cp "$m/ssh/client_key.pub" "$m/ssh/authorized_keys"
+	cat >"$m/ssh/sshd_config" <<-EOF
+		Port $SSH_PORT
+		ListenAddress 127.0.0.1
+		HostKey $m/ssh/host_key
+		AuthorizedKeysFile $m/ssh/authorized_keys
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		PermitRootLogin prohibit-password
+		StrictModes no
+		UsePAM no
+		PidFile $m/ssh/sshd.pid
+	EOF
+	mkdir -p /run/sshd
+	/usr/sbin/sshd -f "$m/ssh/sshd_config" -E "$WORK/log/sshd.log"
+	RSYNC_SSH="ssh -p $SSH_PORT -i $m/ssh/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+	sleep 1
+	echo "mirror=$MIRROR_BYTES bytes in $MIRROR_PACKS packs" >>"$WORK/meta.txt"
+}
+
+teardown_mirror() {
+	[ -n "${PEER_PID:-}" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null
+	[ -f "$WORK/mirror/ssh/sshd.pid" ] && kill "$(cat "$WORK/mirror/ssh/sshd.pid")" 2>/dev/null
+	rm -rf "$WORK/mirror/peer-root" "$WORK/mirror/rsync-dst"
+	return 0
+}
+
+run_mirror_cairn() {
+	local dest="peer://$SERVER_ID@127.0.0.1:$MIRROR_PORT/round$RUN"
+	measure mirror-full "$MIRROR_BYTES" "$WORK/bin/cairn" --config-dir "$WORK/mirror/client-cfg" -r "$MIRROR_SRC" mirror "$dest"
+	measure mirror-unchanged "$MIRROR_BYTES" "$WORK/bin/cairn" --config-dir "$WORK/mirror/client-cfg" -r "$MIRROR_SRC" mirror "$dest"
+}
+
+run_mirror_rsync() {
+	local dest="root@127.0.0.1:$WORK/mirror/rsync-dst/round$RUN/"
+	measure mirror-full "$MIRROR_BYTES" rsync -a -e "$RSYNC_SSH" "$MIRROR_SRC/" "$dest"
+	measure mirror-unchanged "$MIRROR_BYTES" rsync -a -e "$RSYNC_SSH" "$MIRROR_SRC/" "$dest"
+}
+
 # rotate N WORDS...: the words starting at the N-th (mod count), wrapped.
 rotate() {
 	local n=$1
@@ -237,6 +311,15 @@ main() {
 	done
 
 	echo "round,tree,tool,phase,wall_s,user_s,sys_s,maxrss_kib,data_bytes,repo_bytes,exit" >"$CSV.tmp"
+	local mirror=0
+	if [ "$BENCH_MIRROR" = 1 ] && "$WORK/bin/cairn" mirror --help >/dev/null 2>&1 &&
+		"$WORK/bin/cairn" peer serve --help >/dev/null 2>&1; then
+		log "setting up the mirror benchmark"
+		make_tree mixed
+		setup_mirror
+		trap teardown_mirror EXIT
+		mirror=1
+	fi
 	local run tool
 	for ((run = 1; run <= RUNS; run++)); do
 		RUN=$run
@@ -255,7 +338,16 @@ main() {
 				rm -rf "$base"
 			done
 		done
+		if [ "$mirror" = 1 ]; then
+			TREE=mirror
+			for tool in $(rotate $((run - 1)) cairn rsync); do
+				TOOL=$tool
+				log "round $run/$RUNS: mirror with $tool"
+				"run_mirror_$tool"
+			done
+		fi
 	done
+	[ "$mirror" = 1 ] && teardown_mirror
 	echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
 
 	local gobench="$WORK/gobench.txt"
