@@ -116,7 +116,7 @@ func (b *Backend) path(h backend.Handle) string {
 	case backend.ConfigFile:
 		return filepath.Join(b.dir, backend.ConfigName)
 	case backend.PackFile:
-		return filepath.Join(b.dir, h.Type.Dir(), h.Name[:2], h.Name)
+		return filepath.Join(b.dir, h.Type.Dir(), backend.PackDir(h.Name), h.Name)
 	}
 	return filepath.Join(b.dir, h.Type.Dir(), h.Name)
 }
@@ -155,7 +155,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		for _, sub := range subs {
-			if !isHexPrefix(sub.Name()) {
+			if !backend.IsPackDir(sub.Name()) {
 				continue
 			}
 			if !sub.IsDir() {
@@ -222,18 +222,6 @@ func listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn fun
 			return fmt.Errorf("list %s: %w", t, rerr)
 		}
 	}
-}
-
-func isHexPrefix(s string) bool {
-	if len(s) != 2 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Stat implements backend.Backend.

@@ -225,7 +225,7 @@ func (b *Backend) path(h backend.Handle) string {
 	case backend.ConfigFile:
 		return path.Join(b.base, backend.ConfigName)
 	case backend.PackFile:
-		return path.Join(b.base, h.Type.Dir(), h.Name[:2], h.Name)
+		return path.Join(b.base, h.Type.Dir(), backend.PackDir(h.Name), h.Name)
 	}
 	return path.Join(b.base, h.Type.Dir(), h.Name)
 }
@@ -415,7 +415,7 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 	}
 	var prefixes []string
 	for _, s := range subs {
-		if !isHexPrefix(s.Name()) {
+		if !backend.IsPackDir(s.Name()) {
 			continue
 		}
 		if s.Mode()&fs.ModeSymlink != 0 {
@@ -482,18 +482,6 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 		return fmt.Errorf("list %s: %w", t, err)
 	}
 	return nil
-}
-
-func isHexPrefix(s string) bool {
-	if len(s) != 2 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Stat implements backend.Backend.
