@@ -259,6 +259,15 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 	defer p.putBuf(compBuf)
 	defer p.putBuf(sealBuf)
 
+	// Room for the worst case up front: growing inside the encoder or
+	// the sealer copies the blob again.
+	need := len(data) + len(data)>>6 + 1<<10
+	if cap(*compBuf) < need {
+		*compBuf = make([]byte, 0, need)
+	}
+	if cap(*sealBuf) < need+crypt.Overhead {
+		*sealBuf = make([]byte, 0, need+crypt.Overhead)
+	}
 	plain := data
 	var rawLen uint32
 	comp, ok := r.codec.compress(*compBuf, data, r.compression)

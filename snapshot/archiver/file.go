@@ -313,9 +313,12 @@ type bufferPool struct {
 	ch chan []byte
 }
 
-// newBufSize is the capacity of a new buffer: the chunker's average chunk
-// size (1 MiB), and at least smallFile so a small file fits.
-const newBufSize = max(1<<20, smallFile)
+// newBufSize is the capacity of a new buffer: twice the chunker's average
+// chunk size, which about 95% of chunks fit (beyond the 512 KiB minimum,
+// chunk sizes fall off exponentially with a mean of 512 KiB), so few
+// chunks make the chunker regrow a buffer; and at least smallFile so a
+// small file fits.
+const newBufSize = max(2<<20, smallFile)
 
 func newBufferPool(n int) *bufferPool { return &bufferPool{ch: make(chan []byte, n)} }
 
