@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -86,10 +89,20 @@ func (e *appEnv) runKeyList(c *cli.Context) error {
 }
 
 func (e *appEnv) runKeyAdd(c *cli.Context) error {
+	return e.writeKey(c, sharedLock, "add key", "key_added", "saved new key as %s",
+		func(ctx context.Context, r *repo.Repository, pw []byte, kdf crypt.KDFParams) (backend.ID, error) {
+			return r.AddKey(ctx, pw, kdf)
+		})
+}
+
+// writeKey reads the new password and writes a key file for it with
+// write, then reports the new key's ID.
+func (e *appEnv) writeKey(c *cli.Context, lock lockMode, what, msgType, done string,
+	write func(ctx context.Context, r *repo.Repository, pw []byte, kdf crypt.KDFParams) (backend.ID, error)) error {
 	if err := wantArgs(c, 0, 0); err != nil {
 		return err
 	}
-	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, lock, func(ctx context.Context, s *session) error {
 		pw, err := e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
 		if err != nil {
 			return err
@@ -99,13 +112,13 @@ func (e *appEnv) runKeyAdd(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		id, err := s.repo.AddKey(ctx, pw, kdf)
+		id, err := write(ctx, s.repo, pw, kdf)
 		if err != nil {
-			return fmt.Errorf("add key: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		s.p.Printf("saved new key as %s", id.Str())
+		s.p.Printf(done, id.Str())
 		if s.g.JSON {
-			s.p.JSON(map[string]string{"message_type": "key_added", "id": id.String()})
+			s.p.JSON(map[string]string{"message_type": msgType, "id": id.String()})
 		}
 		return nil
 	})
@@ -133,27 +146,8 @@ func (e *appEnv) runKeyRemove(c *cli.Context) error {
 }
 
 func (e *appEnv) runKeyPasswd(c *cli.Context) error {
-	if err := wantArgs(c, 0, 0); err != nil {
-		return err
-	}
-	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
-		pw, err := e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
-		if err != nil {
-			return err
-		}
-		defer zero(pw)
-		kdf, err := e.kdfParams()
-		if err != nil {
-			return err
-		}
-		id, err := s.repo.ChangePassword(ctx, pw, kdf)
-		if err != nil {
-			return fmt.Errorf("change password: %w", err)
-		}
-		s.p.Printf("password changed: new key %s", id.Str())
-		if s.g.JSON {
-			s.p.JSON(map[string]string{"message_type": "password_changed", "id": id.String()})
-		}
-		return nil
-	})
+	return e.writeKey(c, exclusiveLock, "change password", "password_changed", "password changed: new key %s",
+		func(ctx context.Context, r *repo.Repository, pw []byte, kdf crypt.KDFParams) (backend.ID, error) {
+			return r.ChangePassword(ctx, pw, kdf)
+		})
 }
