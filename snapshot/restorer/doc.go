@@ -31,12 +31,14 @@
 //
 //	flush():
 //	    parallel for file queued for creation (Workers at a time):
-//	        create, truncate to its full size (holes for zeros)
+//	        create (O_EXCL; only if something is in the way: look, remove)
 //	    parallel for pack in plan (Workers at a time):
 //	        LoadPack(pack, its planned blobs in offset order):
 //	            per blob: verified plaintext, or an error reported for every
 //	            file that needs the blob
 //	            if not all zeros: pwrite(file, plaintext, offset) for each target
+//	    truncate to its full size each file with a chunk not written (zeros
+//	    kept as holes: sparse files; a failed blob)
 //	    if Verify: re-read each file, check each chunk's SHA-256
 //	    apply metadata, in parallel for everything but directories, then
 //	    to directories in queue order (post-order, so a directory's times

@@ -54,6 +54,10 @@ type fileEntry struct {
 	failed atomic.Bool
 	// writeFailed makes a write error reported once per file.
 	writeFailed atomic.Bool
+	// short is set when a chunk was not written (a run of zeros left as
+	// a hole, or a blob that failed): writes alone may then leave the
+	// file shorter than its size, and flush truncates it to its size.
+	short atomic.Bool
 }
 
 type chunk struct {
@@ -142,6 +146,7 @@ func (rs *restore) planFile(f *fileEntry) error {
 			lastMissing = i
 			missing++
 			f.failed.Store(true)
+			f.short.Store(true)
 			if err := rs.report(f.path, fmt.Errorf("chunk %d: blob %s: %w", i, id.Str(), ErrBlobMissing)); err != nil {
 				return err
 			}
@@ -222,6 +227,10 @@ func (rs *restore) flush() error {
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
 	}
+	rs.parallel(len(b.files), func(i int) error { return rs.fixSize(b.files[i]) })
+	if rs.ctx.Err() != nil {
+		return context.Cause(rs.ctx)
+	}
 	if rs.opts.Verify {
 		rs.parallel(len(b.files), func(i int) error { return rs.verifyFile(b.files[i]) })
 		if rs.ctx.Err() != nil {
@@ -267,8 +276,19 @@ func (rs *restore) createFile(f *fileEntry) error {
 	}
 	e.fd = fd
 	rs.st.files.Add(1)
-	if err := truncateFD(fd, f.size); err != nil {
-		return rs.report(e.path, err)
+	return nil
+}
+
+// fixSize truncates a file created by flush to its size when its writes
+// may have left it short (trailing zeros kept as a hole, a failed blob).
+// Files whose every chunk was written have their size already: one
+// system call per file saved on a tree of small files.
+func (rs *restore) fixSize(f *fileEntry) error {
+	if !f.create || f.skip || f.fd < 0 || !f.short.Load() {
+		return nil
+	}
+	if err := truncateFD(f.fd, f.size); err != nil {
+		return rs.report(f.path, err)
 	}
 	return nil
 }
@@ -362,6 +382,7 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 	reported := map[*fileEntry]bool{}
 	for _, t := range bj.targets {
 		t.f.failed.Store(true)
+		t.f.short.Store(true)
 		if !reported[t.f] && !t.f.skip {
 			reported[t.f] = true
 			if stop := rs.report(t.f.path, err); stop != nil {
@@ -382,7 +403,9 @@ func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 			rs.targetDone(t.f) // could not be created: reported
 			continue
 		}
-		if !zero {
+		if zero {
+			t.f.short.Store(true)
+		} else {
 			if err := pwriteAll(t.f.fd, plain, t.off); err != nil {
 				t.f.failed.Store(true)
 				if t.f.writeFailed.CompareAndSwap(false, true) {
