@@ -466,7 +466,13 @@ func (l *Log) PruneCoveredBefore(ctx context.Context, r LogRepository, cutoff ti
 }
 
 // pruneUnder deletes the present ancestors of the checkpoint cp, oldest
-// first.
+// first. It deletes nothing while an entry outside the newest
+// checkpoint's cover names one of them as a parent: a writer whose view of
+// the log lacked entries (one failed to load) can append, after the
+// checkpoint, an entry naming old entries as parents, and deleting those,
+// or the entries linking them to the checkpoint, would leave it with
+// broken links, a log problem that blocks every later prune. Once a later
+// checkpoint covers that entry, pruning goes on.
 func (l *Log) pruneUnder(ctx context.Context, r LogRepository, cp *LogEntry) (int, error) {
 	under := make(map[backend.ID]bool)
 	stack := append([][32]byte(nil), cp.Parents...)
@@ -479,6 +485,16 @@ func (l *Log) pruneUnder(ctx context.Context, r LogRepository, cp *LogEntry) (in
 		}
 		under[id] = true
 		stack = append(stack, e.Parents...)
+	}
+	for id, e := range l.Entries {
+		if l.chain != nil && l.chain.Covered[[32]byte(id)] {
+			continue
+		}
+		for _, p := range e.Parents {
+			if under[backend.ID(p)] {
+				return 0, nil
+			}
+		}
 	}
 	n := 0
 	for _, e := range l.Ordered() {
