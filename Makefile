@@ -24,7 +24,7 @@ demo: build
 
 # Every check CI runs. Installs what the tests need first. The plain test
 # run comes last so that the run closes on its results.
-test: deps fmt-check vet staticcheck bench-compile fuzz-smoke race unit
+test: deps fmt-check vet staticcheck bench-compile fuzz-smoke race soak-ci unit
 
 deps:
 	scripts/test-deps.sh
@@ -69,6 +69,22 @@ fuzz:
 .PHONY: bench
 bench:
 	scripts/bench/run.sh
+
+# The soak test (scripts/soak, docs/reliability.md): the real binary
+# through simulated weeks of cron from two hosts, with kill -9, a full
+# disk, I/O faults, cut connections, a restarted peer and damaged copies;
+# it fails if a snapshot is lost, damage goes unnoticed or anything
+# panics. `make soak` runs SOAK_CYCLES cycles (a few minutes by default);
+# `make test` runs a shorter one. Root gets a tmpfs for the full-disk
+# fault; sshd is needed for the SFTP copy.
+SOAK_CYCLES    ?= 60
+SOAK_CYCLES_CI ?= 16
+.PHONY: soak soak-ci
+soak:
+	$(GO) run ./scripts/soak -cycles $(SOAK_CYCLES)
+
+soak-ci:
+	$(GO) run ./scripts/soak -cycles $(SOAK_CYCLES_CI)
 
 clean:
 	rm -rf bin
