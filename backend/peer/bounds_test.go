@@ -179,6 +179,7 @@ func TestServerResourceBounds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
+	t.Parallel()
 	attacker, good := newIdentity(t), newIdentity(t)
 	child := startChildServer(t, attacker.PeerID(), good.PeerID())
 	ctx := t.Context()
