@@ -45,11 +45,13 @@ staticcheck:
 unit:
 	$(GO) test ./...
 
-# The race detector on every package whose non-test code starts goroutines
-# or uses sync primitives.
+# The race detector on every package whose code or tests start goroutines
+# or use sync primitives. -short: the long scenario tests (a simulated year,
+# kill-and-resume runs) are about outcomes, not races; they run once, at
+# full length, in `unit`.
 race:
 	@pkgs="$$(scripts/race-packages.sh)"; \
-	if [ -n "$$pkgs" ]; then echo "go test -race $$pkgs"; $(GO) test -race $$pkgs; fi
+	if [ -n "$$pkgs" ]; then echo "go test -race -short $$pkgs"; $(GO) test -race -short $$pkgs; fi
 
 # Each Fuzz target briefly, so they keep running, not just compiling.
 fuzz-smoke:
