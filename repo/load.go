@@ -151,12 +151,17 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 			}
 			end++
 		}
-		buf := make([]byte, hi-lo)
+		// Ranges are up to maxRangeRead: fresh buffers of that size per
+		// pack (a restore of small files reads most of a pack for each
+		// batch) would cost more in page faults than the reads.
+		pooled := r.getReadBuf(int(hi - lo))
+		buf := (*pooled)[:hi-lo]
 		readErr := r.be.Get(ctx, h, len(buf), lo, func(rd io.Reader) error {
 			_, err := io.ReadFull(rd, buf)
 			return err
 		})
 		if ctx.Err() != nil {
+			r.readBufs.Put(pooled)
 			return ctx.Err()
 		}
 		for _, b := range blobs[start:end] {
@@ -171,13 +176,25 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 				plain = nil
 			}
 			if ferr := fn(b, plain, err); ferr != nil {
+				r.readBufs.Put(pooled)
 				return ferr
 			}
 			if plain != nil && cap(plain) <= 16<<20 {
 				plainBuf = plain[:0]
 			}
 		}
+		r.readBufs.Put(pooled)
 		start = end
 	}
 	return nil
+}
+
+// getReadBuf returns a pooled buffer of at least n bytes (n is at most
+// maxRangeRead) for LoadPack; the caller puts it back when done.
+func (r *Repository) getReadBuf(n int) *[]byte {
+	if b, ok := r.readBufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return b
+	}
+	b := make([]byte, n, max(n, DefaultPackSize+DefaultPackSize/4))
+	return &b
 }

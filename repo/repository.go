@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -86,6 +87,8 @@ type Repository struct {
 	codec  *codec
 	idx    *index.Index
 	packer *packer
+	// readBufs holds *[]byte buffers for LoadPack's ranged reads (load.go).
+	readBufs sync.Pool
 
 	compression CompressionMode
 }
@@ -250,6 +253,11 @@ func (r *Repository) readWhole(ctx context.Context, h backend.Handle, limit int6
 	var buf bytes.Buffer
 	err := r.be.Get(ctx, h, 0, 0, func(rd io.Reader) error {
 		buf.Reset()
+		// A reader that knows its size (the local backend's) gets a
+		// buffer of that size up front instead of a dozen regrowths.
+		if s, ok := rd.(interface{ Size() int64 }); ok && s.Size() >= 0 && s.Size() <= limit {
+			buf.Grow(int(s.Size()) + bytes.MinRead)
+		}
 		n, err := io.Copy(&buf, io.LimitReader(rd, limit+1))
 		if err != nil {
 			return err
