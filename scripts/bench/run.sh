@@ -210,6 +210,15 @@ setup_mirror() {
 	fi
 	MIRROR_BYTES=$(du -sb "$MIRROR_SRC" | cut -f1)
 	MIRROR_PACKS=$(find "$MIRROR_SRC/data" -type f | wc -l)
+	# The same repository with 10,000 more (tiny) packs, for a mirror with
+	# nothing new at that size; mirrored once here, untimed.
+	MIRROR_MANY=$m/src-many
+	if [ ! -d "$MIRROR_MANY" ]; then
+		cp -a "$MIRROR_SRC" "$MIRROR_MANY.partial"
+		"$WORK/bin/gen" -kind packs -count 10000 -dir "$MIRROR_MANY.partial"
+		mv "$MIRROR_MANY.partial" "$MIRROR_MANY"
+	fi
+	MIRROR_MANY_PACKS=$(find "$MIRROR_MANY/data" -type f | wc -l)
 	SERVER_ID=$("$WORK/bin/cairn" --config-dir "$m/server-cfg" peer id)
 	CLIENT_ID=$("$WORK/bin/cairn" --config-dir "$m/client-cfg" peer id)
 	"$WORK/bin/cairn" --config-dir "$m/server-cfg" peer serve --listen "127.0.0.1:$MIRROR_PORT" \
@@ -235,13 +244,18 @@ setup_mirror() {
 	/usr/sbin/sshd -f "$m/ssh/sshd_config" -E "$WORK/log/sshd.log"
 	RSYNC_SSH="ssh -p $SSH_PORT -i $m/ssh/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 	sleep 1
+	MANY_DEST="peer://$SERVER_ID@127.0.0.1:$MIRROR_PORT/many"
+	"$WORK/bin/cairn" --config-dir "$m/client-cfg" -r "$MIRROR_MANY" mirror "$MANY_DEST" >"$WORK/log/mirror-many-setup.log" 2>&1 ||
+		log "mirror of the 10,000-pack repository failed; see $WORK/log/mirror-many-setup.log"
 	echo "mirror=$MIRROR_BYTES bytes in $MIRROR_PACKS packs" >>"$WORK/meta.txt"
+	echo "mirror_many=$MIRROR_MANY_PACKS" >>"$WORK/meta.txt"
 }
 
 teardown_mirror() {
 	[ -n "${PEER_PID:-}" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null
 	[ -f "$WORK/mirror/ssh/sshd.pid" ] && kill "$(cat "$WORK/mirror/ssh/sshd.pid")" 2>/dev/null
 	rm -rf "$WORK/mirror/peer-root" "$WORK/mirror/rsync-dst"
+	PEER_PID=
 	return 0
 }
 
@@ -249,6 +263,7 @@ run_mirror_cairn() {
 	local dest="peer://$SERVER_ID@127.0.0.1:$MIRROR_PORT/round$RUN"
 	measure mirror-full "$MIRROR_BYTES" "$WORK/bin/cairn" --config-dir "$WORK/mirror/client-cfg" -r "$MIRROR_SRC" mirror "$dest"
 	measure mirror-unchanged "$MIRROR_BYTES" "$WORK/bin/cairn" --config-dir "$WORK/mirror/client-cfg" -r "$MIRROR_SRC" mirror "$dest"
+	measure mirror-unchanged-many 0 "$WORK/bin/cairn" --config-dir "$WORK/mirror/client-cfg" -r "$MIRROR_MANY" mirror "$MANY_DEST"
 }
 
 run_mirror_rsync() {

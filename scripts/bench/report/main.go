@@ -195,6 +195,7 @@ var phases = []phase{
 	{"check-read-data", "check, reading all data", true, 1 / 1.5},
 	{"mirror-full", "full mirror", true, 1},
 	{"mirror-unchanged", "mirror, nothing new", false, 0},
+	{"mirror-unchanged-many", "mirror, nothing new, 10,000 more packs", false, 0},
 }
 
 // baseline is the tool cairn is compared with: restic, or rsync for the
@@ -245,7 +246,7 @@ func writeReport(w *strings.Builder, rows []row, meta map[string]string, goBench
 		}
 		tools := treeTools
 		if t == "mirror" {
-			fmt.Fprintf(w, "### Mirror of the mixed tree's repository (%s)\n\n", meta["mirror"])
+			fmt.Fprintf(w, "### Mirror of the mixed tree's repository (%s; the last rows: %s packs)\n\n", meta["mirror"], meta["mirror_many"])
 		} else {
 			fmt.Fprintf(w, "### Tree: %s\n\n", t)
 		}
@@ -329,8 +330,14 @@ func writePhase(w *strings.Builder, st map[[3]string]*stat, tree string, tools [
 	if ph.key == "snapshots" {
 		wallTarget = "≤ 0.3 s + KDF: " + fixedCostVerdict(st, tree)
 	}
-	if ph.key == "mirror-unchanged" {
-		wallTarget = "< 1 s at 10,000 packs (see text)"
+	if ph.key == "mirror-unchanged-many" {
+		if c := st[[3]string{tree, "cairn", ph.key}]; c != nil {
+			if c.wall < 1 {
+				wallTarget = "< 1 s: met"
+			} else {
+				wallTarget = "< 1 s: **missed**"
+			}
+		}
 	}
 	line("wall", func(s *stat) string {
 		if ph.throughput && s.wall > 0 {
