@@ -541,22 +541,28 @@ func TestStreamFlood(t *testing.T) {
 	}
 	const n = 60
 	streams := make([]*yamux.Stream, 0, n)
+	var resets, ended atomic.Int64
 	for range n {
 		st, err := s.mux.OpenStream()
 		if err != nil {
 			t.Fatalf("open stream: %v", err)
 		}
 		// The open reaches the server with the first byte: half a
-		// length prefix, then nothing.
+		// length prefix, then nothing. On a loaded machine the server may
+		// already have reset this stream (its backlog is full) by the
+		// time the byte goes out: that is the refusal under test.
 		if _, err := st.Write([]byte{0, 0}); err != nil {
-			t.Fatalf("write: %v", err)
+			if !errors.Is(err, yamux.ErrConnectionReset) && !errors.Is(err, yamux.ErrStreamClosed) {
+				t.Fatalf("write: %v", err)
+			}
+			resets.Add(1)
+			continue
 		}
 		streams = append(streams, st)
 	}
 	data := []byte("served during the flood")
 	putBytes(t, good, handleOf(backend.IndexFile, data), data)
 
-	var resets, ended atomic.Int64
 	var wg sync.WaitGroup
 	for _, st := range streams {
 		wg.Go(func() {
