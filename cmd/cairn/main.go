@@ -55,9 +55,11 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	stopProfiling := startProfiling()
 	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
 	interrupted := ctx.Err() != nil
 	stop()
+	stopProfiling()
 	code := exitCode(err, interrupted)
 	if err != nil {
 		printError(os.Stderr, err, interrupted)
