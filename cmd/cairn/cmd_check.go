@@ -84,7 +84,7 @@ func (e *appEnv) runCheck(c *cli.Context) error {
 		}
 		problems := res.Problems
 		s.p.Printf("checking snapshots")
-		l, err := loadLog(ctx, s)
+		l, err := readLog(ctx, s, false)
 		if err != nil {
 			return err
 		}

@@ -34,20 +34,31 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 // loadLog reads the snapshot log, warning about any problem found in it,
 // including signs of a rollback since this device last read it.
 func loadLog(ctx context.Context, s *session) (*snapshot.Log, error) {
+	return readLog(ctx, s, true)
+}
+
+// readLog reads the snapshot log and remembers its heads; with warn, it
+// also warns about the log's problems. check passes false: it reports
+// those problems itself, and saying each twice would only confuse.
+func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) {
 	l, err := snapshot.LoadLog(ctx, s.repo)
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot log: %w", err)
 	}
-	for _, p := range l.Problems {
-		s.p.Warnf("snapshot log: %s", p)
+	if warn {
+		for _, p := range l.Problems {
+			s.p.Warnf("snapshot log: %s", p)
+		}
 	}
 	if s.g.ConfigDir != "" {
 		seen, err := snapshot.LoadSeen(seenFile(s))
 		if err != nil {
 			s.p.Warnf("remembered snapshot log heads: %v", err)
 		}
-		for _, p := range l.CheckSeen(seen) {
-			s.p.Warnf("snapshot log: %s", p)
+		if warn {
+			for _, p := range l.CheckSeen(seen) {
+				s.p.Warnf("snapshot log: %s", p)
+			}
 		}
 		s.seen = seen
 		rememberLog(s, l)
