@@ -140,6 +140,16 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		if len(ids) > 0 {
 			for _, sel := range ids {
 				sn, err := snapshot.Find(l.Snapshots(), sel, filterFrom(c))
+				if errors.Is(err, snapshot.ErrNoSnapshot) {
+					// Forgetting is idempotent: a snapshot the log
+					// already records as forgotten (by an earlier run,
+					// perhaps one killed before its prune finished) is
+					// noted, and the run goes on to its prune.
+					if old, ferr := snapshot.Find(forgottenSnapshots(l), sel, filterFrom(c)); ferr == nil {
+						s.p.Printf("snapshot %s is already forgotten", old.ID.Str())
+						continue
+					}
+				}
 				if err != nil {
 					return err
 				}

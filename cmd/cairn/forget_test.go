@@ -75,6 +75,14 @@ func TestForget(t *testing.T) {
 		t.Fatalf("%d snapshots left after forget by ID", n)
 	}
 	e.must("check", "--read-data")
+	// Forgetting it again (a cron job rerun after a kill) is a note, not
+	// an error, and the prune still runs; an unknown ID stays an error.
+	if r := e.must("forget", "--prune", id); !strings.Contains(r.stdout, "already forgotten") {
+		t.Fatalf("forget of a forgotten snapshot must say so\n%s", r)
+	}
+	if r := e.run("forget", "0123abcd"); r.code != 1 {
+		t.Fatalf("forget of an unknown ID must fail\n%s", r)
+	}
 	r = e.must("restore", "latest", "--target", filepath.Join(e.dir, "restored"))
 	if !sameContent(t, filepath.Join(src, "f"), filepath.Join(e.dir, "restored", src, "f")) {
 		t.Fatal("latest snapshot does not restore after forget --prune")
