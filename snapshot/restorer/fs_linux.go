@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -90,18 +91,19 @@ func clearLeaf(dirfd int, name string) error {
 	return nil
 }
 
-// createFile creates a new regular file, readable and writable (verify
-// reads it back). O_EXCL refuses whatever is already there (a symlink
-// included) without following it; only then is it looked at and cleared,
-// so restoring into an empty folder costs one system call per file.
-func createFile(dirfd int, name string) (int, error) {
+// createFile creates a new regular file with permission bits perm (less
+// the umask), readable and writable (verify reads it back) whatever perm
+// says. O_EXCL refuses whatever is already there (a symlink included)
+// without following it; only then is it looked at and cleared, so
+// restoring into an empty folder costs one system call per file.
+func createFile(dirfd int, name string, perm uint32) (int, error) {
 	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(dirfd, name, flags, 0o600)
+	fd, err := unix.Openat(dirfd, name, flags, perm)
 	if errors.Is(err, unix.EEXIST) {
 		if err := clearLeaf(dirfd, name); err != nil {
 			return -1, err
 		}
-		fd, err = unix.Openat(dirfd, name, flags, 0o600)
+		fd, err = unix.Openat(dirfd, name, flags, perm)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("create: %w", err)
@@ -257,6 +259,62 @@ func unixMode(m os.FileMode) uint32 {
 	return u
 }
 
+// futimens sets the times of the file open as fd: utimensat with a nil
+// path, which x/sys/unix does not offer (it passes "" for an empty path).
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// newFileGID is the group a file created in the directory open as fd
+// gets: the directory's own if it has the setgid bit, else egid.
+func newFileGID(fd int, egid uint32) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("stat directory: %w", err)
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		return st.Gid, nil
+	}
+	return egid, nil
+}
+
+// processUmask reads the umask from /proc/self/status (setting it to read
+// it back would race with other goroutines creating files); ok is false
+// if it cannot be read.
+func processUmask() (mask uint32, ok bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		v, found := strings.CutPrefix(line, "Umask:")
+		if !found {
+			continue
+		}
+		m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+		if err != nil {
+			return 0, false
+		}
+		return uint32(m), true
+	}
+	return 0, false
+}
+
+// defaultBatchFiles is Options.BatchFiles' default: a quarter of the soft
+// limit on open files (Go raises it to the hard limit at start-up), so two
+// batches and the rest of the process stay well below it.
+func defaultBatchFiles() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 256
+	}
+	return int(min(max(rl.Cur/4, 256), 4096))
+}
+
 func timespec(t time.Time) unix.Timespec {
 	if t.IsZero() {
 		return unix.Timespec{Nsec: unix.UTIME_OMIT}
@@ -277,7 +335,7 @@ func procPath(dirfd int, name string) string {
 func (rs *restore) applyMetadata(e *entry) error {
 	n := e.node
 	var errs []error
-	if rs.chown {
+	if rs.chown && !e.ownerSet {
 		var err error
 		if e.fd >= 0 {
 			err = unix.Fchown(e.fd, int(n.UID), int(n.GID))
@@ -302,7 +360,9 @@ func (rs *restore) applyMetadata(e *entry) error {
 	var err error
 	switch e.kind {
 	case kindDir, kindFile:
-		err = unix.Fchmod(e.fd, unixMode(n.Mode))
+		if !e.modeSet {
+			err = unix.Fchmod(e.fd, unixMode(n.Mode))
+		}
 	case kindSpecial:
 		err = unix.Fchmodat(e.dirfd, e.name, unixMode(n.Mode), 0)
 	case kindSymlink:
@@ -315,8 +375,13 @@ func (rs *restore) applyMetadata(e *entry) error {
 	if atime.IsZero() {
 		atime = n.ModTime
 	}
-	ts := []unix.Timespec{timespec(atime), timespec(n.ModTime)}
-	if err := unix.UtimesNanoAt(e.dirfd, e.name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	ts := [2]unix.Timespec{timespec(atime), timespec(n.ModTime)}
+	if e.fd >= 0 {
+		err = futimens(e.fd, &ts)
+	} else {
+		err = unix.UtimesNanoAt(e.dirfd, e.name, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("set times: %w", err))
 	}
 	return errors.Join(errs...)

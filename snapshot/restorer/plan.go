@@ -35,10 +35,15 @@ type entry struct {
 	name  string
 	fd    int        // the node's own descriptor (file or directory), or -1
 	file  *fileEntry // for kindFile
-	// create marks a file that flush creates (and truncates to its
-	// size); skip marks one whose creation failed (reported): it gets
-	// neither content nor metadata.
+	// create marks a file that flush or a pack worker creates; skip
+	// marks one whose creation failed (reported): it gets neither
+	// content nor metadata.
 	create, skip bool
+	// ownerSet says a file was created with the owner and group its node
+	// has, modeSet with its mode: applyMetadata skips chown or chmod.
+	ownerSet, modeSet bool
+	// dirGID is the group a file created in dirfd gets.
+	dirGID uint32
 }
 
 // fileEntry is a file whose content is planned.
@@ -56,8 +61,13 @@ type fileEntry struct {
 	writeFailed atomic.Bool
 	// short is set when a chunk was not written (a run of zeros left as
 	// a hole, or a blob that failed): writes alone may then leave the
-	// file shorter than its size, and flush truncates it to its size.
+	// file shorter than its size, and it is truncated to its size.
 	short atomic.Bool
+	// direct marks a file whose chunks all lie in one pack: the worker
+	// reading that pack creates it on its first blob and finishes it on
+	// its last, so it holds a descriptor only meanwhile. Other files are
+	// created before the packs are read and stay open until finished.
+	direct bool
 }
 
 type chunk struct {
@@ -196,6 +206,22 @@ func (rs *restore) planFile(f *fileEntry) error {
 			}
 		}
 	}
+	if f.create && len(f.chunks) > 0 {
+		f.direct = true
+		var first backend.ID
+		seen := false
+		for _, l := range locs {
+			if !l.ok {
+				continue
+			}
+			if !seen {
+				first, seen = l.packID, true
+			} else if l.packID != first {
+				f.direct = false
+				break
+			}
+		}
+	}
 	f.remaining.Store(int64(len(f.chunks)))
 	rs.b.files = append(rs.b.files, f)
 	rs.b.bytes += f.size
@@ -213,13 +239,17 @@ func (rs *restore) flush() error {
 	}
 	if p := rs.opts.Progress; p != nil {
 		p.Planned(uint64(len(b.files)), b.bytes)
-		for _, f := range b.files {
-			if len(f.chunks) == 0 {
-				p.FileDone(f.path)
-			}
+	}
+	// Files that are not created by a pack worker: those whose chunks lie
+	// in several packs are created now, and those without a chunk to
+	// write are finished at once.
+	var early []*fileEntry
+	for _, f := range b.files {
+		if !f.direct {
+			early = append(early, f)
 		}
 	}
-	rs.parallel(len(b.files), func(i int) error { return rs.createFile(b.files[i]) })
+	rs.parallel(len(early), func(i int) error { return rs.prepareFile(early[i]) })
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
 	}
@@ -227,21 +257,12 @@ func (rs *restore) flush() error {
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
 	}
-	rs.parallel(len(b.files), func(i int) error { return rs.fixSize(b.files[i]) })
-	if rs.ctx.Err() != nil {
-		return context.Cause(rs.ctx)
-	}
-	if rs.opts.Verify {
-		rs.parallel(len(b.files), func(i int) error { return rs.verifyFile(b.files[i]) })
-		if rs.ctx.Err() != nil {
-			return context.Cause(rs.ctx)
-		}
-	}
-	// Metadata: everything but directories in parallel (each entry is
-	// its own inode), then directories in walk order, after their
-	// contents, so their times stick.
+	// Every file is finished by now (by the worker that wrote its last
+	// chunk). Metadata of the rest: symlinks and special files in
+	// parallel, then directories in walk order, after their contents, so
+	// their times stick.
 	rs.parallel(len(b.entries), func(i int) error {
-		if b.entries[i].kind == kindDir {
+		if k := b.entries[i].kind; k == kindDir || k == kindFile {
 			return nil
 		}
 		return rs.finishEntry(b.entries[i])
@@ -260,15 +281,26 @@ func (rs *restore) flush() error {
 	return nil
 }
 
-// createFile creates a planned file and truncates it to its size. A
-// failure is reported and the file skipped; it returns only errors that
-// stop the restore.
+// prepareFile creates a file that is not direct, and finishes it if it has
+// no chunk to write. A failure is reported and the file skipped; it
+// returns only errors that stop the restore.
+func (rs *restore) prepareFile(f *fileEntry) error {
+	if f.create && f.fd < 0 {
+		if err := rs.createFile(f); err != nil {
+			return err
+		}
+	}
+	if len(f.chunks) == 0 {
+		return rs.finishFile(f)
+	}
+	return nil
+}
+
+// createFile creates a planned file. A failure is reported and the file
+// skipped; it returns only errors that stop the restore.
 func (rs *restore) createFile(f *fileEntry) error {
 	e := f.entry
-	if !e.create {
-		return nil
-	}
-	fd, err := createFile(e.dirfd, e.name)
+	fd, err := createFile(e.dirfd, e.name, rs.createPerm(e))
 	if err != nil {
 		e.skip = true
 		f.failed.Store(true)
@@ -279,18 +311,58 @@ func (rs *restore) createFile(f *fileEntry) error {
 	return nil
 }
 
-// fixSize truncates a file created by flush to its size when its writes
-// may have left it short (trailing zeros kept as a hole, a failed blob).
-// Files whose every chunk was written have their size already: one
-// system call per file saved on a tree of small files.
-func (rs *restore) fixSize(f *fileEntry) error {
-	if !f.create || f.skip || f.fd < 0 || !f.short.Load() {
+// createPerm says with which permission bits to create the file of e, and
+// marks e when that makes a later chown or chmod unneeded. The final mode
+// is used when the umask leaves it whole and nothing set later needs
+// more access than it grants (a user's xattrs on a read-only file) or
+// clears it (chown clears setuid and setgid); otherwise 0600, and chmod
+// follows. It must be called just before creating the file with O_EXCL.
+func (rs *restore) createPerm(e *entry) uint32 {
+	n := e.node
+	e.ownerSet = uint32(n.UID) == rs.euid && uint32(n.GID) == e.dirGID
+	mode := unixMode(n.Mode)
+	if rs.umaskOK && mode&rs.umask == 0 && mode&^0o777 == 0 && (len(n.ExtendedAttributes) == 0 || rs.chown) {
+		e.modeSet = true
+		return mode
+	}
+	return 0o600
+}
+
+// finishFile completes a file once every chunk write is done or given up
+// on: it creates the file if no blob of it could be written, truncates it
+// to its size if its writes may have left it short (trailing zeros kept as
+// a hole, a failed blob), verifies it if asked, applies its metadata and
+// closes it. It runs once per file, on the goroutine that finished the
+// last chunk (or on flush's, for a file without chunks).
+func (rs *restore) finishFile(f *fileEntry) error {
+	e := f.entry
+	if p := rs.opts.Progress; p != nil {
+		defer p.FileDone(f.path)
+	}
+	if !e.skip && e.fd < 0 {
+		if err := rs.createFile(f); err != nil || e.skip {
+			return err
+		}
+	}
+	if e.skip {
 		return nil
 	}
-	if err := truncateFD(f.fd, f.size); err != nil {
-		return rs.report(f.path, err)
+	// A hardlinked file (not created by flush) was truncated to its
+	// size when it was created.
+	if f.create && f.short.Load() {
+		if err := truncateFD(e.fd, f.size); err != nil {
+			f.failed.Store(true)
+			if stop := rs.report(f.path, err); stop != nil {
+				return stop
+			}
+		}
 	}
-	return nil
+	if rs.opts.Verify {
+		if err := rs.verifyFile(f); err != nil {
+			return err
+		}
+	}
+	return rs.finishEntry(e)
 }
 
 // finishEntry applies an entry's metadata and closes its descriptor.
@@ -335,6 +407,11 @@ feed:
 	wg.Wait()
 }
 
+// maxReadSpan bounds the stretch of a pack one LoadPack call covers (a
+// larger blob is read alone), so each worker holds at most about this
+// much of a pack in memory however much of it a batch needs.
+const maxReadSpan = 4 << 20
+
 // loadPack reads the blobs job needs from its pack and writes them. It
 // returns only errors that stop the restore.
 func (rs *restore) loadPack(job *packJob) error {
@@ -343,7 +420,7 @@ func (rs *restore) loadPack(job *packJob) error {
 		blobs = append(blobs, bj.blob)
 	}
 	slices.SortFunc(blobs, func(a, b pack.Blob) int { return cmp.Compare(a.Offset, b.Offset) })
-	err := rs.repo.LoadPack(rs.ctx, job.id, blobs, func(b pack.Blob, plain []byte, err error) error {
+	fn := func(b pack.Blob, plain []byte, err error) error {
 		bj := job.blobs[b.ID]
 		if bj == nil || bj.done {
 			return nil // not asked for: ignore
@@ -356,7 +433,17 @@ func (rs *restore) loadPack(job *packJob) error {
 			return rs.blobFailed(bj, err)
 		}
 		return rs.writeBlob(bj, plain)
-	})
+	}
+	var err error
+	for start := 0; start < len(blobs) && err == nil; {
+		end := start + 1
+		lo := uint64(blobs[start].Offset)
+		for end < len(blobs) && uint64(blobs[end].Offset)+uint64(blobs[end].Length)-lo <= maxReadSpan {
+			end++
+		}
+		err = rs.repo.LoadPack(rs.ctx, job.id, blobs[start:end], fn)
+		start = end
+	}
 	rs.st.packs.Add(1)
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
@@ -389,47 +476,63 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 				return stop
 			}
 		}
-		rs.targetDone(t.f)
+		if stop := rs.targetDone(t.f); stop != nil {
+			return stop
+		}
 	}
 	return nil
 }
 
-// writeBlob writes plain to every target of bj. A blob of zeros is not
-// written: the file was truncated to its full size, so it stays a hole.
+// writeBlob writes plain to every target of bj, creating a direct file on
+// its first blob. A blob of zeros is not written: the file is truncated
+// to its full size when finished, so it stays a hole.
 func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 	zero := isZero(plain)
 	for _, t := range bj.targets {
-		if t.f.skip {
-			rs.targetDone(t.f) // could not be created: reported
+		f := t.f
+		if f.fd < 0 && !f.skip && !zero {
+			if err := rs.createFile(f); err != nil {
+				return err
+			}
+		}
+		if f.skip {
+			if stop := rs.targetDone(f); stop != nil { // could not be created: reported
+				return stop
+			}
 			continue
 		}
 		if zero {
-			t.f.short.Store(true)
-		} else {
-			if err := pwriteAll(t.f.fd, plain, t.off); err != nil {
-				t.f.failed.Store(true)
-				if t.f.writeFailed.CompareAndSwap(false, true) {
-					if stop := rs.report(t.f.path, fmt.Errorf("write: %w", err)); stop != nil {
-						return stop
-					}
+			f.short.Store(true)
+		} else if err := pwriteAll(f.fd, plain, t.off); err != nil {
+			f.failed.Store(true)
+			if f.writeFailed.CompareAndSwap(false, true) {
+				if stop := rs.report(f.path, fmt.Errorf("write: %w", err)); stop != nil {
+					return stop
 				}
-				rs.targetDone(t.f)
-				continue
 			}
+			if stop := rs.targetDone(f); stop != nil {
+				return stop
+			}
+			continue
 		}
 		rs.st.bytes.Add(uint64(len(plain)))
 		if p := rs.opts.Progress; p != nil {
 			p.Restored(uint64(len(plain)))
 		}
-		rs.targetDone(t.f)
+		if stop := rs.targetDone(f); stop != nil {
+			return stop
+		}
 	}
 	return nil
 }
 
-func (rs *restore) targetDone(f *fileEntry) {
-	if f.remaining.Add(-1) == 0 && rs.opts.Progress != nil {
-		rs.opts.Progress.FileDone(f.path)
+// targetDone counts one chunk write of f as done (or given up on) and
+// finishes f after its last one.
+func (rs *restore) targetDone(f *fileEntry) error {
+	if f.remaining.Add(-1) == 0 {
+		return rs.finishFile(f)
 	}
+	return nil
 }
 
 // zeroBlock is compared against, never written.

@@ -79,9 +79,11 @@ type Options struct {
 	// one pack's requests in flight and at most 32 MiB of it in memory; the
 	// backend applies its own connection limit below that.
 	Workers int
-	// BatchFiles caps the descriptors a batch keeps open (planned files and
-	// directories waiting for their metadata); default 512, well below the
-	// usual soft limit of 1024 open files.
+	// BatchFiles caps the descriptors a batch keeps open (directories
+	// waiting for their metadata, hardlinked files, files whose chunks lie
+	// in several packs; a file whose chunks lie in one pack is open only
+	// while that pack is read). Default: a quarter of the soft limit on
+	// open files, at least 256 and at most 4096.
 	BatchFiles int
 	// BatchBlobs caps the chunk references planned in a batch before it is
 	// flushed; default 1<<17 (about 10 MiB of plan). A file with more
@@ -106,7 +108,7 @@ func (o *Options) applyDefaults() {
 		o.Workers = 4
 	}
 	if o.BatchFiles <= 0 {
-		o.BatchFiles = 512
+		o.BatchFiles = defaultBatchFiles()
 	}
 	if o.BatchBlobs <= 0 {
 		o.BatchBlobs = 1 << 17
@@ -138,6 +140,11 @@ type Restorer struct {
 	// chown is true when running as root; an unprivileged restore leaves
 	// owners as they fall.
 	chown bool
+	// euid and egid own the files the restore creates; umask is the
+	// process's (umaskOK false if unknown).
+	euid, egid uint32
+	umask      uint32
+	umaskOK    bool
 }
 
 // New returns a Restorer for the tree root. It fails only on a malformed
@@ -152,7 +159,10 @@ func New(repo Repository, root backend.ID, opts Options) (*Restorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exclude: %w", err)
 	}
-	return &Restorer{repo: repo, root: root, opts: opts, include: inc, exclude: exc, chown: os.Geteuid() == 0}, nil
+	r := &Restorer{repo: repo, root: root, opts: opts, include: inc, exclude: exc, chown: os.Geteuid() == 0,
+		euid: uint32(os.Geteuid()), egid: uint32(os.Getegid())}
+	r.umask, r.umaskOK = processUmask()
+	return r, nil
 }
 
 // counters are the Stats, updated from many goroutines.
@@ -216,7 +226,11 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	defer closeFD(fd)
 	defer func() { rs.b.closeAll() }()
 
-	root := &dirCtx{path: r.opts.RootPath, fd: fd, restored: true}
+	gid, err := newFileGID(fd, r.egid)
+	if err != nil {
+		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	root := &dirCtx{path: r.opts.RootPath, fd: fd, restored: true, fileGID: gid}
 	err = rs.walkTree(root, r.root)
 	if err == nil {
 		err = rs.flush()
@@ -285,6 +299,7 @@ type dirCtx struct {
 	fd       int    // open descriptor, -1 until created
 	failed   bool   // creating it failed (reported): skip its contents
 	restored bool
+	fileGID  uint32 // the group of a file created in it
 }
 
 // ensureDir creates d (and its parents) in the target if not done yet.
@@ -305,7 +320,13 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 		d.failed = true
 		return -1, rs.skip(d.path, err)
 	}
-	d.fd, d.restored = fd, true
+	gid, err := newFileGID(fd, rs.egid)
+	if err != nil {
+		closeFD(fd)
+		d.failed = true
+		return -1, rs.skip(d.path, err)
+	}
+	d.fd, d.restored, d.fileGID = fd, true, gid
 	rs.st.dirs.Add(1)
 	return fd, nil
 }
@@ -399,7 +420,7 @@ func (rs *restore) leaveDir(d *dirCtx) error {
 // restoreLeaf restores a non-directory node n named p into directory d,
 // open as pfd.
 func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node, p string) error {
-	e := &entry{node: n, path: p, dirfd: pfd, name: n.Name, fd: -1}
+	e := &entry{node: n, path: p, dirfd: pfd, name: n.Name, fd: -1, dirGID: d.fileGID}
 	switch n.Type {
 	case snapshot.NodeFile:
 		return rs.restoreFile(d, e)
@@ -445,22 +466,25 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 		}
 	}
 	if !hardlinked {
-		// Created by flush, in parallel with the batch's other files:
-		// creating a file costs the kernel 50-200 µs, which the one
-		// walking goroutine would serialise over a tree of small files.
+		// Created by flush or by a pack worker, in parallel with the
+		// batch's other files: creating a file costs the kernel 50-200
+		// µs, which the one walking goroutine would serialise over a tree
+		// of small files.
 		e.kind, e.create = kindFile, true
 		f := &fileEntry{entry: e}
 		e.file = f
 		rs.b.add(e)
-		rs.b.fds++ // it holds a descriptor from its creation to the end of the flush
 		if err := rs.planFile(f); err != nil {
 			return err
+		}
+		if !f.direct && len(f.chunks) > 0 {
+			rs.b.fds++ // it holds a descriptor from before the packs are read until its last chunk is written
 		}
 		return rs.maybeFlush()
 	}
 	// A hardlinked file is created now: a later name of it, perhaps in
 	// this batch, is linked to it during the walk.
-	fd, err := createFile(e.dirfd, e.name)
+	fd, err := createFile(e.dirfd, e.name, rs.createPerm(e))
 	if err != nil {
 		return rs.skip(e.path, err)
 	}
