@@ -100,9 +100,16 @@ func (c *codec) putScratch(b *[]byte) {
 // (an index): 128 MiB holds over two million blob entries.
 const maxFilePlain = 128 << 20
 
+// fastWindow is the window of the auto mode's encoder.
+const fastWindow = 1 << 20
+
 func newCodec() (*codec, error) {
 	n := runtime.GOMAXPROCS(0)
-	fast, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(n), zstd.WithEncoderCRC(false))
+	// The fast encoder's window is 1 MiB instead of the level's 8 MiB:
+	// each of its n states keeps a history buffer about twice the window,
+	// 16 MiB apiece at 8 MiB, and chunks average 1 MiB, so a longer
+	// reach finds few more matches (0.1-0.2% on the bench trees).
+	fast, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(fastWindow), zstd.WithEncoderConcurrency(n), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}

@@ -175,11 +175,12 @@ func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
 	}
 	if t == pack.DataBlob {
 		// A data pack fills up to the target size and ends with the
-		// blob that takes it past: room for one average chunk beyond
-		// spares a dozen copies (and garbage) of a growing buffer; a
-		// reused writer mostly has it already. Tree packs are mostly
+		// blob that takes it past, unless that blob would not fit in
+		// packSlack (see add): room for one average chunk beyond spares
+		// a dozen copies (and garbage) of a growing buffer; a reused
+		// writer has it already. Tree packs are mostly
 		// small (a backup with few changed folders) and grow as needed.
-		w.Grow(p.r.cfg.PackSize + 1<<20)
+		w.Grow(p.r.cfg.PackSize + packSlack)
 	}
 	return w
 }
@@ -253,69 +254,96 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 	p.inflight[k] = struct{}{}
 	p.mu.Unlock()
 
-	// Compressed and sealed bytes go to pooled buffers: Add copies the
-	// sealed blob into the pack, after which both are free again.
-	compBuf, sealBuf := p.getBuf(), p.getBuf()
-	defer p.putBuf(compBuf)
-	defer p.putBuf(sealBuf)
+	// The blob is compressed and sealed in one pooled buffer: the
+	// compressed plaintext goes to buf[NonceSize:] and is sealed in
+	// place (the AEAD allows an output that exactly overlaps its input),
+	// so a blob in flight holds one buffer of its size, not two. Add
+	// copies the sealed blob into the pack, after which buf is free.
+	buf := p.getBuf()
+	defer p.putBuf(buf)
 
 	// Room for the worst case up front: growing inside the encoder or
 	// the sealer copies the blob again.
-	need := len(data) + len(data)>>6 + 1<<10
-	if cap(*compBuf) < need {
-		*compBuf = make([]byte, 0, need)
-	}
-	if cap(*sealBuf) < need+crypt.Overhead {
-		*sealBuf = make([]byte, 0, need+crypt.Overhead)
+	need := crypt.Overhead + len(data) + len(data)>>6 + 1<<10
+	if cap(*buf) < need {
+		*buf = make([]byte, 0, need)
 	}
 	plain := data
 	var rawLen uint32
-	comp, ok := r.codec.compress(*compBuf, data, r.compression)
-	*compBuf = comp[:0]
+	comp, ok := r.codec.compress((*buf)[crypt.NonceSize:crypt.NonceSize], data, r.compression)
 	if ok {
 		plain = comp
 		rawLen = uint32(len(data))
 	}
-	sealed := pack.SealBlob(r.keys.Current(), (*sealBuf)[:0], t, id, plain)
-	*sealBuf = sealed[:0]
+	sealed := pack.SealBlob(r.keys.Current(), (*buf)[:0], t, id, plain)
+	if cap(sealed) > cap(*buf) {
+		*buf = sealed[:0] // keep the larger buffer for the next blob
+	}
 
-	p.mu.Lock()
-	w := p.writers[t]
-	if w == nil && t == pack.DataBlob {
-		// A new data pack needs a slot: wait for one without the lock.
-		p.mu.Unlock()
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-			err := fmt.Errorf("save blob %s: %w", id.Str(), ctx.Err())
-			p.setErr(err) // the blob was accepted as in flight and is lost
-			return false, err
-		}
-		p.mu.Lock()
-		if w = p.writers[t]; w != nil {
-			<-p.slots // another saver opened a pack meanwhile
-		}
-	}
-	if w == nil {
-		w = p.newWriter(t)
-		p.writers[t] = w
-	}
-	if err := w.Add(t, id, sealed, rawLen); err != nil {
-		p.mu.Unlock()
-		return false, fmt.Errorf("save blob %s: %w", id.Str(), err)
-	}
-	var full *pack.Writer
-	if w.Size() >= r.cfg.PackSize {
-		full = w
-		delete(p.writers, t)
-	}
-	p.mu.Unlock()
-	if full != nil {
-		if err := p.finish(ctx, full, t == pack.TreeBlob); err != nil {
-			return false, err
-		}
+	if err := p.add(ctx, t, id, sealed, rawLen); err != nil {
+		return false, err
 	}
 	return false, nil
+}
+
+// packSlack is the room a data pack's buffer has beyond the target size
+// (see newWriter).
+const packSlack = 1 << 20
+
+// add puts a sealed blob into the pack being filled for its type, opening
+// one (and, for data, taking a slot) if there is none, and hands the pack
+// to the uploads once it reaches the target size.
+func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed []byte, rawLen uint32) error {
+	for {
+		p.mu.Lock()
+		w := p.writers[t]
+		if w == nil && t == pack.DataBlob {
+			// A new data pack needs a slot: wait for one without the lock.
+			p.mu.Unlock()
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				err := fmt.Errorf("save blob %s: %w", id.Str(), ctx.Err())
+				p.setErr(err) // the blob was accepted as in flight and is lost
+				return err
+			}
+			p.mu.Lock()
+			if w = p.writers[t]; w != nil {
+				<-p.slots // another saver opened a pack meanwhile
+			}
+		}
+		if w == nil {
+			w = p.newWriter(t)
+			p.writers[t] = w
+		}
+		if t == pack.DataBlob && w.Count() > 0 && w.Size()+len(sealed) > p.r.cfg.PackSize+packSlack {
+			// The blob would take the pack past the room newWriter
+			// made: Add would regrow the buffer (the old one turning
+			// into 16 MiB of garbage, the writer keeping the larger
+			// one for good). Finish the pack a little below the
+			// target size instead and put the blob into the next.
+			delete(p.writers, t)
+			p.mu.Unlock()
+			if err := p.finish(ctx, w, false); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.Add(t, id, sealed, rawLen); err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("save blob %s: %w", id.Str(), err)
+		}
+		var full *pack.Writer
+		if w.Size() >= p.r.cfg.PackSize {
+			full = w
+			delete(p.writers, t)
+		}
+		p.mu.Unlock()
+		if full != nil {
+			return p.finish(ctx, full, t == pack.TreeBlob)
+		}
+		return nil
+	}
 }
 
 func (p *packer) putBuf(b *[]byte) {

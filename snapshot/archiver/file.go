@@ -198,7 +198,7 @@ func (r *run) refreshStat(f fsFile, job *fileJob) error {
 // bytes read.
 func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **chunker.Chunker) (uint64, error) {
 	if st.job.node.Size < smallFile {
-		buf := r.bufs.get()
+		buf := r.bufs.get(true)
 		n, err := io.ReadFull(f, buf[:smallFile])
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -227,7 +227,7 @@ func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **ch
 	}
 	var total uint64
 	for {
-		buf := r.bufs.get()
+		buf := r.bufs.get(false)
 		c, err := (*chk).Next(buf)
 		if err == io.EOF {
 			r.bufs.put(buf)
@@ -305,38 +305,58 @@ func (r *run) blobSaver(ctx context.Context) {
 	}
 }
 
-// bufferPool recycles chunk buffers. It never blocks: get allocates when
-// the pool is empty and put drops a buffer when the pool is full, so the
-// memory held is bounded by the buffers in flight (see newRun) plus the
-// pool's capacity, each at most chunker.MaxSize.
+// bufferPool recycles chunk buffers in two sizes: smallFile for files
+// read whole, newBufSize for the chunker. It never blocks: get allocates
+// when its pool is empty and put drops a buffer when its pool is full, so
+// the memory held is bounded by the buffers in flight (see newRun), each
+// at most chunker.MaxSize, plus the pools' capacity. A tree of small files
+// so holds 512 KiB per buffer in flight rather than 2 MiB.
 type bufferPool struct {
-	ch chan []byte
+	small, large chan []byte
 }
 
-// newBufSize is the capacity of a new buffer: twice the chunker's average
-// chunk size, which about 95% of chunks fit (beyond the 512 KiB minimum,
-// chunk sizes fall off exponentially with a mean of 512 KiB), so few
-// chunks make the chunker regrow a buffer; and at least smallFile so a
-// small file fits.
-const newBufSize = max(2<<20, smallFile)
+// newBufSize is the capacity of a new chunker buffer: twice the chunker's
+// average chunk size, which about 95% of chunks fit (beyond the 512 KiB
+// minimum, chunk sizes fall off exponentially with a mean of 512 KiB), so
+// few chunks make the chunker regrow a buffer; and above smallFile so the
+// two pools never mix.
+const newBufSize = max(2<<20, 2*smallFile)
 
-func newBufferPool(n int) *bufferPool { return &bufferPool{ch: make(chan []byte, n)} }
+func newBufferPool(n int) *bufferPool {
+	return &bufferPool{small: make(chan []byte, n), large: make(chan []byte, n)}
+}
 
-func (p *bufferPool) get() []byte {
+// get returns an empty buffer with room for a small file (small) or for
+// the chunker's average chunks.
+func (p *bufferPool) get(small bool) []byte {
+	ch, size := p.large, newBufSize
+	if small {
+		ch, size = p.small, smallFile
+	}
 	select {
-	case b := <-p.ch:
+	case b := <-ch:
 		return b
 	default:
-		return make([]byte, 0, newBufSize)
+		return make([]byte, 0, size)
 	}
 }
 
 func (p *bufferPool) put(b []byte) {
-	if cap(b) > chunker.MaxSize {
-		return // never expected: the chunker caps chunks at MaxSize
+	var ch chan []byte
+	switch cap(b) {
+	case smallFile:
+		ch = p.small
+	case newBufSize:
+		ch = p.large
+	default:
+		// A buffer the chunker grew for a large chunk (up to
+		// chunker.MaxSize, 8 MiB) is dropped rather than pooled: kept,
+		// pooled buffers would drift towards 8 MiB and the pool would
+		// hold four times the memory for the 5% of chunks that need it.
+		return
 	}
 	select {
-	case p.ch <- b[:0]:
+	case ch <- b[:0]:
 	default:
 	}
 }
