@@ -5,14 +5,17 @@
 // The tree is walked depth-first in name order on one goroutine. Files are
 // planned as they are met, not written: every chunk is looked up in the
 // index and filed under the pack that holds it. When a batch is full
-// (BatchFiles descriptors or BatchBlobs chunk references) or the walk
-// ends, the batch is flushed: its files are created by Workers goroutines
-// (creating a file costs the kernel 50-200 µs, too much for one thread on
-// a tree of small files), each pack it needs is read once, by one of
-// Workers goroutines, and each of its blobs is written to every place that
-// needs it. Memory and open descriptors are bounded by
-// the batch, not by the size of the snapshot; a pack needed by two batches
-// is read twice, but only the blobs each batch needs.
+// (BatchFiles descriptors held or BatchBlobs chunk references) or the walk
+// ends, the batch is flushed. A file whose chunks all lie in one pack (any
+// file of one chunk) is created, written, finished and closed by the one
+// of Workers goroutines that reads that pack, so it holds a descriptor only
+// meanwhile; the few other files (chunks in several packs, hardlinks) are
+// created first, in parallel, and stay open until their last chunk is
+// written. Each pack the batch needs is read once, at most 4 MiB of it at
+// a time, and each of its blobs written to every place that needs it.
+// Memory and open descriptors are bounded by the batch, not by the size of
+// the snapshot; a pack needed by two batches is read twice, but only the
+// blobs each batch needs.
 //
 //	restore(tree, target):
 //	    walk(tree, target)
@@ -30,21 +33,27 @@
 //	        if batch full: flush()
 //
 //	flush():
-//	    parallel for file queued for creation (Workers at a time):
+//	    parallel (Workers at a time) for file not in one pack:
 //	        create (O_EXCL; only if something is in the way: look, remove)
+//	        if it has no chunk to write: finish(file)
 //	    parallel for pack in plan (Workers at a time):
-//	        LoadPack(pack, its planned blobs in offset order):
+//	        LoadPack(pack, its planned blobs in offset order, 4 MiB a call):
 //	            per blob: verified plaintext, or an error reported for every
 //	            file that needs the blob
-//	            if not all zeros: pwrite(file, plaintext, offset) for each target
-//	    truncate to its full size each file with a chunk not written (zeros
-//	    kept as holes: sparse files; a failed blob)
-//	    if Verify: re-read each file, check each chunk's SHA-256
-//	    apply metadata, in parallel for everything but directories, then
-//	    to directories in queue order (post-order, so a directory's times
-//	    and mode are set after its contents): chown (as root), xattrs,
-//	    chmod (after chown, so setuid bits stay), atime/mtime with
-//	    nanoseconds; close descriptors
+//	            if not all zeros: for each target: create the file if not
+//	            yet (with its final mode when the umask allows), pwrite
+//	            after a target's last chunk: finish(file)
+//	    metadata of symlinks and special files, in parallel; then of
+//	    directories in queue order (post-order, so a directory's times
+//	    and mode are set after its contents); close descriptors
+//
+//	finish(file):
+//	    truncate to its full size if a chunk was not written (zeros kept
+//	    as holes: sparse files; a failed blob)
+//	    if Verify: re-read it, check each chunk's SHA-256
+//	    chown (as root, unless created with the node's owner and group),
+//	    xattrs, chmod (after chown, so setuid bits stay; not if created
+//	    with its mode), atime/mtime with nanoseconds (futimens); close
 //
 // # Safety of the target
 //

@@ -76,8 +76,9 @@ type Options struct {
 	// against, and errors name, RootPath joined with a node's path.
 	RootPath string
 	// Workers is how many packs are read at once; default 4. Each holds
-	// one pack's requests in flight and at most 32 MiB of it in memory; the
-	// backend applies its own connection limit below that.
+	// one pack's requests in flight and about 4 MiB of it in memory (a
+	// larger blob is read whole); the backend applies its own connection
+	// limit below that.
 	Workers int
 	// BatchFiles caps the descriptors a batch keeps open (directories
 	// waiting for their metadata, hardlinked files, files whose chunks lie
