@@ -1,10 +1,16 @@
 package repo
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,10 +225,13 @@ func minPackHeader(n int) int64 {
 // backup or prune that was interrupted leaves such packs; the next prune
 // removes them). A blob stored in several packs is fine.
 //
-// Reading data: each selected pack is downloaded whole; its SHA-256 must
-// be its name, its header must open and list exactly what the index lists
-// for it, and every blob must open, decompress and hash to its ID. A
-// damaged pack is named by its file name.
+// Reading data: each selected pack is read once, from start to end; its
+// SHA-256 must be its name, its header must open and list exactly what the
+// index lists for it, and every blob must open, decompress and hash to its
+// ID. A damaged pack is named by its file name. The packs are streamed (as
+// many at once as the backend allows connections) while GOMAXPROCS workers
+// verify their blobs, so memory stays a few blobs per worker whatever the
+// pack size.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult, error) {
 	var res CheckResult
 	progress := opts.Progress
@@ -331,25 +340,39 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 		for _, id := range sel {
 			total += sizes[id]
 		}
-		err := r.forEachParallel(ctx, len(sel), func(i int) error {
-			id := sel[i]
-			p := r.checkPackData(ctx, id, sizes[id], stats[id])
-			if ctx.Err() != nil {
-				return ctx.Err()
+		v := r.newVerifier(ctx)
+		defer v.close()
+		// The packs go in batches whose index entries, held while their
+		// packs are read, number at most checkListBlobs.
+		for start := 0; start < len(sel); {
+			end, n := start, 0
+			for end < len(sel) && (end == start || n+blobsOf(stats[sel[end]]) <= checkListBlobs) {
+				n += blobsOf(stats[sel[end]])
+				end++
 			}
-			if p != nil {
-				add(*p)
+			batch := sel[start:end]
+			lists := r.packLists(batch)
+			err := r.forEachParallel(ctx, len(batch), func(i int) error {
+				id := batch[i]
+				p := r.checkPackData(ctx, v, id, sizes[id], stats[id], lists[id])
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if p != nil {
+					add(*p)
+				}
+				mu.Lock()
+				res.PacksRead++
+				res.BytesRead += sizes[id]
+				done += sizes[id]
+				progress("read data", done, total)
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				return res, err
 			}
-			mu.Lock()
-			res.PacksRead++
-			res.BytesRead += sizes[id]
-			done += sizes[id]
-			progress("read data", done, total)
-			mu.Unlock()
-			return nil
-		})
-		if err != nil {
-			return res, err
+			start = end
 		}
 	}
 	slices.SortFunc(res.Problems, func(a, b Problem) int {
@@ -436,9 +459,305 @@ func (r *Repository) fetchIndexFile(ctx context.Context, id backend.ID) (*index.
 	return r.openIndexFile(id, sealed)
 }
 
+// checkListBlobs caps the index entries (pack.Blob, 64 bytes each) that
+// check --read-data holds at once: the packs it reads go in batches of at
+// most this many blobs (a single pack with more is a batch of its own),
+// so a repository of millions of blobs costs a few MiB, not a copy of the
+// index.
+const checkListBlobs = 1 << 16
+
+// checkBatch is how many bytes of back-to-back sealed blobs a pack reader
+// reads at once and hands to the verifier as one job (a larger blob goes
+// alone): small blobs cost one read and one hand-over per MiB, and the
+// jobs in flight stay a few MiB.
+const checkBatch = 1 << 20
+
+// maxKeptBuf is the largest buffer check keeps for reuse: a chunk is at
+// most 8 MiB, so only a huge tree blob makes a buffer that is dropped.
+const maxKeptBuf = 16 << 20
+
+func blobsOf(st *packIndexStat) int {
+	if st == nil {
+		return 0
+	}
+	return st.blobs
+}
+
+// packLists returns what the index lists for each of the packs, sorted by
+// offset, in one pass over the index.
+func (r *Repository) packLists(ids []backend.ID) map[backend.ID][]pack.Blob {
+	lists := make(map[backend.ID][]pack.Blob, len(ids))
+	for _, id := range ids {
+		lists[id] = nil
+	}
+	r.idx.Each(func(pb index.PackedBlob) bool {
+		if l, ok := lists[pb.PackID]; ok {
+			lists[pb.PackID] = append(l, pb.Blob)
+		}
+		return true
+	})
+	for _, l := range lists {
+		slices.SortFunc(l, func(a, b pack.Blob) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	return lists
+}
+
+// packVerify collects what the verifier finds in the blobs of one pack.
+type packVerify struct {
+	wg    sync.WaitGroup // one count per job handed to the verifier
+	mu    sync.Mutex     // guards the fields below
+	bad   int
+	first error  // about the blob at the lowest offset that failed
+	at    uint32 // that blob's offset
+}
+
+func (pv *packVerify) fail(b pack.Blob, err error) {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	pv.bad++
+	if pv.first == nil || b.Offset < pv.at {
+		pv.first = fmt.Errorf("%s blob %s: %w", b.Type, b.ID.Str(), err)
+		pv.at = b.Offset
+	}
+}
+
+// blobJob is sealed blobs read back to back from a pack, for the verifier.
+type blobJob struct {
+	buf   []byte      // the sealed bytes of blobs, in order
+	blobs []pack.Blob // what buf holds
+	pv    *packVerify // where to report; Done once per job
+	// pooled says buf came from getBuf and goes back to it.
+	pooled bool
+}
+
+// verifier opens, decompresses and hashes the blobs that pack readers hand
+// it, on GOMAXPROCS workers: that work is CPU-bound, while the readers (as
+// many as the backend allows connections) mostly wait for I/O. Buffers go
+// round through free; at most (readers + workers) are in use at once: one
+// being filled per reader (the hand-over is unbuffered: a reader reads its
+// next batch while a worker verifies the last), one being verified per
+// worker. Blobs are decrypted in place, so a worker needs a buffer of its
+// own only for the plaintext of a compressed blob.
+type verifier struct {
+	r    *Repository
+	ctx  context.Context
+	jobs chan blobJob
+	free chan []byte
+	wg   sync.WaitGroup // the workers
+}
+
+func (r *Repository) newVerifier(ctx context.Context) *verifier {
+	n := runtime.GOMAXPROCS(0)
+	v := &verifier{
+		r:    r,
+		ctx:  ctx,
+		jobs: make(chan blobJob),
+		free: make(chan []byte, n+max(1, r.be.Properties().Connections)),
+	}
+	for range n {
+		v.wg.Go(v.work)
+	}
+	return v
+}
+
+// close stops the workers once the jobs handed over are done.
+func (v *verifier) close() {
+	close(v.jobs)
+	v.wg.Wait()
+}
+
+func (v *verifier) work() {
+	var plain []byte
+	for j := range v.jobs {
+		if v.ctx.Err() == nil {
+			var off int
+			for _, b := range j.blobs {
+				p, err := v.r.openBlobInPlace(plain, b, j.buf[off:off+int(b.Length)])
+				off += int(b.Length)
+				if err != nil {
+					j.pv.fail(b, err)
+					continue
+				}
+				if b.Compressed() && cap(p) <= maxKeptBuf {
+					plain = p[:0]
+				}
+			}
+		}
+		if j.pooled {
+			v.putBuf(j.buf)
+		}
+		j.pv.wg.Done()
+	}
+}
+
+// getBuf returns a buffer of n bytes, reused when one is free.
+func (v *verifier) getBuf(n int) []byte {
+	select {
+	case b := <-v.free:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n, max(n, checkBatch))
+}
+
+func (v *verifier) putBuf(b []byte) {
+	if cap(b) > maxKeptBuf {
+		return
+	}
+	select {
+	case v.free <- b:
+	default:
+	}
+}
+
 // checkPackData downloads a pack and verifies all of it; st is what the
-// index lists for it (nil for an unindexed pack).
-func (r *Repository) checkPackData(ctx context.Context, id backend.ID, size int64, st *packIndexStat) *Problem {
+// index lists for it in sum and list blob by blob (nil for an unindexed
+// pack).
+//
+// A pack whose index entries fill it from offset 0 up to a plausible
+// header is streamed once: every byte goes through one SHA-256 of the
+// file, the blobs go to the verifier in batches as they arrive, and only
+// the header at the end is kept, opened and compared with the index. Any
+// other pack (unindexed, or one whose index entries cannot describe it) is
+// read whole and its own header says where the blobs are.
+func (r *Repository) checkPackData(ctx context.Context, v *verifier, id backend.ID, size int64, st *packIndexStat, list []pack.Blob) *Problem {
+	if st == nil || len(list) != st.blobs || implausibleSize(size, st) != "" || !fillsFromStart(list) {
+		return r.checkPackWhole(ctx, v, id, size, st)
+	}
+	file := handleOf(backend.PackFile, id)
+	damaged := func(format string, args ...any) *Problem {
+		return &Problem{Kind: ProblemPackDamaged, File: file, Message: "damaged: " + fmt.Sprintf(format, args...)}
+	}
+	dataEnd := st.end
+	var (
+		pv   packVerify
+		read int64      // bytes the reader gave
+		sum  backend.ID // their SHA-256
+		tail []byte     // the header and trailer, as far as they were read
+	)
+	err := r.be.Get(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()}, 0, 0, func(rd io.Reader) error {
+		// A retry runs this again: start afresh once the jobs handed
+		// over so far are done.
+		pv.wg.Wait()
+		pv.bad, pv.first, read, tail = 0, nil, 0, nil
+		hash := sha256.New()
+		defer func() { hash.Sum(sum[:0]) }()
+		for start := 0; start < len(list); {
+			end, n := start, 0
+			for end < len(list) && (end == start || n+int(list[end].Length) <= checkBatch) {
+				n += int(list[end].Length)
+				end++
+			}
+			buf := v.getBuf(n)
+			k, err := io.ReadFull(rd, buf)
+			read += int64(k)
+			hash.Write(buf[:k])
+			if err != nil {
+				v.putBuf(buf)
+				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					return nil // shorter than listed: the size check tells
+				}
+				return err
+			}
+			pv.wg.Add(1)
+			select {
+			case v.jobs <- blobJob{buf: buf, blobs: list[start:end], pv: &pv, pooled: true}:
+			case <-ctx.Done():
+				pv.wg.Done()
+				v.putBuf(buf)
+				return ctx.Err()
+			}
+			start = end
+		}
+		// implausibleSize bounds this by the largest header.
+		tail = make([]byte, size-dataEnd)
+		k, err := io.ReadFull(rd, tail)
+		read += int64(k)
+		hash.Write(tail[:k])
+		tail = tail[:k]
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		// Count what lies past the listed size (not hashed: the size
+		// check reports it first).
+		extra, err := io.Copy(io.Discard, io.LimitReader(rd, maxPackFile))
+		read += extra
+		return err
+	})
+	pv.wg.Wait()
+	if err != nil {
+		if backend.IsNotExist(err) {
+			return &Problem{Kind: ProblemPackMissing, File: file, Message: "missing: removed while check ran"}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return damaged("read: %v", err)
+	}
+	if read != size {
+		return damaged("read %d bytes, the listing says %d", read, size)
+	}
+	if sum != id {
+		return damaged("content does not match its name (SHA-256 %s)", sum.Str())
+	}
+	hlen := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if hlen != int64(len(tail))-4 {
+		// The header is not where the index says the blobs end: let
+		// the header tell where its blobs are, as for an unindexed pack.
+		return r.checkPackWhole(ctx, v, id, size, st)
+	}
+	blobs, _, err := pack.DecodeHeader(r.keys, tail[:hlen])
+	if err != nil {
+		return damaged("%v", err)
+	}
+	if msg := compareList(blobs, list); msg != "" {
+		return &Problem{Kind: ProblemPackIndex, File: file, Message: msg}
+	}
+	if pv.bad > 0 {
+		return damaged("%d of %d blob(s) do not verify, first %v", pv.bad, len(list), pv.first)
+	}
+	return nil
+}
+
+// fillsFromStart reports whether the blobs, sorted by offset, lie back to
+// back from offset 0.
+func fillsFromStart(list []pack.Blob) bool {
+	var off int64
+	for _, b := range list {
+		if int64(b.Offset) != off {
+			return false
+		}
+		off += int64(b.Length)
+	}
+	return true
+}
+
+// compareList checks that a pack's header lists exactly the blobs the
+// index lists for it (both in offset order), or says how they differ.
+func compareList(header, list []pack.Blob) string {
+	if len(header) != len(list) {
+		return fmt.Sprintf("the header lists %d blob(s), the index %d", len(header), len(list))
+	}
+	for i, b := range header {
+		x := list[i]
+		if b.Type != x.Type || b.ID != x.ID || b.Offset != x.Offset || b.Length != x.Length || b.RawLength != x.RawLength {
+			return fmt.Sprintf("the index does not list %s blob %s at offset %d as the header does", b.Type, b.ID.Str(), b.Offset)
+		}
+		if b.KeyID != x.KeyID {
+			return fmt.Sprintf("the header seals %s blob %s with key %s, the index names key %s", b.Type, b.ID.Str(), b.KeyID, x.KeyID)
+		}
+	}
+	return ""
+}
+
+// checkPackWhole reads a pack whole and verifies it by its own header; st
+// is what the index lists for it (nil for an unindexed pack).
+func (r *Repository) checkPackWhole(ctx context.Context, v *verifier, id backend.ID, size int64, st *packIndexStat) *Problem {
 	file := handleOf(backend.PackFile, id)
 	damaged := func(format string, args ...any) *Problem {
 		return &Problem{Kind: ProblemPackDamaged, File: file, Message: "damaged: " + fmt.Sprintf(format, args...)}
@@ -470,24 +789,27 @@ func (r *Repository) checkPackData(ctx context.Context, id backend.ID, size int6
 			return &Problem{Kind: ProblemPackIndex, File: file, Message: msg}
 		}
 	}
-	var bad int
-	var first error
-	var buf []byte
-	for _, b := range blobs {
-		plain, err := r.openBlob(buf, b, data[b.Offset:int64(b.Offset)+int64(b.Length)])
-		if err != nil {
-			bad++
-			if first == nil {
-				first = fmt.Errorf("%s blob %s: %w", b.Type, b.ID.Str(), err)
-			}
-			continue
+	// The blobs lie back to back from offset 0 (ReadHeader checks it):
+	// hand them to the verifier in batches.
+	var pv packVerify
+	for start := 0; start < len(blobs); {
+		end, n := start, 0
+		for end < len(blobs) && (end == start || n+int(blobs[end].Length) <= checkBatch) {
+			n += int(blobs[end].Length)
+			end++
 		}
-		if cap(plain) <= 16<<20 {
-			buf = plain[:0]
+		lo := int64(blobs[start].Offset)
+		pv.wg.Add(1)
+		select {
+		case v.jobs <- blobJob{buf: data[lo : lo+int64(n) : lo+int64(n)], blobs: blobs[start:end], pv: &pv}:
+		case <-ctx.Done():
+			pv.wg.Done()
 		}
+		start = end
 	}
-	if bad > 0 {
-		return damaged("%d of %d blob(s) do not verify, first %v", bad, len(blobs), first)
+	pv.wg.Wait()
+	if pv.bad > 0 {
+		return damaged("%d of %d blob(s) do not verify, first %v", pv.bad, len(blobs), pv.first)
 	}
 	return nil
 }

@@ -40,6 +40,7 @@ func BenchmarkCheckReadData(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(total)
+	b.ReportAllocs()
 	for b.Loop() {
 		res, err := r.Check(ctx, CheckOptions{ReadData: true})
 		if err != nil {

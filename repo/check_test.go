@@ -3,13 +3,19 @@ package repo
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/mem"
+	"github.com/cairn-backup/cairn/backend/retry"
 	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo/pack"
 )
 
 // problemKeys reduces problems to "kind file" for exact comparison.
@@ -297,5 +303,132 @@ func TestProblemString(t *testing.T) {
 	p = Problem{Kind: "blob_missing", Snapshot: "0123456789", Path: "/a/b", Blob: "fedcba9876", Message: "gone", Warning: true}
 	if got := p.String(); got != "warning: snapshot 01234567 /a/b blob fedcba98: gone" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestCheckLargeAndSmallBlobs reads packs that mix blobs larger than a
+// verifier batch with runs of small ones, compressible and not, and finds
+// a flipped bit inside a large blob.
+func TestCheckLargeAndSmallBlobs(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r := testInit(t, be, InitOptions{})
+	rnd := rand.New(rand.NewSource(19))
+	var large backend.ID
+	for i := range 40 {
+		n := 1024 + rnd.Intn(8192)
+		if i%10 == 3 {
+			n = checkBatch + rnd.Intn(2*checkBatch)
+		}
+		data := randomBlob(rnd, n, i%2 == 0)
+		id := backend.Hash(data)
+		if i == 13 {
+			large = id
+		}
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, id, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantProblems(t, checkRepo(t, be, CheckOptions{ReadData: true}).Problems)
+
+	pb, ok := r.Lookup(pack.DataBlob, large)
+	if !ok {
+		t.Fatal("large blob not indexed")
+	}
+	h := backend.Handle{Type: backend.PackFile, Name: pb.PackID.String()}
+	if err := be.Corrupt(h, int64(pb.Offset)+int64(pb.Length)/2); err != nil {
+		t.Fatal(err)
+	}
+	res := checkRepo(t, be, CheckOptions{ReadData: true})
+	wantProblems(t, res.Problems, "pack_damaged "+packFile(pb.PackID))
+}
+
+// TestCheckFindsBlobNotMatchingItsID stores a blob under another blob's
+// ID: the pack is intact and its header matches the index, only the
+// plaintext's hash tells.
+func TestCheckFindsBlobNotMatchingItsID(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r := testInit(t, be, InitOptions{})
+	rnd := rand.New(rand.NewSource(20))
+	var wrong backend.ID
+	for i := range 30 {
+		data := randomBlob(rnd, 2048+rnd.Intn(4096), i%2 == 0)
+		id := backend.Hash(data)
+		if i == 17 {
+			id[0] ^= 1
+			wrong = id
+		}
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, id, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := r.Lookup(pack.DataBlob, wrong)
+	wantProblems(t, checkRepo(t, be, CheckOptions{}).Problems)
+	res := checkRepo(t, be, CheckOptions{ReadData: true})
+	wantProblems(t, res.Problems, "pack_damaged "+packFile(pb.PackID))
+	if msg := res.Problems[0].Message; !strings.Contains(msg, "1 of 30 blob(s)") || !strings.Contains(msg, wrong.Str()) {
+		t.Errorf("message %q does not name the one bad blob", msg)
+	}
+}
+
+// TestCheckFindsHeaderIndexMismatch replaces an index file by one that
+// lists a blob of a pack under another ID: the pack's size still fits, so
+// only reading its header tells.
+func TestCheckFindsHeaderIndexMismatch(t *testing.T) {
+	ctx := context.Background()
+	fx := buildFixture(t, 21, 20)
+	r := testOpen(t, fx.be, Options{})
+	victim := filesOf(fx.be, backend.IndexFile)[0]
+	vid, _ := backend.ParseID(victim.Name)
+	f, err := r.loadIndexFile(ctx, vid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &f.Packs[0]
+	p.Blobs[len(p.Blobs)/2].ID[5] ^= 0x40
+	if _, err := r.saveIndexFile(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	fx.be.DeleteRaw(victim)
+	wantProblems(t, checkRepo(t, fx.be, CheckOptions{}).Problems)
+	wantProblems(t, checkRepo(t, fx.be, CheckOptions{ReadData: true}).Problems, "pack_index_mismatch "+packFile(p.ID))
+}
+
+// TestCheckBrokenReads: a stream that breaks off is damage unless a retry
+// reads it again, and then it is counted once; a stream that ends early
+// without an error is a short pack.
+func TestCheckBrokenReads(t *testing.T) {
+	fx := buildFixture(t, 22, 20, 20)
+	packs := packIDs(fx.be)
+
+	f := faulty.New(fx.be)
+	f.AddFault(faulty.Get).Match(backend.PackFile, packs[1].String()).Times(2).FailAfter(3000, nil)
+	rb, err := retry.New(f, retry.Options{MaxAttempts: 5, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := checkRepo(t, rb, CheckOptions{ReadData: true})
+	wantProblems(t, res.Problems)
+	if res.PacksRead != len(packs) {
+		t.Errorf("read %d packs, want %d", res.PacksRead, len(packs))
+	}
+
+	f = faulty.New(fx.be)
+	f.AddFault(faulty.Get).Match(backend.PackFile, packs[1].String()).Times(1<<20).FailAfter(3000, nil)
+	wantProblems(t, checkRepo(t, f, CheckOptions{ReadData: true}).Problems, "pack_damaged "+packFile(packs[1]))
+
+	f = faulty.New(fx.be)
+	f.AddFault(faulty.Get).Match(backend.PackFile, packs[2].String()).Times(1 << 20).ShortRead(5000)
+	res = checkRepo(t, f, CheckOptions{ReadData: true})
+	wantProblems(t, res.Problems, "pack_damaged "+packFile(packs[2]))
+	if msg := res.Problems[0].Message; !strings.Contains(msg, "read 5000 bytes") {
+		t.Errorf("message %q does not say how much was read", msg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
@@ -116,6 +117,31 @@ func (r *Repository) openBlob(buf []byte, b pack.Blob, sealed []byte) ([]byte, e
 		plain, err = r.codec.decompress(buf[:0], comp, int(b.RawLength))
 		r.codec.putScratch(scratch)
 		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+		}
+	}
+	if backend.Hash(plain) != b.ID {
+		return nil, fmt.Errorf("%w: plaintext does not match blob id", ErrDamaged)
+	}
+	return plain, nil
+}
+
+// openBlobInPlace is openBlob for a caller that owns sealed and needs it no
+// more: the blob is decrypted where it lies (a sealed blob is the nonce,
+// then the ciphertext, which the AEAD may overwrite exactly with the
+// plaintext), so no scratch buffer is needed. A blob stored raw returns a
+// slice of sealed; a compressed one is decompressed into buf[:0]. Either
+// way sealed is overwritten, also when an error is returned.
+func (r *Repository) openBlobInPlace(buf []byte, b pack.Blob, sealed []byte) ([]byte, error) {
+	if uint32(len(sealed)) != b.Length || len(sealed) < crypt.NonceSize {
+		return nil, fmt.Errorf("%w: short read", ErrDamaged)
+	}
+	plain, err := pack.OpenBlob(r.keys, sealed[crypt.NonceSize:crypt.NonceSize], b, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	if b.RawLength != 0 {
+		if plain, err = r.codec.decompress(buf[:0], plain, int(b.RawLength)); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 	}
