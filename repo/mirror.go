@@ -41,6 +41,10 @@ type MirrorOptions struct {
 	Progress func(MirrorStats)
 	// Now is the clock for the rate limit; nil means time.Now.
 	Now func() time.Time
+	// Warn receives problems that do not fail the mirror: stale temporary
+	// files on the destination that could not be removed. Nil discards
+	// them.
+	Warn func(msg string)
 }
 
 // MirrorStats sums up a mirror.
@@ -57,6 +61,11 @@ type MirrorStats struct {
 	// FilesToCopy and BytesToCopy are what the plan found missing.
 	FilesToCopy int   `json:"files_to_copy"`
 	BytesToCopy int64 `json:"bytes_to_copy"`
+	// TempFilesRemoved and TempBytesRemoved count the stale temporary
+	// files, left on the destination by uploads killed mid-way, that the
+	// mirror removed after copying.
+	TempFilesRemoved int   `json:"temp_files_removed"`
+	TempBytesRemoved int64 `json:"temp_bytes_removed"`
 }
 
 // maxMirrorFile caps a file held in memory while it is copied.
@@ -98,7 +107,9 @@ func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 // entries it checks that dst's log is a prefix of src's (allowing for old
 // entries src has pruned under a checkpoint) and refuses a diverged dst.
 // Each file's hash is checked before it is written. An interrupted mirror
-// resumes by copying only what is still missing.
+// resumes by copying only what is still missing; the temporary files a
+// killed mirror left on dst are removed by the next one that succeeds,
+// once they are an hour old (backend.RemoveStaleTemp).
 func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (MirrorStats, error) {
 	var st MirrorStats
 	if opts.Now == nil {
@@ -185,27 +196,30 @@ func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (
 			return st, err
 		}
 	}
-	if !opts.Prune {
-		return st, nil
-	}
-	removable, _ := pruneCandidates(srcFiles, dstFiles)
-	for _, h := range removable {
-		err := dst.Delete(ctx, h)
-		switch {
-		case err == nil:
-			st.FilesRemoved++
-			st.BytesRemoved += dstFiles[h]
-		case errors.Is(err, backend.ErrAppendOnly):
-			st.FilesKept++
-		case backend.IsNotExist(err):
-		default:
-			return st, fmt.Errorf("remove %s from %s: %w", h, dst.Location(), err)
+	if opts.Prune {
+		removable, _ := pruneCandidates(srcFiles, dstFiles)
+		for _, h := range removable {
+			err := dst.Delete(ctx, h)
+			switch {
+			case err == nil:
+				st.FilesRemoved++
+				st.BytesRemoved += dstFiles[h]
+			case errors.Is(err, backend.ErrAppendOnly):
+				st.FilesKept++
+			case backend.IsNotExist(err):
+			default:
+				return st, fmt.Errorf("remove %s from %s: %w", h, dst.Location(), err)
+			}
+			if opts.Progress != nil {
+				opts.Progress(st)
+			}
 		}
-		if opts.Progress != nil {
-			opts.Progress(st)
-		}
 	}
-	return st, nil
+	// What an earlier mirror killed mid-upload left behind. A mirror
+	// holds no lock on the destination, so only files older than
+	// staleTempAge go: another host's upload in progress keeps its file.
+	st.TempFilesRemoved, st.TempBytesRemoved, err = removeStaleTemp(ctx, dst, opts.Warn)
+	return st, err
 }
 
 // pruneCandidates lists dst files src lacks, in a safe deletion order: log

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/backend/mem"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -249,5 +255,118 @@ func TestRateLimiter(t *testing.T) {
 	cancel()
 	if err := l.wait(ctx, 100000); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a long wait ignored cancellation: %v", err)
+	}
+}
+
+// plantTemps writes, in the local repository at root, temporary files
+// three hours old in the config's folder, index/ and data/ab/, as killed
+// uploads leave them, and one ten minutes old in data/ab/, as an upload
+// still running on another host has. It returns the old ones' paths and
+// bytes, and the fresh one's path.
+func plantTemps(t *testing.T, root string) (old []string, oldBytes int64, fresh string) {
+	t.Helper()
+	write := func(p string, size int, age time.Duration) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mtime := time.Now().Add(-age)
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range []string{".", "index", "data/ab"} {
+		p := filepath.Join(root, filepath.FromSlash(d), ".tmp-killed"+fmt.Sprint(i))
+		write(p, 1000*(i+1), 3*time.Hour)
+		old = append(old, p)
+		oldBytes += int64(1000 * (i + 1))
+	}
+	fresh = filepath.Join(root, "data", "ab", ".tmp-running")
+	write(fresh, 10, 10*time.Minute)
+	return old, oldBytes, fresh
+}
+
+// checkTemps checks that the old temporary files are gone and the fresh
+// one is still there.
+func checkTemps(t *testing.T, old []string, fresh string) {
+	t.Helper()
+	for _, p := range old {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale temporary file %s: %v, want it removed", p, err)
+		}
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("the fresh temporary file must stay: %v", err)
+	}
+}
+
+func TestMirrorRemovesStaleTemp(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 2)
+	dir := filepath.Join(t.TempDir(), "dst")
+	dst, err := local.Create(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Mirror(ctx, src, dst, MirrorOptions{})
+	if err != nil || st.FilesCopied == 0 || st.TempFilesRemoved != 0 {
+		t.Fatalf("first mirror: %+v, %v", st, err)
+	}
+	old, oldBytes, fresh := plantTemps(t, dir)
+
+	// A dry run changes nothing, temporary files included.
+	if st, err := Mirror(ctx, src, dst, MirrorOptions{DryRun: true}); err != nil || st.TempFilesRemoved != 0 {
+		t.Fatalf("dry run: %+v, %v", st, err)
+	}
+	for _, p := range append(old, fresh) {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("dry run removed %s: %v", p, err)
+		}
+	}
+
+	// A mirror with nothing to copy still removes them.
+	warn := func(msg string) { t.Errorf("unexpected warning: %s", msg) }
+	st, err = Mirror(ctx, src, dst, MirrorOptions{Warn: warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FilesCopied != 0 || st.TempFilesRemoved != len(old) || st.TempBytesRemoved != oldBytes {
+		t.Errorf("mirror stats %+v; want nothing copied and %d temporary files (%d bytes) removed", st, len(old), oldBytes)
+	}
+	checkTemps(t, old, fresh)
+	// The copy still opens and is whole.
+	testOpen(t, dst, Options{})
+	st, err = Mirror(ctx, src, dst, MirrorOptions{Warn: warn, Prune: true})
+	if err != nil || st.FilesCopied != 0 || st.FilesRemoved != 0 || st.TempFilesRemoved != 0 {
+		t.Errorf("last mirror: %+v, %v", st, err)
+	}
+}
+
+// failingCleaner is a destination whose temporary files cannot all be
+// removed.
+type failingCleaner struct{ *mem.Backend }
+
+func (failingCleaner) RemoveStaleTemp(context.Context, time.Duration) (int, int64, error) {
+	return 2, 20, errors.New("remove data/ab/.tmp-x: permission denied")
+}
+
+func TestMirrorStaleTempFailureIsAWarning(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 1)
+	var warnings []string
+	st, err := Mirror(ctx, src, failingCleaner{mem.New()}, MirrorOptions{Warn: func(msg string) { warnings = append(warnings, msg) }})
+	if err != nil {
+		t.Fatalf("mirror failed for a temporary file: %v", err)
+	}
+	if st.TempFilesRemoved != 2 || st.TempBytesRemoved != 20 {
+		t.Errorf("stats %+v; want the 2 files removed counted", st)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "permission denied") {
+		t.Errorf("warnings %q; want one naming the failure", warnings)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/index"
@@ -29,6 +30,15 @@ const indexFileBlobs = 100_000
 // smallIndexFile: index files listing fewer blobs are merged by Prune when
 // there are several (each backup leaves at least one small file).
 const smallIndexFile = indexFileBlobs / 4
+
+// staleTempAge is how old a temporary file (".tmp-...", left by an upload
+// killed mid-way) must be before Prune and Mirror remove it. A temporary
+// file is rewritten as long as its upload runs, so its modification time
+// stays recent; an hour is far longer than any pause in a live upload (the
+// retry wrapper gives up within minutes), so a file that old belongs to a
+// dead writer, while a concurrent upload from another host, which no lock
+// of ours covers, keeps its file.
+const staleTempAge = time.Hour
 
 // ErrMissingBlobs is wrapped by Prune's error when blobs that live
 // snapshots use are in no pack: pruning then could only make things worse.
@@ -85,6 +95,11 @@ type PruneStats struct {
 	FreedBytes   int64 `json:"freed_bytes"` // deleted minus new pack bytes (estimated for a dry run)
 	DryRun       bool  `json:"dry_run"`
 	NothingToDo  bool  `json:"nothing_to_do"`
+
+	// TempFilesRemoved and TempBytesRemoved count the stale temporary
+	// files, left by uploads killed mid-way, that Prune removed.
+	TempFilesRemoved int   `json:"temp_files_removed"`
+	TempBytesRemoved int64 `json:"temp_bytes_removed"`
 }
 
 // prunePack is what Prune learns about one pack file.
@@ -125,7 +140,9 @@ type blobLoc struct {
 // replaced before any pack, and deletes only packs that no remaining index
 // lists. Whatever a crash leaves (unindexed packs, duplicate copies,
 // superseded index files) is what the next Prune cleans up, and check
-// accepts it meanwhile.
+// accepts it meanwhile. Last, Prune removes the temporary files that
+// uploads killed mid-way left in the backend an hour or more ago
+// (backend.RemoveStaleTemp).
 func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions) (PruneStats, error) {
 	st := PruneStats{DryRun: opts.DryRun}
 	limit, err := maxUnusedShare(opts.MaxUnused)
@@ -389,7 +406,25 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 	if r.cache != nil {
 		r.cache.prune(cacheData, r.idx.Packs())
 	}
-	return st, nil
+	st.TempFilesRemoved, st.TempBytesRemoved, err = removeStaleTemp(ctx, r.be, r.opts.Warn)
+	return st, err
+}
+
+// removeStaleTemp removes the temporary files that uploads killed mid-way
+// left in be at least staleTempAge ago. A file it cannot remove is only
+// worth a warning: the operation that calls it has done its work. It
+// returns an error only when ctx is cancelled.
+func removeStaleTemp(ctx context.Context, be backend.Backend, warn func(string)) (int, int64, error) {
+	n, size, err := backend.RemoveStaleTemp(ctx, be, staleTempAge)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return n, size, cerr
+		}
+		if warn != nil {
+			warn(fmt.Sprintf("warning: %s: %v", be.Location(), err))
+		}
+	}
+	return n, size, nil
 }
 
 // maxUnusedShare turns the MaxUnused option into a fraction of the bytes

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
@@ -404,5 +407,51 @@ func TestPruneCrashSafety(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestPruneRemovesStaleTemp(t *testing.T) {
+	ctx := context.Background()
+	fx := buildFixture(t, 3, 20, 20)
+	dir := filepath.Join(t.TempDir(), "repo")
+	be, err := local.Create(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, data := range fx.be.Files() {
+		if err := be.Put(ctx, h, backend.NewByteReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := testOpen(t, be, Options{})
+	used, usedBlobs, _ := usedSet(fx, func(round, i int) bool { return round == 0 })
+	old, oldBytes, fresh := plantTemps(t, dir)
+
+	st, err := r.Prune(ctx, used, PruneOptions{DryRun: true})
+	if err != nil || st.TempFilesRemoved != 0 {
+		t.Fatalf("dry run: %+v, %v", st, err)
+	}
+	for _, p := range append(old, fresh) {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("dry run removed %s: %v", p, err)
+		}
+	}
+
+	st, err = r.Prune(ctx, used, PruneOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeletedPacks == 0 || st.TempFilesRemoved != len(old) || st.TempBytesRemoved != oldBytes {
+		t.Errorf("prune stats %+v; want packs deleted and %d temporary files (%d bytes) removed", st, len(old), oldBytes)
+	}
+	checkTemps(t, old, fresh)
+	assertLoadable(t, r, usedBlobs)
+	assertCheckClean(t, testOpen(t, be, Options{}))
+
+	// With nothing else to do, a prune still sweeps.
+	old, oldBytes, _ = plantTemps(t, dir)
+	st, err = r.Prune(ctx, used, PruneOptions{})
+	if err != nil || !st.NothingToDo || st.TempFilesRemoved != len(old) || st.TempBytesRemoved != oldBytes {
+		t.Errorf("second prune: %+v, %v", st, err)
 	}
 }

@@ -31,7 +31,10 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Wrapper = (*Backend)(nil)
+)
 
 // ErrInjected is the error FailAfter uses when given none.
 var ErrInjected = errors.New("injected fault")
@@ -343,6 +346,11 @@ func (s *spec) after(err error) error {
 	}
 	return err
 }
+
+// Unwrap returns the wrapped backend (the backend.Wrapper convention),
+// so optional interfaces such as backend.TempCleaner are found below
+// it. No fault is injected into calls made on it directly.
+func (b *Backend) Unwrap() backend.Backend { return b.inner }
 
 // Location implements backend.Backend.
 func (b *Backend) Location() string { return "faulty:" + b.inner.Location() }

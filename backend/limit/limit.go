@@ -17,7 +17,10 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Wrapper = (*Backend)(nil)
+)
 
 // Backend bounds the concurrent requests to the backend it wraps.
 type Backend struct {
@@ -48,6 +51,11 @@ func (b *Backend) acquire(ctx context.Context) error {
 }
 
 func (b *Backend) release() { <-b.slots }
+
+// Unwrap returns the wrapped backend (the backend.Wrapper convention),
+// so optional interfaces such as backend.TempCleaner are found below
+// it. Calls made on it directly do not count against the limit.
+func (b *Backend) Unwrap() backend.Backend { return b.inner }
 
 // Location implements backend.Backend.
 func (b *Backend) Location() string { return b.inner.Location() }

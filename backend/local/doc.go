@@ -19,7 +19,9 @@
 // fsync, closes it, renames it over the final name and then fsyncs the
 // folder so the rename itself survives a power cut. A failure at any step
 // removes the temporary file. A writer killed mid-way leaves at most a
-// stale ".tmp-" file behind, never a partial file under a real name.
+// stale ".tmp-" file behind, never a partial file under a real name;
+// RemoveStaleTemp (backend.TempCleaner) removes such files once they are
+// old enough.
 //
 // Stored files are made read-only (mode 0400) and folders are 0700: the
 // repository is private to its owner, and a read-only file guards against

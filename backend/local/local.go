@@ -15,12 +15,15 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend     = (*Backend)(nil)
+	_ backend.TempCleaner = (*Backend)(nil)
+)
 
 const (
 	dirMode    = 0o700
 	fileMode   = 0o400
-	tempPrefix = ".tmp-"
+	tempPrefix = backend.TempPrefix
 	// listBatch bounds how many folder entries List holds at once.
 	listBatch = 1000
 )

@@ -31,7 +31,10 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Wrapper = (*Backend)(nil)
+)
 
 // Options tune the retries. The zero value gives the defaults.
 type Options struct {
@@ -160,6 +163,11 @@ func (b *Backend) run(ctx context.Context, op string, attempt func(n int) (retry
 		}
 	}
 }
+
+// Unwrap returns the wrapped backend (the backend.Wrapper convention),
+// so optional interfaces such as backend.TempCleaner are found below
+// it. Calls made on it directly are not retried.
+func (b *Backend) Unwrap() backend.Backend { return b.inner }
 
 // Location implements backend.Backend.
 func (b *Backend) Location() string { return b.inner.Location() }

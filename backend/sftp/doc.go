@@ -52,7 +52,9 @@
 // (plain SFTP rename, which cannot replace, on servers without it; then
 // Properties().HasAtomicReplace is false). A failed Put removes its
 // temporary file; if the connection broke, it is removed after the next
-// connection is made. The folder itself cannot be synced over SFTP.
+// connection is made. One left by a killed process is removed by
+// RemoveStaleTemp (backend.TempCleaner) once it is old enough. The folder
+// itself cannot be synced over SFTP.
 //
 // # Connections
 //

@@ -20,12 +20,15 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend     = (*Backend)(nil)
+	_ backend.TempCleaner = (*Backend)(nil)
+)
 
 const (
 	dirMode    = 0o700
 	fileMode   = 0o400
-	tempPrefix = ".tmp-"
+	tempPrefix = backend.TempPrefix
 	// connections is Properties().Connections. Every request shares one
 	// SSH connection and one SFTP session, and OpenSSH's SFTP server
 	// answers a session's requests one at a time, so more parallel files

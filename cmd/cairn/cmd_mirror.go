@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/mem"
@@ -98,7 +99,8 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
-	opts := repo.MirrorOptions{Prune: c.Bool("prune"), DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024}
+	opts := repo.MirrorOptions{Prune: c.Bool("prune"), DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024,
+		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	if p.progress() {
 		opts.Progress = func(st repo.MirrorStats) {
 			p.Status(fmt.Sprintf("%s: %d/%d files, %s/%s copied", redactLocation(dest), st.FilesCopied, st.FilesToCopy,
@@ -129,6 +131,10 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		if st.FilesKept > 0 {
 			p.Printf("%s: kept %d files the destination does not let us delete (append-only)", redactLocation(dest), st.FilesKept)
 		}
+	}
+	if st.TempFilesRemoved > 0 {
+		p.Printf("%s: removed %d stale temporary file(s) (%s) left by interrupted uploads", redactLocation(dest),
+			st.TempFilesRemoved, formatBytes(uint64(st.TempBytesRemoved)))
 	}
 	return nil
 }

@@ -137,6 +137,10 @@ func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, dryRun bool,
 			return nil
 		}
 		printPruneStats(s.p, st)
+		if st.TempFilesRemoved > 0 {
+			s.p.Printf("removed %d stale temporary file(s) (%s) left by interrupted uploads",
+				st.TempFilesRemoved, formatBytes(uint64(st.TempBytesRemoved)))
+		}
 		if checkpoint {
 			s.p.Printf("snapshot log: wrote a checkpoint")
 		}
