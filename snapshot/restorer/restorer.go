@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -75,7 +76,10 @@ type Options struct {
 	// unless a subtree (SNAPSHOT:SUBPATH) is restored. Patterns are matched
 	// against, and errors name, RootPath joined with a node's path.
 	RootPath string
-	// Workers is how many packs are read at once; default 4. Each holds
+	// Workers is how many packs are read at once; default the number of
+	// CPUs Go may use (GOMAXPROCS), at least 2 and at most 4: a worker
+	// decrypts, decompresses, hashes and creates files, all CPU work or
+	// kernel time, so more workers than CPUs only add memory. Each holds
 	// one pack's requests in flight and about 4 MiB of it in memory (a
 	// larger blob is read whole); the backend applies its own connection
 	// limit below that.
@@ -106,7 +110,7 @@ func (o *Options) applyDefaults() {
 		o.RootPath = "/"
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = min(max(runtime.GOMAXPROCS(0), 2), 4)
 	}
 	if o.BatchFiles <= 0 {
 		o.BatchFiles = defaultBatchFiles()
