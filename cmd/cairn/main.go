@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -55,6 +56,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	setGCPercent()
 	stopProfiling := startProfiling()
 	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
 	interrupted := ctx.Err() != nil
@@ -65,6 +67,21 @@ func main() {
 		printError(os.Stderr, err, interrupted)
 	}
 	os.Exit(code)
+}
+
+// gcPercent is cairn's GOGC unless the environment sets one. Most of a
+// backup's or restore's heap is a few large byte buffers (packs being
+// filled and uploaded, chunks in flight) without pointers, so a collection
+// costs little, while Go's default (a heap up to twice the live data) would
+// set the process's peak RSS. 50 caps the heap at 1.5 times the live data:
+// measured on a backup of a GOROOT copy, peak RSS fell from 151 to 122 MiB
+// and a restore's from 120 to 101 MiB, at the same CPU time.
+const gcPercent = 50
+
+func setGCPercent() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // exitCode maps the error a command returned to cairn's exit code. It is
