@@ -18,7 +18,7 @@ const maxIndexPlain = 128 << 20
 // saveIndexFile compresses, seals and stores an index file.
 func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) (backend.ID, error) {
 	plain := index.Encode(f)
-	comp := r.codec.fast.EncodeAll(plain, nil)
+	comp := r.codec.encodeFile(plain)
 	sealed := r.keys.SealFile(kindIndex, comp)
 	id := backend.Hash(sealed)
 	h := backend.Handle{Type: backend.IndexFile, Name: id.String()}

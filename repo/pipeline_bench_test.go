@@ -151,33 +151,37 @@ func BenchmarkStageSHA256(b *testing.B) {
 	}
 }
 
-// BenchmarkStageZstdFastest compresses chunks with the repository's
-// default encoder on one core, into a reused buffer.
-func BenchmarkStageZstdFastest(b *testing.B) {
+// BenchmarkStageZstd compresses chunks with each mode's encoder (auto is
+// the repository's default) on one core, into a reused buffer.
+func BenchmarkStageZstd(b *testing.B) {
 	c, err := newCodec()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.close()
-	forEachInput(b, func(b *testing.B, data []byte) {
-		chunks := benchChunks(b, data)
-		var out []byte
-		var stored int
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
-			stored = 0
-			for _, ch := range chunks {
-				comp, ok := c.compress(out, ch, CompressionAuto)
-				out = comp[:0]
-				if ok {
-					stored += len(comp)
-				} else {
-					stored += len(ch)
+	for _, mode := range []CompressionMode{CompressionFastest, CompressionAuto} {
+		b.Run(mode.String(), func(b *testing.B) {
+			forEachInput(b, func(b *testing.B, data []byte) {
+				chunks := benchChunks(b, data)
+				var out []byte
+				var stored int
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					stored = 0
+					for _, ch := range chunks {
+						comp, ok := c.compress(out, ch, mode)
+						out = comp[:0]
+						if ok {
+							stored += len(comp)
+						} else {
+							stored += len(ch)
+						}
+					}
 				}
-			}
-		}
-		b.ReportMetric(float64(stored)/float64(len(data)), "stored/raw")
-	})
+				b.ReportMetric(float64(stored)/float64(len(data)), "stored/raw")
+			})
+		})
+	}
 }
 
 // BenchmarkStageZstdDecode decompresses chunks on one core (restore).
@@ -191,7 +195,7 @@ func BenchmarkStageZstdDecode(b *testing.B) {
 	chunks := benchChunks(b, text)
 	comp := make([][]byte, len(chunks))
 	for i, ch := range chunks {
-		comp[i] = c.fast.EncodeAll(ch, nil)
+		comp[i] = c.encoder(CompressionAuto).EncodeAll(ch, nil)
 	}
 	var out []byte
 	b.SetBytes(int64(len(text)))
@@ -248,7 +252,8 @@ func BenchmarkStageOpen(b *testing.B) {
 
 // BenchmarkPipelineInMemory is the in-memory pipeline limit: GOMAXPROCS
 // workers, each chunking its own share of the input as one stream, hashing,
-// compressing (zstd fastest, raw when it does not shrink) and sealing every
+// compressing (the default mode, auto: zstd's default level; raw when it
+// does not shrink) and sealing every
 // chunk into reused buffers. No index, no packing, no I/O: a backup cannot
 // beat this on the same machine, and docs/performance.md compares backup
 // throughput with it.

@@ -157,10 +157,19 @@ func TestSaveLoadBlobs(t *testing.T) {
 
 func TestCompressionModes(t *testing.T) {
 	ctx := context.Background()
-	data := bytes.Repeat([]byte("compress me please "), 10000)
+	// Word salad: compressible like prose, with room between zstd's
+	// levels (a repeated phrase shrinks the same at every level).
+	rnd := rand.New(rand.NewSource(7))
+	words := strings.Fields("the a backup of every file restores byte for byte and metadata tree pack index snapshot log mirror peer key chunk")
+	var text bytes.Buffer
+	for text.Len() < 200000 {
+		text.WriteString(words[rnd.Intn(len(words))])
+		text.WriteByte(" \n"[rnd.Intn(2)])
+	}
+	data := text.Bytes()
 	id := backend.Hash(data)
 	sizes := map[CompressionMode]int64{}
-	for _, mode := range []CompressionMode{CompressionOff, CompressionAuto, CompressionMax} {
+	for _, mode := range []CompressionMode{CompressionOff, CompressionFastest, CompressionAuto, CompressionMax} {
 		be := mem.New()
 		r := testInit(t, be, InitOptions{Compression: mode})
 		if _, err := r.SaveBlob(ctx, pack.DataBlob, id, data); err != nil {
@@ -172,13 +181,28 @@ func TestCompressionModes(t *testing.T) {
 		// Compare sealed blob lengths: pack sizes vary with header padding.
 		pb, _ := r.Lookup(pack.DataBlob, id)
 		sizes[mode] = int64(pb.Length)
-		got, err := testOpen(t, be, Options{}).LoadBlob(ctx, pack.DataBlob, id, nil)
+		r2 := testOpen(t, be, Options{})
+		if got := r2.Config().Compression; got != mode {
+			t.Fatalf("mode %s: the config says %s after reopening", mode, got)
+		}
+		got, err := r2.LoadBlob(ctx, pack.DataBlob, id, nil)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("mode %s: load: %v", mode, err)
 		}
 	}
-	if !(sizes[CompressionOff] > int64(len(data)) && sizes[CompressionAuto] < int64(len(data))/10 && sizes[CompressionMax] <= sizes[CompressionAuto]) {
-		t.Fatalf("unexpected pack sizes %v for %d bytes", sizes, len(data))
+	n := int64(len(data))
+	if !(sizes[CompressionOff] > n && sizes[CompressionFastest] < n/2 &&
+		sizes[CompressionAuto] < sizes[CompressionFastest] && sizes[CompressionMax] <= sizes[CompressionAuto]) {
+		t.Fatalf("unexpected sealed sizes %v for %d bytes: want off > raw, fastest < raw/2, auto < fastest, max <= auto", sizes, n)
+	}
+	for _, name := range []string{"off", "fastest", "auto", "max"} {
+		m, err := ParseCompression(name)
+		if err != nil || m.String() != name {
+			t.Errorf("ParseCompression(%q) = %s, %v", name, m, err)
+		}
+	}
+	if _, err := ParseCompression("fast"); err == nil {
+		t.Error("ParseCompression accepted \"fast\"")
 	}
 }
 

@@ -45,7 +45,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "read everything but save nothing"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
 			&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
-			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, auto or max (default: the repository's mode)"},
+			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
 		},
 		Action: e.runBackup,
 	}

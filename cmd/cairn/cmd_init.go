@@ -21,7 +21,7 @@ func (e *appEnv) initCommand() *cli.Command {
 			"A location that already holds a repository is refused and left unchanged.\n" +
 			"Keep the password safe: without it the repository cannot be read.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "compression", Value: "auto", Usage: "the repository's default compression `MODE`: off, auto or max"},
+			&cli.StringFlag{Name: "compression", Value: "auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
 		},
 		Action: e.runInit,
 	}
