@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
@@ -180,14 +181,14 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 		// Ranges are up to maxRangeRead: fresh buffers of that size per
 		// pack (a restore of small files reads most of a pack for each
 		// batch) would cost more in page faults than the reads.
-		pooled := r.getReadBuf(int(hi - lo))
+		pooled := r.readBufs.get(int(hi - lo))
 		buf := (*pooled)[:hi-lo]
 		readErr := r.be.Get(ctx, h, len(buf), lo, func(rd io.Reader) error {
 			_, err := io.ReadFull(rd, buf)
 			return err
 		})
 		if ctx.Err() != nil {
-			r.readBufs.Put(pooled)
+			r.readBufs.put(pooled)
 			return ctx.Err()
 		}
 		for _, b := range blobs[start:end] {
@@ -202,25 +203,60 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 				plain = nil
 			}
 			if ferr := fn(b, plain, err); ferr != nil {
-				r.readBufs.Put(pooled)
+				r.readBufs.put(pooled)
 				return ferr
 			}
 			if plain != nil && cap(plain) <= 16<<20 {
 				plainBuf = plain[:0]
 			}
 		}
-		r.readBufs.Put(pooled)
+		r.readBufs.put(pooled)
 		start = end
 	}
 	return nil
 }
 
-// getReadBuf returns a pooled buffer of at least n bytes (n is at most
-// maxRangeRead) for LoadPack; the caller puts it back when done.
-func (r *Repository) getReadBuf(n int) *[]byte {
-	if b, ok := r.readBufs.Get().(*[]byte); ok && cap(*b) >= n {
+// readBufPool recycles LoadPack's read buffers by size class: powers of
+// two from 64 KiB to maxRangeRead. A buffer is as large as its class, not
+// as the largest read, because the runtime zeroes a new buffer whole and
+// so makes all of it resident: one pool of pack-sized buffers kept a
+// restore of small blobs at 20 MiB a worker for reads of a few hundred KiB.
+type readBufPool struct {
+	classes [readBufClasses]sync.Pool
+}
+
+const (
+	minReadBufShift = 16                       // 64 KiB
+	readBufClasses  = 25 - minReadBufShift + 1 // up to 32 MiB, maxRangeRead
+)
+
+// readBufClass returns the class of a buffer for n bytes.
+func readBufClass(n int) int {
+	c := 0
+	for n > 1<<(minReadBufShift+c) && c < readBufClasses-1 {
+		c++
+	}
+	return c
+}
+
+// get returns a buffer of at least n bytes (n at most maxRangeRead); the
+// caller puts it back when done.
+func (p *readBufPool) get(n int) *[]byte {
+	c := readBufClass(n)
+	if n > 1<<(minReadBufShift+c) {
+		b := make([]byte, n) // beyond every class; put drops it
+		return &b
+	}
+	if b, ok := p.classes[c].Get().(*[]byte); ok {
 		return b
 	}
-	b := make([]byte, n, max(n, DefaultPackSize+DefaultPackSize/4))
+	b := make([]byte, 1<<(minReadBufShift+c))
 	return &b
+}
+
+func (p *readBufPool) put(b *[]byte) {
+	c := readBufClass(cap(*b))
+	if cap(*b) == 1<<(minReadBufShift+c) {
+		p.classes[c].Put(b)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -87,8 +86,8 @@ type Repository struct {
 	codec  *codec
 	idx    *index.Index
 	packer *packer
-	// readBufs holds *[]byte buffers for LoadPack's ranged reads (load.go).
-	readBufs sync.Pool
+	// readBufs holds LoadPack's buffers for ranged reads (load.go).
+	readBufs readBufPool
 
 	compression CompressionMode
 }
