@@ -161,6 +161,16 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 	blobs = append([]pack.Blob(nil), blobs...)
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
 	h := backend.Handle{Type: backend.PackFile, Name: packID.String()}
+	// Blobs are decrypted in place in the read buffer unless two of them
+	// overlap (the same blob asked for twice, or a damaged index): then
+	// the first would destroy the second's bytes.
+	inPlace := true
+	for i := 1; i < len(blobs); i++ {
+		if uint64(blobs[i].Offset) < uint64(blobs[i-1].Offset)+uint64(blobs[i-1].Length) {
+			inPlace = false
+			break
+		}
+	}
 	var plainBuf []byte
 	for start := 0; start < len(blobs); {
 		// Extend the range while the next blob is close and the read stays bounded.
@@ -196,7 +206,14 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 			err := readErr
 			if err == nil {
 				off := int64(b.Offset) - lo
-				plain, err = r.openBlob(plainBuf, b, buf[off:off+int64(b.Length)])
+				sealed := buf[off : off+int64(b.Length)]
+				if inPlace {
+					// The read buffer is ours and this blob's
+					// bytes are read once: no scratch copy.
+					plain, err = r.openBlobInPlace(plainBuf, b, sealed)
+				} else {
+					plain, err = r.openBlob(plainBuf, b, sealed)
+				}
 			}
 			if err != nil {
 				err = fmt.Errorf("blob %s in pack %s: %w", b.ID.Str(), packID, err)
@@ -206,7 +223,9 @@ func (r *Repository) LoadPack(ctx context.Context, packID backend.ID, blobs []pa
 				r.readBufs.put(pooled)
 				return ferr
 			}
-			if plain != nil && cap(plain) <= 16<<20 {
+			// Keep the output buffer for the next blob; in place, a
+			// raw blob's plaintext is a slice of the read buffer.
+			if (b.RawLength != 0 || !inPlace) && plain != nil && cap(plain) <= 16<<20 {
 				plainBuf = plain[:0]
 			}
 		}
