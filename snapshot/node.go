@@ -127,6 +127,22 @@ func DecodeTree(data []byte) (*Tree, error) {
 	if len(data) > maxTreeSize {
 		return nil, fmt.Errorf("%w: tree of %d bytes", ErrFormat, len(data))
 	}
+	t, err := decodeTreeFast(data)
+	if err != nil {
+		// Not the shape EncodeTree writes: encoding/json decides.
+		if t, err = decodeTreeJSON(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return t, nil
+}
+
+// decodeTreeJSON decodes a tree blob with encoding/json; it defines what
+// decodeTreeFast must return (see tree_decode.go).
+func decodeTreeJSON(data []byte) (*Tree, error) {
 	var t Tree
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
@@ -135,9 +151,6 @@ func DecodeTree(data []byte) (*Tree, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after tree", ErrFormat)
-	}
-	if err := t.check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	return &t, nil
 }
