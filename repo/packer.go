@@ -118,10 +118,13 @@ type packer struct {
 	uploadCtx    context.Context // cancelled by close
 	cancelUpload context.CancelFunc
 	// slots bounds the data packs in memory: one is taken to open a
-	// pack and given back when its upload ends. With one slot per upload
-	// worker and one for the pack being filled, the savers wait for a
-	// slot rather than each holding a full pack until a worker is free:
-	// a 16 MiB pack less per saver.
+	// pack and given back when its upload ends. There is one slot per
+	// upload worker, and at least two so that a pack can fill while
+	// another uploads: with the local backend's two connections, one
+	// fills while the other uploads, or both upload and the savers wait
+	// for one to end rather than opening another 17 MiB pack. A slot
+	// more for the pack being filled bought no throughput on the
+	// benchmark trees (docs/performance.md) and cost 17 MiB of peak RSS.
 	slots    chan struct{}
 	uploads  chan finishedPack
 	pendingW sync.WaitGroup // packs handed to uploads and not yet done
@@ -141,12 +144,12 @@ func newPacker(r *Repository) *packer {
 		writers:      make(map[pack.BlobType]*pack.Writer),
 		inflight:     make(map[blobKey]struct{}),
 		uploads:      make(chan finishedPack),
-		slots:        make(chan struct{}, n+1),
+		slots:        make(chan struct{}, max(n, 2)),
 		uploadCtx:    ctx,
 		cancelUpload: cancel,
-		// One writer per upload worker and one per blob type being
-		// filled cover the steady state.
-		maxIdle: n + 2,
+		// The data slots and the tree pack being filled cover the
+		// steady state; a writer more would only hold 17 MiB idle.
+		maxIdle: max(n, 2) + 1,
 	}
 	for i := 0; i < n; i++ {
 		p.workers.Go(p.uploadLoop)
