@@ -315,11 +315,12 @@ type bufferPool struct {
 	small, large chan []byte
 }
 
-// newBufSize is the capacity of a new chunker buffer: twice the chunker's
-// average chunk size, which about 95% of chunks fit (beyond the 512 KiB
-// minimum, chunk sizes fall off exponentially with a mean of 512 KiB), so
-// few chunks make the chunker regrow a buffer; and above smallFile so the
-// two pools never mix.
+// newBufSize is the capacity of a new chunker buffer, and above smallFile
+// so the two pools never mix. Beyond the 512 KiB minimum, chunk lengths
+// fall off exponentially with a mean of 1 MiB, so about 78% of chunks fit
+// 2 MiB and the chunker regrows the buffer for the rest (a copy, counted
+// in docs/performance.md); 8 MiB buffers, which every chunk fits, cost
+// about 36 MiB more peak memory with the buffers in flight.
 const newBufSize = max(2<<20, 2*smallFile)
 
 func newBufferPool(n int) *bufferPool {
