@@ -86,7 +86,7 @@ func (c *clientStore) detach() {
 }
 
 // tempPrefix starts the names of backend/local's temporary files.
-const tempPrefix = ".tmp-"
+const tempPrefix = backend.TempPrefix
 
 // usage returns the bytes the client's files take. The first call walks
 // the client's folder to count them, and removes the temporary files that
