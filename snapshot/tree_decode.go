@@ -115,30 +115,13 @@ func (d *treeDecoder) tree() bool {
 		return false
 	}
 	key, ok := d.key()
-	if !ok || string(key) != "nodes" || !d.eat('[') {
+	if !ok || string(key) != "nodes" {
 		return false
 	}
 	n := countNodesGuess(d.data)
 	d.nodes = make([]Node, 0, n)
 	d.refs = make([]nodeRefs, 0, n)
-	if d.skip() == ']' {
-		d.pos++
-	} else {
-		for {
-			if !d.node() {
-				return false
-			}
-			c := d.skip()
-			d.pos++
-			if c == ']' {
-				break
-			}
-			if c != ',' {
-				return false
-			}
-		}
-	}
-	if !d.eat('}') {
+	if !d.array(d.node) || !d.eat('}') {
 		return false
 	}
 	return d.skip() == 0 && d.pos == len(d.data)
@@ -590,24 +573,21 @@ var hexVal = func() (t [256]byte) {
 	return t
 }()
 
-// content decodes a list of IDs into the ID arena.
-func (d *treeDecoder) content(r *nodeRefs) bool {
+// array parses a JSON array, calling elem at each element; elem consumes
+// the element. It reports false for anything but '[' (null included: the
+// slow path decides what that means) and for malformed lists.
+func (d *treeDecoder) array(elem func() bool) bool {
 	if !d.eat('[') {
-		return false // null and other values go the slow way
+		return false
 	}
-	r.hasContent = true
-	r.contentOff = len(d.ids)
 	if d.skip() == ']' {
 		d.pos++
 		return true
 	}
 	for {
-		id, ok := d.id()
-		if !ok {
+		if !elem() {
 			return false
 		}
-		d.ids = append(d.ids, id)
-		r.contentN++
 		c := d.skip()
 		d.pos++
 		if c == ']' {
@@ -617,6 +597,21 @@ func (d *treeDecoder) content(r *nodeRefs) bool {
 			return false
 		}
 	}
+}
+
+// content decodes a list of IDs into the ID arena.
+func (d *treeDecoder) content(r *nodeRefs) bool {
+	// Set before parsing: on false the whole tree goes the slow way.
+	r.hasContent = true
+	r.contentOff = len(d.ids)
+	return d.array(func() bool {
+		id, ok := d.id()
+		if ok {
+			d.ids = append(d.ids, id)
+			r.contentN++
+		}
+		return ok
+	})
 }
 
 func (d *treeDecoder) subtree(r *nodeRefs) bool {
@@ -632,29 +627,14 @@ func (d *treeDecoder) subtree(r *nodeRefs) bool {
 // xattrs decodes a list of {"name":..., "value":...} objects; they are
 // rare, so each gets its own allocations.
 func (d *treeDecoder) xattrs(n *Node) bool {
-	if !d.eat('[') {
-		return false
-	}
 	n.ExtendedAttributes = []ExtendedAttribute{}
-	if d.skip() == ']' {
-		d.pos++
-		return true
-	}
-	for {
+	return d.array(func() bool {
 		a, ok := d.xattr()
-		if !ok {
-			return false
+		if ok {
+			n.ExtendedAttributes = append(n.ExtendedAttributes, a)
 		}
-		n.ExtendedAttributes = append(n.ExtendedAttributes, a)
-		c := d.skip()
-		d.pos++
-		if c == ']' {
-			return true
-		}
-		if c != ',' {
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 func (d *treeDecoder) xattr() (ExtendedAttribute, bool) {
