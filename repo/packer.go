@@ -104,12 +104,16 @@ type packer struct {
 	inflight map[blobKey]struct{}
 	// unindexed holds uploaded packs no index file lists yet.
 	unindexed []index.Pack
-	// idle holds uploaded pack writers, reset, for the next packs: a
-	// writer keeps its two pack-sized buffers, so reusing it spares
-	// growing and faulting in 30+ MiB of fresh memory per pack. At most
-	// maxIdle are kept.
-	idle    []*pack.Writer
-	maxIdle int
+	// idle holds uploaded data pack writers, reset, for the next data
+	// packs: a writer keeps its pack-sized buffer, so reusing it spares
+	// growing and faulting in 17 MiB of fresh memory per pack. At most
+	// maxIdle are kept. idleTree is the same for tree packs, which grow
+	// as needed: the two are kept apart, since a tree pack that took an
+	// idle data writer would hold its 17 MiB buffer (mostly unused, tree
+	// packs being small) while the next data pack allocated another.
+	idle     []*pack.Writer
+	maxIdle  int
+	idleTree *pack.Writer
 	// err is the first upload error; once set, every save fails.
 	err error
 
@@ -147,9 +151,9 @@ func newPacker(r *Repository) *packer {
 		slots:        make(chan struct{}, max(n, 2)),
 		uploadCtx:    ctx,
 		cancelUpload: cancel,
-		// The data slots and the tree pack being filled cover the
-		// steady state; a writer more would only hold 17 MiB idle.
-		maxIdle: max(n, 2) + 1,
+		// The data slots cover the steady state; a writer more
+		// would only hold 17 MiB idle.
+		maxIdle: max(n, 2),
 	}
 	for i := 0; i < n; i++ {
 		p.workers.Go(p.uploadLoop)
@@ -170,32 +174,39 @@ func (p *packer) getBuf() *[]byte {
 // p.mu must be held.
 func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
 	var w *pack.Writer
+	if t != pack.DataBlob {
+		if w, p.idleTree = p.idleTree, nil; w == nil {
+			w = pack.NewWriter(p.r.keys.Current())
+		}
+		return w
+	}
 	if n := len(p.idle); n > 0 {
 		w = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 	} else {
 		w = pack.NewWriter(p.r.keys.Current())
 	}
-	if t == pack.DataBlob {
-		// A data pack fills up to the target size and ends with the
-		// blob that takes it past, unless that blob would not fit in
-		// packSlack (see add): room for one average chunk beyond spares
-		// a dozen copies (and garbage) of a growing buffer; a reused
-		// writer has it already. Tree packs are mostly
-		// small (a backup with few changed folders) and grow as needed.
-		w.Grow(p.r.cfg.PackSize + packSlack)
-	}
+	// A data pack fills up to the target size and ends with the blob
+	// that takes it past, unless that blob would not fit in packSlack
+	// (see add): room for one average chunk beyond spares a dozen copies
+	// (and garbage) of a growing buffer; a reused writer has it already.
+	// Tree packs (above) are mostly small (a backup with few changed
+	// folders) and grow as needed.
+	w.Grow(p.r.cfg.PackSize + packSlack)
 	return w
 }
 
 // recycle resets an uploaded writer and keeps it for reuse. A writer
 // seals with the key it was made with; that is still the current key,
 // since a Repository's key ring is fixed once it is opened.
-func (p *packer) recycle(w *pack.Writer) {
+func (p *packer) recycle(w *pack.Writer, tree bool) {
 	w.Reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle) < p.maxIdle {
+	switch {
+	case tree:
+		p.idleTree = w
+	case len(p.idle) < p.maxIdle:
 		p.idle = append(p.idle, w)
 	}
 }
@@ -391,7 +402,7 @@ func (p *packer) finish(ctx context.Context, w *pack.Writer, tree bool) error {
 func (p *packer) uploadLoop() {
 	for fp := range p.uploads {
 		p.upload(fp)
-		p.recycle(fp.w)
+		p.recycle(fp.w, fp.tree)
 		p.releaseSlot(fp.tree)
 		p.pendingW.Done()
 	}

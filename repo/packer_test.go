@@ -159,3 +159,60 @@ func TestPartsReader(t *testing.T) {
 		t.Errorf("WriteTo after 2 bytes: %d %q %v", n, sb.String(), err)
 	}
 }
+
+// TestTreePackNotInDataWriter: a tree pack never takes an idle data pack
+// writer (which would hold a pack-sized buffer for a few small trees while
+// the next data pack allocates another), and an uploaded tree writer is
+// not kept among the data writers.
+func TestTreePackNotInDataWriter(t *testing.T) {
+	be := mem.New()
+	r := testInit(t, be, InitOptions{PackSize: MinPackSize})
+	ctx := context.Background()
+	rnd := rand.New(rand.NewSource(7))
+	for i := range 8 {
+		data := randomBlob(rnd, 200_000, i%2 == 0)
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, backend.Hash(data), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := r.packer
+	p.mu.Lock()
+	idle := append([]*pack.Writer(nil), p.idle...)
+	p.mu.Unlock()
+	if len(idle) == 0 {
+		t.Fatal("no idle data writer after the uploads: the test needs one")
+	}
+
+	tree := []byte(`{"nodes":[]}`)
+	if _, err := r.SaveBlob(ctx, pack.TreeBlob, backend.Hash(tree), tree); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	tw := p.writers[pack.TreeBlob]
+	nIdle := len(p.idle)
+	p.mu.Unlock()
+	for _, w := range idle {
+		if tw == w {
+			t.Fatal("the tree pack took an idle data pack writer")
+		}
+	}
+	if nIdle != len(idle) {
+		t.Fatalf("idle data writers: %d before the tree blob, %d after", len(idle), nIdle)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.idle {
+		if w == tw {
+			t.Fatal("the uploaded tree writer went to the idle data writers")
+		}
+	}
+	if p.idleTree != tw {
+		t.Fatal("the uploaded tree writer was not kept for the next tree pack")
+	}
+}
