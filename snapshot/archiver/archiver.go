@@ -347,10 +347,16 @@ func (a *Archiver) newRun(cancel context.CancelCauseFunc) *run {
 		repo = newDryRunRepo(repo)
 	}
 	savers := a.opts.SaveConcurrency
-	// Chunk buffers in flight: one being filled per reader, cap(blobCh)
-	// queued, one being saved per saver; each at most chunker.MaxSize.
-	// The pool keeps as many idle buffers as can be in flight.
-	inFlight := a.opts.ReadConcurrency + 2*savers
+	// Chunk buffers in flight: one being filled (or waiting to be
+	// taken) per reader, one being saved per saver; each at most
+	// chunker.MaxSize. blobCh is unbuffered: the readers cut chunks
+	// several times faster than the savers hash and compress them, so a
+	// reader's filled chunk waiting on the send is queue enough, and a
+	// queue of one chunk per saver only held 2-8 MiB more each (an
+	// initial backup of the GOROOT copy: peak RSS 106 -> 98 MiB, same CPU
+	// time and wall time). The pool keeps as many idle buffers as can be
+	// in flight.
+	inFlight := a.opts.ReadConcurrency + savers
 	return &run{
 		a:        a,
 		repo:     repo,
@@ -358,7 +364,7 @@ func (a *Archiver) newRun(cancel context.CancelCauseFunc) *run {
 		progress: a.opts.Progress,
 		pol:      repo.ChunkerPolynomial(),
 		fileCh:   make(chan *fileJob, fileQueue),
-		blobCh:   make(chan *blobJob, savers),
+		blobCh:   make(chan *blobJob),
 		treeCh:   make(chan *treeJob),
 		bufs:     newBufferPool(inFlight),
 	}

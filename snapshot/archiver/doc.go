@@ -68,10 +68,11 @@
 // Readers: Options.ReadConcurrency, default GOMAXPROCS clamped to [2, 8].
 // Blob savers and tree savers: Options.SaveConcurrency each, default
 // GOMAXPROCS. The reasons are on the Options fields. Queues are bounded:
-// fileCh holds 64 files (metadata only), blobCh one chunk per saver,
-// treeCh nothing. Chunk buffers in flight are therefore at most readers +
-// 2 × savers, each at most chunker.MaxSize (8 MiB), and the buffer pool
-// keeps at most as many idle ones; a large or sparse file streams through
+// fileCh holds 64 files (metadata only), blobCh and treeCh nothing (a
+// reader holding its filled chunk is the queue in front of the savers).
+// Chunk buffers in flight are therefore at most readers + savers, each at
+// most chunker.MaxSize (8 MiB), and the buffer pool keeps at most as many
+// idle ones; a large or sparse file streams through
 // in chunks and never sits in memory whole (zero chunks of a sparse file
 // dedupe like any others). Every channel send and receive also selects on
 // the context; the first fatal error cancels the run's context with that
