@@ -161,13 +161,49 @@ func newPacker(r *Repository) *packer {
 	return p
 }
 
-// getBuf returns a pooled buffer for compressed or sealed blob bytes.
-func (p *packer) getBuf() *[]byte {
-	if b, ok := p.bufs.Get().(*[]byte); ok {
+// Sealed blob buffers come in two sizes, so that the pool holds buffers
+// of what the blobs need rather than drifting towards the largest blob
+// seen: smallBlobBuf for small files' blobs and trees, pooledBlobBuf for
+// the chunks of up to 2 MiB (the archiver's chunk buffer), the great
+// majority. A larger blob gets a buffer of its own, dropped after use:
+// kept, the pooled buffers grew to 8 MiB one after the other and held
+// about 4 MiB more at the peak of an initial backup of the bench trees.
+const (
+	smallBlobBuf  = 64 << 10
+	pooledBlobBuf = 2<<20 + 64<<10 // a 2 MiB chunk's sealedBufSize
+)
+
+// sealedBufSize is the room saveBlob needs to compress and seal n bytes
+// in one buffer without growing it.
+func sealedBufSize(n int) int { return crypt.Overhead + n + n>>6 + 1<<10 }
+
+// getBuf returns a buffer for compressing and sealing a blob of n bytes:
+// a pooled one if it has room, else a new one.
+func (p *packer) getBuf(n int) *[]byte {
+	need := sealedBufSize(n)
+	b, _ := p.bufs.Get().(*[]byte)
+	if b != nil && cap(*b) >= need {
 		return b
 	}
-	b := make([]byte, 0, 1<<20+crypt.Overhead)
-	return &b
+	if b != nil {
+		p.putBuf(b) // too small for this blob, right for others
+	}
+	size := need
+	switch {
+	case need <= smallBlobBuf:
+		size = smallBlobBuf
+	case need <= pooledBlobBuf:
+		size = pooledBlobBuf
+	}
+	nb := make([]byte, 0, size)
+	return &nb
+}
+
+func (p *packer) putBuf(b *[]byte) {
+	if cap(*b) <= pooledBlobBuf {
+		*b = (*b)[:0]
+		p.bufs.Put(b)
+	}
 }
 
 // newWriter returns an idle writer or a new one for blobs of type t;
@@ -273,15 +309,11 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, id backend.I
 	// place (the AEAD allows an output that exactly overlaps its input),
 	// so a blob in flight holds one buffer of its size, not two. Add
 	// copies the sealed blob into the pack, after which buf is free.
-	buf := p.getBuf()
+	// getBuf makes room for the worst case up front: growing inside the
+	// encoder or the sealer copies the blob again.
+	buf := p.getBuf(len(data))
 	defer p.putBuf(buf)
 
-	// Room for the worst case up front: growing inside the encoder or
-	// the sealer copies the blob again.
-	need := crypt.Overhead + len(data) + len(data)>>6 + 1<<10
-	if cap(*buf) < need {
-		*buf = make([]byte, 0, need)
-	}
 	plain := data
 	var rawLen uint32
 	comp, ok := r.codec.compress((*buf)[crypt.NonceSize:crypt.NonceSize], data, r.compression)
@@ -357,14 +389,6 @@ func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed
 			return p.finish(ctx, full, t == pack.TreeBlob)
 		}
 		return nil
-	}
-}
-
-func (p *packer) putBuf(b *[]byte) {
-	// Drop buffers that grew far beyond a typical chunk.
-	if cap(*b) <= 16<<20 {
-		*b = (*b)[:0]
-		p.bufs.Put(b)
 	}
 }
 

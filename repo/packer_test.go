@@ -216,3 +216,26 @@ func TestTreePackNotInDataWriter(t *testing.T) {
 		t.Fatal("the uploaded tree writer was not kept for the next tree pack")
 	}
 }
+
+// TestBlobBufSizes: getBuf always has room for the blob it is asked for,
+// whatever the pool holds, and the pool keeps no buffer beyond
+// pooledBlobBuf.
+func TestBlobBufSizes(t *testing.T) {
+	p := &packer{}
+	for _, n := range []int{0, 1, 4 << 10, smallBlobBuf, 1 << 20, 2 << 20, 2<<20 + 1, 8 << 20, 4 << 10} {
+		b := p.getBuf(n)
+		if cap(*b) < sealedBufSize(n) {
+			t.Fatalf("getBuf(%d): cap %d, need %d", n, cap(*b), sealedBufSize(n))
+		}
+		p.putBuf(b)
+	}
+	for range 20 {
+		b, _ := p.bufs.Get().(*[]byte)
+		if b == nil {
+			break
+		}
+		if cap(*b) > pooledBlobBuf {
+			t.Fatalf("the pool kept a buffer of %d bytes", cap(*b))
+		}
+	}
+}
