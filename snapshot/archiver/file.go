@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -197,9 +198,14 @@ func (r *run) refreshStat(f fsFile, job *fileJob) error {
 // readContent reads f and queues its chunks; it returns the number of
 // bytes read.
 func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **chunker.Chunker) (uint64, error) {
-	if st.job.node.Size < smallFile {
-		buf := r.bufs.get(true)
-		n, err := io.ReadFull(f, buf[:smallFile])
+	// A small file is read whole into a buffer of the smallest class
+	// above its size, so that reading it to the end finds EOF. If it
+	// fills the buffer, it grew since fstat: it is read again from the
+	// start with the next class, and with the chunker once it reaches
+	// smallFile bytes, so its chunks are the ones the chunker would cut.
+	for class := smallClassOf(st.job.node.Size); class < len(smallClasses); class++ {
+		buf := r.bufs.getSmall(class)
+		n, err := io.ReadFull(f, buf[:cap(buf)])
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			if n == 0 {
@@ -212,8 +218,6 @@ func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **ch
 			r.bufs.put(buf)
 			return 0, err
 		}
-		// The file grew to at least smallFile bytes: chunk it from the
-		// start so its chunks are the ones the chunker would cut.
 		r.bufs.put(buf)
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return 0, err
@@ -227,7 +231,7 @@ func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **ch
 	}
 	var total uint64
 	for {
-		buf := r.bufs.get(false)
+		buf := r.bufs.get()
 		c, err := (*chk).Next(buf)
 		if err == io.EOF {
 			r.bufs.put(buf)
@@ -305,18 +309,35 @@ func (r *run) blobSaver(ctx context.Context) {
 	}
 }
 
-// bufferPool recycles chunk buffers in two sizes: smallFile for files
-// read whole, newBufSize for the chunker. It never blocks: get allocates
-// when its pool is empty and put drops a buffer when its pool is full, so
-// the memory held is bounded by the buffers in flight (see newRun), each
-// at most chunker.MaxSize, plus the pools' capacity. A tree of small files
-// so holds 512 KiB per buffer in flight rather than 2 MiB.
+// smallClasses are the capacities of the buffers small files are read
+// into whole: a file goes into the smallest one above its size. A tree of
+// 1-8 KiB files so holds 16 KiB per buffer in flight rather than 512 KiB.
+// The last is smallFile: a file that fills it goes through the chunker.
+var smallClasses = [...]int{16 << 10, 128 << 10, smallFile}
+
+// smallClassOf returns the index in smallClasses of the buffer for a file
+// of size bytes, or len(smallClasses) if the file is not small.
+func smallClassOf(size uint64) int {
+	for i, c := range smallClasses {
+		if size < uint64(c) {
+			return i
+		}
+	}
+	return len(smallClasses)
+}
+
+// bufferPool recycles chunk buffers: one size per entry of smallClasses
+// for files read whole, newBufSize for the chunker. It never blocks: get
+// allocates when its pool is empty and put drops a buffer when its pool is
+// full, so the memory held is bounded by the buffers in flight (see
+// newRun), each at most chunker.MaxSize, plus the pools' capacity.
 type bufferPool struct {
-	small, large chan []byte
+	small [len(smallClasses)]chan []byte
+	large chan []byte
 }
 
 // newBufSize is the capacity of a new chunker buffer, and above smallFile
-// so the two pools never mix. Beyond the 512 KiB minimum, chunk lengths
+// so the pools never mix. Beyond the 512 KiB minimum, chunk lengths
 // fall off exponentially with a mean of 1 MiB, so about 78% of chunks fit
 // 2 MiB and the chunker regrows the buffer for the rest (a copy, counted
 // in docs/performance.md); 8 MiB buffers, which every chunk fits, cost
@@ -324,37 +345,46 @@ type bufferPool struct {
 const newBufSize = max(2<<20, 2*smallFile)
 
 func newBufferPool(n int) *bufferPool {
-	return &bufferPool{small: make(chan []byte, n), large: make(chan []byte, n)}
+	p := &bufferPool{large: make(chan []byte, n)}
+	for i := range p.small {
+		p.small[i] = make(chan []byte, n)
+	}
+	return p
 }
 
-// get returns an empty buffer with room for a small file (small) or for
-// the chunker's average chunks.
-func (p *bufferPool) get(small bool) []byte {
-	ch, size := p.large, newBufSize
-	if small {
-		ch, size = p.small, smallFile
-	}
+// getSmall returns an empty buffer of capacity smallClasses[class].
+func (p *bufferPool) getSmall(class int) []byte {
 	select {
-	case b := <-ch:
+	case b := <-p.small[class]:
 		return b
 	default:
-		return make([]byte, 0, size)
+		return make([]byte, 0, smallClasses[class])
+	}
+}
+
+// get returns an empty buffer for the chunker's average chunks.
+func (p *bufferPool) get() []byte {
+	select {
+	case b := <-p.large:
+		return b
+	default:
+		return make([]byte, 0, newBufSize)
 	}
 }
 
 func (p *bufferPool) put(b []byte) {
-	var ch chan []byte
-	switch cap(b) {
-	case smallFile:
-		ch = p.small
-	case newBufSize:
-		ch = p.large
-	default:
-		// A buffer the chunker grew for a large chunk (up to
-		// chunker.MaxSize, 8 MiB) is dropped rather than pooled: kept,
-		// pooled buffers would drift towards 8 MiB and the pool would
-		// hold four times the memory for the 5% of chunks that need it.
-		return
+	ch := p.large
+	if cap(b) != newBufSize {
+		i := slices.Index(smallClasses[:], cap(b))
+		if i < 0 {
+			// A buffer the chunker grew for a large chunk (up to
+			// chunker.MaxSize, 8 MiB) is dropped rather than pooled:
+			// kept, pooled buffers would drift towards 8 MiB and the
+			// pool would hold four times the memory for the 22% of
+			// chunks that need more than 2 MiB.
+			return
+		}
+		ch = p.small[i]
 	}
 	select {
 	case ch <- b[:0]:
