@@ -129,6 +129,13 @@ type packer struct {
 	// for one to end rather than opening another 17 MiB pack. A slot
 	// more for the pack being filled bought no throughput on the
 	// benchmark trees (docs/performance.md) and cost 17 MiB of peak RSS.
+	// Two are also the least that is safe: a saver that finds no pack
+	// open waits for a slot without looking again, so with one slot a
+	// saver that lost the race for it waits on the pack the winner
+	// opened, and if no other blob comes to fill that pack (the winner
+	// is idle, the walker waits on this saver's file) nothing ever
+	// does; a backup with slots forced to 1 hung so. With two, every
+	// slot but the filling pack's belongs to an upload, which ends.
 	slots    chan struct{}
 	uploads  chan finishedPack
 	pendingW sync.WaitGroup // packs handed to uploads and not yet done
