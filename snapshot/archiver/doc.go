@@ -70,9 +70,10 @@
 // GOMAXPROCS. The reasons are on the Options fields. Queues are bounded:
 // fileCh holds 64 files (metadata only), blobCh and treeCh nothing (a
 // reader holding its filled chunk is the queue in front of the savers).
-// Chunk buffers in flight are therefore at most readers + savers, each at
-// most chunker.MaxSize (8 MiB), and the buffer pool keeps at most as many
-// idle ones; a large or sparse file streams through
+// Chunk buffers in flight are at most savers + 1 (a reader takes a token
+// from the buffer pool before it reads a chunk, and the saver gives it
+// back), each at most chunker.MaxSize (8 MiB), and the buffer pool keeps
+// at most as many idle ones; a large or sparse file streams through
 // in chunks and never sits in memory whole (zero chunks of a sparse file
 // dedupe like any others). Every channel send and receive also selects on
 // the context; the first fatal error cancels the run's context with that

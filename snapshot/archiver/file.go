@@ -204,6 +204,9 @@ func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **ch
 	// start with the next class, and with the chunker once it reaches
 	// smallFile bytes, so its chunks are the ones the chunker would cut.
 	for class := smallClassOf(st.job.node.Size); class < len(smallClasses); class++ {
+		if err := r.bufs.acquire(ctx); err != nil {
+			return 0, err
+		}
 		buf := r.bufs.getSmall(class)
 		n, err := io.ReadFull(f, buf[:cap(buf)])
 		switch {
@@ -231,6 +234,9 @@ func (r *run) readContent(ctx context.Context, f fsFile, st *fileState, chk **ch
 	}
 	var total uint64
 	for {
+		if err := r.bufs.acquire(ctx); err != nil {
+			return total, err
+		}
 		buf := r.bufs.get()
 		c, err := (*chk).Next(buf)
 		if err == io.EOF {
@@ -327,13 +333,29 @@ func smallClassOf(size uint64) int {
 }
 
 // bufferPool recycles chunk buffers: one size per entry of smallClasses
-// for files read whole, newBufSize for the chunker. It never blocks: get
-// allocates when its pool is empty and put drops a buffer when its pool is
-// full, so the memory held is bounded by the buffers in flight (see
-// newRun), each at most chunker.MaxSize, plus the pools' capacity.
+// for files read whole, newBufSize for the chunker. It also bounds the
+// buffers in flight: a reader acquires a token before it takes a buffer
+// (get, getSmall), and put, which every buffer taken comes back to, gives
+// the token back. get allocates when its pool is empty and put drops a
+// buffer when its pool is full, so the memory held is bounded by the
+// tokens (see newRun), each buffer at most chunker.MaxSize, plus the
+// pools' capacity.
 type bufferPool struct {
-	small [len(smallClasses)]chan []byte
-	large chan []byte
+	small  [len(smallClasses)]chan []byte
+	large  chan []byte
+	tokens chan struct{}
+}
+
+// acquire takes a token for one buffer, waiting while all are in flight.
+// Each reader holds at most one buffer at a time and each saver one, and
+// a saver always gives its buffer back, so the wait ends.
+func (p *bufferPool) acquire(ctx context.Context) error {
+	select {
+	case p.tokens <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // newBufSize is the capacity of a new chunker buffer, and above smallFile
@@ -345,7 +367,7 @@ type bufferPool struct {
 const newBufSize = max(2<<20, 2*smallFile)
 
 func newBufferPool(n int) *bufferPool {
-	p := &bufferPool{large: make(chan []byte, n)}
+	p := &bufferPool{large: make(chan []byte, n), tokens: make(chan struct{}, n)}
 	for i := range p.small {
 		p.small[i] = make(chan []byte, n)
 	}
@@ -372,7 +394,9 @@ func (p *bufferPool) get() []byte {
 	}
 }
 
+// put gives back a buffer taken with get or getSmall, and its token.
 func (p *bufferPool) put(b []byte) {
+	<-p.tokens
 	ch := p.large
 	if cap(b) != newBufSize {
 		i := slices.Index(smallClasses[:], cap(b))

@@ -2,15 +2,20 @@ package archiver
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/restic/chunker"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/pack"
 )
 
 // shrunkStat is a FileInfo whose size (and stat data's size) is smaller
@@ -103,4 +108,57 @@ func TestSmallClassOf(t *testing.T) {
 			t.Errorf("smallClassOf(%d) = %d, want %d", c.size, got, c.want)
 		}
 	}
+}
+
+// gatedRepo holds data blob saves until gate is closed and counts the
+// chunks read (Progress.BytesRead) meanwhile.
+type gatedRepo struct {
+	*fakeRepo
+	gate    chan struct{}
+	waiting chan struct{} // receives once per held save
+}
+
+func (g *gatedRepo) SaveBlob(ctx context.Context, t pack.BlobType, id backend.ID, data []byte) (bool, error) {
+	if t == pack.DataBlob {
+		g.waiting <- struct{}{}
+		<-g.gate
+	}
+	return g.fakeRepo.SaveBlob(ctx, t, id, data)
+}
+
+type readCounter struct {
+	nopProgress
+	chunks atomic.Int64
+}
+
+func (c *readCounter) BytesRead(string, uint64) { c.chunks.Add(1) }
+
+// TestChunksInFlightBounded: with the savers stuck in SaveBlob, the
+// readers cut at most one chunk more than the savers hold, however many
+// readers there are and files are waiting.
+func TestChunksInFlightBounded(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 12 {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%02d", i)), randomBytes(uint64(i), 20<<10))
+	}
+	repo := &gatedRepo{fakeRepo: newFakeRepo(), gate: make(chan struct{}), waiting: make(chan struct{}, 100)}
+	prog := &readCounter{}
+	const savers = 2
+	a := newArchiver(t, repo, Options{ReadConcurrency: 6, SaveConcurrency: savers, Progress: prog})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		snap(t, a, dir)
+	}()
+	for range savers {
+		<-repo.waiting
+	}
+	// Give the readers time to take whatever they can; more than
+	// savers+1 chunks read means the bound does not hold.
+	time.Sleep(200 * time.Millisecond)
+	if n := prog.chunks.Load(); n > savers+1 {
+		t.Errorf("%d chunks read while the %d savers were stuck, want at most %d", n, savers, savers+1)
+	}
+	close(repo.gate)
+	<-done
 }
