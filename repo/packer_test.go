@@ -219,10 +219,10 @@ func TestTreePackNotInDataWriter(t *testing.T) {
 
 // TestBlobBufSizes: getBuf always has room for the blob it is asked for,
 // whatever the pool holds, and the pool keeps no buffer beyond
-// pooledBlobBuf.
+// maxPooledBlobBuf.
 func TestBlobBufSizes(t *testing.T) {
 	p := &packer{}
-	for _, n := range []int{0, 1, 4 << 10, smallBlobBuf, 1 << 20, 2 << 20, 2<<20 + 1, 8 << 20, 4 << 10} {
+	for _, n := range []int{0, 1, 4 << 10, smallBlobBuf, 1 << 20, 2 << 20, 2<<20 + 1, 8 << 20, 20 << 20, 4 << 10} {
 		b := p.getBuf(n)
 		if cap(*b) < sealedBufSize(n) {
 			t.Fatalf("getBuf(%d): cap %d, need %d", n, cap(*b), sealedBufSize(n))
@@ -234,7 +234,7 @@ func TestBlobBufSizes(t *testing.T) {
 		if b == nil {
 			break
 		}
-		if cap(*b) > pooledBlobBuf {
+		if cap(*b) > maxPooledBlobBuf {
 			t.Fatalf("the pool kept a buffer of %d bytes", cap(*b))
 		}
 	}
