@@ -23,9 +23,9 @@
 # in a rotating order (round 1: cairn restic borg, round 2: restic borg
 # cairn, ...), so slow drifts of the shared machine's load fall on all
 # tools alike. For one tool and tree the phases run back to back, each
-# timed by GNU time (wall, user+sys CPU, peak RSS) with a fresh repository
-# and cache: init, initial backup, unchanged backup, snapshots (the fixed
-# cost of a trivial command), restore into an empty folder, check with
+# timed by GNU time (wall, user+sys CPU, peak RSS), after a sync, with a
+# fresh repository and cache: init, initial backup, unchanged backup,
+# snapshots (the fixed cost of a trivial command), restore into an empty folder, check with
 # full data verification. The page cache is warm (the trees are read once
 # before the first round). The first round compares every restored tree
 # with its source (diff -r) outside the timing.
@@ -105,6 +105,9 @@ measure() {
 	shift 2
 	local tf="$WORK/time.out" rc=0
 	local lf="$WORK/log/$RUN-$TREE-$TOOL-$phase.log"
+	# Write back what earlier phases left dirty (a restored tree is
+	# 25,000 files), so that its writeback is not timed as this phase.
+	sync
 	/usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$lf" 2>&1 || rc=$?
 	local wall user sys rss
 	read -r wall user sys rss < <(tail -n 1 "$tf")
@@ -286,7 +289,8 @@ rotate() {
 # keep_runs: a finished run's repository and restored tree are kept
 # until the end of the benchmark instead of being deleted between runs.
 # On ext4 without a journal (this kind of machine) the inode allocator
-# skips inodes freed in the last one to five minutes, and a restore of the
+# skips inodes freed in the last minutes (see wait_for_forgotten_inodes),
+# and a restore of the
 # GOROOT copy right after deleting another one spent about 5 s of kernel
 # time scanning past them, for restic and cairn alike: deleting between
 # runs measured the filesystem, not the tools. Only when free space runs
@@ -301,14 +305,37 @@ keep_runs() {
 	fi
 }
 
+# wait_for_forgotten_inodes: the rounds start at least FORGET_S seconds
+# after the last deletion of kept runs (at the end of the previous
+# benchmark, or at the start of this one). ext4 without a journal skips
+# a freed inode for 60 s, or 360 s while its inode table block is dirty,
+# and allocating new inodes in the same blocks keeps them dirty: in a
+# benchmark started a minute after the last one deleted its runs, the
+# first two rounds' restores spent 2 s of kernel time on 25,000 files,
+# the third 0.6 s.
+FORGET_S=${FORGET_S:-390}
+wait_for_forgotten_inodes() {
+	[ -f "$WORK/deleted-at" ] || return 0
+	local left
+	left=$(($(cat "$WORK/deleted-at") + FORGET_S - $(date +%s)))
+	if [ "$left" -gt 0 ]; then
+		log "waiting $left s for the file system to forget the runs deleted last"
+		sleep "$left"
+	fi
+}
+
 # --- main ----------------------------------------------------------------
 main() {
 	ensure_tools
 	mkdir -p "$WORK/bin" "$WORK/log" "$WORK/data" "$WORK/cairn-config"
 	rm -f "$WORK"/log/*
-	# Runs an interrupted benchmark kept; deleted before the trees are
-	# generated and read, which gives the filesystem a little time to forget them.
-	rm -rf "$WORK/run"
+	# Runs an interrupted benchmark kept (see keep_runs) are deleted now;
+	# the rounds wait for the file system to forget them.
+	if [ -e "$WORK/run" ]; then
+		rm -rf "$WORK/run"
+		sync
+		date +%s >"$WORK/deleted-at"
+	fi
 	log "building cairn and helpers"
 	(cd "$ROOT" && "$GO" build -o "$WORK/bin/cairn" ./cmd/cairn &&
 		"$GO" build -o "$WORK/bin/gen" ./scripts/bench/gen &&
@@ -356,6 +383,7 @@ main() {
 		trap teardown_mirror EXIT
 		mirror=1
 	fi
+	wait_for_forgotten_inodes
 	local run tool
 	for ((run = 1; run <= RUNS; run++)); do
 		RUN=$run
@@ -385,6 +413,8 @@ main() {
 	done
 	[ "$mirror" = 1 ] && teardown_mirror
 	rm -rf "$WORK/run"
+	sync
+	date +%s >"$WORK/deleted-at"
 	echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
 
 	local gobench="$WORK/gobench.txt"
