@@ -141,7 +141,10 @@ type packer struct {
 	pendingW sync.WaitGroup // packs handed to uploads and not yet done
 	workers  sync.WaitGroup
 	closed   bool
-	bufs     sync.Pool
+	// bufs pools sealed blob buffers, one pool per class (see
+	// blobBufClass), so that a blob never takes a buffer of another
+	// class only to put it back and make one of its own.
+	bufs [3]sync.Pool
 }
 
 func newPacker(r *Repository) *packer {
@@ -186,22 +189,39 @@ const (
 // in one buffer without growing it.
 func sealedBufSize(n int) int { return crypt.Overhead + n + n>>6 + 1<<10 }
 
+// blobBufClass returns the pool of a buffer of capacity c: 0 for
+// smallBlobBuf, 1 for pooledBlobBuf, 2 for larger ones up to
+// maxPooledBlobBuf, -1 for a buffer not to pool.
+func blobBufClass(c int) int {
+	switch {
+	case c <= smallBlobBuf:
+		return 0
+	case c <= pooledBlobBuf:
+		return 1
+	case c <= maxPooledBlobBuf:
+		return 2
+	}
+	return -1
+}
+
 // getBuf returns a buffer for compressing and sealing a blob of n bytes:
-// a pooled one if it has room, else a new one.
+// a pooled one of its class if there is one with room, else a new one.
 func (p *packer) getBuf(n int) *[]byte {
 	need := sealedBufSize(n)
-	b, _ := p.bufs.Get().(*[]byte)
-	if b != nil && cap(*b) >= need {
-		return b
-	}
-	if b != nil {
-		p.putBuf(b) // too small for this blob, right for others
+	class := blobBufClass(need)
+	if class >= 0 {
+		// Buffers of the first two classes all have the class's size;
+		// a larger one may be too small for this blob, and is then
+		// dropped for one that fits.
+		if b, _ := p.bufs[class].Get().(*[]byte); b != nil && cap(*b) >= need {
+			return b
+		}
 	}
 	size := need
-	switch {
-	case need <= smallBlobBuf:
+	switch class {
+	case 0:
 		size = smallBlobBuf
-	case need <= pooledBlobBuf:
+	case 1:
 		size = pooledBlobBuf
 	}
 	nb := make([]byte, 0, size)
@@ -209,9 +229,9 @@ func (p *packer) getBuf(n int) *[]byte {
 }
 
 func (p *packer) putBuf(b *[]byte) {
-	if cap(*b) <= maxPooledBlobBuf {
+	if class := blobBufClass(cap(*b)); class >= 0 {
 		*b = (*b)[:0]
-		p.bufs.Put(b)
+		p.bufs[class].Put(b)
 	}
 }
 

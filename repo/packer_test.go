@@ -218,8 +218,8 @@ func TestTreePackNotInDataWriter(t *testing.T) {
 }
 
 // TestBlobBufSizes: getBuf always has room for the blob it is asked for,
-// whatever the pool holds, and the pool keeps no buffer beyond
-// maxPooledBlobBuf.
+// whatever the pools hold, the pools keep no buffer beyond
+// maxPooledBlobBuf, and each pool only buffers of its class.
 func TestBlobBufSizes(t *testing.T) {
 	p := &packer{}
 	for _, n := range []int{0, 1, 4 << 10, smallBlobBuf, 1 << 20, 2 << 20, 2<<20 + 1, 8 << 20, 20 << 20, 4 << 10} {
@@ -229,13 +229,18 @@ func TestBlobBufSizes(t *testing.T) {
 		}
 		p.putBuf(b)
 	}
-	for range 20 {
-		b, _ := p.bufs.Get().(*[]byte)
-		if b == nil {
-			break
-		}
-		if cap(*b) > maxPooledBlobBuf {
-			t.Fatalf("the pool kept a buffer of %d bytes", cap(*b))
+	for class := range p.bufs {
+		for range 20 {
+			b, _ := p.bufs[class].Get().(*[]byte)
+			if b == nil {
+				break
+			}
+			if cap(*b) > maxPooledBlobBuf {
+				t.Fatalf("the pool kept a buffer of %d bytes", cap(*b))
+			}
+			if got := blobBufClass(cap(*b)); got != class {
+				t.Fatalf("pool %d holds a buffer of %d bytes, of class %d", class, cap(*b), got)
+			}
 		}
 	}
 }
