@@ -18,6 +18,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "backup",
 		Usage:     "back files and folders up into a new snapshot",
+		Before:    useGCPercent(backupGCPercent),
 		ArgsUsage: "PATH...",
 		Description: "Backs up the PATHs (recorded as absolute paths) into a new snapshot. Files\n" +
 			"whose size, mtime, ctime and inode are unchanged since the parent snapshot\n" +

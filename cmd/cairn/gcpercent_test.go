@@ -13,7 +13,6 @@ import (
 // runs, unless GOGC is set in the environment.
 func TestBackupGCPercent(t *testing.T) {
 	app := newApp(strings.NewReader(""), io.Discard, io.Discard)
-	setBackupGCPercent(app)
 	var backup *cli.Command
 	for _, c := range app.Commands {
 		if c.Name == "backup" {

@@ -60,9 +60,7 @@ func main() {
 	}()
 	setGCPercent()
 	stopProfiling := startProfiling()
-	app := newApp(os.Stdin, os.Stdout, os.Stderr)
-	setBackupGCPercent(app)
-	err := runApp(ctx, app, os.Args)
+	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
 	interrupted := ctx.Err() != nil
 	stop()
 	stopProfiling()
@@ -98,23 +96,14 @@ func setGCPercent() {
 	}
 }
 
-// setBackupGCPercent makes the backup command, once it is the one that
-// runs, set backupGCPercent unless the environment sets GOGC.
-func setBackupGCPercent(app *cli.App) {
-	for _, c := range app.Commands {
-		if c.Name != "backup" {
-			continue
+// useGCPercent returns a command's Before that sets its GOGC, unless the
+// environment sets one.
+func useGCPercent(percent int) cli.BeforeFunc {
+	return func(*cli.Context) error {
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(percent)
 		}
-		before := c.Before
-		c.Before = func(ctx *cli.Context) error {
-			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(backupGCPercent)
-			}
-			if before != nil {
-				return before(ctx)
-			}
-			return nil
-		}
+		return nil
 	}
 }
 
