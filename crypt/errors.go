@@ -23,6 +23,13 @@ var (
 	// same error: the two cannot be told apart.
 	ErrWrongPassword = errors.New("wrong password or damaged key file")
 
+	// ErrKDFCost means well-formed KDF parameters ask for more memory or
+	// work than cairn spends on one derivation (KDFParams.CheckCost). A key
+	// file asking for that much is not tried: anyone who can write to a
+	// repository could otherwise make every command slow or run it out of
+	// memory.
+	ErrKDFCost = errors.New("KDF parameters exceed the cost limit")
+
 	// ErrBadSignature means a log entry is well formed but its signature
 	// does not verify with the device key it names.
 	ErrBadSignature = errors.New("bad signature")

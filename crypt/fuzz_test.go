@@ -10,6 +10,7 @@ import (
 func FuzzParseKeyFileInfo(f *testing.F) {
 	seed := readVector(f, "keyfile.json")
 	f.Add(seed)
+	f.Add(readVector(f, "keyfile-v2.json"))
 	f.Add([]byte(strings.Replace(string(seed), `"time": 1`, `"time": 1, "time": 2`, 1)))
 	f.Add([]byte(`{"version":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -47,6 +48,7 @@ func FuzzParseKeyFileInfo(f *testing.F) {
 
 func FuzzOpenKeyFile(f *testing.F) {
 	f.Add(readVector(f, "keyfile.json"))
+	f.Add(readVector(f, "keyfile-v2.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Keep the fuzzer from spending its time on legitimately costly
 		// derivations; the caps themselves are tested in TestValidate.
@@ -61,8 +63,8 @@ func FuzzOpenKeyFile(f *testing.F) {
 			if ring != nil {
 				t.Fatal("ring returned with an error")
 			}
-			if !errors.Is(err, ErrFormat) && !errors.Is(err, ErrWrongPassword) {
-				t.Fatalf("error %v wraps neither ErrFormat nor ErrWrongPassword", err)
+			if !errors.Is(err, ErrFormat) && !errors.Is(err, ErrWrongPassword) && !errors.Is(err, ErrKDFCost) {
+				t.Fatalf("error %v wraps none of ErrFormat, ErrWrongPassword, ErrKDFCost", err)
 			}
 			return
 		}

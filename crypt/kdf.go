@@ -49,6 +49,61 @@ const (
 	maxScryptRP   = 64
 )
 
+// Cost limits. Validate's caps above say what a well-formed key file may
+// hold; these say what cairn will spend on one derivation. Anyone who can
+// write to a repository (a friend's server, an append-only client) can add
+// key files, and every command tries the password on them, so a key file
+// asking for more than this is skipped unread (CheckCost) instead of making
+// every command slow or running the machine out of memory.
+const (
+	// MaxKDFMemoryKiB caps the memory one derivation fills: 256 MiB, what
+	// a 2-core VPS with 1 GiB of memory can spare next to the command
+	// itself. The default asks for 32 MiB.
+	MaxKDFMemoryKiB = 256 << 10
+
+	// MaxKDFWorkKiB caps Cost: 1 GiB written in all (argon2id 256 MiB ×
+	// 4 passes, 32 MiB × 32 passes; scrypt N=2^18, r=8, p=2). The default
+	// costs 192 MiB (32 MiB × 6 passes), about 0.2 s on a 2-core machine,
+	// so the costliest key file allowed takes about five times as long.
+	MaxKDFWorkKiB = 1 << 20
+)
+
+// Cost is the work one derivation with p takes, in KiB of memory written
+// summed over passes: argon2id fills MemoryKiB once per pass (Time passes);
+// scrypt fills 128·N·r bytes and reads them back once, p times over. Open
+// tries key files cheapest first by it. p must have passed Validate.
+func (p KDFParams) Cost() uint64 {
+	switch p.Algorithm {
+	case Argon2id:
+		return uint64(p.MemoryKiB) * uint64(p.Time)
+	case Scrypt:
+		return 2 * 128 * uint64(p.N) * uint64(p.R) * uint64(p.P) / 1024
+	}
+	return 0
+}
+
+// memoryKiB is the memory one derivation with p fills.
+func (p KDFParams) memoryKiB() uint64 {
+	if p.Algorithm == Scrypt {
+		return 128 * uint64(p.N) * uint64(p.R) / 1024
+	}
+	return uint64(p.MemoryKiB)
+}
+
+// CheckCost checks valid parameters against the cost limits
+// (MaxKDFMemoryKiB, MaxKDFWorkKiB). Errors wrap ErrKDFCost. DeriveKey never
+// runs parameters that fail it, and the parameters cairn writes always
+// pass it.
+func (p KDFParams) CheckCost() error {
+	if m := p.memoryKiB(); m > MaxKDFMemoryKiB {
+		return fmt.Errorf("kdf params: %w: %s needs %d MiB of memory, more than %d MiB", ErrKDFCost, p.Algorithm, m>>10, MaxKDFMemoryKiB>>10)
+	}
+	if c := p.Cost(); c > MaxKDFWorkKiB {
+		return fmt.Errorf("kdf params: %w: %s writes %d MiB in all, more than %d MiB", ErrKDFCost, p.Algorithm, c>>10, MaxKDFWorkKiB>>10)
+	}
+	return nil
+}
+
 // Default argon2id parameters: 32 MiB and t=6, with 2 lanes because the
 // machines we size for have 2 cores. An attacker pays 32 MiB per guess,
 // what restic's scrypt takes as it calibrates itself on such a machine
@@ -143,11 +198,15 @@ func (p KDFParams) Validate() error {
 	return nil
 }
 
-// DeriveKey derives a 32-byte key from password with p, after validating p.
-// The key's ID is all zeros: a derived key wraps a key ring and is never
-// part of one.
+// DeriveKey derives a 32-byte key from password with p, after validating p
+// and checking it against the cost limits (errors wrap ErrFormat or
+// ErrKDFCost). The key's ID is all zeros: a derived key wraps a key ring
+// and is never part of one.
 func DeriveKey(password []byte, p KDFParams) (*Key, error) {
 	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("derive key: %w", err)
+	}
+	if err := p.CheckCost(); err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)
 	}
 	var raw []byte

@@ -197,3 +197,62 @@ func TestDefaultKDFParams(t *testing.T) {
 	}
 	t.Logf("default argon2id derivation took %v", time.Since(start))
 }
+
+// TestCheckCost pins the cost limits: within them (the default among
+// them) derives; beyond them (the 1 GiB argon2id of issue 11's flood,
+// which the format caps accept) is refused with ErrKDFCost before anything
+// is allocated.
+func TestCheckCost(t *testing.T) {
+	def, err := DefaultKDFParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]KDFParams{
+		"default":         def,
+		"fast":            FastKDFParamsForTests(),
+		"max memory":      argon(4, MaxKDFMemoryKiB, 2),
+		"max passes":      argon(32, 32<<10, 2),
+		"scrypt restic":   scryptParams(1<<15, 8, 1),
+		"scrypt max":      scryptParams(1<<18, 8, 2),
+		"old 128 MiB t=3": argon(3, 128<<10, 2),
+	} {
+		if err := p.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := p.CheckCost(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if c := def.Cost(); c != 192<<10 {
+		t.Errorf("default cost %d KiB, want 192 MiB", c)
+	}
+	for name, p := range map[string]KDFParams{
+		"1 GiB t=2":           argon(2, 1<<20, 2),
+		"257 MiB":             argon(1, MaxKDFMemoryKiB+1024, 2),
+		"256 MiB t=5":         argon(5, MaxKDFMemoryKiB, 2),
+		"32 MiB t=33":         argon(33, 32<<10, 2),
+		"scrypt 512 MiB":      scryptParams(1<<19, 8, 1),
+		"scrypt 256 MiB p=3":  scryptParams(1<<18, 8, 3),
+		"scrypt r=64 N=2^16":  scryptParams(1<<16, 64, 1),
+		"argon 4 GiB t=64 64": argon(64, 4<<20, 64),
+	} {
+		if err := p.Validate(); err != nil {
+			t.Fatalf("%s: the format caps should accept it: %v", name, err)
+		}
+		wantErr(t, p.CheckCost(), ErrKDFCost)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		k, err := DeriveKey([]byte("pw"), p)
+		runtime.ReadMemStats(&after)
+		if k != nil {
+			t.Fatalf("%s: derived a key", name)
+		}
+		wantErr(t, err, ErrKDFCost)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+			t.Errorf("%s: allocated %d bytes before refusing", name, grew)
+		}
+	}
+	if c := scryptParams(1<<15, 8, 1).Cost(); c != 64<<10 {
+		t.Errorf("scrypt N=2^15 r=8 p=1 costs %d KiB, want 64 MiB", c)
+	}
+}

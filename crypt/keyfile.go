@@ -3,6 +3,7 @@ package crypt
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,31 +14,46 @@ import (
 	"unicode/utf8"
 )
 
-// KeyFileInfo is the unencrypted metadata of a key file: who made it, when,
-// and how its wrapping key is derived from the password.
+// KeyFileInfo describes a key file: its format version, who made it and
+// when, and how its wrapping key is derived from the password.
 type KeyFileInfo struct {
+	// Version is the key file's format: 1 keeps Created, Hostname and
+	// Username in plain text, 2 (what cairn writes) seals them with the
+	// key ring, so only the password reveals them.
+	Version  int
 	Created  time.Time // when the key file was made (stored in UTC)
 	Hostname string    // host that made it
 	Username string    // user that made it
 	KDF      KDFParams // how the password becomes the wrapping key
 }
 
+// Sealed reports whether the metadata (Created, Hostname, Username) is
+// unknown: a version 2 key file read without its password.
+func (i KeyFileInfo) Sealed() bool { return i.Version >= 2 && i.Created.IsZero() }
+
 // Key file limits.
 const (
 	// maxKeyFileSize caps a key file; a larger one is refused before it is
-	// parsed. The largest ring (maxRingKeys keys) needs about 54 KiB.
+	// parsed. The largest ring (maxRingKeys keys) needs about 56 KiB.
 	maxKeyFileSize = 64 << 10
 
 	// maxNameSize caps Hostname and Username, in bytes.
 	maxNameSize = 255
 
-	keyFileVersion = 1
+	// keyFileVersion is what NewKeyFile writes; keyFileV1 is still read.
+	keyFileVersion = 2
+	keyFileV1      = 1
+
+	// maxMetaSize caps the sealed metadata of a version 2 key file: three
+	// strings of at most 255 bytes, each after its length byte.
+	maxMetaSize = 3 * (1 + maxNameSize)
 
 	// keyFileKind is the kind byte a key ring is sealed with in a key file.
 	keyFileKind = 'K'
 )
 
-// keyFileJSON is the key file's JSON form; docs/design.md specifies it.
+// keyFileJSON is the key file's JSON form for reading, either version;
+// docs/design.md specifies it.
 type keyFileJSON struct {
 	Version  int     `json:"version"`
 	Created  string  `json:"created"`
@@ -45,6 +61,13 @@ type keyFileJSON struct {
 	Username string  `json:"username"`
 	KDF      kdfJSON `json:"kdf"`
 	Data     string  `json:"data"`
+}
+
+// keyFileV2JSON is what version 2 writes: no metadata in plain text.
+type keyFileV2JSON struct {
+	Version int     `json:"version"`
+	KDF     kdfJSON `json:"kdf"`
+	Data    string  `json:"data"`
 }
 
 type kdfJSON struct {
@@ -60,28 +83,24 @@ type kdfJSON struct {
 
 // The exact member sets a key file must have: every one present, no other.
 var (
-	keyFileMembers = []string{"version", "created", "hostname", "username", "kdf", "data"}
-	kdfMembers     = map[string][]string{
+	keyFileMembers = map[int][]string{
+		keyFileV1:      {"version", "created", "hostname", "username", "kdf", "data"},
+		keyFileVersion: {"version", "kdf", "data"},
+	}
+	kdfMembers = map[string][]string{
 		Argon2id: {"algorithm", "time", "memory_kib", "threads", "salt"},
 		Scrypt:   {"algorithm", "n", "r", "p", "salt"},
 	}
 )
 
 // NewKeyFile wraps ring with a key derived from password with p and returns
-// the key file's bytes. info supplies Created (which must be set), Hostname
-// and Username; info.KDF is ignored in favour of p. Hostname and Username
-// must be valid UTF-8 without control characters, at most 255 bytes each.
+// the bytes of a version 2 key file, whose metadata is sealed with the
+// ring. info supplies Created (which must be set), Hostname and Username;
+// info.Version and info.KDF are ignored. Hostname and Username must be
+// valid UTF-8 without control characters, at most 255 bytes each. p must
+// pass Validate and CheckCost.
 func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, error) {
-	if info.Created.IsZero() {
-		return nil, errors.New("new key file: creation time is not set")
-	}
-	if y := info.Created.UTC().Year(); y < 1 || y > 9999 {
-		return nil, fmt.Errorf("new key file: creation year %d is outside 1..9999", y)
-	}
-	if err := checkName("hostname", info.Hostname); err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
-	}
-	if err := checkName("username", info.Username); err != nil {
+	if err := checkMeta(info); err != nil {
 		return nil, fmt.Errorf("new key file: %w", err)
 	}
 	k, err := DeriveKey(password, p)
@@ -89,7 +108,8 @@ func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) (
 		return nil, fmt.Errorf("new key file: %w", err)
 	}
 	info.KDF = p
-	plain := ring.marshal()
+	info.Version = keyFileVersion
+	plain := marshalKeyPayload(ring, info)
 	out, err := encodeKeyFile(info, sealFile(k, keyFileKind, plain))
 	clear(plain)
 	if err != nil {
@@ -102,26 +122,114 @@ func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) (
 	return out, nil
 }
 
-// encodeKeyFile returns the JSON form of a key file: two-space indented,
-// members in the documented order, no HTML escaping, a final newline.
+// checkMeta checks the metadata a key file records.
+func checkMeta(info KeyFileInfo) error {
+	if info.Created.IsZero() {
+		return errors.New("creation time is not set")
+	}
+	if y := info.Created.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("creation year %d is outside 1..9999", y)
+	}
+	if err := checkName("hostname", info.Hostname); err != nil {
+		return err
+	}
+	return checkName("username", info.Username)
+}
+
+// marshalKeyPayload is the plaintext sealed in a version 2 key file: the
+// serialized ring, then the creation time (RFC 3339 in UTC), the hostname
+// and the username, each after a byte giving its length. info must pass
+// checkMeta.
+func marshalKeyPayload(ring *KeyRing, info KeyFileInfo) []byte {
+	b := ring.marshal()
+	for _, s := range []string{info.Created.UTC().Format(time.RFC3339Nano), info.Hostname, info.Username} {
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// unmarshalKeyPayload parses what marshalKeyPayload writes into the ring
+// and info's Created, Hostname and Username. Errors wrap ErrFormat.
+func unmarshalKeyPayload(b []byte, info KeyFileInfo) (*KeyRing, KeyFileInfo, error) {
+	if len(b) < ringHeaderSize {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: %d bytes is too short", ErrFormat, len(b))
+	}
+	n := ringHeaderSize + int(binary.LittleEndian.Uint16(b[1:]))*ringEntrySize
+	if len(b) < n {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: %d bytes, shorter than its ring", ErrFormat, len(b))
+	}
+	ring, err := unmarshalRing(b[:n])
+	if err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w", err)
+	}
+	var fields [3]string
+	rest := b[n:]
+	for i := range fields {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: metadata is truncated", ErrFormat)
+		}
+		fields[i] = string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	}
+	if len(rest) != 0 {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: %d bytes after the metadata", ErrFormat, len(rest))
+	}
+	created, err := parseCreated(fields[0])
+	if err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: %w", ErrFormat, err)
+	}
+	info.Created, info.Hostname, info.Username = created, fields[1], fields[2]
+	if err := checkMeta(info); err != nil {
+		return nil, KeyFileInfo{}, fmt.Errorf("key file payload: %w: %w", ErrFormat, err)
+	}
+	return ring, info, nil
+}
+
+// parseCreated parses a creation time, which must be in the canonical form
+// time.RFC3339Nano gives in UTC.
+func parseCreated(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("created: %w", err)
+	}
+	if t.UTC().Format(time.RFC3339Nano) != s {
+		return time.Time{}, fmt.Errorf("created %q is not in canonical RFC 3339 UTC form", shorten(s))
+	}
+	return t.UTC(), nil
+}
+
+// encodeKeyFile returns the JSON form of a key file of info.Version:
+// two-space indented, members in the documented order, no HTML escaping, a
+// final newline.
 func encodeKeyFile(info KeyFileInfo, sealed []byte) ([]byte, error) {
 	p := info.KDF
-	kf := keyFileJSON{
-		Version:  keyFileVersion,
-		Created:  info.Created.UTC().Format(time.RFC3339Nano),
-		Hostname: info.Hostname,
-		Username: info.Username,
-		KDF: kdfJSON{
-			Algorithm: p.Algorithm,
-			Time:      p.Time,
-			MemoryKiB: p.MemoryKiB,
-			Threads:   p.Threads,
-			N:         p.N,
-			R:         p.R,
-			P:         p.P,
-			Salt:      base64.StdEncoding.EncodeToString(p.Salt),
-		},
-		Data: base64.StdEncoding.EncodeToString(sealed),
+	kdf := kdfJSON{
+		Algorithm: p.Algorithm,
+		Time:      p.Time,
+		MemoryKiB: p.MemoryKiB,
+		Threads:   p.Threads,
+		N:         p.N,
+		R:         p.R,
+		P:         p.P,
+		Salt:      base64.StdEncoding.EncodeToString(p.Salt),
+	}
+	data := base64.StdEncoding.EncodeToString(sealed)
+	var kf any
+	switch info.Version {
+	case keyFileV1:
+		kf = keyFileJSON{
+			Version:  keyFileV1,
+			Created:  info.Created.UTC().Format(time.RFC3339Nano),
+			Hostname: info.Hostname,
+			Username: info.Username,
+			KDF:      kdf,
+			Data:     data,
+		}
+	case keyFileVersion:
+		kf = keyFileV2JSON{Version: keyFileVersion, KDF: kdf, Data: data}
+	default:
+		return nil, fmt.Errorf("internal error: no key file version %d", info.Version)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -137,9 +245,11 @@ func encodeKeyFile(info KeyFileInfo, sealed []byte) ([]byte, error) {
 }
 
 // OpenKeyFile parses a key file, derives the wrapping key from password and
-// unwraps the key ring. The KDF parameters are validated before anything is
-// derived. Errors: ErrFormat for a malformed file, ErrWrongPassword when the
-// ring does not authenticate under the derived key.
+// unwraps the key ring, and for a version 2 file the metadata sealed with
+// it. The KDF parameters are validated and checked against the cost limits
+// before anything is derived. Errors: ErrFormat for a malformed file,
+// ErrKDFCost for parameters beyond the cost limits, ErrWrongPassword when
+// the ring does not authenticate under the derived key.
 func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
 	info, sealed, err := parseKeyFile(data)
 	if err != nil {
@@ -156,17 +266,24 @@ func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
 	if err != nil {
 		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
 	}
-	ring, err := unmarshalRing(plain)
-	clear(plain)
+	defer clear(plain)
+	var ring *KeyRing
+	if info.Version == keyFileV1 {
+		ring, err = unmarshalRing(plain)
+	} else {
+		ring, info, err = unmarshalKeyPayload(plain, info)
+	}
 	if err != nil {
 		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
 	}
 	return ring, info, nil
 }
 
-// ParseKeyFileInfo parses a key file without a password and returns its
-// metadata, for listing keys. It checks everything OpenKeyFile checks before
-// deriving. Errors wrap ErrFormat.
+// ParseKeyFileInfo parses a key file without a password and returns what
+// it shows without one: its version and KDF parameters, and for a version
+// 1 file its metadata. It checks everything OpenKeyFile checks before
+// deriving except the cost limits, so that a costly file can be listed.
+// Errors wrap ErrFormat.
 func ParseKeyFileInfo(data []byte) (KeyFileInfo, error) {
 	info, _, err := parseKeyFile(data)
 	return info, err
@@ -196,17 +313,18 @@ func parseKeyFileJSON(data []byte) (KeyFileInfo, []byte, error) {
 	if err != nil {
 		return KeyFileInfo{}, nil, err
 	}
-	if err := sameMembers("key file", top, keyFileMembers); err != nil {
-		return KeyFileInfo{}, nil, err
-	}
 	var kf keyFileJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&kf); err != nil {
 		return KeyFileInfo{}, nil, err
 	}
-	if kf.Version != keyFileVersion {
+	members, ok := keyFileMembers[kf.Version]
+	if !ok {
 		return KeyFileInfo{}, nil, fmt.Errorf("unknown version %d", kf.Version)
+	}
+	if err := sameMembers("key file", top, members); err != nil {
+		return KeyFileInfo{}, nil, err
 	}
 	want, ok := kdfMembers[kf.KDF.Algorithm]
 	if !ok {
@@ -216,22 +334,19 @@ func parseKeyFileJSON(data []byte) (KeyFileInfo, []byte, error) {
 		return KeyFileInfo{}, nil, err
 	}
 
-	var info KeyFileInfo
-	info.Created, err = time.Parse(time.RFC3339Nano, kf.Created)
-	if err != nil {
-		return KeyFileInfo{}, nil, fmt.Errorf("created: %w", err)
+	info := KeyFileInfo{Version: kf.Version}
+	if kf.Version == keyFileV1 {
+		if info.Created, err = parseCreated(kf.Created); err != nil {
+			return KeyFileInfo{}, nil, err
+		}
+		if err := checkName("hostname", kf.Hostname); err != nil {
+			return KeyFileInfo{}, nil, err
+		}
+		if err := checkName("username", kf.Username); err != nil {
+			return KeyFileInfo{}, nil, err
+		}
+		info.Hostname, info.Username = kf.Hostname, kf.Username
 	}
-	if info.Created.UTC().Format(time.RFC3339Nano) != kf.Created {
-		return KeyFileInfo{}, nil, fmt.Errorf("created %q is not in canonical RFC 3339 UTC form", shorten(kf.Created))
-	}
-	info.Created = info.Created.UTC()
-	if err := checkName("hostname", kf.Hostname); err != nil {
-		return KeyFileInfo{}, nil, err
-	}
-	if err := checkName("username", kf.Username); err != nil {
-		return KeyFileInfo{}, nil, err
-	}
-	info.Hostname, info.Username = kf.Hostname, kf.Username
 
 	salt, err := decodeBase64(kf.KDF.Salt)
 	if err != nil {
@@ -262,7 +377,11 @@ func parseKeyFileJSON(data []byte) (KeyFileInfo, []byte, error) {
 	if id != (KeyID{}) {
 		return KeyFileInfo{}, nil, fmt.Errorf("data names key %s, want the all-zero ID of a password-derived key", id)
 	}
-	if maxSealed := FileOverhead + ringHeaderSize + maxRingKeys*ringEntrySize; len(sealed) > maxSealed {
+	maxSealed := FileOverhead + ringHeaderSize + maxRingKeys*ringEntrySize
+	if kf.Version != keyFileV1 {
+		maxSealed += maxMetaSize
+	}
+	if len(sealed) > maxSealed {
 		return KeyFileInfo{}, nil, fmt.Errorf("data is %d bytes, more than the %d a key ring can take", len(sealed), maxSealed)
 	}
 	return info, sealed, nil

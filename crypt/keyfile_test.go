@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,24 @@ func newTestKeyFile(t *testing.T, r *KeyRing, p KDFParams) []byte {
 	return data
 }
 
+// newV1KeyFile writes a key file in format version 1, as cairn did before
+// it sealed the metadata: ring sealed alone, metadata in plain text.
+func newV1KeyFile(t testing.TB, r *KeyRing, password string, p KDFParams, info KeyFileInfo) []byte {
+	t.Helper()
+	k, err := DeriveKey([]byte(password), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Version, info.KDF = keyFileV1, p
+	data, err := encodeKeyFile(info, sealFile(k, keyFileKind, r.marshal()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func sameInfo(a, b KeyFileInfo) bool {
-	return a.Created.Equal(b.Created) && a.Created.Location() == time.UTC && a.Hostname == b.Hostname &&
+	return a.Version == b.Version && a.Created.Equal(b.Created) && a.Created.Location() == time.UTC && a.Hostname == b.Hostname &&
 		a.Username == b.Username && a.KDF.Algorithm == b.KDF.Algorithm && a.KDF.Time == b.KDF.Time &&
 		a.KDF.MemoryKiB == b.KDF.MemoryKiB && a.KDF.Threads == b.KDF.Threads && a.KDF.N == b.KDF.N &&
 		a.KDF.R == b.KDF.R && a.KDF.P == b.KDF.P && bytes.Equal(a.KDF.Salt, b.KDF.Salt)
@@ -57,13 +74,14 @@ func TestKeyFileRoundTrip(t *testing.T) {
 	} {
 		data := newTestKeyFile(t, c.ring, c.p)
 		want := testInfo()
-		want.KDF = c.p
+		want.KDF, want.Version = c.p, keyFileVersion
 		info, err := ParseKeyFileInfo(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameInfo(info, want) {
-			t.Errorf("ParseKeyFileInfo = %+v, want %+v", info, want)
+		// Without the password only the version and KDF show.
+		if !sameInfo(info, KeyFileInfo{Version: keyFileVersion, KDF: c.p}) || !info.Sealed() {
+			t.Errorf("ParseKeyFileInfo = %+v, want the KDF only", info)
 		}
 		ring, info, err := OpenKeyFile(data, []byte("secret password"))
 		if err != nil {
@@ -78,6 +96,57 @@ func TestKeyFileRoundTrip(t *testing.T) {
 		if strings.Contains(string(data), "secret password") {
 			t.Error("key file holds the password")
 		}
+		for _, secret := range []string{want.Hostname, want.Username, "2025"} {
+			if strings.Contains(string(data), secret) {
+				t.Errorf("key file shows %q in plain text:\n%s", secret, data)
+			}
+		}
+	}
+}
+
+// TestKeyFileV1StillOpens: a version 1 key file, with its metadata in
+// plain text, keeps opening and listing as it did.
+func TestKeyFileV1StillOpens(t *testing.T) {
+	r := ringOf(mustKey(t, 1, 1), mustKey(t, 2, 2))
+	p := FastKDFParamsForTests()
+	data := newV1KeyFile(t, r, "pw", p, testInfo())
+	want := testInfo()
+	want.Version, want.KDF = keyFileV1, p
+	info, err := ParseKeyFileInfo(data)
+	if err != nil || !sameInfo(info, want) || info.Sealed() {
+		t.Fatalf("ParseKeyFileInfo = %+v, %v; want %+v", info, err, want)
+	}
+	ring, info, err := OpenKeyFile(data, []byte("pw"))
+	if err != nil || !sameInfo(info, want) || !sameRing(ring, r) {
+		t.Fatalf("OpenKeyFile = %v, %+v, %v", ring, info, err)
+	}
+	if _, _, err := OpenKeyFile(data, []byte("other")); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// TestKeyFileCostlyParams: a key file asking for more than the cost
+// limits parses (so it can be listed) but is never derived.
+func TestKeyFileCostlyParams(t *testing.T) {
+	data := newTestKeyFile(t, ringOf(mustKey(t, 1, 1)), FastKDFParamsForTests())
+	bad := []byte(strings.Replace(string(data), `"memory_kib": 64`, `"memory_kib": 1048576`, 1))
+	info, err := ParseKeyFileInfo(bad)
+	if err != nil || info.KDF.MemoryKiB != 1<<20 {
+		t.Fatalf("ParseKeyFileInfo: %+v, %v", info, err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ring, _, err := OpenKeyFile(bad, []byte("secret password"))
+	runtime.ReadMemStats(&after)
+	if ring != nil {
+		t.Fatal("opened")
+	}
+	wantErr(t, err, ErrKDFCost)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("allocated %d bytes before refusing", grew)
+	}
+	if _, err := NewKeyFile(ringOf(mustKey(t, 1, 1)), []byte("pw"), argon(2, 1<<20, 2), testInfo()); !errors.Is(err, ErrKDFCost) {
+		t.Errorf("NewKeyFile with costly params: %v", err)
 	}
 }
 
@@ -124,15 +193,15 @@ func TestNewKeyFileRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseKeyFileInfo(data)
+	_, got, err := OpenKeyFile(data, pw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Hostname != info.Hostname || got.Username != info.Username || !got.Created.Equal(testCreated) {
 		t.Errorf("got %+v", got)
 	}
-	if !strings.Contains(string(data), `"höst-<&>"`) {
-		t.Errorf("hostname is escaped in %s", data)
+	if strings.Contains(string(data), "höst") {
+		t.Errorf("hostname in plain text in %s", data)
 	}
 }
 
@@ -151,9 +220,12 @@ func replace(old, new string) func(string) string {
 	}
 }
 
+// TestParseKeyFileRejects edits a version 1 key file, which has every
+// member a version 2 file has and more; TestParseKeyFileV2Rejects covers
+// what is particular to version 2.
 func TestParseKeyFileRejects(t *testing.T) {
 	p := FastKDFParamsForTests()
-	data := newTestKeyFile(t, ringOf(mustKey(t, 1, 1)), p)
+	data := newV1KeyFile(t, ringOf(mustKey(t, 1, 1)), "secret password", p, testInfo())
 	s := string(data)
 	var kf keyFileJSON
 	if err := json.Unmarshal(data, &kf); err != nil {
@@ -187,7 +259,9 @@ func TestParseKeyFileRejects(t *testing.T) {
 		{"array member", replace(`"username": "alice"`, `"username": ["alice"]`)},
 		{"object member", replace(`"username": "alice"`, `"username": {}`)},
 		{"number as string", replace(`"version": 1`, `"version": "1"`)},
-		{"version 2", replace(`"version": 1`, `"version": 2`)},
+		{"version 2 with version 1 members", replace(`"version": 1`, `"version": 2`)},
+		{"version 3", replace(`"version": 1`, `"version": 3`)},
+		{"version 0", replace(`"version": 1`, `"version": 0`)},
 		{"version 1.0", replace(`"version": 1`, `"version": 1.0`)},
 		{"control char name", replace(`"alice"`, `"al\u001bice"`)},
 		{"created not UTC", replace(`2025-01-02T03:04:05.123456789Z`, `2025-01-02T04:04:05.123456789+01:00`)},
@@ -240,6 +314,57 @@ func TestParseKeyFileRejects(t *testing.T) {
 	}
 }
 
+func TestParseKeyFileV2Rejects(t *testing.T) {
+	data := newTestKeyFile(t, ringOf(mustKey(t, 1, 1)), FastKDFParamsForTests())
+	s := string(data)
+	for _, v := range []keyFileVariant{
+		{"version 1 with version 2 members", replace(`"version": 2`, `"version": 1`)},
+		{"plain hostname", replace(`"version": 2,`, `"version": 2, "hostname": "h",`)},
+		{"plain username", replace(`"version": 2,`, `"version": 2, "username": "u",`)},
+		{"plain created", replace(`"version": 2,`, `"version": 2, "created": "2025-01-02T03:04:05Z",`)},
+		{"unknown member", replace(`"version": 2,`, `"version": 2, "extra": 1,`)},
+		{"duplicate version", replace(`"version": 2,`, `"version": 2, "version": 2,`)},
+		{"missing data", func(s string) string {
+			return s[:strings.Index(s, `,
+  "data"`)] + "\n}\n"
+		}},
+	} {
+		bad := []byte(v.edit(s))
+		if _, err := ParseKeyFileInfo(bad); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: ParseKeyFileInfo gave %v, want ErrFormat", v.name, err)
+		}
+		if _, _, err := OpenKeyFile(bad, []byte("secret password")); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: OpenKeyFile gave %v, want ErrFormat", v.name, err)
+		}
+	}
+}
+
+// TestKeyPayload: the sealed payload of a version 2 key file parses only
+// in its canonical form.
+func TestKeyPayload(t *testing.T) {
+	r := ringOf(mustKey(t, 1, 1), mustKey(t, 2, 2))
+	good := marshalKeyPayload(r, testInfo())
+	ring, info, err := unmarshalKeyPayload(good, KeyFileInfo{Version: keyFileVersion})
+	if err != nil || !sameRing(ring, r) || !sameInfo(info, KeyFileInfo{Version: keyFileVersion, Created: testCreated, Hostname: "host.example", Username: "alice"}) {
+		t.Fatalf("round trip: %v %+v %v", ring, info, err)
+	}
+	n := ringHeaderSize + 2*ringEntrySize
+	for name, b := range map[string][]byte{
+		"empty":            nil,
+		"ring only":        good[:n],
+		"truncated":        good[:len(good)-1],
+		"trailing byte":    append(bytes.Clone(good), 0),
+		"long length byte": append(append(bytes.Clone(good[:n]), 200), good[n+1:]...),
+		"bad created":      append(append(bytes.Clone(good[:n]), 3), "now\x00\x00"...),
+		"control in name":  append(append(bytes.Clone(good[:len(good)-6]), 5), "al\x1bce"...),
+		"ring count zero":  append([]byte{ringVersion, 0, 0, 0, 0}, good[n:]...),
+	} {
+		if ring, _, err := unmarshalKeyPayload(b, KeyFileInfo{Version: keyFileVersion}); ring != nil || !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: %v, want ErrFormat", name, err)
+		}
+	}
+}
+
 func TestKeyFileTamperedData(t *testing.T) {
 	data := newTestKeyFile(t, ringOf(mustKey(t, 1, 1)), FastKDFParamsForTests())
 	var kf keyFileJSON
@@ -268,7 +393,7 @@ func TestKeyFileRingPayloadChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := testInfo()
-	info.KDF = p
+	info.KDF, info.Version = p, keyFileV1
 	data, err := encodeKeyFile(info, sealFile(k, keyFileKind, []byte{1, 0, 0, 0, 0}))
 	if err != nil {
 		t.Fatal(err)
@@ -282,4 +407,15 @@ func TestKeyFileRingPayloadChecked(t *testing.T) {
 	}
 	_, _, err = OpenKeyFile(data, []byte("pw"))
 	wantErr(t, err, ErrWrongPassword)
+	// In version 2, a ring without metadata, or a payload that does not
+	// parse, is ErrFormat.
+	info.Version = keyFileVersion
+	for _, plain := range [][]byte{ringOf(mustKey(t, 1, 1)).marshal(), {1, 0, 0, 0, 0}} {
+		data, err = encodeKeyFile(info, sealFile(k, keyFileKind, plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = OpenKeyFile(data, []byte("pw"))
+		wantErr(t, err, ErrFormat)
+	}
 }

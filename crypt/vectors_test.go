@@ -77,8 +77,10 @@ func writeVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// keyfile.json is format version 1, which this package no longer
+	// writes: it stays as an earlier cairn wrote it.
 	for name, data := range map[string][]byte{
-		"keyfile.json":           kf,
+		"keyfile-v2.json":        kf,
 		"sealed-file.bin":        r.SealFile(vectorKind, []byte(vectorPlaintext)),
 		"sealed-file-oldkey.bin": sealFile(r.keys[0], vectorKind, []byte(vectorPlaintext)),
 		"log-entry.bin":          entry,
@@ -109,6 +111,31 @@ func TestVectors(t *testing.T) {
 		p := info.KDF
 		if p.Algorithm != Argon2id || p.Time != 1 || p.MemoryKiB != 64 || p.Threads != 1 || len(p.Salt) != 16 {
 			t.Errorf("kdf %+v, want FastKDFParamsForTests", p)
+		}
+		if _, _, err := OpenKeyFile(data, []byte("wrong")); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("wrong password: %v", err)
+		}
+	})
+	t.Run("keyfile v2", func(t *testing.T) {
+		data := readVector(t, "keyfile-v2.json")
+		info, err := ParseKeyFileInfo(data)
+		if err != nil || info.Version != 2 || !info.Sealed() {
+			t.Fatalf("ParseKeyFileInfo: %+v, %v", info, err)
+		}
+		for _, s := range []string{"vector-host", "vector-user", "2025"} {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%q in plain text", s)
+			}
+		}
+		ring, info, err := OpenKeyFile(data, []byte(vectorPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameRing(ring, vectorRing(t)) {
+			t.Errorf("ring %v, want %v", ring, vectorRing(t))
+		}
+		if info.Version != 2 || !info.Created.Equal(vectorCreated) || info.Hostname != "vector-host" || info.Username != "vector-user" {
+			t.Errorf("info %+v", info)
 		}
 		if _, _, err := OpenKeyFile(data, []byte("wrong")); !errors.Is(err, ErrWrongPassword) {
 			t.Errorf("wrong password: %v", err)
