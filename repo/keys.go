@@ -2,8 +2,12 @@ package repo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
 	"sort"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -13,106 +17,247 @@ import (
 // maxKeyFileSize caps a key file before it is parsed.
 const maxKeyFileSize = 64 << 10
 
-// KeyInfo describes one key file, readable without a password.
+// Opening tries the password on every key file it may have to (see
+// unlock): key files are few, and an attacker who adds fake ones must not
+// be able to push the real one out of a shortlist. These numbers only
+// shape the messages and memory of that search.
+const (
+	// manyKeyFiles is the count of key files above which opening warns
+	// that it may be slow: more than a repository's users normally make.
+	manyKeyFiles = 32
+	// maxSkipWarnings is how many skipped key files are named one by one
+	// before the rest are counted in one line.
+	maxSkipWarnings = 5
+	// keptKeyBytes bounds the key file bytes held between the scan and the
+	// tries; files beyond it are read again when their turn comes. Real
+	// key files are under 1 KiB, so only a flood of large fakes reaches it.
+	keptKeyBytes = 4 << 20
+)
+
+// ErrNoUsableKey is returned when every key file was skipped (malformed,
+// damaged or too costly to try), so the password was never tried.
+var ErrNoUsableKey = errors.New("no key file could be tried")
+
+// KeyInfo describes one key file, as far as it can be read without its
+// password: the metadata of a version 2 key file is known only for the
+// key that opened the repository.
 type KeyInfo struct {
 	ID      backend.ID
-	Current bool // the key file that opened this repository
+	Current bool  // the key file that opened this repository
+	Err     error // why the file could not be read or parsed; the rest is zero then
 	crypt.KeyFileInfo
 }
 
-func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, error) {
-	info := crypt.KeyFileInfo{Created: r.opts.Now().UTC(), Hostname: r.opts.Hostname, Username: r.opts.Username, KDF: kdf}
+func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, crypt.KeyFileInfo, error) {
+	info := crypt.KeyFileInfo{Created: r.opts.Now().UTC(), Hostname: r.opts.Hostname, Username: r.opts.Username}
 	data, err := crypt.NewKeyFile(r.keys, password, kdf, info)
 	if err != nil {
-		return backend.ID{}, err
+		return backend.ID{}, info, err
 	}
+	info.Version, info.KDF = 2, kdf
 	id := backend.Hash(data)
 	h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
 	if err := r.be.Put(ctx, h, backend.NewByteReader(data)); err != nil {
-		return id, fmt.Errorf("save %s: %w", h, err)
+		return id, info, fmt.Errorf("save %s: %w", h, err)
 	}
-	return id, nil
+	return id, info, nil
 }
 
-// unlockKeys tries the password against the key files, newest first.
-func (r *Repository) unlockKeys(ctx context.Context, password []byte) error {
-	type cand struct {
-		id   backend.ID
-		data []byte
-		info crypt.KeyFileInfo
+// readKeyFile reads a key file and checks it against its name.
+func (r *Repository) readKeyFile(ctx context.Context, id backend.ID) ([]byte, error) {
+	data, err := r.readWhole(ctx, backend.Handle{Type: backend.KeyFile, Name: id.String()}, maxKeyFileSize)
+	if err == nil && backend.Hash(data) != id {
+		err = fmt.Errorf("%w: content does not match its name", ErrDamaged)
 	}
-	var cands []cand
+	return data, err
+}
+
+// unlocked is what a key file that opened with the password gave.
+type unlocked struct {
+	id   backend.ID
+	ring *crypt.KeyRing
+	info crypt.KeyFileInfo
+}
+
+// unlock finds the key file that opens with password and whose ring
+// accept takes (nil accepts any), and sets r.keys, r.keyID, r.keyInfo and
+// r.keysTried. The order cannot be steered by whoever adds key files:
+//
+//  1. the key file that opened this repository last time on this device
+//     (remembered under hint, see lastKeyFile), if it is still there;
+//  2. every other key file whose KDF parameters are within the cost limit
+//     (crypt.KDFParams.CheckCost), cheapest first, in random order among
+//     equal costs. Nothing unauthenticated (creation time, name, count)
+//     decides whether a key file is tried, so fake key files can slow
+//     opening down by their KDF cost each but never lock a password out.
+//
+// Key files that cannot be read or parsed, or are too costly, are skipped
+// with a warning. Errors: ErrNoUsableKey when every key file was skipped,
+// crypt.ErrWrongPassword when the password opened none.
+func (r *Repository) unlock(ctx context.Context, password []byte, hint string, accept func(*crypt.KeyRing) error) error {
+	tried, skipped := 0, 0
+	// acceptErr is the first ring that opened with the password but that
+	// accept refused: a damaged config, or a key file of an interrupted
+	// init's ring that never sealed one. Reported if nothing else opens.
+	var acceptErr error
+	skip := func(id backend.ID, err error) {
+		skipped++
+		if skipped <= maxSkipWarnings {
+			r.opts.Warn(fmt.Sprintf("skipping key file %s: %v", id.Str(), err))
+		}
+	}
+	try := func(id backend.ID, data []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		tried++
+		ring, info, err := crypt.OpenKeyFile(data, password)
+		if errors.Is(err, crypt.ErrWrongPassword) {
+			return false, nil
+		}
+		if err != nil {
+			skip(id, err)
+			return false, nil
+		}
+		if accept != nil {
+			if err := accept(ring); err != nil {
+				if acceptErr == nil {
+					acceptErr = fmt.Errorf("open config with key file %s: %w", id.Str(), err)
+				}
+				return false, nil
+			}
+		}
+		r.keys, r.keyID, r.keyInfo, r.keysTried = ring, id, info, tried
+		return true, nil
+	}
+
+	last, haveLast := loadLastKey(hint)
+	lastFound := false
+	if haveLast {
+		data, err := r.readKeyFile(ctx, last)
+		lastFound = !backend.IsNotExist(err)
+		switch {
+		case err == nil:
+			if ok, err := try(last, data); ok || err != nil {
+				return err
+			}
+		case !backend.IsNotExist(err):
+			skip(last, err)
+		}
+	}
+
 	var ids []backend.ID
 	if err := r.ListFiles(ctx, backend.KeyFile, func(id backend.ID, _ int64) error {
-		ids = append(ids, id)
+		if !haveLast || id != last {
+			ids = append(ids, id)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("list keys: %w", err)
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 && !lastFound {
 		return fmt.Errorf("open %s: %w: no key files", r.be.Location(), backend.ErrNoRepository)
 	}
-	var firstErr error
+	if len(ids) > manyKeyFiles {
+		r.opts.Warn(fmt.Sprintf("%d key files: the password is tried on each, cheapest first, which may take a while; "+
+			"remove the ones you do not know (cairn key list, cairn key remove)", len(ids)))
+	}
+
+	type cand struct {
+		id   backend.ID
+		cost uint64
+		data []byte // nil when it did not fit in keptKeyBytes: read again
+	}
+	cands := make([]cand, 0, len(ids))
+	kept := 0
 	for _, id := range ids {
-		data, err := r.readWhole(ctx, backend.Handle{Type: backend.KeyFile, Name: id.String()}, maxKeyFileSize)
-		if err == nil && backend.Hash(data) != id {
-			err = fmt.Errorf("%w: content does not match its name", ErrDamaged)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := r.readKeyFile(ctx, id)
+		if backend.IsNotExist(err) {
+			continue // removed since the listing
 		}
 		var info crypt.KeyFileInfo
 		if err == nil {
 			info, err = crypt.ParseKeyFileInfo(data)
 		}
+		if err == nil {
+			err = info.KDF.CheckCost()
+		}
 		if err != nil {
-			r.opts.Warn(fmt.Sprintf("skipping key file %s: %v", id.Str(), err))
-			if firstErr == nil {
-				firstErr = err
-			}
+			skip(id, err)
 			continue
 		}
-		cands = append(cands, cand{id, data, info})
+		if kept+len(data) > keptKeyBytes {
+			data = nil
+		}
+		kept += len(data)
+		cands = append(cands, cand{id, info.KDF.Cost(), data})
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].info.Created.After(cands[j].info.Created) })
-	if len(cands) > maxKeyFiles {
-		cands = cands[:maxKeyFiles]
-	}
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].cost < cands[j].cost })
 	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
+		data := c.data
+		if data == nil {
+			var err error
+			if data, err = r.readKeyFile(ctx, c.id); err != nil {
+				if !backend.IsNotExist(err) {
+					skip(c.id, err)
+				}
+				continue
+			}
+		}
+		if ok, err := try(c.id, data); ok || err != nil {
 			return err
 		}
-		ring, _, err := crypt.OpenKeyFile(c.data, password)
-		if errors.Is(err, crypt.ErrWrongPassword) {
-			continue
-		}
-		if err != nil {
-			r.opts.Warn(fmt.Sprintf("skipping key file %s: %v", c.id.Str(), err))
-			continue
-		}
-		r.keys = ring
-		r.keyID = c.id
-		return nil
 	}
-	if len(cands) == 0 && firstErr != nil {
-		return fmt.Errorf("open keys: %w", firstErr)
+	if skipped > maxSkipWarnings {
+		r.opts.Warn(fmt.Sprintf("skipped %d more key files", skipped-maxSkipWarnings))
 	}
-	return crypt.ErrWrongPassword
+	if acceptErr != nil {
+		return acceptErr
+	}
+	if tried == 0 {
+		return fmt.Errorf("open %s: %w: all %d key files were skipped (see the warnings)", r.be.Location(), ErrNoUsableKey, skipped)
+	}
+	return fmt.Errorf("%w (tried %d key files)", crypt.ErrWrongPassword, tried)
 }
 
-// ListKeys describes every key file.
+// ListKeys describes every key file, oldest first (version 2 key files
+// other than the current one show no creation time and come last). A key
+// file that cannot be read or parsed is listed with its error.
 func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
 	err := r.ListFiles(ctx, backend.KeyFile, func(id backend.ID, _ int64) error {
-		data, err := r.readWhole(ctx, backend.Handle{Type: backend.KeyFile, Name: id.String()}, maxKeyFileSize)
-		if err != nil {
-			return fmt.Errorf("read key %s: %w", id.Str(), err)
+		if id == r.keyID {
+			out = append(out, KeyInfo{ID: id, Current: true, KeyFileInfo: r.keyInfo})
+			return nil
 		}
-		info, err := crypt.ParseKeyFileInfo(data)
-		if err != nil {
-			return fmt.Errorf("key %s: %w", id.Str(), err)
+		data, err := r.readKeyFile(ctx, id)
+		if backend.IsNotExist(err) {
+			return nil // removed since the listing
 		}
-		out = append(out, KeyInfo{ID: id, Current: id == r.keyID, KeyFileInfo: info})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var info crypt.KeyFileInfo
+		if err == nil {
+			info, err = crypt.ParseKeyFileInfo(data)
+		}
+		out = append(out, KeyInfo{ID: id, Err: err, KeyFileInfo: info})
 		return nil
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Created.IsZero() != b.Created.IsZero() {
+			return !a.Created.IsZero()
+		}
+		if !a.Created.Equal(b.Created) {
+			return a.Created.Before(b.Created)
+		}
+		return a.ID.Less(b.ID)
+	})
 	return out, err
 }
 
@@ -124,7 +269,8 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypt.KDFP
 			return backend.ID{}, err
 		}
 	}
-	return r.writeKeyFile(ctx, password, kdf)
+	id, _, err := r.writeKeyFile(ctx, password, kdf)
+	return id, err
 }
 
 // ErrLastKey is returned when removing a key would leave the repository
@@ -146,12 +292,19 @@ func (r *Repository) RemoveKey(ctx context.Context, id backend.ID) error {
 // ChangePassword writes a key file for the new password, then removes the
 // one in use. Crashing in between leaves both passwords working.
 func (r *Repository) ChangePassword(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, error) {
+	if kdf.Algorithm == "" {
+		var err error
+		if kdf, err = crypt.DefaultKDFParams(); err != nil {
+			return backend.ID{}, err
+		}
+	}
 	old := r.keyID
-	id, err := r.AddKey(ctx, password, kdf)
+	id, info, err := r.writeKeyFile(ctx, password, kdf)
 	if err != nil {
 		return id, err
 	}
-	r.keyID = id
+	r.keyID, r.keyInfo = id, info
+	r.rememberKey()
 	if err := r.be.Delete(ctx, backend.Handle{Type: backend.KeyFile, Name: old.String()}); err != nil {
 		return id, fmt.Errorf("remove old key %s: %w", old.Str(), err)
 	}
@@ -177,4 +330,37 @@ func (r *Repository) FindKey(ctx context.Context, prefix string) (backend.ID, er
 		return found[0], nil
 	}
 	return backend.ID{}, fmt.Errorf("key prefix %q is ambiguous", prefix)
+}
+
+// KeysTried is how many key files Open tried the password on before one
+// opened (1 when the remembered key file opened at once).
+func (r *Repository) KeysTried() int { return r.keysTried }
+
+// lastKeyFile is where this device remembers which key file opened the
+// repository whose config file has the bytes cfg: StateDir/last-key/ and
+// the SHA-256 of the config, which is public (anyone with the repository
+// can hash it) and the same in every copy of the repository. The
+// repository ID would do as well but is sealed inside the config, which
+// only the key opens. "" when there is no StateDir.
+func lastKeyFile(stateDir string, cfg []byte) string {
+	if stateDir == "" {
+		return ""
+	}
+	sum := sha256.Sum256(cfg)
+	return filepath.Join(stateDir, "last-key", hex.EncodeToString(sum[:]))
+}
+
+// rememberKey records r.keyID as the key file that opens this repository
+// on this device, if it is not already. A failure costs only speed, so it
+// is a warning.
+func (r *Repository) rememberKey() {
+	if r.lastKeyFile == "" {
+		return
+	}
+	if id, ok := loadLastKey(r.lastKeyFile); ok && id == r.keyID {
+		return
+	}
+	if err := saveLastKey(r.lastKeyFile, r.keyID); err != nil {
+		r.opts.Warn(fmt.Sprintf("remember the key file in use: %v", err))
+	}
 }

@@ -27,9 +27,6 @@ const (
 // maxFileSize caps unpacked files (index, lock, log) before they are read.
 const maxFileSize = 256 << 20
 
-// maxKeyFiles bounds how many key files Open tries, each costing a KDF run.
-const maxKeyFiles = 20
-
 // ErrWrongPassword is returned when no key file opens with the password.
 var ErrWrongPassword = crypt.ErrWrongPassword
 
@@ -45,6 +42,11 @@ type Options struct {
 	Now func() time.Time
 	// Hostname and Username are recorded in key and lock files.
 	Hostname, Username string
+	// StateDir is this device's state folder ($XDG_CONFIG_HOME/cairn).
+	// Open remembers in it which key file opened each repository and
+	// tries that one first next time (see Repository.unlock); empty
+	// remembers nothing.
+	StateDir string
 	// NoIndex makes Open skip loading the index; the caller must call
 	// LoadIndex before it saves or loads blobs. A command that locks the
 	// repository opens it so, locks, then loads the index: an index read
@@ -72,28 +74,45 @@ type InitOptions struct {
 	// KDF are the password derivation parameters; zero means
 	// crypt.DefaultKDFParams.
 	KDF crypt.KDFParams
+	// TestOnlyAfterKeyFile, if set, runs between writing the key file and
+	// writing the config, so that tests can kill an init there.
+	TestOnlyAfterKeyFile func(ctx context.Context)
 }
 
 // Repository is an open repository: its keys, config, in-memory index and
 // the pipeline that packs new blobs. It is safe for concurrent use.
 type Repository struct {
-	be     backend.Backend
-	keys   *crypt.KeyRing
-	keyID  backend.ID // the key file that opened the repository
-	cfg    Config
-	opts   Options
-	cache  *cache
-	codec  *codec
-	idx    *index.Index
-	packer *packer
+	be    backend.Backend
+	keys  *crypt.KeyRing
+	keyID backend.ID // the key file that opened the repository
+	// keyInfo is keyID's metadata, from its sealed part.
+	keyInfo crypt.KeyFileInfo
+	// keysTried counts the key files Open tried the password on.
+	keysTried int
+	// lastKeyFile is where this device remembers keyID (lastKeyFile()).
+	lastKeyFile string
+	cfg         Config
+	opts        Options
+	cache       *cache
+	codec       *codec
+	idx         *index.Index
+	packer      *packer
 	// readBufs holds LoadPack's buffers for ranged reads (load.go).
 	readBufs readBufPool
 
 	compression CompressionMode
 }
 
-// Init creates a repository in an empty backend. It refuses a backend that
-// already holds a config or key files, and changes nothing then.
+// Init creates a repository in an empty backend: it writes a key file,
+// then the config. It refuses, changing nothing, a backend that holds a
+// config, or key files together with data, index or log files.
+//
+// A backend that holds key files and nothing else is what an init killed
+// between its two writes leaves (see CheckInterruptedInit). Init finishes
+// that one: it writes the config with the key ring of the key file the
+// password opens, and warns that it did. When the password opens none of
+// them it fails with an error wrapping crypt.ErrWrongPassword and removes
+// nothing.
 func Init(ctx context.Context, be backend.Backend, password []byte, opts InitOptions) (*Repository, error) {
 	opts.applyDefaults()
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}); err == nil {
@@ -101,75 +120,154 @@ func Init(ctx context.Context, be backend.Backend, password []byte, opts InitOpt
 	} else if !backend.IsNotExist(err) {
 		return nil, fmt.Errorf("init %s: %w", be.Location(), err)
 	}
-	hasKeys := false
-	if err := be.List(ctx, backend.KeyFile, func(backend.FileInfo) error { hasKeys = true; return nil }); err != nil {
+	hasKeys, err := hasFiles(ctx, be, backend.KeyFile)
+	if err != nil {
 		return nil, fmt.Errorf("init %s: %w", be.Location(), err)
-	}
-	if hasKeys {
-		return nil, fmt.Errorf("init %s: %w (key files present)", be.Location(), ErrAlreadyInitialized)
 	}
 	cfg, err := newConfig(opts.Compression, opts.PackSize)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := crypt.NewKeyRing()
-	if err != nil {
-		return nil, err
-	}
-	kdf := opts.KDF
-	if kdf.Algorithm == "" {
-		if kdf, err = crypt.DefaultKDFParams(); err != nil {
+	r := &Repository{be: be, cfg: cfg, opts: opts.Options, compression: cfg.Compression}
+	if hasKeys {
+		if err := r.resumeInit(ctx, password); err != nil {
 			return nil, err
 		}
+	} else {
+		if r.keys, err = crypt.NewKeyRing(); err != nil {
+			return nil, err
+		}
+		kdf := opts.KDF
+		if kdf.Algorithm == "" {
+			if kdf, err = crypt.DefaultKDFParams(); err != nil {
+				return nil, err
+			}
+		}
+		// The key file goes first: a config without a key would be a
+		// repository nobody can open, while a key without a config is
+		// what resumeInit finishes.
+		if r.keyID, r.keyInfo, err = r.writeKeyFile(ctx, password, kdf); err != nil {
+			return nil, fmt.Errorf("init: write key: %w", err)
+		}
+		if opts.TestOnlyAfterKeyFile != nil {
+			opts.TestOnlyAfterKeyFile(ctx)
+		}
 	}
-	r := &Repository{be: be, keys: ring, cfg: cfg, opts: opts.Options, compression: cfg.Compression}
-	// The key file goes first: a config without a key would be a
-	// repository nobody can open, a key without config is harmless.
-	keyID, err := r.writeKeyFile(ctx, password, kdf)
-	if err != nil {
-		return nil, fmt.Errorf("init: write key: %w", err)
-	}
-	r.keyID = keyID
 	plain, err := encodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	sealed := ring.SealFile(kindConfig, plain)
+	sealed := r.keys.SealFile(kindConfig, plain)
 	h := backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
 	if err := be.Put(ctx, h, backend.NewByteReader(sealed)); err != nil {
 		return nil, fmt.Errorf("init: write config: %w", err)
 	}
+	r.lastKeyFile = lastKeyFile(opts.StateDir, sealed)
+	r.rememberKey()
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
+// resumeInit takes over the key ring of the key file that an interrupted
+// init left, after checking that key files are all the backend holds.
+func (r *Repository) resumeInit(ctx context.Context, password []byte) error {
+	loc := r.be.Location()
+	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile, backend.LogFile} {
+		has, err := hasFiles(ctx, r.be, t)
+		if err != nil {
+			return fmt.Errorf("init %s: %w", loc, err)
+		}
+		if has {
+			return fmt.Errorf("init %s: %w (key files and %s files present, but no config)", loc, ErrAlreadyInitialized, t)
+		}
+	}
+	if err := r.unlock(ctx, password, "", nil); err != nil {
+		if errors.Is(err, crypt.ErrWrongPassword) || errors.Is(err, ErrNoUsableKey) {
+			return fmt.Errorf("init %s: an interrupted init left key files, and none opens with this password "+
+				"(run init with the password given then, or delete the key files to start over): %w", loc, err)
+		}
+		return fmt.Errorf("init %s: %w", loc, err)
+	}
+	r.opts.Warn(fmt.Sprintf("finishing an interrupted initialisation with its key file %s", r.keyID.Str()))
+	return nil
+}
+
+// hasFiles reports whether be holds any file of type t.
+func hasFiles(ctx context.Context, be backend.Backend, t backend.FileType) (bool, error) {
+	errFound := errors.New("found")
+	err := be.List(ctx, t, func(backend.FileInfo) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // ErrAlreadyInitialized is returned by Init for a location that already
 // holds a repository.
 var ErrAlreadyInitialized = errors.New("repository already exists")
 
+// ErrInitInterrupted says a location holds what an interrupted init left:
+// key files and nothing else, no config. It wraps backend.ErrNoRepository
+// (exit status 10); running init again with the same password finishes
+// the repository.
+var ErrInitInterrupted error = initInterruptedError{}
+
+type initInterruptedError struct{}
+
+func (initInterruptedError) Error() string {
+	return "repository initialisation was interrupted; run cairn init again"
+}
+
+func (initInterruptedError) Unwrap() error { return backend.ErrNoRepository }
+
+// CheckInterruptedInit looks at a location that has no config: it returns
+// an error wrapping ErrInitInterrupted when the location holds key files
+// and no data, index or log file (an init killed between writing its key
+// file and its config), and nil otherwise, also when listing fails.
+func CheckInterruptedInit(ctx context.Context, be backend.Backend) error {
+	if has, err := hasFiles(ctx, be, backend.KeyFile); err != nil || !has {
+		return nil
+	}
+	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile, backend.LogFile} {
+		if has, err := hasFiles(ctx, be, t); err != nil || has {
+			return nil
+		}
+	}
+	return fmt.Errorf("open %s: %w", be.Location(), ErrInitInterrupted)
+}
+
 // Open opens an existing repository with a password. A location without a
-// config returns an error wrapping backend.ErrNoRepository; a password
-// that opens no key file returns ErrWrongPassword. Open loads the index
-// unless opts.NoIndex is set.
+// config returns an error wrapping backend.ErrNoRepository (and
+// ErrInitInterrupted when an interrupted init left it so); a password
+// that opens no key file returns crypt.ErrWrongPassword, and a repository
+// none of whose key files could be tried ErrNoUsableKey. Open loads the
+// index unless opts.NoIndex is set.
 func Open(ctx context.Context, be backend.Backend, password []byte, opts Options) (*Repository, error) {
 	opts.applyDefaults()
 	r := &Repository{be: be, opts: opts}
 	cfgBytes, err := r.readWhole(ctx, backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}, maxConfigSize)
 	if backend.IsNotExist(err) {
+		if err := CheckInterruptedInit(ctx, be); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open %s: %w", be.Location(), backend.ErrNoRepository)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: read config: %w", be.Location(), err)
 	}
-	if err := r.unlockKeys(ctx, password); err != nil {
+	r.lastKeyFile = lastKeyFile(opts.StateDir, cfgBytes)
+	var plain []byte
+	openConfig := func(ring *crypt.KeyRing) error {
+		var err error
+		plain, err = ring.OpenFile(kindConfig, cfgBytes)
+		return err
+	}
+	if err := r.unlock(ctx, password, r.lastKeyFile, openConfig); err != nil {
 		return nil, err
 	}
-	plain, err := r.keys.OpenFile(kindConfig, cfgBytes)
-	if err != nil {
-		return nil, fmt.Errorf("open config: %w", err)
-	}
+	r.rememberKey()
 	cfg, err := decodeConfig(plain)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,9 @@ func (e *appEnv) initCommand() *cli.Command {
 			"with one key file for the password (from --password-file, --password-command,\n" +
 			"$CAIRN_PASSWORD, or asked twice on a terminal).\n\n" +
 			"A location that already holds a repository is refused and left unchanged.\n" +
+			"An init that was interrupted between writing its key file and its config\n" +
+			"(other commands then say \"repository initialisation was interrupted\", exit\n" +
+			"status 10) is finished by running init again with the same password.\n" +
 			"Keep the password safe: without it the repository cannot be read.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "compression", Value: "auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
@@ -60,7 +63,8 @@ func (e *appEnv) runInit(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
-	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf})
+	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf,
+		TestOnlyAfterKeyFile: e.testPauseInit()})
 	if err != nil {
 		return err
 	}

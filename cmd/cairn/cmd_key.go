@@ -23,8 +23,15 @@ func (e *appEnv) keyCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "list key files", ArgsUsage: " ",
-				Description: "Lists the key files; the one that opened the repository is marked \"*\".",
-				Action:      e.runKeyList,
+				Description: "Lists the key files; the one that opened the repository is marked \"*\".\n" +
+					"Key files keep who made them and when sealed with the password, so only\n" +
+					"the current key shows them; others show \"-\" (key files written by\n" +
+					"earlier versions of cairn, format 1, show them to anyone). A key file\n" +
+					"whose KDF parameters exceed cairn's cost limit is marked \"(too costly)\":\n" +
+					"it is never tried. One that cannot be read is listed as unreadable.\n" +
+					"Remove key files you do not know: anyone who can write to the repository\n" +
+					"can add some, and each costs every command on a new device one try.",
+				Action: e.runKeyList,
 			},
 			{
 				Name: "add", Usage: "add a password", ArgsUsage: " ",
@@ -49,7 +56,8 @@ func (e *appEnv) keyCommand() *cli.Command {
 	}
 }
 
-// keyJSON follows restic's "key list --json" field names.
+// keyJSON follows restic's "key list --json" field names. Metadata sealed
+// in a key file that did not open is "".
 type keyJSON struct {
 	Current  bool   `json:"current"`
 	ID       string `json:"id"`
@@ -57,6 +65,10 @@ type keyJSON struct {
 	HostName string `json:"hostName"`
 	Created  string `json:"created"`
 	KDF      string `json:"kdf"`
+	// TooCostly: the KDF parameters exceed the cost limit; never tried.
+	TooCostly bool `json:"too_costly,omitempty"`
+	// Error says why the key file could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 func (e *appEnv) runKeyList(c *cli.Context) error {
@@ -71,7 +83,16 @@ func (e *appEnv) runKeyList(c *cli.Context) error {
 		if s.g.JSON {
 			out := make([]keyJSON, 0, len(keys))
 			for _, k := range keys {
-				out = append(out, keyJSON{k.Current, k.ID.String(), k.Username, k.Hostname, k.Created.Local().Format(time.RFC3339), k.KDF.Algorithm})
+				j := keyJSON{Current: k.Current, ID: k.ID.String(), UserName: k.Username, HostName: k.Hostname, KDF: k.KDF.Algorithm}
+				if !k.Created.IsZero() {
+					j.Created = k.Created.Local().Format(time.RFC3339)
+				}
+				if k.Err != nil {
+					j.Error = k.Err.Error()
+				} else {
+					j.TooCostly = k.KDF.CheckCost() != nil
+				}
+				out = append(out, j)
 			}
 			s.p.JSON(out)
 			return nil
@@ -82,7 +103,18 @@ func (e *appEnv) runKeyList(c *cli.Context) error {
 			if k.Current {
 				mark = "*"
 			}
-			s.p.Printf("%s%-10s %-12s %-20s %-19s %s", mark, k.ID.Str(), k.Username, k.Hostname, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF.Algorithm)
+			if k.Err != nil {
+				s.p.Printf("%s%-10s unreadable: %v", mark, k.ID.Str(), k.Err)
+				continue
+			}
+			user, host, created, kdf := "-", "-", "-", k.KDF.Algorithm
+			if !k.Sealed() {
+				user, host, created = k.Username, k.Hostname, k.Created.Local().Format("2006-01-02 15:04:05")
+			}
+			if k.KDF.CheckCost() != nil {
+				kdf += " (too costly)"
+			}
+			s.p.Printf("%s%-10s %-12s %-20s %-19s %s", mark, k.ID.Str(), user, host, created, kdf)
 		}
 		return nil
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/backend/retry"
 	"github.com/cairn-backup/cairn/backend/sftp"
 	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
 )
 
 // scheme opens and creates backends of one kind. loc is the whole
@@ -28,6 +29,9 @@ type scheme struct {
 	open func(ctx context.Context, loc, rest string, env locEnv) (backend.Backend, error)
 	// create prepares the location for a new repository (init).
 	create func(ctx context.Context, loc, rest string, env locEnv) (backend.Backend, error)
+	// probe opens a location that open refused for lack of a config, to
+	// look into it (repo.CheckInterruptedInit); it must create nothing.
+	probe func(ctx context.Context, loc, rest string, env locEnv) (backend.Backend, error)
 }
 
 // locEnv is what opening a location may need besides the location.
@@ -51,6 +55,9 @@ func schemes() map[string]scheme {
 			},
 			create: func(ctx context.Context, _, p string, env locEnv) (backend.Backend, error) {
 				return env.injectTestFaults(local.Create(ctx, p))
+			},
+			probe: func(ctx context.Context, _, p string, _ locEnv) (backend.Backend, error) {
+				return local.OpenDir(ctx, p)
 			},
 		},
 		"sftp": {
@@ -76,6 +83,17 @@ func schemes() map[string]scheme {
 				}
 				return remote(be, env)
 			},
+			probe: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				cfg, err := sftp.ParseLocation(loc)
+				if err != nil {
+					return nil, err
+				}
+				be, err := sftp.OpenDir(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
 		},
 		"peer": {
 			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
@@ -95,6 +113,19 @@ func schemes() map[string]scheme {
 					return nil, err
 				}
 				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return peer.Create(ctx, pl, id) })
+				if err != nil {
+					return nil, err
+				}
+				return remote(be, env)
+			},
+			// peer.Create creates nothing: the server makes a
+			// repository's folder at its first put.
+			probe: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
+				pl, id, err := peerLocation(loc, env)
+				if err != nil {
+					return nil, err
+				}
+				be, err := peer.Create(ctx, pl, id)
 				if err != nil {
 					return nil, err
 				}
@@ -226,13 +257,25 @@ func lookupScheme(loc string) (scheme, string, error) {
 	return s, rest, nil
 }
 
-// openBackend opens the backend of an existing repository.
+// openBackend opens the backend of an existing repository. A location
+// without a config gives an error wrapping backend.ErrNoRepository, and
+// one wrapping repo.ErrInitInterrupted when an interrupted init left it.
 func openBackend(ctx context.Context, loc string, env locEnv) (backend.Backend, error) {
 	s, rest, err := lookupScheme(loc)
 	if err != nil {
 		return nil, err
 	}
-	return s.open(ctx, loc, rest, env)
+	be, err := s.open(ctx, loc, rest, env)
+	if errors.Is(err, backend.ErrNoRepository) {
+		// Look closer; if that fails, the first answer stands.
+		if pb, perr := s.probe(ctx, loc, rest, env); perr == nil {
+			if ierr := repo.CheckInterruptedInit(ctx, pb); ierr != nil {
+				err = fmt.Errorf("%s: %w", redactLocation(loc), repo.ErrInitInterrupted)
+			}
+			_ = pb.Close() // a read-only look: nothing to lose
+		}
+	}
+	return be, err
 }
 
 // createBackend prepares a location for a new repository.

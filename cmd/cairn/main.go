@@ -33,7 +33,7 @@ const (
 	exitOK          = 0
 	exitError       = 1
 	exitPartial     = 3   // backup made, but some files could not be read
-	exitNoRepo      = 10  // the repository does not exist
+	exitNoRepo      = 10  // the repository does not exist, or its init was interrupted
 	exitLocked      = 11  // the repository is locked by another process
 	exitWrongPass   = 12  // no key file opens with the password
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
@@ -44,7 +44,7 @@ const exitStatusHelp = `EXIT STATUS:
    0    success
    1    error (bad flag or argument, damaged repository, I/O failure, ...)
    3    backup only: the snapshot was made, but some files could not be read
-   10   the repository does not exist
+   10   the repository does not exist (or its init was interrupted: run init again)
    11   the repository is locked by another process
    12   wrong password (no key file opens with it)
    130  interrupted (SIGINT or SIGTERM)`

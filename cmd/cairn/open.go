@@ -57,6 +57,7 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 		return err
 	}
 	defer r.Close()
+	p.Verbosef("opened with key file %s (tried %d)", r.KeyFileID().Str(), r.KeysTried())
 	if l != nil {
 		defer func() {
 			if err := l.Unlock(ctx); err != nil {
@@ -99,6 +100,7 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 		Warn:     func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) },
 		Hostname: hostname(),
 		Username: username(),
+		StateDir: g.ConfigDir,
 		Now:      e.now,
 	}
 }

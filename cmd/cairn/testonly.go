@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -126,4 +127,25 @@ func (env locEnv) injectTestFaults(be backend.Backend, err error) (backend.Backe
 		_ = lf.Close()
 	})
 	return f, nil
+}
+
+// envTestPauseInit is a test-only seam for the crash tests of init: set to
+// "1", init stops between writing its key file and writing the config,
+// prints testPauseInitLine to stderr, and waits there until it is killed
+// or interrupted, so that a test can SIGKILL it at exactly that moment.
+const envTestPauseInit = "CAIRN_TESTONLY_PAUSE_INIT"
+
+// testPauseInitLine is what a paused init prints (see envTestPauseInit).
+const testPauseInitLine = "testonly: init paused between key file and config"
+
+// testPauseInit returns the hook for repo.InitOptions.TestOnlyAfterKeyFile:
+// nil unless $CAIRN_TESTONLY_PAUSE_INIT is "1".
+func (e *appEnv) testPauseInit() func(ctx context.Context) {
+	if e.getenv(envTestPauseInit) != "1" {
+		return nil
+	}
+	return func(ctx context.Context) {
+		fmt.Fprintln(e.stderr, testPauseInitLine)
+		<-ctx.Done()
+	}
 }
