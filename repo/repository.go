@@ -222,11 +222,14 @@ func (initInterruptedError) Error() string {
 
 func (initInterruptedError) Unwrap() error { return backend.ErrNoRepository }
 
-// CheckInterruptedInit looks at a location that has no config: it returns
-// an error wrapping ErrInitInterrupted when the location holds key files
-// and no data, index or log file (an init killed between writing its key
-// file and its config), and nil otherwise, also when listing fails.
+// CheckInterruptedInit returns an error wrapping ErrInitInterrupted when
+// the location holds key files and no config, data, index or log file (an
+// init killed between writing its key file and its config), and nil
+// otherwise, also when looking fails.
 func CheckInterruptedInit(ctx context.Context, be backend.Backend) error {
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}); !backend.IsNotExist(err) {
+		return nil
+	}
 	if has, err := hasFiles(ctx, be, backend.KeyFile); err != nil || !has {
 		return nil
 	}
