@@ -32,11 +32,11 @@ import (
 type fakeKey int
 
 const (
-	fakeRandom  fakeKey = iota // random bytes
-	fakeNewest                 // well-formed, bogus salt and data, the newest possible "created", as cheap as the test KDF
-	fakeCheaper                // well-formed, newest "created", cheaper than the test KDF: tried before the real key
-	fakeMaxCost                // well-formed, the costliest parameters cairn still tries (256 MiB × 4 passes)
-	fakeTooCostly              // well-formed, argon2id 1 GiB × 2 passes: beyond the cost limit
+	fakeRandom    fakeKey = iota // random bytes
+	fakeNewest                   // well-formed, bogus salt and data, the newest possible "created", as cheap as the test KDF
+	fakeCheaper                  // well-formed, newest "created", cheaper than the test KDF: tried before the real key
+	fakeMaxCost                  // well-formed, the costliest parameters cairn still tries (256 MiB × 4 passes)
+	fakeTooCostly                // well-formed, argon2id 1 GiB × 2 passes: beyond the cost limit
 )
 
 // fakeKeyFile makes the bytes of a fake key file of kind k.
