@@ -469,3 +469,42 @@ func TestKeyFileHidesHostAndUser(t *testing.T) {
 		t.Errorf("key list does not show the format 1 key's names\n%s", r)
 	}
 }
+
+// TestInitInterruptedRemote: over sftp and the peer protocol too, a
+// location that an interrupted init left is reported as such, and init
+// finishes it.
+func TestInitInterruptedRemote(t *testing.T) {
+	check := func(t *testing.T, e *testEnv, loc, dir string) {
+		e.must("-r", loc, "init")
+		if err := os.Remove(filepath.Join(dir, "config")); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run("-r", loc, "snapshots")
+		if r.code != exitNoRepo {
+			t.Fatalf("want exit %d\n%s", exitNoRepo, r)
+		}
+		checkOneErrorLine(t, r, `repository initialisation was interrupted; run cairn init again$`)
+		if r := e.must("-r", loc, "init"); !strings.Contains(r.stderr, "finishing an interrupted initialisation") {
+			t.Errorf("init did not finish the interrupted one\n%s", r)
+		}
+		e.must("-r", loc, "snapshots")
+		// A location that does not exist is still just that.
+		r = e.run("-r", strings.TrimSuffix(loc, "/repo")+"/nothing-here", "snapshots")
+		if r.code != exitNoRepo || strings.Contains(r.stderr, "interrupted") {
+			t.Fatalf("missing repository\n%s", r)
+		}
+	}
+	t.Run("sftp", func(t *testing.T) {
+		e := newTestEnv(t)
+		s := sftpServer(t, e)
+		dir := filepath.Join(e.dir, "on-server", "repo")
+		check(t, e, s.Location(dir), dir)
+	})
+	t.Run("peer", func(t *testing.T) {
+		e := newTestEnv(t)
+		owner := peerID(t, e, "")
+		root := filepath.Join(e.dir, "friend-root")
+		friend := startPeerServer(t, e, filepath.Join(e.dir, "friend-config"), root, "--allow", owner)
+		check(t, e, friend.loc("repo"), friend.folder(owner, "repo"))
+	})
+}

@@ -270,7 +270,7 @@ func openBackend(ctx context.Context, loc string, env locEnv) (backend.Backend, 
 		// Look closer; if that fails, the first answer stands.
 		if pb, perr := s.probe(ctx, loc, rest, env); perr == nil {
 			if ierr := repo.CheckInterruptedInit(ctx, pb); ierr != nil {
-				err = fmt.Errorf("%s: %w", redactLocation(loc), repo.ErrInitInterrupted)
+				err = fmt.Errorf("open %s: %w", redactLocation(loc), repo.ErrInitInterrupted)
 			}
 			_ = pb.Close() // a read-only look: nothing to lose
 		}
