@@ -72,13 +72,6 @@ func (r *Repository) readKeyFile(ctx context.Context, id backend.ID) ([]byte, er
 	return data, err
 }
 
-// unlocked is what a key file that opened with the password gave.
-type unlocked struct {
-	id   backend.ID
-	ring *crypt.KeyRing
-	info crypt.KeyFileInfo
-}
-
 // unlock finds the key file that opens with password and whose ring
 // accept takes (nil accepts any), and sets r.keys, r.keyID, r.keyInfo and
 // r.keysTried. The order cannot be steered by whoever adds key files:
