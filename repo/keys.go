@@ -93,6 +93,11 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 	// accept refused: a damaged config, or a key file of an interrupted
 	// init's ring that never sealed one. Reported if nothing else opens.
 	var acceptErr error
+	defer func() {
+		if skipped > maxSkipWarnings {
+			r.opts.Warn(fmt.Sprintf("skipped %d more key files", skipped-maxSkipWarnings))
+		}
+	}()
 	skip := func(id backend.ID, err error) {
 		skipped++
 		if skipped <= maxSkipWarnings {
@@ -102,6 +107,10 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 	try := func(id backend.ID, data []byte) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
+		}
+		if err := usableKeyFile(data); err != nil {
+			skip(id, err)
+			return false, nil
 		}
 		tried++
 		ring, info, err := crypt.OpenKeyFile(data, password)
@@ -205,16 +214,27 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 			return err
 		}
 	}
-	if skipped > maxSkipWarnings {
-		r.opts.Warn(fmt.Sprintf("skipped %d more key files", skipped-maxSkipWarnings))
-	}
 	if acceptErr != nil {
 		return acceptErr
 	}
 	if tried == 0 {
 		return fmt.Errorf("open %s: %w: all %d key files were skipped (see the warnings)", r.be.Location(), ErrNoUsableKey, skipped)
 	}
-	return fmt.Errorf("%w (tried %d key files)", crypt.ErrWrongPassword, tried)
+	files := "key files"
+	if tried == 1 {
+		files = "key file"
+	}
+	return fmt.Errorf("%w (tried %d %s)", crypt.ErrWrongPassword, tried, files)
+}
+
+// usableKeyFile checks, without deriving anything, that data is a key
+// file whose KDF parameters are within the cost limit.
+func usableKeyFile(data []byte) error {
+	info, err := crypt.ParseKeyFileInfo(data)
+	if err != nil {
+		return err
+	}
+	return info.KDF.CheckCost()
 }
 
 // ListKeys describes every key file, oldest first (version 2 key files

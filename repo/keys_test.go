@@ -131,7 +131,7 @@ func TestUnlockSkipsAndFails(t *testing.T) {
 	}
 	warnings = nil
 	_, err = Open(ctx, be, []byte("wrong"), opts)
-	if !errors.Is(err, crypt.ErrWrongPassword) || !strings.Contains(err.Error(), "tried 1 key files") {
+	if !errors.Is(err, crypt.ErrWrongPassword) || !strings.Contains(err.Error(), "tried 1 key file)") {
 		t.Errorf("wrong password: %v", err)
 	}
 	// Only unusable key files left: the password was never tried.

@@ -139,15 +139,27 @@ func TestKeyFloodRealPasswordOpens(t *testing.T) {
 			for i := range n {
 				e.addKeyFile(fakeKeyFile(t, kinds[i%len(kinds)]))
 			}
+			dev := e.freshDevice()
 			start := time.Now()
-			r := e.run(append(e.freshDevice(), "-v", "snapshots")...)
+			r := e.run(append(dev, "-v", "snapshots")...)
 			took := time.Since(start)
 			if r.code != 0 {
 				t.Fatalf("the real password did not open the repository among %d fake key files\n%s", n, r)
 			}
 			t.Logf("%d fake key files: opened in %v (%s)", n, took.Round(time.Millisecond), strings.TrimSpace(firstLine(r.stdout)))
-			if n == 100 && !strings.Contains(r.stderr, "100 key files") && !strings.Contains(r.stderr, "101 key files") {
-				t.Errorf("no warning about the number of key files\n%s", r)
+			if n == 100 {
+				if !strings.Contains(r.stderr, "warning: 101 key files: the password is tried on each") {
+					t.Errorf("no warning about the number of key files\n%s", r)
+				}
+				// 25 random ones: 5 named, the rest counted.
+				if strings.Count(r.stderr, "warning: skipping key file") != 5 || !strings.Contains(r.stderr, "warning: skipped 20 more key files") {
+					t.Errorf("want 5 skipped key files named and 20 counted\n%s", r)
+				}
+				// The same device again: its key first, nothing else read.
+				r = e.must(append(dev, "-v", "snapshots")...)
+				if !strings.Contains(r.stdout, "(tried 1)") || r.stderr != "" {
+					t.Errorf("same device: want the remembered key, no warnings\n%s", r)
+				}
 			}
 			if n == 20 {
 				wrong := filepath.Join(e.dir, "wrong")
