@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs and a fresh machine lacks:
 #   - openssh-server (the SFTP backend's tests run a real sshd on 127.0.0.1)
+#   - time (GNU time: a CLI test measures a child's peak memory)
 #   - staticcheck, at a pinned version
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
@@ -10,6 +11,9 @@ STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 need=()
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
 	need+=(openssh-server)
+fi
+if [ ! -x /usr/bin/time ]; then
+	need+=(time) # GNU time: the CLI tests measure a child's peak memory with it
 fi
 if [ "${#need[@]}" -gt 0 ]; then
 	sudo=""
