@@ -70,8 +70,9 @@ func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
 		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 	}
 	o.Now = e.now
+	o.TestOnlyBeforeSnapshot = e.testPause("before-snapshot")
 	if o.Hostname == "" {
-		o.Hostname = hostname()
+		o.Hostname = e.hostname()
 	}
 	o.Excludes = c.StringSlice("exclude")
 	o.IExcludes = c.StringSlice("iexclude")

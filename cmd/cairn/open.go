@@ -97,7 +97,7 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 	return repo.Options{
 		CacheDir: g.CacheDir,
 		Warn:     func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) },
-		Hostname: hostname(),
+		Hostname: e.hostname(),
 		Username: username(),
 		Now:      e.now,
 	}
@@ -110,6 +110,15 @@ func (e *appEnv) kdfParams() (crypt.KDFParams, error) {
 		return crypt.FastKDFParamsForTests(), nil
 	}
 	return crypt.DefaultKDFParams()
+}
+
+// hostname is this machine's hostname, or $CAIRN_TESTONLY_HOSTNAME
+// when a test sets it (see envTestHostname).
+func (e *appEnv) hostname() string {
+	if h := e.getenv(envTestHostname); h != "" {
+		return h
+	}
+	return hostname()
 }
 
 func hostname() string {

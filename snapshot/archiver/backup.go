@@ -36,6 +36,11 @@ type BackupOptions struct {
 	Identity *crypt.Identity
 	// ProgramVersion is recorded in the snapshot.
 	ProgramVersion string
+	// TestOnlyBeforeSnapshot, if set, is called after the archived data
+	// is flushed and before the snapshot is recorded; an error aborts
+	// the backup. A test seam (the CLI's $CAIRN_TESTONLY_PAUSE): it lets
+	// a test act on the repository at that moment.
+	TestOnlyBeforeSnapshot func(ctx context.Context) error
 }
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
@@ -120,6 +125,11 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	}
 	if err := r.Flush(ctx); err != nil {
 		return nil, sum, fmt.Errorf("backup: %w", err)
+	}
+	if opts.TestOnlyBeforeSnapshot != nil {
+		if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
+			return nil, sum, fmt.Errorf("backup: %w", err)
+		}
 	}
 	if opts.Identity == nil {
 		return nil, sum, fmt.Errorf("backup: no device identity to sign the snapshot")
