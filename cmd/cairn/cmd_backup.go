@@ -120,7 +120,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		compression = &m
 	}
-	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, dryRunLock(appendLock, opts.DryRun), func(ctx context.Context, s *session) error {
 		if compression != nil {
 			s.repo.SetCompression(*compression)
 		}
