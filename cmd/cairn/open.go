@@ -115,6 +115,27 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	return err
 }
 
+// forgetMissingPacks drops the packs the index lists and the repository
+// lacks from the in-memory index (repo.ForgetMissingPacks) with a warning,
+// so that a restore reads the copies of their blobs that other packs hold
+// (a backup after the loss stores them again) and reports the rest as
+// missing instead of failing to read the pack.
+func forgetMissingPacks(ctx context.Context, s *session) error {
+	missing, err := s.repo.ForgetMissingPacks(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(missing); n > 0 {
+		more := ""
+		if n > 1 {
+			more = ", ..."
+		}
+		s.p.Warnf("the index lists %d pack(s) missing from the repository (data/%s%s): their blobs are read from other packs where stored, else reported missing (run 'cairn check')",
+			n, missing[0].Str(), more)
+	}
+	return nil
+}
+
 // commandPath names the command running in c with its parents: "key add".
 func commandPath(c *cli.Context) string {
 	var names []string
