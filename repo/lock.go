@@ -31,12 +31,14 @@ import (
 // or the machine slept) gives the lock up: Lock.Context is cancelled, so
 // it stops before a reader could take the lock for stale. The holder
 // checks every lockTick, so it gives up at most lockLost+lockTick after
-// its last write, well inside lockStale.
+// its last write, well inside lockStale; the tick is short because a
+// process that was stopped or a machine that slept learns only at its
+// next tick that its lock is lost, and works on until then.
 var (
 	lockRefresh = 5 * time.Minute
 	lockStale   = 30 * time.Minute
 	lockLost    = 25 * time.Minute
-	lockTick    = time.Minute
+	lockTick    = 10 * time.Second
 )
 
 // maxLockFile caps the stored size of a lock file read: a real one is a
