@@ -40,10 +40,11 @@ const (
 // readOnly says the command writes nothing to the repository.
 func (m lockMode) readOnly() bool { return m == sharedLock || m == exclusiveDryRun }
 
-// dryRunLock is the lock of a command that takes mode, or none in a dry
-// run, which writes nothing: a dry run of an exclusive command still
-// takes the exclusive lock (its report is then exact), but --no-lock may
-// skip it; a dry run of backup takes a shared lock.
+// dryRunLock is the lock of a command that takes mode, given whether it
+// is a dry run. A dry run writes nothing, so --no-lock and a read-only
+// location may skip its lock; otherwise the dry run of an exclusive
+// command still takes the exclusive lock (its report is then exact), and
+// a backup's dry run a shared one.
 func dryRunLock(mode lockMode, dry bool) lockMode {
 	switch {
 	case !dry:
