@@ -195,6 +195,51 @@ type CheckResult struct {
 	BytesRead  int64     `json:"bytes_read"`
 }
 
+// missingPacksCopied returns the packs the index lists (stats) that are
+// missing from the backend (sizes) and whose every blob the index also
+// lists in a pack the backend has: a backup after the loss stored them
+// again, so the loss costs nothing. It reads the index once, and looks up
+// only the blobs of missing packs.
+func (r *Repository) missingPacksCopied(stats map[backend.ID]*packIndexStat, sizes map[backend.ID]int64) map[backend.ID]bool {
+	copied := make(map[backend.ID]bool)
+	for id := range stats {
+		if _, ok := sizes[id]; !ok {
+			copied[id] = true
+		}
+	}
+	if len(copied) == 0 {
+		return copied
+	}
+	type lost struct {
+		pack backend.ID
+		t    pack.BlobType
+		id   backend.ID
+	}
+	var blobs []lost
+	r.idx.Each(func(pb index.PackedBlob) bool {
+		if copied[pb.PackID] {
+			blobs = append(blobs, lost{pb.PackID, pb.Type, pb.ID})
+		}
+		return true
+	})
+	for _, b := range blobs {
+		if !copied[b.pack] {
+			continue
+		}
+		elsewhere := false
+		for _, loc := range r.idx.LookupAll(b.t, b.id) {
+			if _, ok := sizes[loc.PackID]; ok {
+				elsewhere = true
+				break
+			}
+		}
+		if !elsewhere {
+			copied[b.pack] = false
+		}
+	}
+	return copied
+}
+
 // packIndexStat sums what the in-memory index says about one pack.
 type packIndexStat struct {
 	blobs int
@@ -311,8 +356,14 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 		res.Blobs++
 		return true
 	})
+	copied := r.missingPacksCopied(stats, sizes)
 	for id, s := range stats {
 		size, ok := sizes[id]
+		if !ok && copied[id] {
+			add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id), Warning: true,
+				Message: fmt.Sprintf("missing, but each of the %d blob(s) the index lists in it is stored in another pack too (a backup stored them again): nothing is lost; the next prune drops it from the index", s.blobs)})
+			continue
+		}
 		if !ok {
 			add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id),
 				Message: fmt.Sprintf("missing: the index lists %d blob(s) in this pack", s.blobs)})

@@ -409,24 +409,51 @@ func TestLocks(t *testing.T) {
 		t.Fatalf("stale lock of a dead process blocked: %v", err)
 	}
 	_ = l.Unlock(ctx)
-	// An old lock of another host is stale; a fresh one is not.
+	// A lock of another host is live however old its time field: this
+	// device has only just seen it. Once this device has seen it for
+	// longer than lockStale, it is stale.
+	clk := newFakeClock()
+	r.clockFn = clk.read
 	if _, err := r.writeLock(ctx, LockInfo{Time: time.Now().Add(-2 * lockStale), Exclusive: true, Hostname: "h2", PID: 1}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := r.Lock(ctx, false); !errors.As(err, &le) || le.Holder.Hostname != "h2" {
+		t.Fatalf("old foreign lock seen for the first time: %v", err)
+	}
+	locks, err := r.RemoveLocks(ctx, false)
+	if err != nil || removedCount(locks) != 1 || len(locks) != 2 {
+		t.Fatalf("remove stale (the dead process's lock only): %+v err=%v", locks, err)
+	}
+	for _, l := range locks {
+		if !l.Removed && (l.Info.Hostname != "h2" || !strings.Contains(l.Why, "first time")) {
+			t.Fatalf("kept %+v", l)
+		}
+	}
+	clk.advance(lockStale + time.Second)
 	if _, err := r.writeLock(ctx, LockInfo{Time: time.Now(), Exclusive: true, Hostname: "h2", PID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Lock(ctx, false); !errors.As(err, &le) || le.Holder.Hostname != "h2" {
 		t.Fatalf("fresh foreign lock: %v", err)
 	}
-	n, err := r.RemoveLocks(ctx, false)
-	if err != nil || n != 2 {
-		t.Fatalf("remove stale: n=%d err=%v", n, err)
+	locks, err = r.RemoveLocks(ctx, false)
+	if err != nil || removedCount(locks) != 1 {
+		t.Fatalf("remove stale: %+v err=%v", locks, err)
 	}
-	n, err = r.RemoveLocks(ctx, true)
-	if err != nil || n != 1 {
-		t.Fatalf("remove all: n=%d err=%v", n, err)
+	locks, err = r.RemoveLocks(ctx, true)
+	if err != nil || removedCount(locks) != 1 {
+		t.Fatalf("remove all: %+v err=%v", locks, err)
 	}
+}
+
+func removedCount(locks []LockState) int {
+	n := 0
+	for _, l := range locks {
+		if l.Removed {
+			n++
+		}
+	}
+	return n
 }
 
 func TestKeys(t *testing.T) {

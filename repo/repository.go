@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -101,6 +102,15 @@ type Repository struct {
 	readBufs readBufPool
 
 	compression CompressionMode
+
+	// bootID names this machine's current boot (see clock); clockFn,
+	// if set, replaces clock (a test seam).
+	bootID  string
+	clockFn func() clockReading
+	// sightMu serialises sightLocks; sightings are the lock sightings
+	// of a Repository without a cache.
+	sightMu   sync.Mutex
+	sightings map[backend.ID]lockSighting
 }
 
 // Init creates a repository in an empty backend: it writes a key file,
@@ -297,6 +307,7 @@ func (r *Repository) setup() error {
 	}
 	r.codec = c
 	r.idx = index.New()
+	r.bootID = bootID()
 	if r.opts.CacheDir != "" {
 		r.cache = newCache(r.opts.CacheDir, r.cfg.ID, r.opts.Warn)
 	}

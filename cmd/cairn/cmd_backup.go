@@ -25,6 +25,10 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"(the newest one of the same host and paths, or --parent) are not read again.\n\n" +
 			"A file that cannot be read is reported on stderr and left out; the snapshot\n" +
 			"is still made and the exit status is 3.\n\n" +
+			"No snapshot relies on a missing pack: the packs are listed before the snapshot\n" +
+			"is recorded, and a pack found missing (lost, or deleted meanwhile) makes the\n" +
+			"backup warn and run over the paths again, which uploads the data it held;\n" +
+			"after three such passes it fails (exit status 1) and records nothing.\n\n" +
 			"Patterns (--exclude, --iexclude, lines of --exclude-file) are globs: \"*\", \"?\",\n" +
 			"\"[a-z]\" match within one path element, \"**\" any number of elements; a\n" +
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
@@ -70,8 +74,9 @@ func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
 		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 	}
 	o.Now = e.now
+	o.TestOnlyBeforeSnapshot = e.testPause("before-snapshot")
 	if o.Hostname == "" {
-		o.Hostname = hostname()
+		o.Hostname = e.hostname()
 	}
 	o.Excludes = c.StringSlice("exclude")
 	o.IExcludes = c.StringSlice("iexclude")
@@ -119,7 +124,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		compression = &m
 	}
-	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, dryRunLock(appendLock, opts.DryRun), func(ctx context.Context, s *session) error {
 		if compression != nil {
 			s.repo.SetCompression(*compression)
 		}
@@ -139,6 +144,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		prog := &backupProgress{p: s.p, start: time.Now(), expectBytes: expectedBytes(l, opts, e.now())}
 		opts.Progress = prog
+		opts.Warn = func(msg string) { s.p.Warnf("%s", msg) }
 		opts.Error = func(path string, err error) error {
 			prog.errors.Add(1)
 			s.p.ItemWarn("archival", path, err)

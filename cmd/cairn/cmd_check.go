@@ -26,8 +26,10 @@ func (e *appEnv) checkCommand() *cli.Command {
 			"and \"P%\" reads a random P percent of the packs.\n\n" +
 			"Each problem is printed on a line: a damaged pack is named by its file\n" +
 			"(data/<id>). Packs no index lists are warnings only (an interrupted backup\n" +
-			"or prune leaves them; the next prune removes them). The exit status is 1\n" +
-			"when any damage is found. With --json each problem is a line\n" +
+			"or prune leaves them; the next prune removes them), and so is a missing\n" +
+			"pack whose every blob another pack holds too (a backup after the loss\n" +
+			"stored them again; the next prune drops it from the index). The exit\n" +
+			"status is 1 when any damage is found. With --json each problem is a line\n" +
 			"{\"message_type\":\"problem\",...}, then a summary line.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "read-data", Usage: "read and verify all data"},

@@ -131,7 +131,7 @@ func (e *appEnv) runForget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, dryRunLock(exclusiveLock, dryRun), func(ctx context.Context, s *session) error {
 		l, err := loadLog(ctx, s)
 		if err != nil {
 			return err

@@ -121,7 +121,7 @@ func (e *appEnv) runKeyList(c *cli.Context) error {
 }
 
 func (e *appEnv) runKeyAdd(c *cli.Context) error {
-	return e.writeKey(c, sharedLock, "add key", "key_added", "saved new key as %s",
+	return e.writeKey(c, appendLock, "add key", "key_added", "saved new key as %s",
 		func(ctx context.Context, r *repo.Repository, pw []byte, kdf crypt.KDFParams) (backend.ID, error) {
 			return r.AddKey(ctx, pw, kdf)
 		})

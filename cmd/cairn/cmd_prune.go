@@ -85,7 +85,7 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 		return err
 	}
 	dryRun := c.Bool("dry-run")
-	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, dryRunLock(exclusiveLock, dryRun), func(ctx context.Context, s *session) error {
 		l, err := loadLog(ctx, s)
 		if err != nil {
 			return err

@@ -56,6 +56,9 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		return errors.New("restore: --target is required")
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
+		if err := forgetMissingPacks(ctx, s); err != nil {
+			return err
+		}
 		l, err := loadLog(ctx, s)
 		if err != nil {
 			return err

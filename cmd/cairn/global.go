@@ -35,6 +35,7 @@ type globalOptions struct {
 	JSON            bool
 	Quiet           bool
 	Verbose         bool
+	NoLock          bool
 }
 
 // globalFlags returns the global flags. The root's copy binds environment
@@ -58,6 +59,7 @@ func globalFlags(root bool) []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print JSON (line-delimited status messages) instead of text", Hidden: !root},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and warnings", Hidden: !root},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail", Hidden: !root},
+		&cli.BoolFlag{Name: "no-lock", Usage: "do not lock the repository: for commands that only read (and dry runs), e.g. from a read-only copy", Hidden: !root},
 	}
 }
 
@@ -112,6 +114,7 @@ func (e *appEnv) globals(c *cli.Context) globalOptions {
 		JSON:            globalBool(c, "json", ""),
 		Quiet:           globalBool(c, "quiet", "q"),
 		Verbose:         globalBool(c, "verbose", "v"),
+		NoLock:          globalBool(c, "no-lock", ""),
 	}
 	if globalBool(c, "no-cache", "") {
 		g.CacheDir = ""

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,10 +15,10 @@ import (
 )
 
 // Test-only seams of the binary, for the soak test (scripts/soak), which
-// runs the real binary through simulated months of cron with faults.
-// Neither is documented for users, and neither weakens anything a normal
-// run does: without the variables cairn behaves exactly as without this
-// file.
+// runs the real binary through simulated months of cron with faults, and
+// for the CLI tests. None is documented for users, and none weakens
+// anything a normal run does: without the variables cairn behaves exactly
+// as without this file.
 const (
 	// envTestClockShift is added to the real clock wherever cairn reads
 	// the time for what it records or decides: snapshot and log entry
@@ -31,7 +33,45 @@ const (
 	// would give them; a local one has no retry, so its faults fail the
 	// command, as a failing disk would.
 	envTestFaults = "CAIRN_TESTONLY_FAULTS"
+	// envTestHostname replaces this machine's hostname wherever cairn
+	// records or compares it (lock files, key files, snapshots), so that
+	// a test can play a second host on one machine.
+	envTestHostname = "CAIRN_TESTONLY_HOSTNAME"
+	// envTestPause stops the run at a named point until a line (or EOF)
+	// arrives on standard input, after printing "cairn: testonly: paused
+	// at POINT" on stderr, so that a test can act on the repository
+	// while the run holds its lock. The one point is "before-snapshot":
+	// backup, after its files are archived and their packs uploaded,
+	// before it confirms the packs it relies on and writes the snapshot.
+	envTestPause = "CAIRN_TESTONLY_PAUSE"
 )
+
+// testPausePoints are the values envTestPause accepts.
+var testPausePoints = []string{"before-snapshot"}
+
+// testPause returns the function a run calls at the pause point named
+// point: it stops there when $CAIRN_TESTONLY_PAUSE names the point, and
+// is nil otherwise. It waits for a line on stdin or for ctx; a reader
+// left waiting when ctx ends goes with the process.
+func (e *appEnv) testPause(point string) func(ctx context.Context) error {
+	if e.getenv(envTestPause) != point {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		fmt.Fprintf(e.stderr, "cairn: testonly: paused at %s\n", point)
+		got := make(chan struct{})
+		go func() {
+			_, _ = bufio.NewReader(e.stdin).ReadString('\n')
+			close(got)
+		}()
+		select {
+		case <-got:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
 
 // now is the clock for everything cairn records or decides by time: the
 // real clock, shifted by $CAIRN_TESTONLY_CLOCK_SHIFT when that is set. It
@@ -59,6 +99,9 @@ func (e *appEnv) checkTestSeams() error {
 		if _, err := parseTestFaults(s); err != nil {
 			return fmt.Errorf("$%s: %w", envTestFaults, err)
 		}
+	}
+	if s := e.getenv(envTestPause); s != "" && !slices.Contains(testPausePoints, s) {
+		return fmt.Errorf("$%s: unknown point %q (known: %s)", envTestPause, s, strings.Join(testPausePoints, ", "))
 	}
 	return nil
 }

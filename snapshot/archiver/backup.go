@@ -5,20 +5,32 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // BackupRepository is what Backup needs: the archiver's Repository, the
-// log's, and Flush to make saved blobs durable before the snapshot that
-// references them is recorded.
+// log's, Flush to make saved blobs durable before the snapshot that
+// references them is recorded, and ForgetMissingPacks to confirm that the
+// packs it deduplicated against still exist.
 type BackupRepository interface {
 	Repository
 	snapshot.LogRepository
 	Flush(ctx context.Context) error
+	// ForgetMissingPacks lists the stored packs, drops the packs the
+	// index lists and the backend lacks from the in-memory index (their
+	// blobs are then unknown unless stored elsewhere) and returns them.
+	// It is not called while blobs are saved.
+	ForgetMissingPacks(ctx context.Context) ([]backend.ID, error)
 }
+
+// backupPasses bounds how often Backup archives the paths when packs
+// vanish under it (see Backup).
+const backupPasses = 3
 
 // BackupOptions describe one backup run.
 type BackupOptions struct {
@@ -36,17 +48,42 @@ type BackupOptions struct {
 	Identity *crypt.Identity
 	// ProgramVersion is recorded in the snapshot.
 	ProgramVersion string
+	// TestOnlyBeforeSnapshot, if set, is called after the archived data
+	// is flushed and before the snapshot is recorded; an error aborts
+	// the backup. A test seam (the CLI's $CAIRN_TESTONLY_PAUSE): it lets
+	// a test act on the repository at that moment.
+	TestOnlyBeforeSnapshot func(ctx context.Context) error
+	// Warn receives problems that do not stop the backup (packs found
+	// missing); nil discards them.
+	Warn func(msg string)
 }
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
 // records a snapshot in the log. In a dry run nothing is saved and the
 // returned snapshot has no ID. The parent is chosen from log.
+//
+// Backup never records a snapshot that refers to a pack it did not see
+// in the backend after its data was flushed. After archiving and
+// flushing, it lists the packs: if any pack the index lists is missing
+// (lost before the backup, so that it deduplicated against data that is
+// gone, or deleted meanwhile by a prune that did not see this backup's
+// lock), it drops those packs from the in-memory index and archives the
+// paths again, which uploads what they held where this backup has it (and
+// so repairs older snapshots that share it), up to backupPasses times in
+// all; after that it fails and records nothing. That costs one listing
+// per backup; listing before the first pass as well would only spare a
+// backup after a pack loss (rare) its second pass, and cost every other
+// backup a second listing. A dry run lists the packs before it starts
+// instead, so that its summary counts the data of lost packs.
 func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts BackupOptions) (*snapshot.Snapshot, Summary, error) {
 	if len(opts.Paths) == 0 {
 		return nil, Summary{}, fmt.Errorf("backup: no paths given")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Warn == nil {
+		opts.Warn = func(string) {}
 	}
 	paths := make([]string, 0, len(opts.Paths))
 	for _, p := range opts.Paths {
@@ -79,9 +116,58 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	if err != nil {
 		return nil, Summary{}, err
 	}
-	root, sum, err := a.Snapshot(ctx, paths)
-	if err != nil {
-		return nil, sum, err
+	if opts.DryRun {
+		// A real run finds lost packs after its first pass (below); a
+		// dry run asks first, so that its summary counts their data.
+		missing, err := r.ForgetMissingPacks(ctx)
+		if err != nil {
+			return nil, Summary{}, fmt.Errorf("backup: %w", err)
+		}
+		if len(missing) > 0 {
+			opts.Warn(fmt.Sprintf("%s missing from the repository: a backup uploads the data it held again where it has it (run 'cairn check')", packList(missing)))
+		}
+	}
+	var (
+		root  backend.ID
+		sum   Summary
+		added Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
+	)
+	for pass := 1; ; pass++ {
+		root, sum, err = a.Snapshot(ctx, paths)
+		sum.DataBlobs += added.DataBlobs
+		sum.TreeBlobs += added.TreeBlobs
+		sum.DataAdded += added.DataAdded
+		if pass > 1 {
+			sum.BackupStart = added.BackupStart
+		}
+		if err != nil {
+			return nil, sum, err
+		}
+		if opts.DryRun {
+			break
+		}
+		if err := r.Flush(ctx); err != nil {
+			return nil, sum, fmt.Errorf("backup: %w", err)
+		}
+		if pass == 1 && opts.TestOnlyBeforeSnapshot != nil {
+			if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
+				return nil, sum, fmt.Errorf("backup: %w", err)
+			}
+		}
+		missing, err := r.ForgetMissingPacks(ctx)
+		if err != nil {
+			return nil, sum, fmt.Errorf("backup: confirm packs: %w", err)
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if pass == backupPasses {
+			return nil, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
+				packList(missing), pass)
+		}
+		opts.Warn(fmt.Sprintf("%s missing from the repository (lost, or deleted while this backup ran by a prune that did not see its lock): backing the paths up again to upload what it held (run 'cairn check')",
+			packList(missing)))
+		added = Summary{BackupStart: sum.BackupStart, DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded}
 	}
 	sn := &snapshot.Snapshot{
 		Time:           start,
@@ -118,14 +204,31 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	if opts.DryRun {
 		return sn, sum, nil
 	}
-	if err := r.Flush(ctx); err != nil {
-		return nil, sum, fmt.Errorf("backup: %w", err)
-	}
 	if opts.Identity == nil {
 		return nil, sum, fmt.Errorf("backup: no device identity to sign the snapshot")
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, sum, fmt.Errorf("backup: %w", err)
 	}
 	if _, err := log.AddSnapshot(ctx, r, opts.Identity, sn, opts.Now()); err != nil {
 		return nil, sum, err
 	}
 	return sn, sum, nil
+}
+
+// packList names packs for a message: the count and the first few.
+func packList(ids []backend.ID) string {
+	const show = 3
+	names := make([]string, 0, show)
+	for _, id := range ids[:min(len(ids), show)] {
+		names = append(names, "data/"+id.Str())
+	}
+	list := strings.Join(names, ", ")
+	if len(ids) > show {
+		list += ", ..."
+	}
+	if len(ids) == 1 {
+		return "pack " + list
+	}
+	return fmt.Sprintf("%d packs (%s)", len(ids), list)
 }
