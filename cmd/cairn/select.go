@@ -51,6 +51,9 @@ func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) 
 		for _, p := range l.Problems {
 			s.p.Warnf("snapshot log: %s", p)
 		}
+		for _, p := range l.Skipped {
+			s.p.Warnf("snapshot log: %s", p)
+		}
 	}
 	if s.g.ConfigDir != "" {
 		seen, err := snapshot.LoadSeen(seenFile(s))
