@@ -62,8 +62,9 @@ type MirrorOptions struct {
 	Now func() time.Time
 	// Warn receives problems that do not fail the mirror: files under
 	// log/ that are not log entries (skipped), destination files of the
-	// wrong size (replaced), stale temporary files on the destination that
-	// could not be removed. Nil discards them.
+	// wrong size (replaced, or why not), stale temporary files on the
+	// destination that could not be removed. It may be called from
+	// several goroutines at once. Nil discards them.
 	Warn func(msg string)
 }
 
