@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -95,8 +96,8 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		return fmt.Errorf("list index: %w", err)
 	}
 	var (
-		mu      sync.Mutex
-		damaged int
+		mu      sync.Mutex // guards skipped
+		skipped []backend.ID
 	)
 	err = r.forEachParallel(ctx, len(ids), func(i int) error {
 		f, err := r.loadIndexFile(ctx, ids[i])
@@ -106,7 +107,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			}
 			r.opts.Warn(fmt.Sprintf("warning: skipping index file %s: %v", ids[i].Str(), err))
 			mu.Lock()
-			damaged++
+			skipped = append(skipped, ids[i])
 			mu.Unlock()
 			return nil
 		}
@@ -119,7 +120,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	if r.cache != nil {
 		r.cache.prune(cacheIndex, ids)
 	}
-	if damaged > 0 {
+	slices.SortFunc(skipped, cmpBlobID)
+	r.skippedIndex = skipped
+	if len(skipped) > 0 {
 		n, err := r.indexUnlistedPacks(ctx)
 		if err != nil {
 			return err

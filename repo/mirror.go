@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
-	"github.com/cairn-backup/cairn/crypt"
 )
 
 // Mirroring copies a repository's files from one backend to another
@@ -27,24 +28,62 @@ var ErrDiverged = errors.New("destination log has diverged from the source")
 // repository (another config).
 var ErrOtherRepository = errors.New("destination holds another repository")
 
+// ErrSourceDamaged is wrapped by a mirror's error when the source lacks
+// files its own index or log names, or holds files whose content does not
+// match their names: the mirror copied everything else and removed nothing.
+var ErrSourceDamaged = errors.New("the source is damaged")
+
+// ErrReplaceRefused is wrapped by a mirror's error when the destination
+// holds files whose size does not match the source's and refuses to
+// replace them.
+var ErrReplaceRefused = errors.New("the destination refuses to replace damaged files")
+
 // MirrorOptions configure Mirror; the zero value copies what is missing.
 type MirrorOptions struct {
-	// Prune removes files from the destination that the source no longer
-	// has, where the destination allows it.
+	// Prune removes files from the destination that the source dropped on
+	// purpose (see Mirror), where the destination allows it. It needs
+	// Refs.
 	Prune bool
+	// Refs is what the source's own index references (see
+	// Repository.MirrorRefs): with it, a file the source lacks but its
+	// index lists is damage, never something to remove from the
+	// destination. Prune requires it; without Prune it is optional.
+	Refs *MirrorRefs
 	// DryRun lists what would be copied and removed, and changes nothing.
 	DryRun bool
 	// LimitUpload caps the upload rate in bytes per second; 0 means none.
 	LimitUpload int64
 	// Progress is called after each file copied or removed, from several
-	// goroutines at once; it must be safe for concurrent use.
+	// goroutines at once; it must be safe for concurrent use. Log entries
+	// are copied one at a time, and Progress is called after each on the
+	// goroutine that called Mirror, before the next one is copied.
 	Progress func(MirrorStats)
 	// Now is the clock for the rate limit; nil means time.Now.
 	Now func() time.Time
-	// Warn receives problems that do not fail the mirror: stale temporary
-	// files on the destination that could not be removed. Nil discards
-	// them.
+	// Warn receives problems that do not fail the mirror: files under
+	// log/ that are not log entries (skipped), destination files of the
+	// wrong size (replaced, or why not), stale temporary files on the
+	// destination that could not be removed. It may be called from
+	// several goroutines at once. Nil discards them.
 	Warn func(msg string)
+}
+
+// MirrorRefs is what a source repository's index references, read with
+// its keys: what a keyless mirror cannot know.
+type MirrorRefs struct {
+	packs map[backend.ID]bool
+	// damagedIndex are index files of the source that did not open.
+	damagedIndex []backend.ID
+}
+
+// MirrorRefs returns the packs the loaded index lists and the index files
+// that failed to load, for MirrorOptions.Refs. The index must be loaded.
+func (r *Repository) MirrorRefs() *MirrorRefs {
+	refs := &MirrorRefs{packs: make(map[backend.ID]bool), damagedIndex: slices.Clone(r.skippedIndex)}
+	for _, id := range r.idx.Packs() {
+		refs.packs[id] = true
+	}
+	return refs
 }
 
 // MirrorStats sums up a mirror.
@@ -61,11 +100,88 @@ type MirrorStats struct {
 	// FilesToCopy and BytesToCopy are what the plan found missing.
 	FilesToCopy int   `json:"files_to_copy"`
 	BytesToCopy int64 `json:"bytes_to_copy"`
+	// FilesReplaced counts destination files whose size did not match the
+	// source's and that were replaced by the source's (they are among
+	// FilesCopied).
+	FilesReplaced int `json:"files_replaced"`
+	// LogEntriesCopied counts the log entries among FilesCopied.
+	LogEntriesCopied int `json:"log_entries_copied"`
 	// TempFilesRemoved and TempBytesRemoved count the stale temporary
 	// files, left on the destination by uploads killed mid-way, that the
 	// mirror removed after copying.
 	TempFilesRemoved int   `json:"temp_files_removed"`
 	TempBytesRemoved int64 `json:"temp_bytes_removed"`
+}
+
+// MirrorError is the error of a mirror that went through but could not
+// copy everything, or refused to remove anything: it names the files.
+// It wraps ErrSourceDamaged when the source lacks or has damaged files
+// (and backend.ErrHashMismatch when some were damaged), and
+// ErrReplaceRefused when the destination refused to replace files.
+type MirrorError struct {
+	// Dest is the destination's location.
+	Dest string
+	// Missing are files the source's index or log names that the source
+	// lacks; Damaged are source files whose content does not match their
+	// names, and log entries left behind because an entry they follow
+	// could not be copied. Each list is sorted.
+	Missing, Damaged []backend.Handle
+	// Refused are destination files of the wrong size that the
+	// destination did not let the mirror replace.
+	Refused []backend.Handle
+	// PruneSkipped says that --prune removed nothing because of Missing
+	// or Damaged.
+	PruneSkipped bool
+}
+
+func (e *MirrorError) Error() string {
+	var parts []string
+	if n := len(e.Missing); n > 0 {
+		parts = append(parts, fmt.Sprintf("the source lacks %d file(s) its own index or log names (%s)", n, nameFiles(e.Missing)))
+	}
+	if n := len(e.Damaged); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d file(s) of the source are damaged and were not copied (%s)", n, nameFiles(e.Damaged)))
+	}
+	if n := len(e.Refused); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d file(s) at the destination do not match their names and it refuses to replace them (%s): ask its owner to remove them, then mirror again", n, nameFiles(e.Refused)))
+	}
+	msg := "mirror to " + e.Dest + ": " + strings.Join(parts, "; ")
+	if len(e.Missing)+len(e.Damaged) > 0 {
+		msg += "; copied everything else"
+		if e.PruneSkipped {
+			msg += " and removed nothing"
+		}
+		msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is find the sentinels the problems stand for.
+func (e *MirrorError) Unwrap() []error {
+	var out []error
+	if len(e.Missing)+len(e.Damaged) > 0 {
+		out = append(out, ErrSourceDamaged)
+	}
+	if len(e.Damaged) > 0 {
+		out = append(out, backend.ErrHashMismatch)
+	}
+	if len(e.Refused) > 0 {
+		out = append(out, ErrReplaceRefused)
+	}
+	return out
+}
+
+// nameFiles names up to three files in full, then how many more.
+func nameFiles(hs []backend.Handle) string {
+	var names []string
+	for i, h := range hs {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(hs)-3))
+			break
+		}
+		names = append(names, h.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // maxMirrorFile caps a file held in memory while it is copied.
@@ -101,136 +217,271 @@ func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 	return l, nil
 }
 
+// mirrorRun is one mirror's state while it copies.
+type mirrorRun struct {
+	src, dst           backend.Backend
+	srcFiles, dstFiles listing
+	opts               MirrorOptions
+	lim                *rateLimiter
+
+	mu sync.Mutex // guards st and problems while workers run
+	st MirrorStats
+	// problems collects what MirrorError reports.
+	problems MirrorError
+	// replace are the destination files of the wrong size.
+	replace map[backend.Handle]bool
+}
+
+func (m *mirrorRun) warn(format string, args ...any) {
+	if m.opts.Warn != nil {
+		m.opts.Warn(fmt.Sprintf("warning: "+format, args...))
+	}
+}
+
 // Mirror copies every file dst lacks from src, in an order that never
 // leaves dst referring to a file it does not have: packs, then index
-// files, then keys and the config, then log entries. Before copying log
-// entries it checks that dst's log is a prefix of src's (allowing for old
-// entries src has pruned under a checkpoint) and refuses a diverged dst.
-// Each file's hash is checked before it is written. An interrupted mirror
-// resumes by copying only what is still missing; the temporary files a
-// killed mirror left on dst are removed by the next one that succeeds,
-// once they are an hour old (backend.RemoveStaleTemp).
+// files, then keys and the config, then log entries, one at a time and
+// each after the entries it follows, so that a mirror stopped at any
+// moment leaves dst with a valid, shorter log. Before copying it checks
+// that dst's log is a prefix of src's (allowing for old entries src has
+// pruned under a checkpoint) and refuses a diverged dst. Each file's hash
+// is checked before it is written; a source file that does not match its
+// name is reported and not copied, nor are the log entries that follow
+// it, and the rest is copied. A file under log/ that is not a log entry,
+// on either side, is skipped with a warning. A destination file whose
+// size differs from the source's is replaced, with a warning; if the
+// destination refuses, that is reported and the rest is copied.
+//
+// With Prune, dst files src lacks are removed only when src dropped them
+// on purpose: packs its index (opts.Refs) no longer lists, index files,
+// keys, and log entries covered by its newest checkpoint. If src lacks a
+// pack its index lists or a log entry its log names, has damaged files,
+// or has index files that do not open, nothing is removed.
+//
+// When anything was not copied or removal was skipped for those reasons,
+// Mirror finishes what it can and returns a *MirrorError naming the
+// files. An interrupted mirror resumes by copying only what is still
+// missing; the temporary files a killed mirror left on dst are removed by
+// the next one that succeeds, once they are an hour old
+// (backend.RemoveStaleTemp).
 func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (MirrorStats, error) {
-	var st MirrorStats
+	if opts.Prune && opts.Refs == nil {
+		return MirrorStats{}, errors.New("mirror: internal error: pruning needs the source's references (MirrorOptions.Refs)")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	srcFiles, err := listAll(ctx, src)
-	if err != nil {
-		return st, err
+	m := &mirrorRun{src: src, dst: dst, opts: opts, replace: make(map[backend.Handle]bool)}
+	m.problems.Dest = dst.Location()
+	var err error
+	if m.srcFiles, err = listAll(ctx, src); err != nil {
+		return m.st, err
 	}
 	cfg := backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
-	if _, ok := srcFiles[cfg]; !ok {
-		return st, fmt.Errorf("mirror from %s: %w", src.Location(), backend.ErrNoRepository)
+	if _, ok := m.srcFiles[cfg]; !ok {
+		return m.st, fmt.Errorf("mirror from %s: %w", src.Location(), backend.ErrNoRepository)
 	}
-	dstFiles, err := listAll(ctx, dst)
-	if err != nil {
-		return st, err
+	if m.dstFiles, err = listAll(ctx, dst); err != nil {
+		return m.st, err
 	}
-	if _, ok := dstFiles[cfg]; ok {
+	if _, ok := m.dstFiles[cfg]; ok {
 		same, err := sameFile(ctx, src, dst, cfg)
 		if err != nil {
-			return st, err
+			return m.st, err
 		}
 		if !same {
-			return st, fmt.Errorf("mirror to %s: %w (its config differs from the source's)", dst.Location(), ErrOtherRepository)
+			return m.st, fmt.Errorf("mirror to %s: %w (its config differs from the source's)", dst.Location(), ErrOtherRepository)
 		}
 	}
-	if err := checkLogPrefix(ctx, src, dst, srcFiles, dstFiles); err != nil {
-		return st, err
+	lv, err := m.readLogs(ctx)
+	if err != nil {
+		return m.st, err
 	}
 
-	// Plan: what to copy, by phase.
-	phases := [][]backend.FileType{{backend.PackFile}, {backend.IndexFile}, {backend.KeyFile, backend.ConfigFile}, {backend.LogFile}}
+	// Plan: what to copy, by phase; log entries in the order they must
+	// arrive.
 	var plan [][]backend.Handle
-	for _, types := range phases {
+	for _, types := range [][]backend.FileType{{backend.PackFile}, {backend.IndexFile}, {backend.KeyFile, backend.ConfigFile}} {
 		var todo []backend.Handle
-		for _, t := range types {
-			for h, size := range srcFiles {
-				if h.Type != t {
-					continue
-				}
-				if dsize, ok := dstFiles[h]; ok && dsize == size {
-					st.FilesSkipped++
-					st.BytesSkipped += size
-					continue
-				}
+		for h, size := range m.srcFiles {
+			if slices.Contains(types, h.Type) && m.plan(h, size) {
 				todo = append(todo, h)
-				st.FilesToCopy++
-				st.BytesToCopy += size
 			}
 		}
 		sort.Slice(todo, func(i, j int) bool { return todo[i].Name < todo[j].Name })
 		plan = append(plan, todo)
 	}
-	if opts.DryRun {
-		removable, _ := pruneCandidates(srcFiles, dstFiles)
-		for _, h := range removable {
-			st.FilesRemoved++
-			st.BytesRemoved += dstFiles[h]
+	for h, size := range m.srcFiles {
+		if h.Type == backend.LogFile && !lv.skip[h.Name] {
+			m.plan(h, size)
 		}
-		return st, nil
+	}
+	if opts.Refs != nil {
+		for id := range opts.Refs.packs {
+			h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+			if _, ok := m.srcFiles[h]; !ok {
+				m.problems.Missing = append(m.problems.Missing, h)
+			}
+		}
+		for _, id := range opts.Refs.damagedIndex {
+			m.problems.Damaged = append(m.problems.Damaged, backend.Handle{Type: backend.IndexFile, Name: id.String()})
+		}
+	}
+	if opts.DryRun {
+		if opts.Prune {
+			for _, h := range m.pruneCandidates(lv) {
+				m.st.FilesRemoved++
+				m.st.BytesRemoved += m.dstFiles[h]
+			}
+		}
+		return m.st, m.result()
 	}
 
 	workers := min(max(src.Properties().Connections, 1), max(dst.Properties().Connections, 1))
-	lim := newRateLimiter(opts.LimitUpload, opts.Now)
-	var mu sync.Mutex // guards st while workers run
+	m.lim = newRateLimiter(opts.LimitUpload, opts.Now)
 	for _, todo := range plan {
 		err := parallel(ctx, workers, len(todo), func(i int) error {
-			h := todo[i]
-			n, err := copyFile(ctx, src, dst, h, srcFiles[h], lim)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			st.FilesCopied++
-			st.BytesCopied += n
-			snap := st
-			mu.Unlock()
-			if opts.Progress != nil {
-				opts.Progress(snap)
-			}
-			return nil
+			_, err := m.copy(ctx, todo[i])
+			return err
 		})
 		if err != nil {
-			return st, err
+			return m.st, err
 		}
 	}
+	if err := m.copyLog(ctx, lv); err != nil {
+		return m.st, err
+	}
 	if opts.Prune {
-		removable, _ := pruneCandidates(srcFiles, dstFiles)
-		for _, h := range removable {
+		for _, h := range m.pruneCandidates(lv) {
 			err := dst.Delete(ctx, h)
 			switch {
 			case err == nil:
-				st.FilesRemoved++
-				st.BytesRemoved += dstFiles[h]
+				m.st.FilesRemoved++
+				m.st.BytesRemoved += m.dstFiles[h]
 			case errors.Is(err, backend.ErrAppendOnly):
-				st.FilesKept++
+				m.st.FilesKept++
 			case backend.IsNotExist(err):
 			default:
-				return st, fmt.Errorf("remove %s from %s: %w", h, dst.Location(), err)
+				return m.st, fmt.Errorf("remove %s from %s: %w", h, dst.Location(), err)
 			}
 			if opts.Progress != nil {
-				opts.Progress(st)
+				opts.Progress(m.st)
 			}
 		}
 	}
 	// What an earlier mirror killed mid-upload left behind. A mirror
 	// holds no lock on the destination, so only files older than
 	// staleTempAge go: another host's upload in progress keeps its file.
-	st.TempFilesRemoved, st.TempBytesRemoved, err = removeStaleTemp(ctx, dst, opts.Warn)
-	return st, err
+	m.st.TempFilesRemoved, m.st.TempBytesRemoved, err = removeStaleTemp(ctx, dst, opts.Warn)
+	if err != nil {
+		return m.st, err
+	}
+	return m.st, m.result()
 }
 
-// pruneCandidates lists dst files src lacks, in a safe deletion order: log
-// entries, then index files, then packs and keys, so dst never has an index
-// naming a deleted pack.
-func pruneCandidates(srcFiles, dstFiles listing) ([]backend.Handle, int) {
+// plan counts h, of size bytes at the source, as skipped or to copy, and
+// says whether to copy it; a destination file of another size is to be
+// replaced.
+func (m *mirrorRun) plan(h backend.Handle, size int64) bool {
+	dsize, ok := m.dstFiles[h]
+	if ok && dsize == size {
+		m.st.FilesSkipped++
+		m.st.BytesSkipped += size
+		return false
+	}
+	if ok {
+		m.replace[h] = true
+		what := "replacing it"
+		if m.opts.DryRun {
+			what = "would replace it"
+		}
+		m.warn("%s: %s holds %d bytes, the source's %d: %s", m.dst.Location(), h, dsize, size, what)
+	}
+	m.st.FilesToCopy++
+	m.st.BytesToCopy += size
+	return true
+}
+
+// result is nil, or the MirrorError naming what went wrong.
+func (m *mirrorRun) result() error {
+	p := &m.problems
+	if len(p.Missing)+len(p.Damaged)+len(p.Refused) == 0 {
+		return nil
+	}
+	for _, l := range [][]backend.Handle{p.Missing, p.Damaged, p.Refused} {
+		sort.Slice(l, func(i, j int) bool { return l[i].String() < l[j].String() })
+	}
+	p.PruneSkipped = m.opts.Prune && len(p.Missing)+len(p.Damaged) > 0
+	return p
+}
+
+// errSourceCopyDamaged marks a source file whose content does not match
+// its name.
+var errSourceCopyDamaged = errors.New("the source's copy is damaged")
+
+// copy copies h and counts it. A source file that does not match its
+// name, and a destination that refuses to replace a file of the wrong
+// size, are recorded and return (false, nil); other errors are returned.
+func (m *mirrorRun) copy(ctx context.Context, h backend.Handle) (bool, error) {
+	n, err := copyFile(ctx, m.src, m.dst, h, m.srcFiles[h], m.lim)
+	m.mu.Lock()
+	switch {
+	case errors.Is(err, errSourceCopyDamaged):
+		m.problems.Damaged = append(m.problems.Damaged, h)
+		m.mu.Unlock()
+		return false, nil
+	case m.replace[h] && err != nil && ctx.Err() == nil:
+		// The file there is damaged already; whatever keeps the
+		// destination from replacing it (an append-only peer, a
+		// read-only folder) must not keep the rest from being copied.
+		m.problems.Refused = append(m.problems.Refused, h)
+		m.mu.Unlock()
+		m.warn("%s: could not replace %s: %v", m.dst.Location(), h, err)
+		return false, nil
+	case err != nil:
+		m.mu.Unlock()
+		return false, err
+	}
+	m.st.FilesCopied++
+	m.st.BytesCopied += n
+	if m.replace[h] {
+		m.st.FilesReplaced++
+	}
+	if h.Type == backend.LogFile {
+		m.st.LogEntriesCopied++
+	}
+	snap := m.st
+	m.mu.Unlock()
+	if m.opts.Progress != nil {
+		m.opts.Progress(snap)
+	}
+	return true, nil
+}
+
+// pruneCandidates lists the dst files src dropped on purpose, in a safe
+// deletion order: log entries, then index files, then packs and keys, so
+// dst never has an index naming a deleted pack. It lists nothing when the
+// source lacks or has damaged files it needs: they must stay where they
+// are good. It needs m.opts.Refs.
+func (m *mirrorRun) pruneCandidates(lv *logView) []backend.Handle {
+	if len(m.problems.Missing)+len(m.problems.Damaged) > 0 {
+		return nil
+	}
 	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3}
 	var out []backend.Handle
-	for h := range dstFiles {
-		if _, ok := srcFiles[h]; ok || h.Type == backend.ConfigFile {
+	for h := range m.dstFiles {
+		if _, ok := m.srcFiles[h]; ok || h.Type == backend.ConfigFile {
 			continue
+		}
+		switch h.Type {
+		case backend.LogFile:
+			if !lv.covered[h.Name] {
+				continue
+			}
+		case backend.PackFile:
+			if id, err := backend.ParseID(h.Name); err != nil || m.opts.Refs.packs[id] {
+				continue
+			}
 		}
 		out = append(out, h)
 	}
@@ -240,7 +491,7 @@ func pruneCandidates(srcFiles, dstFiles listing) ([]backend.Handle, int) {
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, len(out)
+	return out
 }
 
 func sameFile(ctx context.Context, a, b backend.Backend, h backend.Handle) (bool, error) {
@@ -313,7 +564,7 @@ func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, s
 		copyBufs.Put(buf)
 	}()
 	if h.Type != backend.ConfigFile && backend.Hash(data).String() != h.Name {
-		return 0, fmt.Errorf("mirror %s: %w: the source's copy is damaged (run 'cairn check' on the source)", h, backend.ErrHashMismatch)
+		return 0, fmt.Errorf("mirror %s: %w: %w (run 'cairn check' on the source)", h, backend.ErrHashMismatch, errSourceCopyDamaged)
 	}
 	var rd backend.RewindReader = backend.NewByteReader(data)
 	if lim != nil {
@@ -330,72 +581,6 @@ func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, s
 		return 0, fmt.Errorf("copy %s to %s: stored %d bytes, want %d", h, dst.Location(), fi.Size, len(data))
 	}
 	return int64(len(data)), nil
-}
-
-// checkLogPrefix refuses a destination whose log holds entries the source
-// lacks, unless the source's newest checkpoint covers them (the source
-// pruned its old entries). Envelopes are checked keylessly.
-func checkLogPrefix(ctx context.Context, src, dst backend.Backend, srcFiles, dstFiles listing) error {
-	var extra []backend.Handle
-	for h := range dstFiles {
-		if h.Type == backend.LogFile {
-			if _, ok := srcFiles[h]; !ok {
-				extra = append(extra, h)
-			}
-		}
-	}
-	if len(extra) == 0 {
-		return nil
-	}
-	entries := make(map[[32]byte]*crypt.Entry)
-	load := func(be backend.Backend, h backend.Handle) error {
-		data, err := readAll(ctx, be, h, crypt.MaxEntryBodySize+64<<10)
-		if err != nil {
-			return err
-		}
-		e, err := crypt.DecodeEntry(data)
-		if err != nil {
-			return fmt.Errorf("log entry %s on %s: %w", h.Name[:8], be.Location(), err)
-		}
-		entries[crypt.EntryID(data)] = e
-		return nil
-	}
-	for h := range srcFiles {
-		if h.Type == backend.LogFile {
-			if err := load(src, h); err != nil {
-				return err
-			}
-		}
-	}
-	srcOnly := len(entries)
-	srcMax := uint64(0)
-	for _, e := range entries {
-		srcMax = max(srcMax, e.Seq)
-	}
-	for _, h := range extra {
-		if err := load(dst, h); err != nil {
-			return err
-		}
-	}
-	chain := crypt.VerifyChain(entries)
-	var diverged []backend.Handle
-	var newest *crypt.Entry
-	for _, h := range extra {
-		id, _ := backend.ParseID(h.Name)
-		if chain.Covered[id] {
-			continue
-		}
-		diverged = append(diverged, h)
-		if e := entries[id]; newest == nil || e.Seq > newest.Seq {
-			newest = e
-		}
-	}
-	if len(diverged) == 0 {
-		return nil
-	}
-	return fmt.Errorf("mirror to %s: %w: it holds %d log entries the source does not (newest: sequence %d from device %s at %s); the source holds %d entries up to sequence %d. Someone else wrote to the destination, or the source was rolled back; mirror to a new destination or investigate before overwriting",
-		dst.Location(), ErrDiverged, len(diverged), newest.Seq, crypt.PeerIDFromKey(newest.Device).Short(),
-		time.Unix(0, newest.Time).UTC().Format(time.RFC3339), srcOnly, srcMax)
 }
 
 // parallel runs fn(0..n-1) on up to workers goroutines; the first error

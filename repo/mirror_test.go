@@ -146,7 +146,7 @@ func TestMirrorResumesAfterInterruption(t *testing.T) {
 func TestMirrorRefusesDivergedDestination(t *testing.T) {
 	ctx := context.Background()
 	ident, _ := crypt.NewIdentity()
-	src, _ := mirrorSource(t, ident, 2)
+	src, r := mirrorSource(t, ident, 2)
 	dst := mem.New()
 	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestMirrorRefusesDivergedDestination(t *testing.T) {
 	appendEntries(t, dst, other, 1)
 	before := dst.Files()
 	appendEntries(t, src, ident, 1)
-	_, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true})
+	_, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs()})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("diverged destination: %v", err)
 	}
@@ -182,12 +182,13 @@ func (appendOnly) Delete(context.Context, backend.Handle) error { return backend
 func TestMirrorPruneRespectsAppendOnly(t *testing.T) {
 	ctx := context.Background()
 	ident, _ := crypt.NewIdentity()
-	src, _ := mirrorSource(t, ident, 2)
+	src, r := mirrorSource(t, ident, 2)
 	dst := mem.New()
 	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The source drops a pack (as its prune would).
+	// The source drops a pack from its index and deletes it, as its
+	// prune would.
 	var gone backend.Handle
 	for h := range src.Files() {
 		if h.Type == backend.PackFile {
@@ -195,15 +196,18 @@ func TestMirrorPruneRespectsAppendOnly(t *testing.T) {
 			break
 		}
 	}
+	id, _ := backend.ParseID(gone.Name)
+	r.Index().RemovePacks(map[backend.ID]bool{id: true})
 	src.DeleteRaw(gone)
-	st, err := Mirror(ctx, src, appendOnly{dst}, MirrorOptions{Prune: true})
+	refs := r.MirrorRefs()
+	st, err := Mirror(ctx, src, appendOnly{dst}, MirrorOptions{Prune: true, Refs: refs})
 	if err != nil || st.FilesKept != 1 || st.FilesRemoved != 0 {
 		t.Fatalf("append-only prune: %+v %v", st, err)
 	}
 	if _, ok := dst.Files()[gone]; !ok {
 		t.Fatal("append-only destination lost a file")
 	}
-	st, err = Mirror(ctx, src, dst, MirrorOptions{Prune: true})
+	st, err = Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: refs})
 	if err != nil || st.FilesRemoved != 1 {
 		t.Fatalf("read-write prune: %+v %v", st, err)
 	}
@@ -306,7 +310,7 @@ func checkTemps(t *testing.T, old []string, fresh string) {
 func TestMirrorRemovesStaleTemp(t *testing.T) {
 	ctx := context.Background()
 	ident, _ := crypt.NewIdentity()
-	src, _ := mirrorSource(t, ident, 2)
+	src, r := mirrorSource(t, ident, 2)
 	dir := filepath.Join(t.TempDir(), "dst")
 	dst, err := local.Create(ctx, dir)
 	if err != nil {
@@ -340,7 +344,7 @@ func TestMirrorRemovesStaleTemp(t *testing.T) {
 	checkTemps(t, old, fresh)
 	// The copy still opens and is whole.
 	testOpen(t, dst, Options{})
-	st, err = Mirror(ctx, src, dst, MirrorOptions{Warn: warn, Prune: true})
+	st, err = Mirror(ctx, src, dst, MirrorOptions{Warn: warn, Prune: true, Refs: r.MirrorRefs()})
 	if err != nil || st.FilesCopied != 0 || st.FilesRemoved != 0 || st.TempFilesRemoved != 0 {
 		t.Errorf("last mirror: %+v, %v", st, err)
 	}

@@ -100,6 +100,9 @@ type Repository struct {
 	packer      *packer
 	// readBufs holds LoadPack's buffers for ranged reads (load.go).
 	readBufs readBufPool
+	// skippedIndex are the index files LoadIndex could not read or
+	// open, sorted.
+	skippedIndex []backend.ID
 
 	compression CompressionMode
 

@@ -99,7 +99,8 @@ func walkUnique(ctx context.Context, r TreeLoader, snaps []*Snapshot, seen *repo
 
 // CheckSnapshots checks what the live snapshots of the log reach: every
 // tree loads and decodes, and every data blob a file needs is in the index.
-// It also reports the log's own problems. A tree shared by several
+// It also reports the log's own problems, and its skipped files as
+// warnings. A tree shared by several
 // snapshots is checked once and its problems reported with the first
 // snapshot (by time) that reaches it; a file with missing blobs is one
 // problem. It returns an error only when ctx ends.
@@ -107,6 +108,9 @@ func CheckSnapshots(ctx context.Context, r BlobChecker, l *Log) ([]repo.Problem,
 	var problems []repo.Problem
 	for _, p := range l.Problems {
 		problems = append(problems, repo.Problem{Kind: ProblemLog, Message: p})
+	}
+	for _, p := range l.Skipped {
+		problems = append(problems, repo.Problem{Kind: ProblemLog, Warning: true, Message: p})
 	}
 	seen := repo.NewBlobSet()
 	err := walkUnique(ctx, r, l.Snapshots(), seen, func(sn *Snapshot, dir string, id backend.ID, t *Tree, err error) error {

@@ -85,6 +85,12 @@ func FuzzLoadSeen(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	seen.Locations = map[string]SeenAt{"/srv/repo": {MaxSeq: 9, Heads: seen.Heads[:1]}, "sftp:a@b:/c": {MaxSeq: 7}}
+	seen.Known = append([]SeenHead(nil), seen.Heads...)
+	if b, err = json.Marshal(seen); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte(`{"max_seq":1,"heads":null}`))
 	f.Add([]byte(`{}`))
 	dir := f.TempDir()
@@ -95,7 +101,7 @@ func FuzzLoadSeen(f *testing.F) {
 		}
 		s, err := LoadSeen(p)
 		if err != nil {
-			if s.MaxSeq != 0 || s.Heads != nil {
+			if s.MaxSeq != 0 || s.Heads != nil || s.Locations != nil || s.Known != nil {
 				t.Fatal("state returned with an error")
 			}
 			return
@@ -112,8 +118,15 @@ func FuzzLoadSeen(f *testing.F) {
 			slices.SortFunc(h, func(a, b SeenHead) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 			return h
 		}
-		if s2.MaxSeq != s.MaxSeq || !slices.Equal(sortHeads(s.Heads), sortHeads(s2.Heads)) {
+		if s2.MaxSeq != s.MaxSeq || !slices.Equal(sortHeads(s.Heads), sortHeads(s2.Heads)) ||
+			!slices.Equal(sortHeads(s.Known), sortHeads(s2.Known)) || len(s.Locations) != len(s2.Locations) {
 			t.Fatalf("state changed by saving: %+v, then %+v", s, s2)
+		}
+		for loc, at := range s.Locations {
+			at2, ok := s2.Locations[loc]
+			if !ok || at2.MaxSeq != at.MaxSeq || !slices.Equal(sortHeads(at.Heads), sortHeads(at2.Heads)) {
+				t.Fatalf("location %q changed by saving: %+v, then %+v", loc, at, at2)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -83,6 +84,12 @@ type Log struct {
 	// bad sequence numbers, backdated entries, bad signatures, entries
 	// from unregistered devices, unreadable entries).
 	Problems []string
+	// Skipped names, one line each, the files under log/ that are not log
+	// entries at all: their bytes match their names but do not decode as
+	// an envelope. Such a file was never an entry (an entry damaged later
+	// no longer matches its name), so it hides nothing and is ignored;
+	// readers report it as a warning.
+	Skipped []string
 
 	chain     *crypt.Chain
 	snapshots []*Snapshot
@@ -157,8 +164,11 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 		wg.Go(func() {
 			for id := range jobs {
 				e, err := loadEntry(ctx, r, id)
+				var junk *notEntryError
 				mu.Lock()
-				if err != nil {
+				if errors.As(err, &junk) {
+					l.Skipped = append(l.Skipped, fmt.Sprintf("log/%s is not a log entry (%v): ignored", id, junk.err))
+				} else if err != nil {
 					l.Problems = append(l.Problems, fmt.Sprintf("log entry %s: %v", id.Str(), err))
 				} else {
 					l.Entries[id] = e
@@ -180,9 +190,16 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	sort.Strings(l.Skipped)
 	l.rebuild()
 	return l, nil
 }
+
+// notEntryError says a log file, intact, is not a log entry: its envelope
+// is malformed.
+type notEntryError struct{ err error }
+
+func (e *notEntryError) Error() string { return e.err.Error() }
 
 func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, error) {
 	data, err := r.LoadFile(ctx, backend.LogFile, id)
@@ -190,6 +207,9 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 		return nil, err
 	}
 	env, err := crypt.DecodeEntry(data)
+	if errors.Is(err, crypt.ErrFormat) {
+		return nil, &notEntryError{err}
+	}
 	if err != nil {
 		return nil, err
 	}

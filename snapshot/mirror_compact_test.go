@@ -39,7 +39,7 @@ func TestMirrorAcrossLogCompaction(t *testing.T) {
 				}
 			}
 			mirror := func() error {
-				_, err := repo.Mirror(ctx, m.be, dst, repo.MirrorOptions{Prune: true})
+				_, err := repo.Mirror(ctx, m.be, dst, repo.MirrorOptions{Prune: true, Refs: m.r.MirrorRefs()})
 				return err
 			}
 			compact := func() int {

@@ -18,10 +18,13 @@ func (e *appEnv) checkCommand() *cli.Command {
 			"file, every pack the index lists (present, with a size that fits), every\n" +
 			"tree of every live snapshot (it loads, and the data its files need is\n" +
 			"indexed), and the snapshot log (links, signatures, writers, and no rollback\n" +
-			"since this device last read it). With --read-data it downloads every pack\n" +
-			"and verifies every byte; --read-data-subset reads a part: \"n/m\" reads the\n" +
-			"packs whose ID's first byte modulo m is n-1, so running n = 1..m on m nights\n" +
-			"reads every pack once, e.g. from cron:\n\n" +
+			"since this device last read it there). A copy that only lacks the newest\n" +
+			"entries this device saw at another location (a friend's copy not mirrored to\n" +
+			"yet) is reported as \"log is behind by N entries\", a warning, not damage.\n\n" +
+			"With --read-data it downloads every pack and verifies every byte;\n" +
+			"--read-data-subset reads a part: \"n/m\" reads the packs whose ID's first\n" +
+			"byte modulo m is n-1, so running n = 1..m on m nights reads every pack once,\n" +
+			"e.g. from cron:\n\n" +
 			"   cairn check --read-data-subset \"$(( $(date +%-j) % 30 + 1 ))/30\"\n\n" +
 			"and \"P%\" reads a random P percent of the packs.\n\n" +
 			"Each problem is printed on a line: a damaged pack is named by its file\n" +
@@ -95,8 +98,13 @@ func (e *appEnv) runCheck(c *cli.Context) error {
 			return err
 		}
 		problems = append(problems, snapProblems...)
-		for _, msg := range l.CheckSeen(s.seen) {
+		rep := seenReport(s, l)
+		for _, msg := range rep.Problems {
 			problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Message: msg})
+		}
+		if rep.Behind != "" {
+			// A copy not mirrored to yet: said, but not damage.
+			problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Warning: true, Message: rep.Behind})
 		}
 		if opts.ReadData || !opts.Subset.IsAll() {
 			s.p.Printf("read %d of %d packs (%s)", res.PacksRead, res.Packs, formatBytes(uint64(res.BytesRead)))

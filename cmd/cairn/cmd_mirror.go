@@ -18,20 +18,32 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 		Usage:     "copy the repository to other locations (peers, sftp, local)",
 		ArgsUsage: "DEST...",
 		Description: "Copies every file each DEST lacks from the repository given by -r: packs first, then\n" +
-			"index files, keys and the config, then the snapshot log, so a DEST never refers to a\n" +
-			"file it does not have. Each file's hash is checked before it is sent; an interrupted\n" +
-			"mirror resumes by copying what is still missing. A DEST that does not hold a\n" +
-			"repository yet is created. No password is needed: everything copied is encrypted\n" +
-			"and named by its hash.\n\n" +
+			"index files, keys and the config, then the snapshot log, one entry at a time and\n" +
+			"each after the entries it follows, so a DEST never refers to a file it does not\n" +
+			"have, and a mirror stopped at any moment leaves a valid, shorter log. Each file's\n" +
+			"hash is checked before it is sent; an interrupted mirror resumes by copying what\n" +
+			"is still missing. A DEST that does not hold a repository yet is created. No\n" +
+			"password is needed (except for --prune): everything copied is encrypted and\n" +
+			"named by its hash.\n\n" +
 			"Before copying log entries, mirror checks that DEST's log is a prefix of the\n" +
 			"source's; a DEST that holds entries the source lacks (someone else wrote to it, or\n" +
 			"the source was rolled back) is refused, and nothing is copied to it.\n\n" +
-			"--prune removes files DEST holds that the source no longer has (after prune or\n" +
-			"forget). An append-only peer keeps them: old snapshots stay restorable from it.\n\n" +
+			"A source file whose content does not match its name is not copied; a file under\n" +
+			"log/ that is not a log entry (on either side) is skipped with a warning; a DEST\n" +
+			"file whose size differs from the source's is replaced, with a warning. The rest\n" +
+			"is still copied, and a damaged source file, or a DEST that refuses to replace a\n" +
+			"file, makes the exit status 1 naming the files.\n\n" +
+			"--prune removes files DEST holds that the source dropped on purpose (after\n" +
+			"prune or forget): packs its index no longer lists, index files, keys, and log\n" +
+			"entries a checkpoint covers. It needs the password, to read the source's index,\n" +
+			"and holds a shared lock on the source. A pack or log entry the source lacks but\n" +
+			"still names is damage, not a drop: then nothing is removed, the files are named,\n" +
+			"and the exit status is 1; heal the source with \"cairn repair packs --from DEST\".\n" +
+			"An append-only peer keeps removed files: old snapshots stay restorable from it.\n\n" +
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has and the source does not, where DEST allows it"},
+			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only report what would be copied and removed"},
 			&cli.Int64Flag{Name: "limit-upload", Usage: "limit uploads to `KIB` KiB/s (0: no limit)"},
 		},
@@ -63,9 +75,34 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
+	var refs *repo.MirrorRefs
+	if c.Bool("prune") {
+		// Only the source's index tells a pack it pruned from one it
+		// lost; the shared lock keeps a prune from changing it
+		// meanwhile.
+		pw, err := e.password(ctx, g)
+		if errors.Is(err, errNoPassword) {
+			return fmt.Errorf("mirror --prune needs the repository password, to tell files the source pruned from files it lost: %w", err)
+		}
+		if err != nil {
+			return err
+		}
+		r, l, err := openLocked(ctx, src, pw, e.repoOptions(g, p), sharedLock)
+		zero(pw)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		defer func() {
+			if err := l.Unlock(ctx); err != nil {
+				p.Warnf("unlock: %v", err)
+			}
+		}()
+		refs = r.MirrorRefs()
+	}
 	var failed []string
 	for _, dest := range c.Args().Slice() {
-		if err := e.mirrorTo(ctx, c, p, env, src, dest); err != nil {
+		if err := e.mirrorTo(ctx, c, p, env, src, refs, dest); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
@@ -82,7 +119,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	return nil
 }
 
-func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, dest string) error {
+func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, dest string) error {
 	dry := c.Bool("dry-run")
 	dst, err := openBackend(ctx, dest, env)
 	if errors.Is(err, backend.ErrNoRepository) {
@@ -99,7 +136,7 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
-	opts := repo.MirrorOptions{Prune: c.Bool("prune"), DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024,
+	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	if p.progress() {
 		opts.Progress = func(st repo.MirrorStats) {
@@ -107,13 +144,17 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 				formatBytes(uint64(st.BytesCopied)), formatBytes(uint64(st.BytesToCopy))))
 		}
 	}
+	opts.Progress = e.testOnlyMirrorPause(ctx, p, opts.Progress)
 	st, err := repo.Mirror(ctx, src, dst, opts)
-	if err != nil {
+	// A mirror that went through but could not copy everything still
+	// says what it did; the error follows.
+	var incomplete *repo.MirrorError
+	if err != nil && !errors.As(err, &incomplete) {
 		return err
 	}
 	if g := e.globals(c); g.JSON {
 		p.JSON(mirrorSummaryJSON{MessageType: "summary", Destination: redactLocation(dest), DryRun: dry, MirrorStats: st})
-		return nil
+		return err
 	}
 	verb := "copied"
 	if dry {
@@ -132,9 +173,12 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 			p.Printf("%s: kept %d files the destination does not let us delete (append-only)", redactLocation(dest), st.FilesKept)
 		}
 	}
+	if st.FilesReplaced > 0 {
+		p.Printf("%s: replaced %d file(s) whose size did not match their names", redactLocation(dest), st.FilesReplaced)
+	}
 	if st.TempFilesRemoved > 0 {
 		p.Printf("%s: removed %d stale temporary file(s) (%s) left by interrupted uploads", redactLocation(dest),
 			st.TempFilesRemoved, formatBytes(uint64(st.TempBytesRemoved)))
 	}
-	return nil
+	return err
 }

@@ -105,8 +105,14 @@ func pruneFlags() []cli.Flag {
 // holds an exclusive lock.
 func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, dryRun bool, maxUnused float64) error {
 	{
-		if len(l.Problems) > 0 || len(l.CheckSeen(s.seen)) > 0 {
+		rep := seenReport(s, l)
+		if len(l.Problems) > 0 || len(rep.Problems) > 0 {
 			return errors.New("prune: refusing to run: the snapshot log shows problems (see the warnings above), so the set of live snapshots cannot be trusted to decide what to delete; run 'cairn check'")
+		}
+		if rep.Behind != "" {
+			// Its newer snapshots' data may be here already (a mirror
+			// copies data before the log): pruning would delete it.
+			return errors.New("prune: refusing to run: this copy's snapshot log is behind what this device has seen elsewhere, so snapshots it does not list yet may use data it holds; mirror to it first, or prune the repository it is mirrored from")
 		}
 		s.p.Printf("finding the data of %d snapshot(s)", len(l.Snapshots()))
 		used, err := snapshot.UsedBlobs(ctx, s.repo, l.Snapshots())

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -13,12 +15,38 @@ import (
 func (e *appEnv) repairCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "repair",
-		Usage: "repair the index or damaged snapshots",
-		Description: "\"repair index\" rebuilds the index from the packs' own headers.\n" +
+		Usage: "repair lost or damaged packs, the index, or damaged snapshots",
+		Description: "\"repair packs --from LOCATION\" fetches lost or damaged files back from a copy.\n" +
+			"\"repair index\" rebuilds the index from the packs' own headers.\n" +
 			"\"repair snapshots\" saves what can be saved of damaged snapshots.\n\n" +
-			"To recover from a damaged pack that \"check --read-data\" named: delete the\n" +
-			"pack file, run \"repair index\", then \"repair snapshots --forget\".",
+			"To recover from a pack that \"check\" named missing or damaged: if a mirror\n" +
+			"holds it, run \"repair packs --from MIRROR\". If no copy has it, delete the pack\n" +
+			"file, run \"repair index\", then \"repair snapshots --forget\".",
 		Subcommands: []*cli.Command{
+			{
+				Name:      "packs",
+				Usage:     "fetch lost or damaged packs back from a copy of the repository",
+				ArgsUsage: " ",
+				Description: "Reads every pack the index lists and fetches from LOCATION, a copy of this\n" +
+					"repository (a mirror: a path, sftp:user@host:/path, peer://...), each one\n" +
+					"that is missing here or whose content does not match its name. So are index\n" +
+					"files whose content does not match their names, and log entries the log\n" +
+					"names as parents but lacks or holds damaged. Each file's SHA-256 is checked\n" +
+					"against its name before it is stored. A file LOCATION lacks or holds damaged\n" +
+					"too is named, and nothing is fetched for it. A lost index file cannot be\n" +
+					"told apart from one a prune removed: \"repair index\" rebuilds the index.\n\n" +
+					"It reads every pack, like \"check --read-data\", and holds an exclusive lock.\n" +
+					"If it is killed, running it again fetches the rest. Unlike restic's \"repair\n" +
+					"packs\", which salvages the readable blobs of a damaged pack, it replaces the\n" +
+					"whole pack by an intact copy.\n\n" +
+					"Exit status: 0 when nothing was lost or everything was fetched, 1 when some\n" +
+					"file could not be fetched (each is named) or on any other error.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "from", Usage: "fetch from the copy at `LOCATION`", Required: true},
+					&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only report what is lost or damaged and whether LOCATION has it"},
+				},
+				Action: e.runRepairPacks,
+			},
 			{
 				Name:      "index",
 				Usage:     "rebuild the index from the packs",
@@ -75,6 +103,60 @@ func (e *appEnv) runRepairIndex(c *cli.Context) error {
 		s.p.Printf("indexed %d blobs in %d pack(s); wrote %d index file(s), removed %d", st.Blobs, st.Packs, st.IndexWritten, st.IndexRemoved)
 		if len(st.Damaged) > 0 {
 			s.p.Printf("%d pack(s) could not be read and are no longer indexed: run 'cairn repair snapshots'", len(st.Damaged))
+		}
+		return nil
+	})
+}
+
+// repairPacksJSON is the summary of "repair packs --json".
+type repairPacksJSON struct {
+	MessageType string `json:"message_type"`
+	DryRun      bool   `json:"dry_run"`
+	repo.RepairPacksStats
+}
+
+func (e *appEnv) runRepairPacks(c *cli.Context) error {
+	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	dry := c.Bool("dry-run")
+	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+		from := c.String("from")
+		copyBe, err := openBackend(ctx, from, e.locEnv(s.g, s.p))
+		if errors.Is(err, backend.ErrNoRepository) {
+			// Not exit status 10: this repository exists.
+			return fmt.Errorf("--from %s: no repository there", redactLocation(from))
+		}
+		if err != nil {
+			return fmt.Errorf("--from %s: %w", redactLocation(from), err)
+		}
+		defer copyBe.Close()
+		st, err := s.repo.RepairPacks(ctx, copyBe, repo.RepairPacksOptions{DryRun: dry, Progress: maintProgress(s.p)})
+		if err != nil {
+			return fmt.Errorf("repair packs: %w", err)
+		}
+		if s.g.JSON {
+			s.p.JSON(repairPacksJSON{"summary", dry, st})
+		} else {
+			for _, f := range st.Files {
+				switch {
+				case f.Fetched && dry:
+					s.p.Printf("%s: %s; %s has it", f.File, f.Problem, redactLocation(from))
+				case f.Fetched:
+					s.p.Printf("%s: %s; fetched from %s", f.File, f.Problem, redactLocation(from))
+				default:
+					s.p.Printf("%s: %s; cannot be fetched: %s", f.File, f.Problem, f.Error)
+				}
+			}
+			done := "fetched"
+			if dry {
+				done = "available from the copy"
+			}
+			s.p.Printf("read %d packs (%s); %d file(s) lost or damaged, %d %s", st.PacksRead, formatBytes(uint64(st.BytesRead)),
+				len(st.Files), len(st.Files)-st.Unrecovered(), done)
+		}
+		if n := st.Unrecovered(); n > 0 {
+			return fmt.Errorf("repair packs: %d file(s) could not be fetched from %s (see above); try another copy, or see 'cairn help repair'", n, redactLocation(from))
 		}
 		return nil
 	})

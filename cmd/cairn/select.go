@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -38,8 +39,9 @@ func loadLog(ctx context.Context, s *session) (*snapshot.Log, error) {
 }
 
 // readLog reads the snapshot log and remembers its heads; with warn, it
-// also warns about the log's problems. check passes false: it reports
-// those problems itself, and saying each twice would only confuse.
+// also warns about the log's problems, and says when the log is behind
+// what this device saw elsewhere. check passes false: it reports those
+// itself, and saying each twice would only confuse.
 func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) {
 	l, err := snapshot.LoadLog(ctx, s.repo)
 	if err != nil {
@@ -49,18 +51,25 @@ func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) 
 		for _, p := range l.Problems {
 			s.p.Warnf("snapshot log: %s", p)
 		}
+		for _, p := range l.Skipped {
+			s.p.Warnf("snapshot log: %s", p)
+		}
 	}
 	if s.g.ConfigDir != "" {
 		seen, err := snapshot.LoadSeen(seenFile(s))
 		if err != nil {
 			s.p.Warnf("remembered snapshot log heads: %v", err)
 		}
+		s.seen = seen
 		if warn {
-			for _, p := range l.CheckSeen(seen) {
+			rep := seenReport(s, l)
+			for _, p := range rep.Problems {
 				s.p.Warnf("snapshot log: %s", p)
 			}
+			if rep.Behind != "" {
+				s.p.Warnf("snapshot log: %s", rep.Behind)
+			}
 		}
-		s.seen = seen
 		rememberLog(s, l)
 	}
 	return l, nil
@@ -70,6 +79,24 @@ func seenFile(s *session) string {
 	return snapshot.SeenFile(s.g.ConfigDir, s.repo.Config().ID)
 }
 
+// seenReport compares the log with what this device remembered of it
+// before this run, here and at the repository's other locations.
+func seenReport(s *session, l *snapshot.Log) snapshot.SeenReport {
+	return l.CheckSeenAt(s.seen, seenLocation(s.g.Repo))
+}
+
+// seenLocation is how the remembered log state names a location: a local
+// path made absolute (so "repo" and "/srv/repo" are one place), any other
+// location as given, without secrets.
+func seenLocation(loc string) string {
+	if name, rest, err := parseLocation(loc); err == nil && name == "local" {
+		if abs, err := filepath.Abs(rest); err == nil {
+			return abs
+		}
+	}
+	return redactLocation(loc)
+}
+
 // rememberLog saves the log's heads in this device's state, never moving
 // back from what it remembered before and keeping remembered heads that
 // went missing, so a rollback is noticed and stays reported.
@@ -77,7 +104,7 @@ func rememberLog(s *session, l *snapshot.Log) {
 	if s.g.ConfigDir == "" {
 		return
 	}
-	if err := snapshot.SaveSeen(seenFile(s), l.Remember(s.seen)); err != nil {
+	if err := snapshot.SaveSeen(seenFile(s), l.Remember(s.seen, seenLocation(s.g.Repo))); err != nil {
 		s.p.Warnf("remember snapshot log heads: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/repo"
 )
 
 // Test-only seams of the binary, for the soak test (scripts/soak), which
@@ -103,6 +104,11 @@ func (e *appEnv) checkTestSeams() error {
 	if s := e.getenv(envTestPause); s != "" && !slices.Contains(testPausePoints, s) {
 		return fmt.Errorf("$%s: unknown point %q (known: %s)", envTestPause, s, strings.Join(testPausePoints, ", "))
 	}
+	if s := e.getenv(envTestMirrorPause); s != "" {
+		if n, err := strconv.Atoi(s); err != nil || n < 1 {
+			return fmt.Errorf("$%s: %q is not a count of log entries", envTestMirrorPause, s)
+		}
+	}
 	return nil
 }
 
@@ -190,5 +196,34 @@ func (e *appEnv) testPauseInit() func(ctx context.Context) {
 	return func(ctx context.Context) {
 		fmt.Fprintln(e.stderr, testPauseInitLine)
 		<-ctx.Done()
+	}
+}
+
+// The mirror pause: a seam of its own, for the CLI tests that kill a
+// mirror in the middle of its log phase (cmd/cairn/mirror_order_test.go).
+// Like the seams above it is not for users and changes nothing when unset.
+
+// envTestMirrorPause, set to N, makes "mirror" stop after copying its Nth
+// log entry to a destination: it prints "testonly: mirror paused after N
+// log entries" on stderr and waits until it is killed or interrupted.
+// Mirror copies log entries one at a time and calls Progress after each
+// before the next, so the destination then holds exactly N new entries.
+const envTestMirrorPause = "CAIRN_TESTONLY_MIRROR_PAUSE"
+
+// testOnlyMirrorPause wraps a mirror's progress callback with the pause
+// of $CAIRN_TESTONLY_MIRROR_PAUSE; unset, it returns next as it is.
+func (e *appEnv) testOnlyMirrorPause(ctx context.Context, p *printer, next func(repo.MirrorStats)) func(repo.MirrorStats) {
+	n, err := strconv.Atoi(e.getenv(envTestMirrorPause))
+	if err != nil || n < 1 {
+		return next // unset (a malformed value was refused by checkTestSeams)
+	}
+	return func(st repo.MirrorStats) {
+		if next != nil {
+			next(st)
+		}
+		if st.LogEntriesCopied == n {
+			p.Warnf("testonly: mirror paused after %d log entries", n)
+			<-ctx.Done()
+		}
 	}
 }

@@ -1,0 +1,309 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
+)
+
+// The log side of a mirror, keyless: which entries to copy and in what
+// order, and what the destination's extra entries are.
+
+// maxEntryFile caps a log file read by a mirror: the largest entry is the
+// largest body plus the envelope's fixed part and 16 parents.
+const maxEntryFile = crypt.MaxEntryBodySize + 64<<10
+
+// logView is what a mirror knows of the two logs.
+type logView struct {
+	// order are the source's entries to copy, each after the entries it
+	// names as parents.
+	order []backend.Handle
+	// parents are the parents of the entries in order, by file name.
+	parents map[string][]string
+	// skip are source log files not to copy: not log entries, or not
+	// matching their names.
+	skip map[string]bool
+	// covered are destination entries the source lacks that its newest
+	// checkpoint covers: it pruned them on purpose.
+	covered map[string]bool
+}
+
+// loadedEntry is one log file read by a mirror.
+type loadedEntry struct {
+	h   backend.Handle
+	e   *crypt.Entry // nil when the file is not a valid entry
+	bad error        // why not: it does not match its name (wraps backend.ErrHashMismatch), or does not decode
+	// copy says the entry is one of the source's that the destination
+	// lacks.
+	copy bool
+}
+
+// readLogs reads the log entries the mirror needs: the source's entries
+// the destination lacks (to order them), and, when the destination holds
+// entries the source lacks, every entry of both (to tell entries the
+// source pruned or lost from entries someone else wrote). A file under
+// log/ that is not a valid entry is skipped with a warning. It refuses a
+// destination whose log has diverged from the source's.
+func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
+	lv := &logView{parents: make(map[string][]string), skip: make(map[string]bool), covered: make(map[string]bool)}
+	var toCopy, extra []backend.Handle
+	for h, size := range m.srcFiles {
+		if h.Type == backend.LogFile {
+			if dsize, ok := m.dstFiles[h]; !ok || dsize != size {
+				toCopy = append(toCopy, h)
+			}
+		}
+	}
+	for h := range m.dstFiles {
+		if h.Type == backend.LogFile {
+			if _, ok := m.srcFiles[h]; !ok {
+				extra = append(extra, h)
+			}
+		}
+	}
+	srcLoad := toCopy
+	if len(extra) > 0 {
+		srcLoad = srcLoad[:0:0]
+		for h := range m.srcFiles {
+			if h.Type == backend.LogFile {
+				srcLoad = append(srcLoad, h)
+			}
+		}
+	}
+	srcEntries, err := loadEntries(ctx, m.src, srcLoad)
+	if err != nil {
+		return nil, err
+	}
+	for i := range srcEntries {
+		h := srcEntries[i].h
+		dsize, ok := m.dstFiles[h]
+		srcEntries[i].copy = !ok || dsize != m.srcFiles[h]
+	}
+	dstEntries, err := loadEntries(ctx, m.dst, extra)
+	if err != nil {
+		return nil, err
+	}
+
+	all := make(map[[32]byte]*crypt.Entry, len(srcEntries)+len(dstEntries))
+	srcOnly := make(map[[32]byte]*crypt.Entry, len(srcEntries))
+	for _, le := range srcEntries {
+		if le.e == nil {
+			lv.skip[le.h.Name] = true
+			if errors.Is(le.bad, backend.ErrHashMismatch) {
+				m.problems.Damaged = append(m.problems.Damaged, le.h)
+			} else {
+				m.warn("%s: %s is not a log entry (%v): not copied", m.src.Location(), le.h, le.bad)
+			}
+			continue
+		}
+		id, _ := backend.ParseID(le.h.Name)
+		all[id], srcOnly[id] = le.e, le.e
+	}
+	for _, le := range dstEntries {
+		if le.e == nil {
+			m.warn("%s: %s is not a log entry of this repository's log (%v): ignored, and left where it is", m.dst.Location(), le.h, le.bad)
+			continue
+		}
+		id, _ := backend.ParseID(le.h.Name)
+		all[id] = le.e
+	}
+	if len(extra) > 0 {
+		if err := m.classifyExtra(lv, dstEntries, all, srcOnly); err != nil {
+			return nil, err
+		}
+	}
+	lv.order = orderParentsFirst(srcEntries, lv)
+	return lv, nil
+}
+
+// classifyExtra sorts the destination's valid entries the source lacks:
+// those the source's newest checkpoint covers it pruned on purpose; those
+// the source's own entries name (directly or through others) it lost,
+// which is damage to report; any other was written by someone else, and
+// the mirror is refused.
+func (m *mirrorRun) classifyExtra(lv *logView, dstEntries []loadedEntry, all, srcOnly map[[32]byte]*crypt.Entry) error {
+	reach := func(from [][32]byte) map[[32]byte]bool {
+		seen := make(map[[32]byte]bool)
+		stack := append([][32]byte(nil), from...)
+		for len(stack) > 0 {
+			id := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			e, ok := all[id]
+			if !ok || seen[id] {
+				continue
+			}
+			seen[id] = true
+			stack = append(stack, e.Parents...)
+		}
+		return seen
+	}
+	var covered map[[32]byte]bool
+	if sc := crypt.VerifyChain(srcOnly); sc.HasCheckpoint {
+		covered = reach([][32]byte{sc.Checkpoint})
+	}
+	var roots [][32]byte
+	for id := range srcOnly {
+		roots = append(roots, id)
+	}
+	named := reach(roots)
+
+	var diverged []*crypt.Entry
+	for _, le := range dstEntries {
+		if le.e == nil {
+			continue
+		}
+		id, _ := backend.ParseID(le.h.Name)
+		switch {
+		case covered[id]:
+			lv.covered[le.h.Name] = true
+		case named[id]:
+			m.problems.Missing = append(m.problems.Missing, le.h)
+		default:
+			diverged = append(diverged, le.e)
+		}
+	}
+	if len(diverged) == 0 {
+		return nil
+	}
+	newest := diverged[0]
+	for _, e := range diverged[1:] {
+		if e.Seq > newest.Seq {
+			newest = e
+		}
+	}
+	srcMax := uint64(0)
+	for _, e := range srcOnly {
+		srcMax = max(srcMax, e.Seq)
+	}
+	return fmt.Errorf("mirror to %s: %w: it holds %d log entries the source does not (newest: sequence %d from device %s at %s); the source holds %d entries up to sequence %d. Someone else wrote to the destination, or the source was rolled back; mirror to a new destination or investigate before overwriting",
+		m.dst.Location(), ErrDiverged, len(diverged), newest.Seq, crypt.PeerIDFromKey(newest.Device).Short(),
+		time.Unix(0, newest.Time).UTC().Format(time.RFC3339), len(srcOnly), srcMax)
+}
+
+// orderParentsFirst returns the valid entries of loaded that are to be
+// copied (the source's that the destination lacks) so that each comes
+// after every parent among them: a topological order, ties broken by
+// sequence then name, so the order is the same on every run. It records
+// each entry's parents in lv.parents.
+func orderParentsFirst(loaded []loadedEntry, lv *logView) []backend.Handle {
+	toCopy := make(map[string]*crypt.Entry)
+	for _, le := range loaded {
+		if le.e != nil && le.copy {
+			toCopy[le.h.Name] = le.e
+		}
+	}
+	children := make(map[string][]string)
+	var ready []string
+	waiting := make(map[string]int)
+	for name, e := range toCopy {
+		for _, p := range e.Parents {
+			pn := backend.ID(p).String()
+			lv.parents[name] = append(lv.parents[name], pn)
+			if _, ok := toCopy[pn]; ok {
+				children[pn] = append(children[pn], name)
+				waiting[name]++
+			}
+		}
+		if waiting[name] == 0 {
+			ready = append(ready, name)
+		}
+	}
+	less := func(a, b string) bool {
+		if toCopy[a].Seq != toCopy[b].Seq {
+			return toCopy[a].Seq < toCopy[b].Seq
+		}
+		return a < b
+	}
+	// Entry IDs hash their parents' IDs, so the links cannot form a
+	// cycle: every entry to copy is reached.
+	order := make([]backend.Handle, 0, len(toCopy))
+	for len(ready) > 0 {
+		sort.Slice(ready, func(i, j int) bool { return less(ready[i], ready[j]) })
+		n := ready[0]
+		ready = ready[1:]
+		order = append(order, backend.Handle{Type: backend.LogFile, Name: n})
+		for _, c := range children[n] {
+			if waiting[c]--; waiting[c] == 0 {
+				ready = append(ready, c)
+			}
+		}
+	}
+	return order
+}
+
+// loadEntries reads and decodes the log files hs of be, several at once.
+// A file that does not match its name, is too large to be an entry, or
+// does not decode is returned with e nil and bad saying why; other errors
+// (the backend failing) are returned.
+func loadEntries(ctx context.Context, be backend.Backend, hs []backend.Handle) ([]loadedEntry, error) {
+	// Each worker writes only its own slots of out; parallel returns
+	// after every worker is done.
+	out := make([]loadedEntry, len(hs))
+	err := parallel(ctx, max(be.Properties().Connections, 1), len(hs), func(i int) error {
+		h := hs[i]
+		out[i].h = h
+		data, err := readAll(ctx, be, h, maxEntryFile)
+		switch {
+		case errors.Is(err, ErrFormat):
+			out[i].bad = err
+			return nil
+		case err != nil:
+			return err
+		case backend.Hash(data).String() != h.Name:
+			out[i].bad = fmt.Errorf("%w", backend.ErrHashMismatch)
+			return nil
+		}
+		e, err := crypt.DecodeEntry(data)
+		if err != nil {
+			out[i].bad = err
+			return nil
+		}
+		e.Body = nil // only the links are needed
+		out[i].e = e
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// copyLog copies the source's log entries the destination lacks, one at
+// a time in lv.order, so that the destination's log is valid after each.
+// An entry is copied only once every parent the source holds is at the
+// destination; the entries that follow one that could not be copied stay
+// behind, with a warning, and the cause is reported on its own.
+func (m *mirrorRun) copyLog(ctx context.Context, lv *logView) error {
+	copied := make(map[string]bool, len(lv.order))
+	held := 0
+	for _, h := range lv.order {
+		ready := true
+		for _, p := range lv.parents[h.Name] {
+			ph := backend.Handle{Type: backend.LogFile, Name: p}
+			size, atSource := m.srcFiles[ph]
+			dsize, atDest := m.dstFiles[ph]
+			if atSource && !copied[p] && (!atDest || dsize != size) {
+				ready = false
+				break
+			}
+		}
+		if !ready {
+			held++
+			continue
+		}
+		ok, err := m.copy(ctx, h)
+		if err != nil {
+			return err
+		}
+		copied[h.Name] = ok
+	}
+	if held > 0 {
+		m.warn("%s: %d log entries not copied: they follow entries that could not be copied", m.dst.Location(), held)
+	}
+	return nil
+}
