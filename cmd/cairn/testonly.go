@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -12,10 +15,10 @@ import (
 )
 
 // Test-only seams of the binary, for the soak test (scripts/soak), which
-// runs the real binary through simulated months of cron with faults.
-// Neither is documented for users, and neither weakens anything a normal
-// run does: without the variables cairn behaves exactly as without this
-// file.
+// runs the real binary through simulated months of cron with faults, and
+// for the CLI tests. None is documented for users, and none weakens
+// anything a normal run does: without the variables cairn behaves exactly
+// as without this file.
 const (
 	// envTestClockShift is added to the real clock wherever cairn reads
 	// the time for what it records or decides: snapshot and log entry
@@ -30,6 +33,12 @@ const (
 	// would give them; a local one has no retry, so its faults fail the
 	// command, as a failing disk would.
 	envTestFaults = "CAIRN_TESTONLY_FAULTS"
+	// envTestRestoreSwap makes restore play another user writing in the
+	// target: "PATH=LINK" swaps the node at PATH (inside the snapshot,
+	// absolute) for a symlink to LINK right after the restore made it,
+	// moving the node to PATH.swapped. The restore must then refuse to
+	// set the node's metadata through that name.
+	envTestRestoreSwap = "CAIRN_TESTONLY_RESTORE_SWAP"
 )
 
 // now is the clock for everything cairn records or decides by time: the
@@ -59,7 +68,42 @@ func (e *appEnv) checkTestSeams() error {
 			return fmt.Errorf("$%s: %w", envTestFaults, err)
 		}
 	}
+	if s := e.getenv(envTestRestoreSwap); s != "" {
+		if p, link, ok := strings.Cut(s, "="); !ok || !path.IsAbs(p) || link == "" {
+			return fmt.Errorf("$%s: want ABSOLUTE-PATH=LINK-TARGET", envTestRestoreSwap)
+		}
+	}
 	return nil
+}
+
+// restoreSwapSeam returns restorer.Options.TestOnlyBetween for
+// $CAIRN_TESTONLY_RESTORE_SWAP (see envTestRestoreSwap), or nil if it is
+// not set. The restore's target is target, and rootPath the path inside
+// the snapshot restored there.
+func (e *appEnv) restoreSwapSeam(target, rootPath string) func(string, bool) {
+	s := e.getenv(envTestRestoreSwap)
+	if s == "" {
+		return nil
+	}
+	node, link, _ := strings.Cut(s, "=") // checked by checkTestSeams
+	rel, ok := strings.CutPrefix(node, rootPath)
+	if !ok {
+		return nil
+	}
+	at := filepath.Join(target, rel)
+	var once sync.Once
+	return func(p string, made bool) {
+		if !made || p != node {
+			return
+		}
+		// Failures are left to the test to see: the node is then
+		// restored, and no error is reported for it.
+		once.Do(func() {
+			if err := os.Rename(at, at+".swapped"); err == nil {
+				_ = os.Symlink(link, at)
+			}
+		})
+	}
 }
 
 // testFaults is a parsed $CAIRN_TESTONLY_FAULTS.
