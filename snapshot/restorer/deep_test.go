@@ -2,11 +2,14 @@ package restorer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,4 +294,74 @@ func removeDeep(t *testing.T, dir string) {
 		}
 		fd, names = up, names[:len(names)-1]
 	}
+}
+
+// TestRestoreDeepTreeMovedUnderTheRestore moves a folder of a chain 100
+// deep to another place in the target while the restore is 30 levels
+// below it, the descriptors of the folders above long released: on the
+// way back up, ".." of the moved folder is no longer the folder the
+// restore made above it, so that one is opened again by name from the
+// top, checked level by level; the moved folder's name is gone, so it is
+// reported and its metadata not set. Everything else is restored, and no
+// descriptor is left open.
+func TestRestoreDeepTreeMovedUnderTheRestore(t *testing.T) {
+	const depth = 100
+	repo := newFakeRepo()
+	root, _ := deepChainTree(t, repo, depth, []int{1, 49, 50, depth})
+	target := t.TempDir()
+	level := func(k int) string { return filepath.Join(target, strings.Repeat("d/", k)) }
+	var once sync.Once
+	moved := false
+	opts := Options{TestOnlyBetween: func(p string, made bool) {
+		if !made || p != strings.Repeat("/d", 80) {
+			return
+		}
+		once.Do(func() {
+			// Level 50 goes from level 49 to level 10.
+			if err := os.Rename(level(50), filepath.Join(level(10), "x")); err != nil {
+				t.Error(err)
+				return
+			}
+			moved = true
+		})
+	}}
+	baseFDs := openFDs(t)
+	_, rep := restoreT(t, repo, root, opts, target)
+	if !moved {
+		t.Fatal("the seam never ran")
+	}
+	if n := openFDs(t) - baseFDs; n != 0 {
+		t.Errorf("%d descriptors left open", n)
+	}
+	want50 := strings.Repeat("/d", 50)
+	if got := rep.paths(); !slices.Equal(got, []string{want50}) {
+		t.Fatalf("errors for %q, want only level 50: %v", got, rep.errs)
+	}
+	if err := rep.errs[want50][0]; !errors.Is(err, ErrChangedInTarget) {
+		t.Errorf("level 50: %v", err)
+	}
+	check := func(p string, k int) {
+		t.Helper()
+		st := lstat(t, p)
+		mode, mtime := deepLevelMeta(k)
+		if st.Mode&0o7777 != uint32(mode.Perm()) || !time.Unix(st.Mtim.Unix()).Equal(mtime) {
+			t.Errorf("level %d: mode %o mtime %v, want %o %v", k, st.Mode&0o7777, time.Unix(st.Mtim.Unix()), mode.Perm(), mtime)
+		}
+	}
+	for k := 1; k <= 49; k++ {
+		check(level(k), k)
+	}
+	checkFile(t, filepath.Join(level(49), "f"), []byte("level 49\n"))
+	if _, err := os.Lstat(level(50)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("level 50 is back in its place: %v", err)
+	}
+	movedTo := filepath.Join(level(10), "x")
+	if st := lstat(t, movedTo); st.Mode&0o7777 != 0o700 {
+		t.Errorf("the moved folder got metadata: mode %o", st.Mode&0o7777)
+	}
+	for k := 51; k <= depth; k++ {
+		check(filepath.Join(movedTo, strings.Repeat("d/", k-50)), k)
+	}
+	checkFile(t, filepath.Join(movedTo, "f"), []byte("level 50\n"))
+	checkFile(t, filepath.Join(movedTo, strings.Repeat("d/", depth-50), "f"), []byte(fmt.Sprintf("level %d\n", depth)))
 }

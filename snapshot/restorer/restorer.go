@@ -572,8 +572,9 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 }
 
 // leaveDir queues a directory made in the target for its metadata, now
-// that all its contents are planned, and opens its parent again through
-// ".." if the parent's descriptor was released meanwhile.
+// that all its contents are planned, and opens its parent again if the
+// parent's descriptor was released meanwhile: through ".." of d, or, if
+// d was moved elsewhere meanwhile, by name from above.
 func (rs *restore) leaveDir(d *dirCtx) error {
 	if !d.created || d.failed {
 		rs.release(d)
@@ -585,26 +586,25 @@ func (rs *restore) leaveDir(d *dirCtx) error {
 		}
 		return err
 	}
-	p := d.parent
-	if p.fd < 0 && !p.failed {
-		fd, err := reopenDir(d.fd, "..", p.id)
-		if err != nil {
-			p.failed = true
-			if err := rs.report(p.path(), err); err != nil {
-				rs.release(d)
-				return err
-			}
-		} else {
-			p.fd = fd
-		}
-	}
+	// d leaves the walk (the batch takes its descriptor below): out of
+	// the walker's, so that opening p cannot release it.
 	if i := slices.Index(rs.open, d); i >= 0 {
 		rs.open = slices.Delete(rs.open, i, i+1)
+	}
+	p := d.parent
+	if p.fd < 0 && !p.failed {
+		if fd, err := reopenDir(d.fd, "..", p.id); err == nil {
+			p.fd = fd
+		} else if _, err := rs.reopen(p); err != nil && !errors.Is(err, errReported) {
+			closeFD(d.fd)
+			d.fd = -1
+			return err
+		}
 	}
 	if p.fd >= 0 && p.parent != nil && !slices.Contains(rs.open, p) {
 		rs.hold(p)
 	}
-	// With its parent gone (reported), d's metadata is still set,
+	// With its parent lost (reported), d's metadata is still set,
 	// through its own descriptor; there is no name to check it against.
 	rs.b.add(&entry{kind: kindDir, node: d.node, dir: p.elem, name: d.elem.name, dirfd: p.fd, fd: d.fd})
 	p.usedBy = rs.b
