@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,146 @@ func TestAppendOnly(t *testing.T) {
 	putBytes(t, be, lh, lock)
 	if err := be.Delete(t.Context(), lh); err != nil {
 		t.Errorf("delete a lock: %v", err)
+	}
+}
+
+// TestAppendOnlyReplacesDamaged: a file on the server's disk whose
+// content no longer matches its name (truncated, grown, or bit-flipped
+// at the same size) is damage, not history: an append-only client may put
+// it again, the new content is checked against the name as every put's
+// is, and the server logs the replacement. An intact file, and the
+// config (whose name is no hash), still cannot be replaced.
+func TestAppendOnlyReplacesDamaged(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}})
+	be := ts.create(t, client, "r")
+	dir := filepath.Join(ts.cfg.Root, client.PeerID().String(), "r")
+	path := func(h backend.Handle) string {
+		if h.Type == backend.PackFile {
+			return filepath.Join(dir, "data", h.Name[:2], h.Name)
+		}
+		return filepath.Join(dir, h.Type.Dir(), h.Name)
+	}
+	damage := map[string]func([]byte) []byte{
+		"truncated":   func(b []byte) []byte { return b[:len(b)/2] },
+		"emptied":     func([]byte) []byte { return nil },
+		"grown":       func(b []byte) []byte { return append(b, "junk"...) },
+		"bit-flipped": func(b []byte) []byte { c := bytes.Clone(b); c[len(c)/3] ^= 0x10; return c },
+	}
+	for what, fn := range damage {
+		for _, ft := range []backend.FileType{backend.PackFile, backend.LogFile} {
+			data := bytes.Repeat([]byte(what+" "+ft.String()+" "), 5000)
+			h := handleOf(ft, data)
+			putBytes(t, be, h, data)
+			if err := os.Chmod(path(h), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path(h), fn(data), 0o400); err != nil {
+				t.Fatal(err)
+			}
+			// Content that does not hash to the name replaces nothing.
+			wrong := bytes.Clone(data)
+			wrong[0] ^= 1
+			if err := be.Put(t.Context(), h, backend.NewByteReader(wrong)); !errors.Is(err, backend.ErrHashMismatch) {
+				t.Errorf("%s %s: put of wrong content: %v, want ErrHashMismatch", what, ft, err)
+			}
+			if got, _ := os.ReadFile(path(h)); !bytes.Equal(got, fn(data)) {
+				t.Errorf("%s %s: a refused put changed the file", what, ft)
+			}
+			if err := be.Put(t.Context(), h, backend.NewByteReader(data)); err != nil {
+				t.Errorf("%s %s: put of the right content over a damaged file: %v", what, ft, err)
+				continue
+			}
+			if got, err := os.ReadFile(path(h)); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s %s: after the put the file holds %d bytes (%v), want the %d put", what, ft, len(got), err, len(data))
+			}
+			if got := getAll(t, be, h); !bytes.Equal(got, data) {
+				t.Errorf("%s %s: get after the repair: %d bytes", what, ft, len(got))
+			}
+			if !ts.log.has("replaced damaged file " + h.String()) {
+				t.Errorf("%s %s: the server did not log the replacement", what, ft)
+			}
+			// Repaired, it is history again.
+			if err := be.Put(t.Context(), h, backend.NewByteReader(data)); !errors.Is(err, backend.ErrAppendOnly) {
+				t.Errorf("%s %s: put over the repaired file: %v, want ErrAppendOnly", what, ft, err)
+			}
+		}
+	}
+	// The config's name is no hash: the server cannot tell damage from a
+	// change, so it keeps refusing.
+	cfg := handleOf(backend.ConfigFile, nil)
+	putBytes(t, be, cfg, []byte("the config"))
+	if err := os.Chmod(filepath.Join(dir, "config"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte("the conf"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Put(t.Context(), cfg, backend.NewByteReader([]byte("the config"))); !errors.Is(err, backend.ErrAppendOnly) {
+		t.Errorf("put over a changed config: %v, want ErrAppendOnly", err)
+	}
+}
+
+// TestJunkInClientFolder: junk a friend (or a disk fault) leaves in a
+// client's log/ folder does not stop the server from serving it: files
+// with names that are no hash, a hash-named file of junk, a folder, a
+// link leading out, a stray temporary file. The listing skips what is not
+// a file with a valid name, and puts and a new server's count go on.
+func TestJunkInClientFolder(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	root := t.TempDir()
+	cfg := ServerConfig{Root: root, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}}
+	ts := startServer(t, cfg)
+	be := ts.create(t, client, "r")
+	entry := []byte("a log entry")
+	putBytes(t, be, handleOf(backend.LogFile, entry), entry)
+	logDir := filepath.Join(root, client.PeerID().String(), "r", "log")
+	junkName := handleOf(backend.LogFile, []byte("what the name promises")).Name
+	for name, content := range map[string]string{
+		"README":                "not an entry",
+		junkName:                "not what the name promises",
+		strings.Repeat("A", 64): "upper case",
+		".tmp-leftover":         "half an upload",
+	} {
+		if err := os.WriteFile(filepath.Join(logDir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(logDir, handleOf(backend.LogFile, []byte("dir")).Name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(logDir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	check := func(be *Backend, what string) {
+		t.Helper()
+		var names []string
+		if err := be.List(t.Context(), backend.LogFile, func(fi backend.FileInfo) error {
+			names = append(names, fi.Name)
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: list: %v", what, err)
+		}
+		if len(names) < 2 || !slices.Contains(names, junkName) || slices.Contains(names, "README") {
+			t.Errorf("%s: listed %v", what, names)
+		}
+		more := []byte(what)
+		putBytes(t, be, handleOf(backend.LogFile, more), more)
+		// The hash-named junk is damage: the right content replaces it.
+		right := []byte("what the name promises")
+		if err := be.Put(t.Context(), handleOf(backend.LogFile, right), backend.NewByteReader(right)); err != nil &&
+			!errors.Is(err, backend.ErrAppendOnly) {
+			t.Errorf("%s: put over junk: %v", what, err)
+		}
+	}
+	check(be, "running server")
+	_ = be.Close()
+	ts2 := startServer(t, cfg)
+	check(ts2.create(t, client, "r"), "restarted server")
+	if got, err := os.ReadFile(filepath.Join(logDir, junkName)); err != nil || string(got) != "what the name promises" {
+		t.Errorf("the junk under a hash name: %q, %v", got, err)
 	}
 }
 

@@ -323,10 +323,18 @@ func (r *repoStore) put(ctx context.Context, h backend.Handle, size int64, conte
 		return err
 	}
 	var old int64
+	damaged := ""
 	fi, err := be.Stat(ctx, h)
 	switch {
 	case err == nil && r.c.mode == ModeAppendOnly:
-		return fmt.Errorf("%w: %s exists and this device may not replace it", backend.ErrAppendOnly, h)
+		damaged, err = r.damage(ctx, be, h, fi.Size, size)
+		if err != nil {
+			return err
+		}
+		if damaged == "" {
+			return fmt.Errorf("%w: %s exists and this device may not replace it", backend.ErrAppendOnly, h)
+		}
+		old = fi.Size
 	case err == nil:
 		old = fi.Size
 	case !backend.IsNotExist(err):
@@ -339,7 +347,40 @@ func (r *repoStore) put(ctx context.Context, h backend.Handle, size int64, conte
 	vr := &verifyingReader{h: h, r: content, size: size, hash: sha256.New(), finish: finish}
 	err = be.Put(ctx, h, vr)
 	r.c.settle(delta, err == nil)
+	if err == nil && damaged != "" {
+		r.c.logf("peer %s: replaced damaged file %s in repository %q (%s)", r.c.id.Short(), h, filepath.Base(r.dir), damaged)
+	}
 	return err
+}
+
+// damage says how the stored file h of size stored no longer matches its
+// name, or "" when it does and so is history an append-only client may
+// not replace. A put of size bytes is about to replace it; its content is
+// checked against the name as it arrives, so a different size already
+// tells: at most one content hashes to the name. Otherwise the stored
+// file is read and hashed (at most MaxFileSize bytes, as any put). The
+// config's name is no hash: a config is never called damaged.
+func (r *repoStore) damage(ctx context.Context, be *local.Backend, h backend.Handle, stored, size int64) (string, error) {
+	if h.Type == backend.ConfigFile {
+		return "", nil
+	}
+	if stored != size {
+		return fmt.Sprintf("it held %d bytes, its name says %d", stored, size), nil
+	}
+	hw := sha256.New()
+	err := be.Get(ctx, h, 0, 0, func(rd io.Reader) error {
+		_, err := io.Copy(hw, io.LimitReader(rd, MaxFileSize+1))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("check %s: %w", h, err)
+	}
+	var sum [32]byte
+	hw.Sum(sum[:0])
+	if got := backend.ID(sum); got.String() != h.Name {
+		return fmt.Sprintf("its %d bytes hashed to %s", stored, got.Str()), nil
+	}
+	return "", nil
 }
 
 func (r *repoStore) delete(ctx context.Context, h backend.Handle) error {
