@@ -699,6 +699,9 @@ func (s *Server) reply(st *timedStream, who string, err error, what string) {
 		}
 		if c == codeBadRequest || c == codeFrameTooLarge {
 			s.cfg.Logf("peer server: %s: %s: %v", who, what, err)
+		} else {
+			// A refusal: append-only, quota, hash mismatch, bad name.
+			s.cfg.Logf("peer server: %s: %s: refused: %s", who, what, msg)
 		}
 	}
 	_ = writeFrame(st, response{Status: c, Message: sanitize(msg)}.encode()) // the stream ends next either way

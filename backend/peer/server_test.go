@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -305,6 +306,68 @@ func TestJunkInClientFolder(t *testing.T) {
 	check(ts2.create(t, client, "r"), "restarted server")
 	if got, err := os.ReadFile(filepath.Join(logDir, junkName)); err != nil || string(got) != "what the name promises" {
 		t.Errorf("the junk under a hash name: %q, %v", got, err)
+	}
+}
+
+// TestRefusalsLogged: every refusal is one line of the server's log,
+// naming the device, the request and the file, and why.
+func TestRefusalsLogged(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Quota: 1 << 20, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}})
+	be := ts.create(t, client, "r")
+	pack := []byte("a pack")
+	h := handleOf(backend.PackFile, pack)
+	putBytes(t, be, h, pack)
+	big := make([]byte, 2<<20)
+	bigH := handleOf(backend.PackFile, big)
+	wrong := handleOf(backend.IndexFile, []byte("another content"))
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{be.Put(t.Context(), h, backend.NewByteReader(pack)), "put " + h.String() + ": refused: append-only"},
+		{be.Delete(t.Context(), h), "delete " + h.String() + ": refused: append-only"},
+		{be.Put(t.Context(), bigH, backend.NewByteReader(big)), "put " + bigH.String() + ": refused: quota exceeded"},
+		{be.Put(t.Context(), wrong, backend.NewByteReader(pack)), "put " + wrong.String() + ": refused: content does not match its name"},
+	} {
+		if c.err == nil {
+			t.Errorf("%s: the request succeeded", c.want)
+			continue
+		}
+		want := "peer server: peer " + client.PeerID().Short() + " (127.0.0.1:"
+		if !ts.log.has(c.want) || !ts.log.has(want) {
+			t.Errorf("no log line %q (client error: %v)", c.want, c.err)
+		}
+	}
+}
+
+// TestYamuxLogLines: the multiplexer's lines about a connection that
+// ended are dropped, the rest are kept in words for the server's owner.
+func TestYamuxLogLines(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want string }{
+		{"[ERR] yamux: Failed to read header: unexpected EOF", ""},
+		{"[ERR] yamux: Failed to write header: write tcp 127.0.0.1:1->127.0.0.1:2: write: connection reset by peer", ""},
+		{"[ERR] yamux: Failed to write body: write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe", ""},
+		{"[ERR] yamux: Failed to read stream data: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection", ""},
+		{"[WARN] yamux: failed to send ping reply: session shutdown", ""},
+		{"[WARN] yamux: failed to send go away: connection reset", ""},
+		{"[ERR] yamux: keepalive failed: i/o deadline reached", "the client stopped answering keep-alive pings; closing the connection"},
+		{"[ERR] yamux: Invalid protocol version: 7", "multiplexer: Invalid protocol version: 7"},
+		{"[WARN] yamux: backlog exceeded, forcing connection reset", "multiplexer: backlog exceeded, forcing connection reset"},
+		{"[ERR] yamux: receive window exceeded (stream: 3, remain: 0, recv: 10)", "multiplexer: receive window exceeded (stream: 3, remain: 0, recv: 10)"},
+		{"[ERR] yamux: Failed to read header: tls: bad record MAC", "multiplexer: Failed to read header: tls: bad record MAC"},
+	} {
+		var got []string
+		l := &yamuxLogger{who: "peer X", logf: func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }}
+		l.Printf("%s", c.in)
+		switch {
+		case c.want == "" && len(got) != 0:
+			t.Errorf("%q: logged %q, want nothing", c.in, got)
+		case c.want != "" && (len(got) != 1 || got[0] != "peer server: peer X: "+c.want):
+			t.Errorf("%q: logged %q, want %q", c.in, got, c.want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -73,13 +74,66 @@ const maxYamuxLines = 10
 
 // yamuxLogger hands a connection's yamux log lines to a printf-style
 // function, prefixed with who the connection is, up to maxYamuxLines.
+// Lines that only say the connection ended (the client closed it, was
+// killed or lost its network: every connection ends one of these ways)
+// are dropped: the server logs the disconnect itself. The rest lose
+// yamux's "[ERR] yamux: " prefix, which means nothing to whoever reads
+// the server's log.
 type yamuxLogger struct {
 	logf func(format string, args ...any)
 	who  string
 	n    atomic.Int32
 }
 
+// yamuxIOFailures start the yamux lines that report a failed read or
+// write of the connection, followed by the error.
+var yamuxIOFailures = []string{
+	"Failed to read header: ", "Failed to write header: ", "Failed to write body: ",
+	"Failed to copy body into buffer: ", "Failed to discard data: ", "Failed to read stream data: ",
+	"failed to send ping reply: ", "failed to send go away: ",
+}
+
+// connEnded are the texts that end the errors of a connection that has
+// ended (yamux logs only their text).
+var connEnded = []string{
+	"EOF", // io.EOF, io.ErrUnexpectedEOF
+	"connection reset by peer",
+	"broken pipe",
+	"use of closed network connection",
+	"session shutdown",                    // yamux.ErrSessionShutdown
+	"connection reset",                    // yamux.ErrConnectionReset
+	"connection write timeout",            // yamux.ErrConnectionWriteTimeout, while closing
+	"i/o timeout", "i/o deadline reached", // the connection's deadline, while closing
+}
+
+// ended reports whether s, a yamux line without its level prefix, only
+// says the connection ended.
+func ended(s string) bool {
+	for _, p := range yamuxIOFailures {
+		if rest, ok := strings.CutPrefix(s, p); ok {
+			for _, e := range connEnded {
+				if strings.HasSuffix(rest, e) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
 func (l *yamuxLogger) line(s string) {
+	for _, prefix := range []string{"[ERR] yamux: ", "[WARN] yamux: "} {
+		s = strings.TrimPrefix(s, prefix)
+	}
+	if ended(s) {
+		return
+	}
+	if strings.HasPrefix(s, "keepalive failed") {
+		s = "the client stopped answering keep-alive pings; closing the connection"
+	} else {
+		s = "multiplexer: " + s
+	}
 	switch n := l.n.Add(1); {
 	case n < maxYamuxLines:
 		l.logf("peer server: %s: %s", l.who, s)

@@ -98,3 +98,53 @@ func TestPeerDamagedCopyRepaired(t *testing.T) {
 		t.Errorf("mirror after the repair\n%s", r)
 	}
 }
+
+// TestPeerServerLogQuiet: the server's log says what happened in one line
+// per event, and nothing more: normal disconnects (a command that ends,
+// one killed with SIGKILL mid-upload) log no multiplexer errors, and every
+// refusal (quota, append-only) is a line naming the device and the file.
+func TestPeerServerLogQuiet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a mirror slowed down to be killed")
+	}
+	e := newTestEnv(t)
+	t.Parallel()
+	data := killResumeFixture(t, e)
+	owner := peerID(t, e, "")
+	root := filepath.Join(e.dir, "root")
+	friend := startPeerServer(t, e, filepath.Join(e.dir, "friend-config"), root, "--allow", owner, "--quota", "40M")
+	loc := friend.loc("laptop")
+	killMirrorHalfway(t, e, loc, filepath.Join(friend.folder(owner, "laptop"), "data"))
+	waitNoTempFiles(t, root)
+	e.must("mirror", loc)
+	e.must("-r", loc, "snapshots")
+	e.must("-r", loc, "check")
+
+	// Refusals: a prune the append-only copy does not allow, then an
+	// upload over the quota.
+	e.must("forget", "--keep-last", "1", "--prune")
+	r := e.must("mirror", "--prune", loc)
+	if !matches(`kept [1-9]\d* files`, r.stdout) {
+		t.Fatalf("mirror --prune kept nothing: the test proves nothing\n%s", r)
+	}
+	writeRandom(t, filepath.Join(data, "big.bin"), 30<<20, 99)
+	e.must("backup", data)
+	if r := e.run("mirror", loc); r.code != 1 || !strings.Contains(r.stderr, "quota exceeded") {
+		t.Fatalf("want the mirror refused by the quota\n%s", r)
+	}
+	friend.stop()
+
+	log := friend.log.String()
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		if strings.Contains(strings.ToLower(line), "yamux") || strings.Contains(line, "[ERR]") || strings.Contains(line, "[WARN]") {
+			t.Errorf("multiplexer noise in the server's log: %s", line)
+		}
+	}
+	short := owner[:7]
+	if !matches(`(?m)peer `+short+` .*delete data/[0-9a-f]{64}: refused: .*append-only`, log) {
+		t.Errorf("no log line for the append-only refusal\n%s", log)
+	}
+	if !matches(`(?m)peer `+short+` .*put data/[0-9a-f]{64}: refused: .*quota`, log) {
+		t.Errorf("no log line for the quota refusal\n%s", log)
+	}
+}
