@@ -30,9 +30,13 @@ type ServerConfig struct {
 	Root string
 	// Allow lists the clients served and what each may do.
 	Allow map[crypt.PeerID]Mode
-	// Quota bounds the bytes of each client's stored files, all its
-	// repositories together; 0 means no quota.
+	// Quota bounds what each client's files and folders cost, all its
+	// repositories together: their bytes plus InodeCost for each file and
+	// each folder. 0 means no quota.
 	Quota int64
+	// MaxRepos bounds the repositories (folders under the client's own)
+	// each client may keep. Default 16.
+	MaxRepos int
 	// Logf receives one line per notable event (connections, refusals,
 	// storage errors); nil discards them. It is called from many
 	// goroutines.
@@ -64,6 +68,7 @@ type ServerConfig struct {
 // Defaults of ServerConfig.
 const (
 	DefaultMaxConnsPerClient = 4
+	DefaultMaxRepos          = 16
 	DefaultMaxStreams        = 64
 	DefaultMaxHandshakes     = 64
 	DefaultHandshakeTimeout  = 10 * time.Second
@@ -83,6 +88,8 @@ type Server struct {
 	// preauthLog limits the lines logged about connections whose client
 	// is not known yet, which anyone can open by the thousand.
 	preauthLog *rateLog
+	// counted makes the first Serve count the clients' folders.
+	counted sync.Once
 
 	mu sync.Mutex // guards perHost
 	// perHost counts the connections of each remote host not yet past
@@ -113,7 +120,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		allow[id] = m
 	}
 	cfg.Allow = allow
-	if cfg.Quota < 0 || cfg.MaxConnsPerClient < 0 || cfg.MaxStreams < 0 || cfg.MaxHandshakes < 0 ||
+	if cfg.Quota < 0 || cfg.MaxRepos < 0 || cfg.MaxConnsPerClient < 0 || cfg.MaxStreams < 0 || cfg.MaxHandshakes < 0 ||
 		cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
 		return nil, errors.New("peer server: negative limit")
 	}
@@ -124,6 +131,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	setDefault(&cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	setDefault(&cfg.MaxRepos, DefaultMaxRepos)
 	setDefault(&cfg.MaxStreams, DefaultMaxStreams)
 	setDefault(&cfg.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -134,7 +142,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
-		store:      newStore(cfg.Root, cfg.Quota, cfg.Logf),
+		store:      newStore(cfg.Root, cfg.Quota, cfg.MaxRepos, cfg.Logf),
 		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 		preauthLog: &rateLog{out: cfg.Logf, max: 20, per: time.Minute},
 		perHost:    map[string]int{},
@@ -150,6 +158,43 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.tls = conf
 	return s, nil
+}
+
+// countAtStart counts, once, what each allowed client's folder holds,
+// before the first connection is accepted: the only moment the temporary
+// files a crash left can be told from those of puts under way.
+func (s *Server) countAtStart() {
+	s.counted.Do(func() {
+		for id, mode := range s.cfg.Allow {
+			s.countClient(s.store.client(id, mode), true)
+		}
+	})
+}
+
+// Recount counts again, from the disk, what each allowed client's folder
+// holds, for its quota and its bound on repositories, and logs one line
+// per client; files added or removed by hand since the server started
+// are counted from then on. It may run while clients are served.
+func (s *Server) Recount() {
+	for id, mode := range s.cfg.Allow {
+		s.countClient(s.store.client(id, mode), false)
+	}
+}
+
+// countClient counts c's folder and logs the result; a failure is logged
+// and the count is tried again at the client's next connection.
+func (s *Server) countClient(c *clientStore, removeTemp bool) {
+	u, err := c.count(removeTemp)
+	if err != nil {
+		s.cfg.Logf("peer server: peer %s: %v", c.id.Short(), err)
+		return
+	}
+	quota := "no quota"
+	if c.quota > 0 {
+		quota = "its quota is " + formatBytes(c.quota)
+	}
+	s.cfg.Logf("peer server: peer %s: %d repositories, %d files (%s), %d folders: %s counted, %s",
+		c.id.Short(), u.repos, u.files, formatBytes(u.bytes), u.folders+u.others, formatBytes(u.cost()), quota)
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -189,9 +234,12 @@ const streamWindow = 1 << 20
 // Serve accepts connections on ln until ctx is cancelled, then closes ln
 // and every connection, waits for their goroutines and returns nil. It
 // returns early, with an error and ln closed, only when ln fails for good.
-// Serve may run on several listeners at once.
+// Serve may run on several listeners at once. The first call counts what
+// each allowed client's folder holds (see Recount) before it accepts a
+// connection.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close() // as net/http does; a second close after cancel reports nothing of use
+	s.countAtStart()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancel: deferred calls run last first
@@ -351,6 +399,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer client.detach()
+	defer client.release(repo)
 	release()
 	_ = raw.SetDeadline(time.Time{}) // see above
 
@@ -360,7 +409,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer sess.Close() // closing a session reports nothing of use
-	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.dir[len(client.dir)+1:], mode)
+	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, mode)
 	s.serveStreams(ctx, sess, repo, who)
 	s.cfg.Logf("peer server: %s: disconnected", who)
 }

@@ -385,17 +385,55 @@ func getAll(t *testing.T, be backend.Backend, h backend.Handle) []byte {
 	return got
 }
 
+// diskCost is what the files and folders under dir cost by the rule of
+// docs/peer-protocol.md (section 9): their bytes, plus InodeCost for each
+// file and each folder, dir included; temporary files are not counted.
+func diskCost(t *testing.T, dir string) (cost, files, folders int64) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		if d.IsDir() {
+			folders++
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		cost += fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cost + InodeCost*(files+folders), files, folders
+}
+
 func TestQuota(t *testing.T) {
 	t.Parallel()
 	client := newIdentity(t)
 	root := t.TempDir()
-	cfg := ServerConfig{Root: root, Quota: 10000, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}}
+	const quota = 45000
+	cfg := ServerConfig{Root: root, Quota: quota, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}}
 	ts := startServer(t, cfg)
 	be := ts.create(t, client, "a")
 	first := bytes.Repeat([]byte{1}, 6000)
 	putBytes(t, be, handleOf(backend.PackFile, first), first)
+	// The client's folder, a/, a/data/ and a/data/XX/, and the file.
+	afterFirst := int64(4*InodeCost + InodeCost + 6000)
+	clientDir := filepath.Join(root, client.PeerID().String())
+	if cost, _, _ := diskCost(t, clientDir); cost != afterFirst {
+		t.Fatalf("the first put costs %d on disk, want %d", cost, afterFirst)
+	}
 
-	// The quota spans the client's repositories.
+	// The quota spans the client's repositories: b/, b/data/ and
+	// b/data/YY/ fit, the file then does not.
 	be2 := ts.create(t, client, "b")
 	second := bytes.Repeat([]byte{2}, 5000)
 	h2 := handleOf(backend.PackFile, second)
@@ -403,7 +441,7 @@ func TestQuota(t *testing.T) {
 	if !errors.Is(err, backend.ErrQuota) || !backend.IsPermanent(err) {
 		t.Fatalf("put over quota: got %v, want a permanent ErrQuota", err)
 	}
-	for _, s := range []string{"quota", "4.9 KiB", "10.7 KiB", "9.8 KiB", h2.String()} {
+	for _, s := range []string{"quota", "8.9 KiB", "46.7 KiB", "43.9 KiB", h2.String()} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("quota error %q does not mention %q", err, s)
 		}
@@ -411,34 +449,44 @@ func TestQuota(t *testing.T) {
 	if _, err := be2.Stat(t.Context(), h2); !backend.IsNotExist(err) {
 		t.Errorf("refused file: %v", err)
 	}
-	// Deleting frees room.
+	// Deleting frees room: the file's bytes and its inode.
 	if err := be.Delete(t.Context(), handleOf(backend.PackFile, first)); err != nil {
 		t.Fatal(err)
 	}
 	putBytes(t, be2, h2, second)
-	if quota, used := be2.Usage(); quota != 10000 || used != 6000 {
-		t.Errorf("usage at connection: quota %d, used %d; want 10000, 6000", quota, used)
+	if q, used := be2.Usage(); q != quota || used != afterFirst {
+		t.Errorf("usage at connection: quota %d, used %d; want %d, %d", q, used, quota, afterFirst)
 	}
 
-	// A new server on the same root counts the bytes on disk, and drops
+	// A new server on the same root counts what is on disk, and drops
 	// the temporary file of a put cut short by a crash.
-	stale := filepath.Join(root, client.PeerID().String(), "b", "data", "00", ".tmp-123")
+	stale := filepath.Join(clientDir, "b", "data", h2.Name[:2], ".tmp-123")
 	if err := os.WriteFile(stale, make([]byte, 3000), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	onDisk, _, _ := diskCost(t, clientDir)
 	ts2 := startServer(t, cfg)
 	be3 := ts2.create(t, client, "c")
-	if _, used := be3.Usage(); used != 5000 {
-		t.Errorf("usage counted after restart: %d, want 5000", used)
+	if _, used := be3.Usage(); used != onDisk {
+		t.Errorf("usage counted after restart: %d, want %d", used, onDisk)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale temporary file: %v", err)
 	}
-	third := bytes.Repeat([]byte{3}, 5001)
+	// Room for c/ and c/index/ and a file, once the second file is gone.
+	be4 := ts2.create(t, client, "b")
+	if err := be4.Delete(t.Context(), h2); err != nil {
+		t.Fatal(err)
+	}
+	room := quota - (onDisk - 5000 - InodeCost) - 3*InodeCost
+	third := bytes.Repeat([]byte{3}, int(room)+1)
 	if err := be3.Put(t.Context(), handleOf(backend.IndexFile, third), backend.NewByteReader(third)); !errors.Is(err, backend.ErrQuota) {
 		t.Errorf("put over quota after restart: %v", err)
 	}
-	putBytes(t, be3, handleOf(backend.IndexFile, third[:5000]), third[:5000])
+	putBytes(t, be3, handleOf(backend.IndexFile, third[:room]), third[:room])
+	if cost, _, _ := diskCost(t, clientDir); cost != quota {
+		t.Errorf("the client's folder costs %d, want the quota %d", cost, quota)
+	}
 }
 
 // regularFiles lists the regular files under dir.

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // End-to-end tests of the peer server under damage, load and hostile
@@ -147,4 +151,54 @@ func TestPeerServerLogQuiet(t *testing.T) {
 	if !matches(`(?m)peer `+short+` .*put data/[0-9a-f]{64}: refused: .*quota`, log) {
 		t.Errorf("no log line for the quota refusal\n%s", log)
 	}
+}
+
+// TestPeerServerCounts: "cairn peer serve" counts what a device's folder
+// holds at start (a copy seeded by hand included) and again on SIGHUP,
+// logging one line each time, and --max-repos refuses one repository
+// more with one clear line from the owner's mirror.
+func TestPeerServerCounts(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 50_000, 1)
+	e.init()
+	e.must("backup", data)
+	owner := peerID(t, e, "")
+	root := filepath.Join(e.dir, "root")
+	// A copy seeded by hand: the repository, copied into the friend's
+	// folder before the server first starts.
+	seeded := filepath.Join(root, owner, "seeded")
+	if err := os.MkdirAll(filepath.Dir(seeded), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", e.repo, seeded).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	files := len(repoFiles(t, seeded))
+	cfg := filepath.Join(e.dir, "friend-config")
+	friend := startPeerServer(t, e, cfg, root, "--allow", owner, "--max-repos", "2")
+	short := owner[:7]
+	waitFor(t, 10*time.Second, "the count at start", func() bool {
+		return matches(fmt.Sprintf(`peer %s: 1 repositories, %d files`, short, files), friend.log.String())
+	})
+	e.must("-r", friend.loc("seeded"), "check", "--read-data")
+
+	// Removed by hand while the server runs, and counted on SIGHUP.
+	if err := os.RemoveAll(seeded); err != nil {
+		t.Fatal(err)
+	}
+	if err := friend.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the count on SIGHUP", func() bool {
+		return matches(fmt.Sprintf(`peer %s: 0 repositories, 0 files`, short), friend.log.String())
+	})
+
+	e.must("mirror", friend.loc("one"), friend.loc("two"))
+	r := e.run("mirror", friend.loc("three"))
+	if r.code != 1 {
+		t.Fatalf("want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `quota exceeded: this device keeps 2 repositories on this server, its limit; "three" would be one more`)
 }
