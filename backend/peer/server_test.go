@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -957,60 +958,77 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
-// TestHandshakesPerHost: one host cannot hold more than its share of
-// handshakes, and the slots come back when its connections end.
-func TestHandshakesPerHost(t *testing.T) {
+// TestHandshakeEviction: with every handshake place taken by silent
+// connections from one host, a new connection from another host is
+// admitted and served, and the place it took is the oldest silent one's;
+// a lone silent connection from a third host is not the one closed; and
+// the places come back when the connections end.
+func TestHandshakeEviction(t *testing.T) {
 	t.Parallel()
 	client := newIdentity(t)
+	const max = 8
 	ts := startServer(t, ServerConfig{
-		Allow:            map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
-		HandshakeTimeout: time.Minute,
+		Allow:              map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		MaxHandshakes:      max,
+		ClientHelloTimeout: time.Minute,
+		HandshakeTimeout:   time.Minute,
 	})
-	var silent []net.Conn
-	for range maxHandshakesPerHost {
-		conn, err := net.Dial("tcp", ts.addr)
+	dialFrom := func(host byte) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, host)}}
+		conn, err := d.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		silent = append(silent, conn)
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
 	}
-	// Wait until the server has admitted them all.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ts.srv.mu.Lock()
-		n := ts.srv.perHost["127.0.0.1"]
-		ts.srv.mu.Unlock()
-		if n == maxHandshakesPerHost {
-			break
+	waitAdmitted := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ts.srv.preauthCount() != n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections admitted, want %d", ts.srv.preauthCount(), n)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d handshakes admitted, want %d", n, maxHandshakesPerHost)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	extra, err := net.Dial("tcp", ts.addr)
+	// closed reports whether the server has closed conn (within d).
+	closed := func(conn net.Conn, d time.Duration) bool {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		_, err := conn.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	}
+	lone := dialFrom(3)
+	waitAdmitted(1)
+	var flood []net.Conn
+	for i := range max - 1 {
+		flood = append(flood, dialFrom(2))
+		waitAdmitted(2 + i)
+	}
+	// Full: each newcomer closes the flooding host's oldest.
+	for i := range 3 {
+		flood = append(flood, dialFrom(2))
+		if !closed(flood[i], 10*time.Second) {
+			t.Fatalf("flood connection %d was not closed to make room", i)
+		}
+		waitAdmitted(max)
+	}
+	// An allowed client from another host is served at once.
+	be, err := Create(t.Context(), ts.loc("r"), client)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("client with every place taken: %v", err)
 	}
-	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Errorf("connection over the per-host limit: read gave %v, want EOF", err)
+	_ = be.Close()
+	if !closed(flood[3], 10*time.Second) {
+		t.Error("the client's place was not the flooding host's oldest")
 	}
-	_ = extra.Close()
-	for _, c := range silent {
+	if closed(lone, 100*time.Millisecond) {
+		t.Error("the lone connection of another host was closed")
+	}
+	for _, c := range flood {
 		_ = c.Close()
 	}
-	for {
-		be, err := Create(t.Context(), ts.loc("r"), client)
-		if err == nil {
-			_ = be.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("client after the silent connections closed: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	_ = lone.Close()
+	waitAdmitted(0)
 }
 
 func TestConnectionsPerClient(t *testing.T) {
