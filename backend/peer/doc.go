@@ -48,5 +48,8 @@
 // once. A broken connection is made again at the next request; errors
 // that describe the request rather than the connection (a missing file,
 // the quota, append-only) map to the backend sentinels and are permanent
-// for the retry wrapper.
+// for the retry wrapper. A server found stuck (it takes a connection or a
+// request and does not answer, while the connection is alive) fails the
+// request with ErrNoAnswer, permanent too, and every later one at once;
+// Dialer sets the timeouts that decide it.
 package peer

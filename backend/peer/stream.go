@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,16 +21,45 @@ type timedStream struct {
 	st      *yamux.Stream
 	timeout time.Duration
 	aborted atomic.Bool
+
+	mu sync.Mutex // guards holding and the read deadline's setting
+	// holding suspends the read timeout (see holdReads).
+	holding bool
 }
 
 func newTimedStream(st *yamux.Stream, timeout time.Duration) *timedStream {
 	return &timedStream{st: st, timeout: timeout}
 }
 
+// holdReads lets reads wait without a timeout until releaseReads: while
+// a put's content goes out, the server answers only at its end, however
+// long the upload takes, and the writes show the progress.
+func (s *timedStream) holdReads() {
+	s.mu.Lock()
+	s.holding = true
+	s.mu.Unlock()
+}
+
+// releaseReads ends holdReads: a read waiting now has timeout from now.
+func (s *timedStream) releaseReads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holding = false
+	if s.timeout > 0 && !s.aborted.Load() {
+		_ = s.st.SetReadDeadline(time.Now().Add(s.timeout)) // never fails; wakes a waiting read to see it
+	}
+}
+
 // Read implements io.Reader.
 func (s *timedStream) Read(p []byte) (int, error) {
 	if s.timeout > 0 {
-		_ = s.st.SetReadDeadline(time.Now().Add(s.timeout)) // never fails
+		s.mu.Lock()
+		if s.holding {
+			_ = s.st.SetReadDeadline(time.Time{}) // never fails
+		} else {
+			_ = s.st.SetReadDeadline(time.Now().Add(s.timeout)) // never fails
+		}
+		s.mu.Unlock()
 	}
 	// Checked after the deadline is set, so an abort racing with this
 	// call either is seen here or overrides the deadline just set.

@@ -29,6 +29,8 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"--prune removes files DEST holds that the source no longer has (after prune or\n" +
 			"forget). An append-only peer keeps them: old snapshots stay restorable from it.\n\n" +
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
+			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
+			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has and the source does not, where DEST allows it"},

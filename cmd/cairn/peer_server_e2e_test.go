@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -201,4 +204,106 @@ func TestPeerServerCounts(t *testing.T) {
 		t.Fatalf("want exit 1\n%s", r)
 	}
 	checkOneErrorLine(t, r, `quota exceeded: this device keeps 2 repositories on this server, its limit; "three" would be one more`)
+}
+
+// TestPeerHungDestination mirrors to three peers in one run: one frozen
+// with SIGSTOP while a pack is on its way, one that accepts TCP
+// connections and never says a word, and a good one. The run gives up on
+// each hung one within a bounded time, says so, and copies everything to
+// the good one, exiting 1. The client's timeouts are shortened through
+// $CAIRN_TESTONLY_PEER_TIMEOUTS: the behaviour under test is that they
+// end the waits at all, and what each wait costs in multiples of them.
+func TestPeerHungDestination(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 3<<20, 1)
+	writeRandom(t, filepath.Join(data, "b"), 2<<20, 2)
+	e.init()
+	e.must("backup", data)
+	owner := peerID(t, e, "")
+	frozen := startPeerServer(t, e, filepath.Join(e.dir, "frozen-config"), filepath.Join(e.dir, "frozen-root"), "--allow", owner)
+	good := startPeerServer(t, e, filepath.Join(e.dir, "good-config"), filepath.Join(e.dir, "good-root"), "--allow", owner)
+	silentID := peerID(t, e, filepath.Join(e.dir, "silent-config"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		heldMu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		heldMu.Unlock()
+	}()
+	silent := fmt.Sprintf("peer://%s@%s/laptop", silentID, ln.Addr())
+
+	const connect, stream = 500 * time.Millisecond, time.Second
+	mirror := exec.Command(cairnBin, "mirror", "--limit-upload", "1024", frozen.loc("laptop"), silent, good.loc("laptop"))
+	mirror.Env = append(append([]string(nil), e.env...), fmt.Sprintf("%s=connect=%v,stream=%v", envTestPeerTimeouts, connect, stream))
+	mirror.Dir = e.dir
+	var stdout, stderr bytes.Buffer
+	mirror.Stdout, mirror.Stderr = &stdout, &stderr
+	if err := mirror.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = mirror.Wait() // judged below
+		close(done)
+	}()
+	waitFor(t, 30*time.Second, "a pack to reach the first peer", func() bool {
+		return len(repoFiles(t, filepath.Join(frozen.folder(owner, "laptop"), "data"))) > 0
+	})
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	froze := time.Now()
+	defer func() { _ = frozen.cmd.Process.Signal(syscall.SIGCONT) }() // so that it can be stopped
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		_ = mirror.Process.Kill()
+		<-done
+		t.Fatalf("the mirror did not end within 2 minutes of the freeze\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	took := time.Since(froze)
+	t.Logf("the mirror ended %v after the freeze\nstdout:\n%s\nstderr:\n%s", took.Round(time.Millisecond), stdout.String(), stderr.String())
+	if code := mirror.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("mirror exited %d, want 1", code)
+	}
+	// The frozen peer: a stream timeout, a ping, a retry and a connect;
+	// the silent one: a connect. Ten times that is generous; the 2 MiB
+	// left at 1 MiB/s for the good peer come on top.
+	if bound := 10*(2*stream+2*connect) + 10*time.Second; took > bound {
+		t.Errorf("the run took %v after the freeze, bound %v", took, bound)
+	}
+	errs := stderr.String()
+	if !matches(`(?m)^cairn: warning: mirror to `+regexp.QuoteMeta(frozen.loc("laptop"))+`: .*does not answer`, errs) {
+		t.Errorf("no warning that the frozen peer does not answer\n%s", errs)
+	}
+	if !matches(`(?m)^cairn: warning: mirror to `+regexp.QuoteMeta(silent)+`: .*does not answer: it accepted the connection but did not finish the handshake`, errs) {
+		t.Errorf("no warning that the silent peer does not answer\n%s", errs)
+	}
+	if !matches(`(?m)^cairn: mirror failed for 2 of 3 destinations`, errs) {
+		t.Errorf("no final error line\n%s", errs)
+	}
+	if !sameSizes(repoFiles(t, good.folder(owner, "laptop")), repoFiles(t, e.repo)) {
+		t.Errorf("the good peer does not hold the repository")
+	}
+	checkHashNames(t, good.folder(owner, "laptop"))
 }

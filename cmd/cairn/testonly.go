@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/peer"
 )
 
 // Test-only seams of the binary, for the soak test (scripts/soak), which
@@ -30,6 +31,11 @@ const (
 	// would give them; a local one has no retry, so its faults fail the
 	// command, as a failing disk would.
 	envTestFaults = "CAIRN_TESTONLY_FAULTS"
+	// envTestPeerTimeouts shortens the peer client's timeouts
+	// (peer.Dialer), so that a test of a server that hangs sees the
+	// client give up in seconds: "connect=D,stream=D" with Go durations,
+	// either part left out for its default.
+	envTestPeerTimeouts = "CAIRN_TESTONLY_PEER_TIMEOUTS"
 )
 
 // now is the clock for everything cairn records or decides by time: the
@@ -59,7 +65,42 @@ func (e *appEnv) checkTestSeams() error {
 			return fmt.Errorf("$%s: %w", envTestFaults, err)
 		}
 	}
+	if _, err := parsePeerTimeouts(e.getenv(envTestPeerTimeouts)); err != nil {
+		return fmt.Errorf("$%s: %w", envTestPeerTimeouts, err)
+	}
 	return nil
+}
+
+// parsePeerTimeouts reads $CAIRN_TESTONLY_PEER_TIMEOUTS; "" gives the
+// defaults.
+func parsePeerTimeouts(s string) (peer.Dialer, error) {
+	var d peer.Dialer
+	if s == "" {
+		return d, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return d, fmt.Errorf("%q is not key=value", part)
+		}
+		t, err := time.ParseDuration(v)
+		if err == nil && t <= 0 {
+			err = fmt.Errorf("%v is not positive", t)
+		}
+		switch {
+		case err != nil:
+		case k == "connect":
+			d.ConnectTimeout = t
+		case k == "stream":
+			d.StreamTimeout = t
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // testFaults is a parsed $CAIRN_TESTONLY_FAULTS.
