@@ -385,8 +385,6 @@ func (r *repoStore) makeDir(h backend.Handle, d string) error {
 	return nil
 }
 
-func notExist(h backend.Handle) error { return fmt.Errorf("%s: %w", h, backend.ErrNotExist) }
-
 func (r *repoStore) list(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if !t.Valid() {
 		return fmt.Errorf("%w: invalid file type %d", backend.ErrInvalidName, t)
