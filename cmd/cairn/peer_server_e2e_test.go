@@ -307,3 +307,22 @@ func TestPeerHungDestination(t *testing.T) {
 	}
 	checkHashNames(t, good.folder(owner, "laptop"))
 }
+
+func TestParsePeerTimeouts(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]string{
+		"":                      "0s 0s",
+		"connect=2s":            "2s 0s",
+		"stream=1m,connect=5ms": "5ms 1m0s",
+	} {
+		d, err := parsePeerTimeouts(s)
+		if got := fmt.Sprintf("%v %v", d.ConnectTimeout, d.StreamTimeout); err != nil || got != want {
+			t.Errorf("%q: got %s, %v; want %s", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"connect", "connect=", "connect=0s", "stream=-1s", "read=1s", "connect=1s,"} {
+		if _, err := parsePeerTimeouts(s); err == nil {
+			t.Errorf("%q: accepted", s)
+		}
+	}
+}
