@@ -41,6 +41,8 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"and the exit status is 1; heal the source with \"cairn repair packs --from DEST\".\n" +
 			"An append-only peer keeps removed files: old snapshots stay restorable from it.\n\n" +
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
+			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
+			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/peer"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -54,6 +55,11 @@ const (
 	// moving the node to PATH.swapped. The restore must then refuse to
 	// set the node's metadata through that name.
 	envTestRestoreSwap = "CAIRN_TESTONLY_RESTORE_SWAP"
+	// envTestPeerTimeouts shortens the peer client's timeouts
+	// (peer.Dialer), so that a test of a server that hangs sees the
+	// client give up in seconds: "connect=D,stream=D" with Go durations,
+	// either part left out for its default.
+	envTestPeerTimeouts = "CAIRN_TESTONLY_PEER_TIMEOUTS"
 )
 
 // testPausePoints are the values envTestPause accepts.
@@ -123,6 +129,9 @@ func (e *appEnv) checkTestSeams() error {
 			return fmt.Errorf("$%s: want ABSOLUTE-PATH=LINK-TARGET", envTestRestoreSwap)
 		}
 	}
+	if _, err := parsePeerTimeouts(e.getenv(envTestPeerTimeouts)); err != nil {
+		return fmt.Errorf("$%s: %w", envTestPeerTimeouts, err)
+	}
 	return nil
 }
 
@@ -154,6 +163,38 @@ func (e *appEnv) restoreSwapSeam(target, rootPath string) func(string, bool) {
 			}
 		})
 	}
+}
+
+// parsePeerTimeouts reads $CAIRN_TESTONLY_PEER_TIMEOUTS; "" gives the
+// defaults.
+func parsePeerTimeouts(s string) (peer.Dialer, error) {
+	var d peer.Dialer
+	if s == "" {
+		return d, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return d, fmt.Errorf("%q is not key=value", part)
+		}
+		t, err := time.ParseDuration(v)
+		if err == nil && t <= 0 {
+			err = fmt.Errorf("%v is not positive", t)
+		}
+		switch {
+		case err != nil:
+		case k == "connect":
+			d.ConnectTimeout = t
+		case k == "stream":
+			d.StreamTimeout = t
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // testFaults is a parsed $CAIRN_TESTONLY_FAULTS.
