@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -197,12 +199,11 @@ func fieldDiffs(got, want reflect.Value, path string) string {
 	return fmt.Sprintf("%s: got %#v, want %#v\n", path, got.Interface(), want.Interface())
 }
 
-// TestTreeDecoderMissesCounted stands in for a fast decoder that has
-// fallen behind Node: a tree in EncodeTree's exact form that it refuses is
-// decoded by the fallback and counted; hand-made JSON that it refuses is
+// TestTreeDecoderMissesCounted plays a fast decoder that has fallen
+// behind Node by handing blobs straight to the fallback: a tree in
+// EncodeTree's exact form is decoded and counted; hand-made JSON is
 // decoded the same way but not counted.
 func TestTreeDecoderMissesCounted(t *testing.T) {
-	outdated := func([]byte) (*Tree, error) { return nil, errSlowPath }
 	own, err := EncodeTree(sampleTree())
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func TestTreeDecoderMissesCounted(t *testing.T) {
 		{"malformed", []byte(`{"nodes":[{"name":"..","type":"file"}]}`), 0},
 	} {
 		before := TreeDecoderMisses()
-		got, err := decodeTree(c.data, outdated)
+		got, err := decodeTreeSlow(c.data)
 		if n := TreeDecoderMisses() - before; n != c.want {
 			t.Errorf("%s: counted %d misses, want %d", c.name, n, c.want)
 		}
@@ -246,5 +247,37 @@ func TestTreeDecoderMissesCounted(t *testing.T) {
 	}
 	if n := TreeDecoderMisses() - before; n != 0 {
 		t.Fatalf("DecodeTree counted %d misses for trees the fast decoder takes", n)
+	}
+}
+
+// TestTreeIsEncoding holds isEncoding to EncodeTree: true for what
+// EncodeTree writes (every field set, random trees, the empty tree), false
+// for the same trees one byte off.
+func TestTreeIsEncoding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	trees := []*Tree{{}, {Nodes: []*Node{}}, sampleTree(), fullTree(t)}
+	for i := range 50 {
+		trees = append(trees, randomTree(rng, 1+i%10))
+	}
+	for _, tr := range trees {
+		data, err := EncodeTree(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isEncoding(tr, data) {
+			t.Fatalf("isEncoding is false for EncodeTree's output:\n%s", data)
+		}
+		for _, odd := range [][]byte{
+			data[:len(data)-1],
+			append(bytes.Clone(data), '\n'),
+			append([]byte(" "), data...),
+			bytes.Replace(data, []byte(`"nodes":`), []byte(`"nodes": `), 1),
+			bytes.Replace(data, []byte(`},{`), []byte(`}, {`), 1),
+			bytes.Replace(data, []byte(`"type":`), []byte(`"Type":`), 1),
+		} {
+			if !bytes.Equal(odd, data) && isEncoding(tr, odd) {
+				t.Fatalf("isEncoding is true for a blob EncodeTree does not write:\n%s", odd)
+			}
+		}
 	}
 }
