@@ -689,6 +689,33 @@ func TestRepositoryNamesRefused(t *testing.T) {
 	}
 }
 
+// TestOnlyTLS13: the server speaks TLS 1.3 only, so no one between a
+// client and the server can make them settle for an older version. An
+// allowed client offering at most TLS 1.2 is refused in the handshake and
+// never reaches a repository; the same client with TLS 1.3 is served.
+func TestOnlyTLS13(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10} {
+		old := conf.Clone()
+		old.MinVersion, old.MaxVersion = v, v
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", ts.addr, old)
+		if err == nil {
+			_ = conn.Close()
+			t.Errorf("a handshake at %s succeeded", tls.VersionName(v))
+		}
+	}
+	if ts.log.has("connected to repository") {
+		t.Error("a client on an old TLS version reached a repository")
+	}
+	ts.create(t, client, "r")
+}
+
 func TestVersionMismatch(t *testing.T) {
 	t.Parallel()
 	client := newIdentity(t)
