@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,4 +186,55 @@ func identityOnly(t *testing.T, e *testEnv, name string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestSecondDevice: a desktop and a laptop back up into one repository;
+// the desktop mirrors it to an append-only friend, who allows the laptop
+// too. The laptop, compromised with the password, forgets the desktop's
+// snapshot and prunes the shared repository: that works (it is a
+// registered writer), and "log" names the laptop as the device that
+// forgot it. Under the same repository name on the friend's server the
+// laptop finds no repository (exit 10): the desktop's copy is in the
+// desktop's folder, where the snapshot still restores byte for byte.
+func TestSecondDevice(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "desktop.bin"), 200_000, 1)
+	e.init()
+	e.must("backup", data)
+	desktopSnap := e.snapshotsJSON()[0]["id"].(string)
+	laptopCfg := filepath.Join(e.dir, "laptop-config")
+	laptop := peerID(t, e, laptopCfg)
+	other := filepath.Join(e.dir, "laptop-data")
+	writeRandom(t, filepath.Join(other, "laptop.bin"), 100_000, 2)
+	e.must("--config-dir", laptopCfg, "backup", other)
+
+	desktop := peerID(t, e, "")
+	friend := startPeerServer(t, e, filepath.Join(e.dir, "friend-config"), filepath.Join(e.dir, "friend-root"),
+		"--allow", desktop, "--allow", laptop)
+	loc := friend.loc("home")
+	e.must("mirror", loc)
+
+	e.must("--config-dir", laptopCfg, "forget", "--prune", desktopSnap)
+	var entries []logEntryJSON
+	if err := json.Unmarshal([]byte(e.must("--json", "log").stdout), &entries); err != nil {
+		t.Fatal(err)
+	}
+	last := entries[len(entries)-1]
+	if last.Op != "forget" || last.Device != laptop || len(last.Forget) != 1 || last.Forget[0] != desktopSnap {
+		t.Fatalf("newest log entry %+v: want the laptop (%s) forgetting %s", last, laptop, desktopSnap)
+	}
+	if r := e.must("check"); !strings.Contains(r.stdout, "no problems found") {
+		t.Fatalf("check after the laptop's forget: a registered writer's forget is no damage\n%s", r)
+	}
+
+	r := e.run("--config-dir", laptopCfg, "-r", loc, "snapshots")
+	if r.code != exitNoRepo {
+		t.Fatalf("the laptop at the desktop's repository name on the friend: want exit %d\n%s", exitNoRepo, r)
+	}
+	e.must("mirror", "--prune", loc)
+	target := filepath.Join(e.dir, "restored")
+	e.must("-r", loc, "restore", desktopSnap, "--target", target)
+	compareTrees(t, data, filepath.Join(target, data), false)
 }
