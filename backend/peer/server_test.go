@@ -170,6 +170,70 @@ func TestAppendOnly(t *testing.T) {
 	}
 }
 
+// TestDevicesSeparated: two devices allowed on one server, under the
+// same repository name, each reach only their own folder, chosen by the
+// key they authenticated with: one device's files are neither listed,
+// read, replaced nor deleted by the other, even a read-write one, and the
+// same content put by the other is stored in the other's own folder.
+// (docs/peers.md's threat model: a second device of yours, or a stolen
+// one, cannot touch the copy another device keeps on a friend.)
+func TestDevicesSeparated(t *testing.T) {
+	t.Parallel()
+	laptop, desktop := newIdentity(t), newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{
+		laptop.PeerID():  ModeAppendOnly,
+		desktop.PeerID(): ModeReadWrite,
+	}})
+	be := ts.create(t, laptop, "home")
+	pack := []byte("the laptop's pack")
+	h := handleOf(backend.PackFile, pack)
+	putBytes(t, be, h, pack)
+	cfg := handleOf(backend.ConfigFile, nil)
+	putBytes(t, be, cfg, []byte("the laptop's config"))
+
+	// The desktop finds no repository by that name: it is in the
+	// laptop's folder, not the desktop's.
+	if _, err := Dial(t.Context(), ts.loc("home"), desktop); !errors.Is(err, backend.ErrNoRepository) {
+		t.Fatalf("the desktop dials the laptop's repository name: got %v, want ErrNoRepository", err)
+	}
+	other := ts.create(t, desktop, "home")
+	for _, ft := range []backend.FileType{backend.ConfigFile, backend.PackFile} {
+		if err := other.List(t.Context(), ft, func(fi backend.FileInfo) error {
+			return fmt.Errorf("the desktop lists %s", fi.Name)
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := other.Stat(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("stat of the laptop's pack as the desktop: %v", err)
+	}
+	if err := other.Get(t.Context(), h, 0, 0, func(io.Reader) error { return nil }); !backend.IsNotExist(err) {
+		t.Errorf("get of the laptop's pack as the desktop: %v", err)
+	}
+	if err := other.Delete(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("delete of the laptop's pack as the desktop: %v", err)
+	}
+	// A config the desktop puts is its own: it replaces nothing of the
+	// laptop's, and the same pack, put and deleted, is the desktop's.
+	putBytes(t, other, cfg, []byte("the desktop's config"))
+	putBytes(t, other, h, pack)
+	if err := other.Delete(t.Context(), h); err != nil {
+		t.Errorf("the desktop deletes its own pack: %v", err)
+	}
+
+	if got := getAll(t, be, h); !bytes.Equal(got, pack) {
+		t.Errorf("the laptop's pack holds %q", got)
+	}
+	if got := getAll(t, be, cfg); string(got) != "the laptop's config" {
+		t.Errorf("the laptop's config holds %q", got)
+	}
+	for _, id := range []*crypt.Identity{laptop, desktop} {
+		if _, err := os.Stat(filepath.Join(ts.cfg.Root, id.PeerID().String(), "home", "config")); err != nil {
+			t.Errorf("config of %s: %v", id.PeerID(), err)
+		}
+	}
+}
+
 // TestAppendOnlyReplacesDamaged: a file on the server's disk whose
 // content no longer matches its name (truncated, grown, or bit-flipped
 // at the same size) is damage, not history: an append-only client may put
@@ -623,6 +687,33 @@ func TestRepositoryNamesRefused(t *testing.T) {
 	if entries, err := os.ReadDir(ts.cfg.Root); err != nil || len(entries) != 0 {
 		t.Errorf("root holds %v (%v), want nothing", entries, err)
 	}
+}
+
+// TestOnlyTLS13: the server speaks TLS 1.3 only, so no one between a
+// client and the server can make them settle for an older version. An
+// allowed client offering at most TLS 1.2 is refused in the handshake and
+// never reaches a repository; the same client with TLS 1.3 is served.
+func TestOnlyTLS13(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10} {
+		old := conf.Clone()
+		old.MinVersion, old.MaxVersion = v, v
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", ts.addr, old)
+		if err == nil {
+			_ = conn.Close()
+			t.Errorf("a handshake at %s succeeded", tls.VersionName(v))
+		}
+	}
+	if ts.log.has("connected to repository") {
+		t.Error("a client on an old TLS version reached a repository")
+	}
+	ts.create(t, client, "r")
 }
 
 func TestVersionMismatch(t *testing.T) {
