@@ -42,7 +42,10 @@ func (e *appEnv) forgetCommand() *cli.Command {
 			"so on; a snapshot kept by any rule stays. Durations count back from the group's latest\n" +
 			"snapshot. The data stays in the repository until prune (or --prune) removes it. With\n" +
 			"--prune, prune runs even when there is nothing to forget, so a run that was killed\n" +
-			"during its prune is finished by the next.\n\n" +
+			"during its prune is finished by the next. --dry-run prints the plan (which snapshots\n" +
+			"go, and why the others stay; with --prune, the prune's plan for the snapshots left)\n" +
+			"and changes nothing. --json prints one document: restic's groups, or with --prune\n" +
+			"{\"forget\": groups, \"prune\": the prune's plan and outcome}.\n\n" +
 			"EXIT STATUS:\n   0 done, 1 error, 10 no repository, 11 locked, 12 wrong password.",
 		Flags:  flags,
 		Action: e.runForget,

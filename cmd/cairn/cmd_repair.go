@@ -172,7 +172,8 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 			printRepairPacks(s.p, redactLocation(from), plan, res)
 		}
 		if missed > 0 {
-			return fmt.Errorf("repair packs: %d file(s) could not be fetched from %s (see above); try another copy, or see 'cairn help repair'", missed, redactLocation(from))
+			return fmt.Errorf("repair packs: %d file(s) %s fetched from %s (see above); try another copy, or see 'cairn help repair'",
+				missed, verb(dry, "cannot be", "could not be"), redactLocation(from))
 		}
 		return nil
 	})
