@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
 	"github.com/cairn-backup/cairn/crypt"
-	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -98,77 +96,40 @@ func pruneFlags() []cli.Flag {
 // did: "prune --json" prints it, and "forget --prune --json" prints it
 // as its "prune" part.
 type pruneJSON struct {
-	MessageType string         `json:"message_type,omitempty"`
-	DryRun      bool           `json:"dry_run"`
-	Plan        prunePlanJSON  `json:"plan"`
-	Done        *pruneDoneJSON `json:"done,omitempty"`
-}
-
-type prunePlanJSON struct {
-	repo.PrunePlan
-	// Log is the snapshot log's compaction; absent without a config
-	// dir, where no checkpoint can be signed and the log is left alone.
-	Log *snapshot.LogCompaction `json:"log,omitempty"`
-}
-
-type pruneDoneJSON struct {
-	repo.PruneResult
-	Log *snapshot.LogCompaction `json:"log,omitempty"`
+	MessageType string                `json:"message_type,omitempty"`
+	DryRun      bool                  `json:"dry_run"`
+	Plan        snapshot.PrunePlan    `json:"plan"`
+	Done        *snapshot.PruneResult `json:"done,omitempty"`
 }
 
 // pruneWithLog prunes what the snapshots live leaves (those of l, or
 // those a forget would leave) do not use, and compacts the log; in a dry
 // run it only plans both. The caller holds the exclusive lock, except
-// for a dry run, and the plan is made under it.
+// for a dry run.
 func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snapshot.Snapshot, dryRun bool, maxUnused float64) (pruneJSON, error) {
 	out := pruneJSON{DryRun: dryRun}
-	rep := seenReport(s, l)
-	if len(l.Problems) > 0 || len(rep.Problems) > 0 {
-		return out, errors.New("prune: refusing to run: the snapshot log shows problems (see the warnings above), so the set of live snapshots cannot be trusted to decide what to delete; run 'cairn check'")
-	}
-	if rep.Behind != "" {
-		// Its newer snapshots' data may be here already (a mirror
-		// copies data before the log): pruning would delete it.
-		return out, errors.New("prune: refusing to run: this copy's snapshot log is behind what this device has seen elsewhere, so snapshots it does not list yet may use data it holds; mirror to it first, or prune the repository it is mirrored from")
-	}
 	s.p.Printf("finding the data of %d snapshot(s)", len(live))
-	used, err := snapshot.UsedBlobs(ctx, s.repo, live)
-	if err != nil {
-		return out, err
-	}
 	progress := maintProgress(s.p)
-	plan, err := s.repo.PlanPrune(ctx, used, repo.PruneOptions{MaxUnused: maxUnused, Progress: progress})
+	plan, err := snapshot.PlanPrune(ctx, s.repo, l, live, snapshot.PruneOptions{MaxUnused: maxUnused, Progress: progress,
+		Seen: seenReport(s, l), CompactLog: s.g.ConfigDir != "", Now: s.now()})
 	if err != nil {
 		return out, err
 	}
-	out.Plan.PrunePlan = plan
+	out.Plan = plan
 	for _, id := range plan.DamagedPacks {
 		s.p.Warnf("pack data/%s is in no index and its header does not read: left alone (run 'cairn check --read-data')", id)
 	}
 	for _, id := range plan.MissingPacks {
 		s.p.Warnf("the index listed pack data/%s, which is missing: dropped from the index", id)
 	}
-	if s.g.ConfigDir != "" {
-		c := l.PlanCompaction(s.now())
-		out.Plan.Log = &c
-	}
 	if dryRun {
 		return out, nil
 	}
-	res, err := s.repo.ExecutePrune(ctx, plan, progress)
-	if err != nil {
-		return out, err
+	identity := func() (*crypt.Identity, error) { return crypt.LoadOrCreateIdentity(s.g.ConfigDir) }
+	res, err := snapshot.ExecutePrune(ctx, s.repo, l, plan, identity, s.now(), progress)
+	out.Done = &res
+	if res.Log != nil && (res.Log.WriteCheckpoint || len(res.Log.Remove) > 0) {
+		rememberLog(s, l)
 	}
-	out.Done = &pruneDoneJSON{PruneResult: res}
-	if s.g.ConfigDir != "" {
-		c, err := l.CompactLog(ctx, s.repo, func() (*crypt.Identity, error) { return crypt.LoadOrCreateIdentity(s.g.ConfigDir) }, s.now())
-		if err != nil {
-			return out, err
-		}
-		out.Done.Log = &c
-		if c.WriteCheckpoint || len(c.Remove) > 0 {
-			rememberLog(s, l)
-		}
-	}
-	return out, nil
+	return out, err
 }
