@@ -138,7 +138,7 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
-	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024,
+	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, LimitUpload: c.Int64("limit-upload") * 1024,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	if p.progress() {
 		opts.Progress = func(st repo.MirrorStats) {
@@ -147,7 +147,16 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		}
 	}
 	opts.Progress = e.testOnlyMirrorPause(ctx, p, opts.Progress)
-	st, err := repo.Mirror(ctx, src, dst, opts)
+	plan, err := repo.PlanMirror(ctx, src, dst, opts)
+	if err != nil {
+		return err
+	}
+	var st repo.MirrorStats
+	if dry {
+		st, err = plan.Stats(), plan.Err()
+	} else {
+		st, err = repo.ExecuteMirror(ctx, src, dst, plan, opts)
+	}
 	// A mirror that went through but could not copy everything still
 	// says what it did; the error follows.
 	var incomplete *repo.MirrorError
