@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +174,85 @@ func checkCopiedAsPlanned(t *testing.T, plan, puts []MirrorCopy) {
 			}
 		}
 		i = end
+	}
+}
+
+// failFirstPut is a destination allowing three connections whose first
+// pack put fails once all three are under way; the others wait for their
+// context to end, counting whether it did (or give up after a minute:
+// they were not cancelled).
+type failFirstPut struct {
+	*mem.Backend
+
+	mu        sync.Mutex // guards the counts
+	entered   int        // pack puts started
+	running   int        // pack puts not yet returned
+	cancelled int        // pack puts that saw their context end
+	allIn     chan struct{}
+}
+
+var errFirstPut = errors.New("first put fails")
+
+func (f *failFirstPut) Properties() backend.Properties {
+	return backend.Properties{Connections: 3}
+}
+
+func (f *failFirstPut) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
+	if h.Type != backend.PackFile {
+		return f.Backend.Put(ctx, h, rd)
+	}
+	f.mu.Lock()
+	f.entered++
+	f.running++
+	n := f.entered
+	if n == 3 {
+		close(f.allIn)
+	}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
+	if n == 1 {
+		<-f.allIn
+		return errFirstPut
+	}
+	select {
+	case <-ctx.Done():
+		f.mu.Lock()
+		f.cancelled++
+		f.mu.Unlock()
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return nil
+	}
+}
+
+// TestMirrorFirstErrorCancelsTheRest: when one copy of a phase fails, the
+// copies under way are cancelled, no more start, the mirror returns that
+// error, and only once every copy has ended.
+func TestMirrorFirstErrorCancelsTheRest(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, r := mirrorSource(t, ident, 1)
+	addData(t, r, 4, 60)
+	if n := len(handlesOf(src, backend.PackFile)); n < 5 {
+		t.Fatalf("%d packs: the test needs more than three", n)
+	}
+	dst := &failFirstPut{Backend: mem.New(), allIn: make(chan struct{})}
+	_, err := Mirror(ctx, src, dst, MirrorOptions{})
+	if !errors.Is(err, errFirstPut) {
+		t.Fatalf("mirror returned %v, want the first put's error", err)
+	}
+	dst.mu.Lock()
+	defer dst.mu.Unlock()
+	if dst.entered != 3 || dst.cancelled != 2 || dst.running != 0 {
+		t.Fatalf("%d pack puts started, %d cancelled, %d still running when the mirror returned; want 3, 2, 0", dst.entered, dst.cancelled, dst.running)
+	}
+	for h := range dst.Files() {
+		if h.Type != backend.PackFile {
+			t.Fatalf("%s copied after a pack failed", h)
+		}
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"golang.org/x/sync/errgroup"
 )
 
 // The execution side of a mirror: copying and removing what a MirrorPlan
@@ -68,16 +68,12 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 	m.st.FilesRemoved, m.st.BytesRemoved = 0, 0
 	m.problems = MirrorError{Dest: dst.Location(), Missing: slices.Clone(plan.Missing), Damaged: slices.Clone(plan.Damaged)}
 	m.warnPlanned()
-	workers := min(max(src.Properties().Connections, 1), max(dst.Properties().Connections, 1))
 	for _, phase := range splitPhases(plan.Copy) {
 		var err error
 		if mirrorPhase(phase[0].Handle.Type) == mirrorPhase(backend.LogFile) {
 			err = m.copyLog(ctx, phase)
 		} else {
-			err = parallel(ctx, workers, len(phase), func(i int) error {
-				_, err := m.copy(ctx, phase[i])
-				return err
-			})
+			err = m.copyPhase(ctx, phase)
 		}
 		if err != nil {
 			return m.st, err
@@ -98,6 +94,32 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 		return m.st, err
 	}
 	return m.st, m.result()
+}
+
+// copyPhase copies the files of one phase, as many at once as both
+// backends allow connections. The first error cancels the copies under
+// way and starts no more; copyPhase returns once every copy has ended.
+func (m *mirrorRun) copyPhase(ctx context.Context, files []MirrorCopy) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(max(m.src.Properties().Connections, 1), max(m.dst.Properties().Connections, 1)))
+	for _, c := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			// Go may have waited for a free slot while another copy
+			// failed.
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			_, err := m.copy(gctx, c)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // splitPhases cuts copies into runs of the same phase, in order.
@@ -263,34 +285,6 @@ func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, s
 		return 0, fmt.Errorf("copy %s to %s: stored %d bytes, want %d", h, dst.Location(), fi.Size, len(data))
 	}
 	return int64(len(data)), nil
-}
-
-// parallel runs fn(0..n-1) on up to workers goroutines; the first error
-// stops the rest and is returned.
-func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(workers, n); w++ {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return nil
 }
 
 // rateLimiter is a token bucket shared by all uploads of one mirror.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
+	"golang.org/x/sync/errgroup"
 )
 
 // The log side of a mirror, keyless: which entries to copy and in what
@@ -241,36 +242,54 @@ func orderParentsFirst(loaded []loadedEntry, lv *logView) []backend.Handle {
 // does not decode is returned with e nil and bad saying why; other errors
 // (the backend failing) are returned.
 func loadEntries(ctx context.Context, be backend.Backend, hs []backend.Handle) ([]loadedEntry, error) {
-	// Each worker writes only its own slots of out; parallel returns
-	// after every worker is done.
+	// Each goroutine writes only its own slot of out; Wait returns once
+	// every one has ended. The first error cancels the reads under way
+	// and starts no more.
 	out := make([]loadedEntry, len(hs))
-	err := parallel(ctx, max(be.Properties().Connections, 1), len(hs), func(i int) error {
-		h := hs[i]
-		out[i].h = h
-		data, err := readAll(ctx, be, h, maxEntryFile)
-		switch {
-		case errors.Is(err, ErrFormat):
-			out[i].bad = err
-			return nil
-		case err != nil:
-			return err
-		case backend.Hash(data).String() != h.Name:
-			out[i].bad = fmt.Errorf("%w", backend.ErrHashMismatch)
-			return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(be.Properties().Connections, 1))
+	for i, h := range hs {
+		if gctx.Err() != nil {
+			break
 		}
-		e, err := crypt.DecodeEntry(data)
-		if err != nil {
-			out[i].bad = err
-			return nil
-		}
-		e.Body = nil // only the links are needed
-		out[i].e = e
-		return nil
-	})
-	if err != nil {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return loadEntry(gctx, be, h, &out[i])
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// loadEntry reads and decodes the log file h into le (see loadEntries).
+func loadEntry(ctx context.Context, be backend.Backend, h backend.Handle, le *loadedEntry) error {
+	le.h = h
+	data, err := readAll(ctx, be, h, maxEntryFile)
+	switch {
+	case errors.Is(err, ErrFormat):
+		le.bad = err
+		return nil
+	case err != nil:
+		return err
+	case backend.Hash(data).String() != h.Name:
+		le.bad = fmt.Errorf("%w", backend.ErrHashMismatch)
+		return nil
+	}
+	e, err := crypt.DecodeEntry(data)
+	if err != nil {
+		le.bad = err
+		return nil
+	}
+	e.Body = nil // only the links are needed
+	le.e = e
+	return nil
 }
 
 // planLog plans to copy the source's log entries the destination lacks,
