@@ -291,9 +291,10 @@ func (p *MirrorPlan) Err() error {
 	return e
 }
 
-// mirrorPhase is the phase in which a file of type t is copied: files of a
-// phase are copied only once every file of the phases before is.
-func mirrorPhase(t backend.FileType) int {
+// MirrorPhase is the phase, 0 to 3, in which a mirror copies a file of
+// type t: packs, index files, keys and the config, log entries. The files
+// of a phase are copied only once every file of the phases before is.
+func MirrorPhase(t backend.FileType) int {
 	switch t {
 	case backend.PackFile:
 		return 0
@@ -467,7 +468,7 @@ func (p *mirrorPlanner) planCopies() {
 		}
 	}
 	slices.SortFunc(todo, func(a, b MirrorCopy) int {
-		if c := mirrorPhase(a.Handle.Type) - mirrorPhase(b.Handle.Type); c != 0 {
+		if c := MirrorPhase(a.Handle.Type) - MirrorPhase(b.Handle.Type); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Handle.Name, b.Handle.Name)

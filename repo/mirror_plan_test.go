@@ -104,7 +104,7 @@ func TestMirrorExecutesItsPlan(t *testing.T) {
 	replaced := 0
 	phases := map[int]bool{}
 	for _, c := range plan.Copy {
-		phases[mirrorPhase(c.Handle.Type)] = true
+		phases[MirrorPhase(c.Handle.Type)] = true
 		if c.Replace {
 			replaced++
 			if c.Handle != short || c.DestSize != 100 {
@@ -156,9 +156,9 @@ func checkCopiedAsPlanned(t *testing.T, plan, puts []MirrorCopy) {
 	}
 	for i := 0; i < len(plan); {
 		end := i
-		phase := mirrorPhase(plan[i].Handle.Type)
+		phase := MirrorPhase(plan[i].Handle.Type)
 		want := map[backend.Handle]int64{}
-		for end < len(plan) && mirrorPhase(plan[end].Handle.Type) == phase {
+		for end < len(plan) && MirrorPhase(plan[end].Handle.Type) == phase {
 			want[plan[end].Handle] = plan[end].Size
 			end++
 		}
@@ -169,7 +169,7 @@ func checkCopiedAsPlanned(t *testing.T, plan, puts []MirrorCopy) {
 				t.Fatalf("store %d was %s (%d bytes); the plan copies it in another phase, or with another size, or not at all", j, p.Handle, p.Size)
 			}
 			delete(want, p.Handle)
-			if phase == mirrorPhase(backend.LogFile) && p.Handle != plan[j].Handle {
+			if phase == MirrorPhase(backend.LogFile) && p.Handle != plan[j].Handle {
 				t.Fatalf("log entry %s stored before %s, against the plan's order", p.Handle, plan[j].Handle)
 			}
 		}

@@ -70,7 +70,7 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 	m.warnPlanned()
 	for _, phase := range splitPhases(plan.Copy) {
 		var err error
-		if mirrorPhase(phase[0].Handle.Type) == mirrorPhase(backend.LogFile) {
+		if MirrorPhase(phase[0].Handle.Type) == MirrorPhase(backend.LogFile) {
 			err = m.copyLog(ctx, phase)
 		} else {
 			err = m.copyPhase(ctx, phase)
@@ -127,7 +127,7 @@ func splitPhases(copies []MirrorCopy) [][]MirrorCopy {
 	var out [][]MirrorCopy
 	for start := 0; start < len(copies); {
 		end := start + 1
-		for end < len(copies) && mirrorPhase(copies[end].Handle.Type) == mirrorPhase(copies[start].Handle.Type) {
+		for end < len(copies) && MirrorPhase(copies[end].Handle.Type) == MirrorPhase(copies[start].Handle.Type) {
 			end++
 		}
 		out = append(out, copies[start:end])

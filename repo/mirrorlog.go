@@ -48,7 +48,7 @@ type loadedEntry struct {
 // the destination lacks (to order them), and, when the destination holds
 // entries the source lacks, every entry of both (to tell entries the
 // source pruned or lost from entries someone else wrote). A file under
-// log/ that is not a valid entry is skipped with a warning. It refuses a
+// log/ that is not a valid entry goes to the plan's Junk. It refuses a
 // destination whose log has diverged from the source's.
 func (p *mirrorPlanner) readLogs(ctx context.Context) (*logView, error) {
 	lv := &logView{parents: make(map[string][]string), skip: make(map[string]bool), covered: make(map[string]bool)}
