@@ -119,8 +119,9 @@ type MirrorError struct {
 	Dest string
 	// Missing are files the source's index or log names that the source
 	// lacks; Damaged are source files whose content does not match their
-	// names, and log entries left behind because an entry they follow
-	// could not be copied. Each list is sorted.
+	// names, and index files of the source that do not open. (The log
+	// entries that follow a damaged one are held back with a warning.)
+	// Each list is sorted.
 	Missing, Damaged []backend.Handle
 	// Refused are destination files of the wrong size that the
 	// destination did not let the mirror replace.
