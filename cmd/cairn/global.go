@@ -17,12 +17,6 @@ const (
 	envPassword        = "CAIRN_PASSWORD"
 	envCacheDir        = "CAIRN_CACHE_DIR"
 	envConfigDir       = "CAIRN_CONFIG_DIR"
-	// envTestFastKDF is a test-only seam: set to "1", init, key add and
-	// key passwd derive the new key with crypt.FastKDFParamsForTests, which
-	// gives no protection against password guessing. The CLI tests use it
-	// so that each of their many runs opens a repository in microseconds.
-	// It only ever weakens keys it creates, never reads of existing ones.
-	envTestFastKDF = "CAIRN_TESTONLY_FAST_KDF"
 )
 
 // globalOptions are the options every command shares.

@@ -41,10 +41,11 @@ type locEnv struct {
 	ConfigDir string
 	// Warn reports retries of remote operations.
 	Warn func(format string, args ...any)
-	// TestFaults is $CAIRN_TESTONLY_FAULTS (see testonly.go).
+	// TestFaults asks for fault injection (testonly.go); always "" in a
+	// release build.
 	TestFaults string
 	// PeerDialer connects to peer servers: the default timeouts, unless
-	// $CAIRN_TESTONLY_PEER_TIMEOUTS (see testonly.go) shortens them.
+	// a test seam (testonly.go) shortens them.
 	PeerDialer peer.Dialer
 }
 
@@ -292,10 +293,7 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	// An unparsable value was refused before the command ran
-	// (checkTestSeams): here it can only be valid.
-	d, _ := parsePeerTimeouts(e.getenv(envTestPeerTimeouts))
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults), PeerDialer: d}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), PeerDialer: e.testPeerDialer()}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

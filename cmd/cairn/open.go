@@ -200,16 +200,16 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 // kdfParams returns the derivation parameters for a new key file: the
 // default, or the fast test-only ones when the test seam is set.
 func (e *appEnv) kdfParams() (crypt.KDFParams, error) {
-	if e.getenv(envTestFastKDF) == "1" {
+	if e.testFastKDF() {
 		return crypt.FastKDFParamsForTests(), nil
 	}
 	return crypt.DefaultKDFParams()
 }
 
-// hostname is this machine's hostname, or $CAIRN_TESTONLY_HOSTNAME
-// when a test sets it (see envTestHostname).
+// hostname is this machine's hostname, or the test seam's stand-in when
+// a test sets one (testHostname).
 func (e *appEnv) hostname() string {
-	if h := e.getenv(envTestHostname); h != "" {
+	if h := e.testHostname(); h != "" {
 		return h
 	}
 	return hostname()
