@@ -90,7 +90,15 @@ func (r *Repository) IndexFiles(ctx context.Context) ([]backend.ID, error) {
 // that cannot be read or fails to authenticate is skipped with a warning,
 // and the packs no index lists are then read from their own headers, so
 // one bad file never blocks a restore.
+//
+// It refuses, with an error wrapping ErrNotLocked, to run on a repository
+// that holds no lock unless OpenForJob opened it lock-free on purpose: an
+// index read before the lock could predate a prune that ran in between.
+// OpenForJob calls it at the right moment; other callers need not.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	if !r.lockFree && r.locksHeld.Load() == 0 {
+		return fmt.Errorf("load index: %w: lock it first (OpenForJob locks, then loads the index), or an index read before the lock could predate a prune running meanwhile", ErrNotLocked)
+	}
 	ids, err := r.IndexFiles(ctx)
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
