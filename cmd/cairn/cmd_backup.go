@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
@@ -129,12 +128,9 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 			s.repo.SetCompression(*compression)
 		}
 		if !opts.DryRun {
-			if s.g.ConfigDir == "" {
-				return fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-			}
-			ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+			ident, err := s.device.Identity()
 			if err != nil {
-				return fmt.Errorf("device identity: %w", err)
+				return err
 			}
 			opts.Identity = ident
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/policy"
 	"github.com/urfave/cli/v2"
@@ -169,9 +168,9 @@ func (e *appEnv) runForget(c *cli.Context) error {
 			}
 			return nil
 		}
-		ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+		ident, err := s.device.Identity()
 		if err != nil {
-			return fmt.Errorf("device identity: %w", err)
+			return err
 		}
 		if _, err := l.Forget(ctx, s.repo, ident, remove, e.now()); err != nil {
 			return err

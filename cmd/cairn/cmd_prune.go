@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
@@ -169,9 +168,9 @@ func compactLog(ctx context.Context, s *session, l *snapshot.Log) (checkpoint bo
 		}
 	}
 	if since > logCheckpointAfter {
-		ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+		ident, err := s.device.Identity()
 		if err != nil {
-			return false, 0, fmt.Errorf("device identity: %w", err)
+			return false, 0, err
 		}
 		if _, err := l.WriteCheckpoint(ctx, s.repo, ident, s.now()); err != nil {
 			return false, 0, err

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -96,6 +97,10 @@ func globalBool(c *cli.Context, name, alias string) bool {
 	}
 	return l.Bool(name)
 }
+
+// device is this device's identity and remembered log heads, in the
+// config dir.
+func (g globalOptions) device() *snapshot.Device { return snapshot.DeviceAt(g.ConfigDir) }
 
 // globals resolves the global options for the command running in c.
 func (e *appEnv) globals(c *cli.Context) globalOptions {

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/backend/sftp"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // scheme opens and creates backends of one kind. loc is the whole
@@ -145,14 +146,8 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 	if err != nil {
 		return pl, nil, err
 	}
-	if env.ConfigDir == "" {
-		return pl, nil, fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-	}
-	id, err := crypt.LoadOrCreateIdentity(env.ConfigDir)
-	if err != nil {
-		return pl, nil, fmt.Errorf("device identity: %w", err)
-	}
-	return pl, id, nil
+	id, err := snapshot.DeviceAt(env.ConfigDir).Identity()
+	return pl, id, err
 }
 
 // connectAttempts bounds the attempts to reach a remote location. A server

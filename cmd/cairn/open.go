@@ -43,6 +43,8 @@ type session struct {
 	repo *repo.Repository
 	g    globalOptions
 	p    *printer
+	// device is this device's identity and remembered log heads.
+	device *snapshot.Device
 	// seen is what this device remembered of the log before loadLog.
 	seen snapshot.Seen
 	// now is the clock for what the command records (appEnv.now).
@@ -88,7 +90,7 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	}()
 	ctx, cancel := l.Context(ctx)
 	defer cancel()
-	err = fn(ctx, &session{repo: r, g: g, p: p, now: e.now})
+	err = fn(ctx, &session{repo: r, g: g, p: p, device: g.device(), now: e.now})
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
 		return cause
 	}
