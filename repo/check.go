@@ -309,7 +309,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 	res.IndexFiles = len(ids)
 	listed := make(map[backend.ID]bool) // packs some index file lists
 	var done int64
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+	err = r.forEachParallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		f, err := r.fetchIndexFile(ctx, ids[i])
 		mu.Lock()
 		done++
@@ -403,7 +403,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 			}
 			batch := sel[start:end]
 			lists := r.packLists(batch)
-			err := r.forEachParallel(ctx, len(batch), func(i int) error {
+			err := r.forEachParallel(ctx, len(batch), func(ctx context.Context, i int) error {
 				id := batch[i]
 				p := r.checkPackData(ctx, v, id, sizes[id], stats[id], lists[id])
 				if ctx.Err() != nil {

@@ -179,7 +179,7 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 	st.UnindexedPacks = len(unindexed)
 	var mu sync.Mutex // guards the packs' damaged flags during the reads
 	var done int64
-	err = r.forEachParallel(ctx, len(unindexed), func(i int) error {
+	err = r.forEachParallel(ctx, len(unindexed), func(ctx context.Context, i int) error {
 		id := unindexed[i]
 		blobs, err := r.ReadPackHeader(ctx, id, packs[id].size)
 		mu.Lock()
@@ -384,7 +384,7 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 	// Only now, with no index file left that lists them, the packs go.
 	var dmu sync.Mutex // guards the deletion counts
 	var deleted int64
-	err = r.forEachParallel(ctx, len(toDelete), func(i int) error {
+	err = r.forEachParallel(ctx, len(toDelete), func(ctx context.Context, i int) error {
 		id := toDelete[i]
 		err := r.DeleteFile(ctx, backend.PackFile, id)
 		if err != nil && !backend.IsNotExist(err) {
@@ -529,7 +529,7 @@ func (r *Repository) rewriteIndex(ctx context.Context, progress ProgressFunc) (w
 		return 0, 0, fmt.Errorf("list index: %w", err)
 	}
 	files := make([]indexFileInfo, len(ids))
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+	err = r.forEachParallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		fi := indexFileInfo{id: ids[i]}
 		f, err := r.loadIndexFile(ctx, ids[i])
 		if err != nil {

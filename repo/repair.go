@@ -66,7 +66,7 @@ func (r *Repository) RepairIndex(ctx context.Context, opts RepairIndexOptions) (
 	fresh := index.New()
 	var mu sync.Mutex // guards st and done
 	var done int64
-	err = r.forEachParallel(ctx, len(packs), func(i int) error {
+	err = r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		p := packs[i]
 		blobs, err := r.ReadPackHeader(ctx, p.id, p.size)
 		if err != nil && ctx.Err() != nil {
@@ -226,7 +226,7 @@ func (r *Repository) RepairPacks(ctx context.Context, from backend.Backend, opts
 	packs := r.idx.Packs()
 	slices.SortFunc(packs, cmpBlobID)
 	var done int64
-	err = r.forEachParallel(ctx, len(packs), func(i int) error {
+	err = r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		id := packs[i]
 		if _, ok := sizes[id]; !ok {
 			mu.Lock()
@@ -257,7 +257,7 @@ func (r *Repository) RepairPacks(ctx context.Context, from backend.Backend, opts
 		return st, fmt.Errorf("list index: %w", err)
 	}
 	progress("read index files", 0, 0)
-	err = r.forEachParallel(ctx, len(idxFiles), func(i int) error {
+	err = r.forEachParallel(ctx, len(idxFiles), func(ctx context.Context, i int) error {
 		ok, _, err := hashMatches(ctx, r.be, backend.Handle{Type: backend.IndexFile, Name: idxFiles[i].String()})
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
 )
@@ -148,7 +149,7 @@ func (b *Backend) create(ctx context.Context, cl *conn) error {
 // mkdirs makes the folders, folderWorkers at a time, leaving existing ones
 // alone. New folders get mode 0700 where the server allows it.
 func (b *Backend) mkdirs(ctx context.Context, cl *conn, dirs []string) error {
-	return parallel(ctx, dirs, func(dir string) error {
+	return parallel(ctx, dirs, func(_ context.Context, dir string) error {
 		err := cl.sftp.Mkdir(dir)
 		if err == nil {
 			// Privacy, not correctness: a server that refuses keeps its
@@ -163,30 +164,30 @@ func (b *Backend) mkdirs(ctx context.Context, cl *conn, dirs []string) error {
 	})
 }
 
-// parallel runs fn on each item, folderWorkers at a time, and returns the
-// first error. It stops starting new items once one fails or ctx ends.
-func parallel(ctx context.Context, items []string, fn func(string) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, folderWorkers)
-	var wg sync.WaitGroup
+// parallel runs fn on each item, folderWorkers at a time (errgroup with
+// SetLimit), on other goroutines. It keeps the rule of every worker pool
+// in cairn: the first error cancels the ctx the calls get and starts no
+// more, and parallel returns it once every started call has returned; if
+// the caller's ctx ends first, it returns its cause.
+func parallel(ctx context.Context, items []string, fn func(ctx context.Context, item string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(folderWorkers)
 	for _, it := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(it); err != nil {
-				cancel(err)
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return context.Cause(gctx) // cancelled while waiting for a slot
 			}
+			return fn(gctx, it)
 		})
 	}
-	wg.Wait()
-	return context.Cause(ctx)
+	err := g.Wait()
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // connect resolves cfg, dials, and returns a backend using the connection.
@@ -440,35 +441,35 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 		}
 	}
 
-	// Readers fetch folders ahead; this goroutine hands their entries to
-	// fn. At most folderWorkers listings wait in memory.
+	// Readers fetch folders ahead, folderWorkers at a time (errgroup with
+	// SetLimit); this goroutine hands their entries to fn, so at most
+	// folderWorkers listings wait in memory. Its first error (or fn's)
+	// cancels ctx, which stops the readers: the pools' one rule.
 	ctx, cancel := context.WithCancel(ctx)
 	results := make(chan folderListing)
-	var wg sync.WaitGroup
+	var feeder sync.WaitGroup
 	defer func() {
 		cancel()
-		wg.Wait()
+		feeder.Wait()
 	}()
-	wg.Go(func() {
+	feeder.Go(func() {
 		defer close(results)
-		sem := make(chan struct{}, folderWorkers)
-		var readers sync.WaitGroup
-		defer readers.Wait()
+		var readers errgroup.Group
+		readers.SetLimit(folderWorkers)
 		for _, p := range prefixes {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+			if ctx.Err() != nil {
+				break
 			}
-			readers.Go(func() {
-				defer func() { <-sem }()
+			readers.Go(func() error {
 				entries, err := cl.sftp.ReadDirContext(ctx, path.Join(data, p))
 				select {
 				case results <- folderListing{prefix: p, entries: entries, err: err}:
 				case <-ctx.Done():
 				}
+				return nil // errors travel in the listing, to the consumer
 			})
 		}
+		_ = readers.Wait()
 	})
 	for r := range results {
 		switch {

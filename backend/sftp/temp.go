@@ -45,7 +45,7 @@ func (b *Backend) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) 
 	cutoff := now.Add(-olderThan)
 	var mu sync.Mutex // guards removed, bytes and first
 	var first error   // the first file that could not be removed
-	err = parallel(ctx, dirs, func(dir string) error {
+	err = parallel(ctx, dirs, func(ctx context.Context, dir string) error {
 		n, size, ferr, err := b.sweepDir(ctx, cl, dir, cutoff)
 		mu.Lock()
 		defer mu.Unlock()
