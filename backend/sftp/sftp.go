@@ -318,27 +318,14 @@ func isConnError(err error) bool {
 	return errors.As(err, &ne)
 }
 
-func checkHandle(ctx context.Context, op string, h backend.Handle) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	return nil
-}
-
 // List implements backend.Backend. Temporary files, entries that are not
 // regular files (symbolic links are followed) and names that are not
 // valid for t, or for packs lie in the wrong subfolder, are skipped. The
 // pack subfolders are read folderWorkers at a time; fn still runs on the
 // caller's goroutine.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
-	}
-	if !t.Valid() {
-		return fmt.Errorf("list: %w: invalid file type %d", backend.ErrInvalidName, t)
+	if err := backend.CheckType(ctx, t); err != nil {
+		return err
 	}
 	cl, err := b.client(ctx)
 	if err != nil {
@@ -493,7 +480,7 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
-	if err := checkHandle(ctx, "stat", h); err != nil {
+	if err := backend.CheckHandle(ctx, "stat", h); err != nil {
 		return backend.FileInfo{}, err
 	}
 	cl, err := b.client(ctx)
@@ -516,7 +503,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Get implements backend.Backend. fn's reader fetches the range in 2 MiB
 // chunks, 64 requests in flight at a time, whatever size fn's reads are.
 func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) (err error) {
-	if err := checkHandle(ctx, "get", h); err != nil {
+	if err := backend.CheckHandle(ctx, "get", h); err != nil {
 		return err
 	}
 	if length < 0 || offset < 0 {
@@ -561,7 +548,7 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // or not at all. A failure removes the temporary file; if the connection
 // broke, the removal is done after the next connection is made.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) (err error) {
-	if err := checkHandle(ctx, "put", h); err != nil {
+	if err := backend.CheckHandle(ctx, "put", h); err != nil {
 		return err
 	}
 	size := rd.Length()
@@ -623,10 +610,10 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	if err := f.Chmod(tempMode); err != nil && isConnError(err) {
 		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
 	}
-	src := &ctxReader{ctx: ctx, r: rd}
+	src := backend.NewContextReader(ctx, rd)
 	n, err := f.ReadFrom(io.LimitReader(src, size+1))
 	if err != nil {
-		if src.err != nil && errors.Is(err, src.err) {
+		if src.Err() != nil && errors.Is(err, src.Err()) {
 			return fmt.Errorf("put %s: %w", h, err)
 		}
 		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
@@ -683,7 +670,7 @@ func tempName(dir string) (string, error) {
 
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
-	if err := checkHandle(ctx, "delete", h); err != nil {
+	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
 		return err
 	}
 	cl, err := b.client(ctx)
@@ -717,28 +704,6 @@ func (b *Backend) Close() error {
 	}
 	b.wg.Wait()
 	return nil
-}
-
-// ctxReader stops a transfer once ctx is cancelled and remembers the
-// first error of the reader it wraps.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	err error // the first error other than io.EOF, from r or ctx
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		if c.err == nil {
-			c.err = err
-		}
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
 }
 
 // rangeReader reads the bytes of f from off to end (or to the end of the
