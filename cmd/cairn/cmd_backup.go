@@ -59,7 +59,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 // be read: exit status 3.
 type partialBackupError struct {
 	snapshot string
-	skipped  uint
+	skipped  uint64
 }
 
 func (e *partialBackupError) Error() string {
@@ -154,8 +154,8 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		rememberLog(s, l)
 		printBackupSummary(s.p, sn, sum, opts.DryRun)
-		if sum.Errors > 0 && !opts.DryRun {
-			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.Errors}
+		if sum.ErrorCount > 0 && !opts.DryRun {
+			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.ErrorCount}
 		}
 		return nil
 	})
