@@ -133,51 +133,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 			opts.Warn(fmt.Sprintf("%s missing from the repository: a backup uploads the data it held again where it has it (run 'cairn check')", packList(missing)))
 		}
 	}
-	var (
-		root  backend.ID
-		sum   snapshot.Summary
-		added snapshot.Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
-	)
-	uploaded := r.UploadedPackBytes()
-	for pass := 1; ; pass++ {
-		root, sum, err = a.Snapshot(ctx, paths)
-		sum.DataBlobs += added.DataBlobs
-		sum.TreeBlobs += added.TreeBlobs
-		sum.DataAdded += added.DataAdded
-		if pass > 1 {
-			sum.BackupStart = added.BackupStart
-		}
-		if err != nil {
-			return nil, sum, err
-		}
-		if opts.DryRun {
-			break
-		}
-		if err := r.Flush(ctx); err != nil {
-			return nil, sum, fmt.Errorf("backup: %w", err)
-		}
-		// Every pass's packs are in data/ now, those of a pass that
-		// uploads again what lost packs held included.
-		sum.DataAddedPacked = r.UploadedPackBytes() - uploaded
-		if pass == 1 && opts.TestOnlyBeforeSnapshot != nil {
-			if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
-				return nil, sum, fmt.Errorf("backup: %w", err)
-			}
-		}
-		missing, err := r.ForgetMissingPacks(ctx)
-		if err != nil {
-			return nil, sum, fmt.Errorf("backup: confirm packs: %w", err)
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if pass == backupPasses {
-			return nil, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
-				packList(missing), pass)
-		}
-		opts.Warn(fmt.Sprintf("%s missing from the repository (lost, or deleted while this backup ran by a prune that did not see its lock): backing the paths up again to upload what it held (run 'cairn check')",
-			packList(missing)))
-		added = snapshot.Summary{BackupStart: sum.BackupStart, DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded}
+	root, sum, err := archivePasses(ctx, r, a, paths, opts)
+	if err != nil {
+		return nil, sum, err
 	}
 	stored := sum
 	sn := &snapshot.Snapshot{
@@ -210,6 +168,54 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		return nil, sum, err
 	}
 	return sn, sum, nil
+}
+
+// archivePasses archives paths with a, flushes the repository and confirms
+// that every pack its index lists is in the backend, archiving the paths
+// again (up to backupPasses times in all) while packs are found missing;
+// see Backup. A dry run makes one pass and flushes nothing. The summary
+// adds up the blobs of every pass, and DataAddedPacked is what they all
+// uploaded.
+func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths []string, opts BackupOptions) (root backend.ID, sum snapshot.Summary, err error) {
+	var added snapshot.Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
+	uploaded := r.UploadedPackBytes()
+	for pass := 1; ; pass++ {
+		root, sum, err = a.Snapshot(ctx, paths)
+		sum.DataBlobs += added.DataBlobs
+		sum.TreeBlobs += added.TreeBlobs
+		sum.DataAdded += added.DataAdded
+		if pass > 1 {
+			sum.BackupStart = added.BackupStart
+		}
+		if err != nil || opts.DryRun {
+			return root, sum, err
+		}
+		if err := r.Flush(ctx); err != nil {
+			return root, sum, fmt.Errorf("backup: %w", err)
+		}
+		// Every pass's packs are in data/ now, those of a pass that
+		// uploads again what lost packs held included.
+		sum.DataAddedPacked = r.UploadedPackBytes() - uploaded
+		if pass == 1 && opts.TestOnlyBeforeSnapshot != nil {
+			if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
+				return root, sum, fmt.Errorf("backup: %w", err)
+			}
+		}
+		missing, err := r.ForgetMissingPacks(ctx)
+		if err != nil {
+			return root, sum, fmt.Errorf("backup: confirm packs: %w", err)
+		}
+		if len(missing) == 0 {
+			return root, sum, nil
+		}
+		if pass == backupPasses {
+			return root, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
+				packList(missing), pass)
+		}
+		opts.Warn(fmt.Sprintf("%s missing from the repository (lost, or deleted while this backup ran by a prune that did not see its lock): backing the paths up again to upload what it held (run 'cairn check')",
+			packList(missing)))
+		added = snapshot.Summary{BackupStart: sum.BackupStart, DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded}
+	}
 }
 
 // packList names packs for a message: the count and the first few.
