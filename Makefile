@@ -11,6 +11,11 @@ FUZZTIME       ?= 2m
 # Tests that need sshd (backend/sftp, the CLI's sftp: tests) fail rather
 # than skip when it is missing; scripts/test-deps.sh installs it.
 export CAIRN_TEST_REQUIRE ?= sftp
+# The build tag of the test-only code: the fault injector (backend/faulty)
+# and the binary's CAIRN_TESTONLY_* seams (cmd/cairn/testonly.go). Every
+# test target passes it; build and demo do not, so the release binary
+# holds neither (cmd/cairn.TestReleaseBinaryHasNoTestSeams checks it).
+export TESTTAGS := cairn_testonly
 
 .PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean
 
@@ -37,13 +42,16 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags $(TESTTAGS) ./...
 
+# With the tag and the tests, then cmd/cairn's release build alone (its
+# inert seams, testonly_off.go; without the tests, which need the tag).
 staticcheck:
-	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags $(TESTTAGS) ./...
+	$(STATICCHECK) -tests=false ./cmd/cairn
 
 unit:
-	$(GO) test ./...
+	$(GO) test -tags $(TESTTAGS) ./...
 
 # The race detector on every package whose code or tests start goroutines
 # or use sync primitives. -short: the long scenario tests (a simulated year,
@@ -51,7 +59,7 @@ unit:
 # full length, in `unit`.
 race:
 	@pkgs="$$(scripts/race-packages.sh)"; \
-	if [ -n "$$pkgs" ]; then echo "go test -race -short $$pkgs"; $(GO) test -race -short $$pkgs; fi
+	if [ -n "$$pkgs" ]; then echo "go test -tags $(TESTTAGS) -race -short $$pkgs"; $(GO) test -tags $(TESTTAGS) -race -short $$pkgs; fi
 
 # Each Fuzz target briefly, so they keep running, not just compiling.
 fuzz-smoke:
@@ -59,7 +67,7 @@ fuzz-smoke:
 
 # Benchmarks run once each so they keep compiling and working.
 bench-compile:
-	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+	$(GO) test -tags $(TESTTAGS) -run='^$$' -bench=. -benchtime=1x ./...
 
 # Longer fuzzing of every Fuzz target (FUZZTIME each).
 fuzz:

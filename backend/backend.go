@@ -108,6 +108,34 @@ func (h Handle) Valid() error {
 	return nil
 }
 
+// CheckHandle is the check every backend runs before an operation on one
+// file (Stat, Get, Put, Delete): it refuses a cancelled ctx, so that
+// nothing reaches the storage after cancellation, and a handle that is not
+// Valid (an error wrapping ErrInvalidName). The error names the operation
+// and the file: "put data/ab12...: context canceled".
+func CheckHandle(ctx context.Context, op string, h Handle) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, h, err)
+	}
+	if err := h.Valid(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, h, err)
+	}
+	return nil
+}
+
+// CheckType is CheckHandle for List: it refuses a cancelled ctx and a
+// type that is not one of the file types (an error wrapping
+// ErrInvalidName).
+func CheckType(ctx context.Context, t FileType) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	if !t.Valid() {
+		return fmt.Errorf("list: %w: invalid file type %d", ErrInvalidName, t)
+	}
+	return nil
+}
+
 // FileInfo describes a stored file.
 type FileInfo struct {
 	Name string

@@ -1,10 +1,12 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"testing"
 )
 
@@ -93,5 +95,35 @@ func TestIsPermanent(t *testing.T) {
 	}
 	if err := Permanent(transient); !errors.Is(err, transient) || err.Error() != transient.Error() {
 		t.Errorf("Permanent changes the error: %v", err)
+	}
+}
+
+// TestCheckHandle: the one pre-operation check of every backend refuses a
+// cancelled context and an invalid handle or type, naming the operation
+// and the file.
+func TestCheckHandle(t *testing.T) {
+	good := Handle{Type: IndexFile, Name: Hash([]byte("x")).String()}
+	ctx := context.Background()
+	if err := CheckHandle(ctx, "get", good); err != nil {
+		t.Fatalf("valid handle: %v", err)
+	}
+	if err := CheckType(ctx, LogFile); err != nil {
+		t.Fatalf("valid type: %v", err)
+	}
+	for _, h := range []Handle{{Type: IndexFile, Name: "x"}, {Type: 0, Name: good.Name}, {Type: ConfigFile, Name: "other"}} {
+		if err := CheckHandle(ctx, "put", h); !errors.Is(err, ErrInvalidName) || !strings.HasPrefix(err.Error(), "put ") {
+			t.Errorf("%+v: %v, want ErrInvalidName after the operation", h, err)
+		}
+	}
+	if err := CheckType(ctx, FileType(99)); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("type 99: %v, want ErrInvalidName", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := CheckHandle(cancelled, "delete", good); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "delete index/") {
+		t.Errorf("cancelled: %v, want context.Canceled naming the operation and file", err)
+	}
+	if err := CheckType(cancelled, LogFile); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled list: %v, want context.Canceled", err)
 	}
 }

@@ -2,10 +2,13 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/index"
@@ -90,7 +93,15 @@ func (r *Repository) IndexFiles(ctx context.Context) ([]backend.ID, error) {
 // that cannot be read or fails to authenticate is skipped with a warning,
 // and the packs no index lists are then read from their own headers, so
 // one bad file never blocks a restore.
+//
+// It refuses, with an error wrapping ErrNotLocked, to run on a repository
+// that holds no lock unless OpenForJob opened it lock-free on purpose: an
+// index read before the lock could predate a prune that ran in between.
+// OpenForJob calls it at the right moment; other callers need not.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	if !r.lockFree && r.locksHeld.Load() == 0 {
+		return fmt.Errorf("load index: %w: lock it first (OpenForJob locks, then loads the index), or an index read before the lock could predate a prune running meanwhile", ErrNotLocked)
+	}
 	ids, err := r.IndexFiles(ctx)
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
@@ -99,7 +110,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		mu      sync.Mutex // guards skipped
 		skipped []backend.ID
 	)
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+	err = r.forEachParallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		f, err := r.loadIndexFile(ctx, ids[i])
 		if err != nil {
 			if ctx.Err() != nil {
@@ -153,7 +164,7 @@ func (r *Repository) indexUnlistedPacks(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list packs: %w", err)
 	}
-	err = r.forEachParallel(ctx, len(todo), func(i int) error {
+	err = r.forEachParallel(ctx, len(todo), func(ctx context.Context, i int) error {
 		blobs, err := r.ReadPackHeader(ctx, todo[i].id, todo[i].size)
 		if err != nil {
 			r.opts.Warn(fmt.Sprintf("warning: pack %s: %v", todo[i].id, err))
@@ -183,38 +194,30 @@ func (r *Repository) ReadPackHeader(ctx context.Context, id backend.ID, size int
 	return blobs, nil
 }
 
-// forEachParallel runs fn(0..n-1) on as many workers as the backend allows;
-// the first error cancels the rest.
-func (r *Repository) forEachParallel(ctx context.Context, n int, fn func(i int) error) error {
-	workers := r.be.Properties().Connections
-	if workers < 1 {
-		workers = 1
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			for i := range jobs {
-				if err := fn(i); err != nil {
-					cancel(err)
-				}
+// forEachParallel runs fn(ctx, i) for i in 0..n-1, as many calls at once
+// as the backend allows (Properties.Connections), on other goroutines. It
+// keeps the rule of every worker pool in cairn (errgroup with SetLimit):
+// the first error cancels the ctx the calls get, so calls in flight stop
+// their I/O and no call starts after it, and forEachParallel returns that
+// error once every started call has returned. If the caller's ctx ends
+// first, it returns its cause: some calls may not have run.
+func (r *Repository) forEachParallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(r.be.Properties().Connections, 1))
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return context.Cause(gctx) // cancelled while this call waited for a slot
 			}
+			return fn(gctx, i)
 		})
 	}
-feed:
-	for i := 0; i < n; i++ {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
-		}
+	err := g.Wait()
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		return context.Cause(ctx)
 	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
-		return err
-	}
-	return nil
+	return err
 }

@@ -27,7 +27,7 @@ func (r *Repository) readIndexFiles(ctx context.Context) ([]indexFileInfo, error
 		return nil, fmt.Errorf("list index: %w", err)
 	}
 	files := make([]indexFileInfo, len(ids))
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
+	err = r.forEachParallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		fi := indexFileInfo{id: ids[i]}
 		f, err := r.loadIndexFile(ctx, ids[i])
 		if err != nil {

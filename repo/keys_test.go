@@ -61,7 +61,7 @@ func TestUnlockOrderAndMemory(t *testing.T) {
 	}
 	var warnings []string
 	opts := func(stateDir string) Options {
-		return Options{StateDir: stateDir, NoIndex: true, Warn: func(m string) { warnings = append(warnings, m) }}
+		return Options{StateDir: stateDir, Warn: func(m string) { warnings = append(warnings, m) }}
 	}
 	open := func(stateDir string) *Repository {
 		t.Helper()
@@ -120,7 +120,7 @@ func TestUnlockSkipsAndFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	var warnings []string
-	opts := Options{NoIndex: true, Warn: func(m string) { warnings = append(warnings, m) }}
+	opts := Options{Warn: func(m string) { warnings = append(warnings, m) }}
 	r2, err := Open(ctx, be, testPassword, opts)
 	if err != nil {
 		t.Fatal(err)

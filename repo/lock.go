@@ -87,7 +87,8 @@ func (e *LockedError) Error() string {
 }
 
 // Lock is a held repository lock, refreshed in the background until
-// Unlock.
+// Unlock. A nil *Lock stands for no lock (OpenForJob without one): its
+// methods do nothing.
 type Lock struct {
 	r    *Repository
 	info LockInfo
@@ -133,6 +134,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		return nil, err
 	}
 	l := &Lock{r: r, info: info, id: id, written: written, stop: make(chan struct{})}
+	r.locksHeld.Add(1)
 	l.done.Go(l.refreshLoop)
 	if exclusive {
 		r.heldMu.Lock()
@@ -362,6 +364,9 @@ func (l *Lock) lose(err error) {
 // lock protects runs under it. cancel releases the context.
 func (l *Lock) Context(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
+	if l == nil {
+		return ctx, func() { cancelCause(context.Canceled) }
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lost != nil {
@@ -375,6 +380,9 @@ func (l *Lock) Context(ctx context.Context) (_ context.Context, cancel context.C
 // Unlock stops refreshing and removes the lock file. It works after ctx
 // is cancelled: removal gets a short grace period of its own.
 func (l *Lock) Unlock(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
 	l.r.heldMu.Lock()
 	if l.r.held == l {
 		l.r.held = nil
@@ -382,6 +390,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	l.r.heldMu.Unlock()
 	close(l.stop)
 	l.done.Wait()
+	l.r.locksHeld.Add(-1)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	l.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
@@ -116,6 +117,9 @@ type packer struct {
 	idleTree *pack.Writer
 	// err is the first upload error; once set, every save fails.
 	err error
+
+	// uploadedBytes sums the sizes of the packs uploaded.
+	uploadedBytes atomic.Uint64
 
 	indexMu sync.Mutex // serialises index file writes
 
@@ -472,10 +476,12 @@ func (p *packer) upload(fp finishedPack) {
 	r := p.r
 	ctx := p.uploadCtx
 	h := backend.Handle{Type: backend.PackFile, Name: fp.id.String()}
-	if err := r.be.Put(ctx, h, newPartsReader(fp.parts)); err != nil {
+	rd := newPartsReader(fp.parts)
+	if err := r.be.Put(ctx, h, rd); err != nil {
 		p.setErr(fmt.Errorf("upload %s: %w", h, err))
 		return
 	}
+	p.uploadedBytes.Add(uint64(rd.Length()))
 	if fp.tree && r.cache != nil {
 		r.cache.put(cacheData, fp.id, bytes.Join(fp.parts, nil))
 	}
@@ -513,6 +519,11 @@ func (p *packer) writeIndex(ctx context.Context) error {
 	}
 	return nil
 }
+
+// UploadedPackBytes is the total size of the packs this Repository has
+// uploaded since it was opened: blobs saved, compressed and encrypted,
+// with their packs' headers. Safe for concurrent use.
+func (r *Repository) UploadedPackBytes() uint64 { return r.packer.uploadedBytes.Load() }
 
 // Flush uploads every partly filled pack, waits for all uploads and writes
 // an index file for them. After Flush returns nil, every blob saved before

@@ -244,3 +244,38 @@ func TestBlobBufSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadedPackBytes: the repository counts the bytes of the packs it
+// uploads (a backup's data_added_packed), which is what data/ holds.
+func TestUploadedPackBytes(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r := testInit(t, be, InitOptions{})
+	if n := r.UploadedPackBytes(); n != 0 {
+		t.Fatalf("a new repository uploaded %d bytes", n)
+	}
+	rnd := rand.New(rand.NewSource(3))
+	for i := range 40 {
+		b := randomBlob(rnd, 50<<10, i%2 == 0)
+		if _, err := r.SaveBlob(ctx, pack.DataBlob, backend.Hash(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree := []byte("a tree")
+	if _, err := r.SaveBlob(ctx, pack.TreeBlob, backend.Hash(tree), tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stored int64
+	if err := r.ListFiles(ctx, backend.PackFile, func(_ backend.ID, size int64) error {
+		stored += size
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.UploadedPackBytes(); got == 0 || int64(got) != stored {
+		t.Fatalf("uploaded %d bytes, data/ holds %d", got, stored)
+	}
+}

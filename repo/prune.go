@@ -309,7 +309,7 @@ func (r *Repository) prunePacks(ctx context.Context, plan *PrunePlan, progress P
 	plan.UnindexedPacks = len(unindexed)
 	var mu sync.Mutex // guards the packs' damaged flags and done during the reads
 	var done int64
-	err := r.forEachParallel(ctx, len(unindexed), func(i int) error {
+	err := r.forEachParallel(ctx, len(unindexed), func(ctx context.Context, i int) error {
 		id := unindexed[i]
 		blobs, err := r.ReadPackHeader(ctx, id, packs[id].size)
 		mu.Lock()
@@ -573,7 +573,7 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *PruneResult, progress ProgressFunc) error {
 	var mu sync.Mutex // guards res and done
 	var done int64
-	return r.forEachParallel(ctx, len(packs), func(i int) error {
+	return r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		err := r.DeleteFile(ctx, backend.PackFile, packs[i].ID)
 		if err != nil && !backend.IsNotExist(err) {
 			return err

@@ -380,7 +380,7 @@ func TestPruneCrashSafety(t *testing.T) {
 					f.AddFault(m).ErrorInstead(errCrash)
 				}
 				f.AddFault(m).Times(1 << 20).ErrorInstead(errCrash)
-				r, err := Open(ctx, f, testPassword, Options{})
+				r, _, err := OpenForJob(ctx, f, testPassword, Options{}, NoLock)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -74,7 +74,7 @@ func (r *Repository) PlanRepairIndex(ctx context.Context, progress ProgressFunc)
 	fresh := index.New()
 	var mu sync.Mutex // guards plan, fresh and done
 	var done int64
-	err = r.forEachParallel(ctx, len(packs), func(i int) error {
+	err = r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		p := packs[i]
 		blobs, err := r.ReadPackHeader(ctx, p.id, p.size)
 		if err != nil && ctx.Err() != nil {
@@ -284,7 +284,7 @@ func (r *Repository) findDamage(ctx context.Context, plan *RepairPacksPlan, prog
 	packs := r.idx.Packs()
 	slices.SortFunc(packs, cmpBlobID)
 	var done int64
-	err := r.forEachParallel(ctx, len(packs), func(i int) error {
+	err := r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		id := packs[i]
 		if _, ok := sizes[id]; !ok {
 			record(backend.PackFile, id, "missing")
@@ -313,7 +313,7 @@ func (r *Repository) findDamage(ctx context.Context, plan *RepairPacksPlan, prog
 		return nil, fmt.Errorf("list index: %w", err)
 	}
 	progress("read index files", 0, 0)
-	err = r.forEachParallel(ctx, len(idxFiles), func(i int) error {
+	err = r.forEachParallel(ctx, len(idxFiles), func(ctx context.Context, i int) error {
 		ok, _, err := hashMatches(ctx, r.be, backend.Handle{Type: backend.IndexFile, Name: idxFiles[i].String()})
 		if err == nil && !ok {
 			record(backend.IndexFile, idxFiles[i], "damaged")

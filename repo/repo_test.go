@@ -42,7 +42,7 @@ func testOpen(t *testing.T, be backend.Backend, opts Options) *Repository {
 		// Unexpected warnings hide bugs behind fallbacks: fail on them.
 		opts.Warn = func(msg string) { t.Errorf("unexpected warning: %s", msg) }
 	}
-	r, err := Open(context.Background(), be, testPassword, opts)
+	r, _, err := OpenForJob(context.Background(), be, testPassword, opts, NoLock)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

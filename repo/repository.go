@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -48,12 +49,6 @@ type Options struct {
 	// tries that one first next time (see Repository.unlock); empty
 	// remembers nothing.
 	StateDir string
-	// NoIndex makes Open skip loading the index; the caller must call
-	// LoadIndex before it saves or loads blobs. A command that locks the
-	// repository opens it so, locks, then loads the index: an index read
-	// before the lock could predate a prune that ran in between, and a
-	// backup trusting it would skip uploading data that prune deleted.
-	NoIndex bool
 }
 
 func (o *Options) applyDefaults() {
@@ -119,6 +114,12 @@ type Repository struct {
 	// checked against (plan.go).
 	heldMu sync.Mutex
 	held   *Lock
+
+	// locksHeld counts this Repository's Locks not yet unlocked, and
+	// lockFree says OpenForJob opened it without a lock on purpose:
+	// LoadIndex needs one or the other.
+	locksHeld atomic.Int32
+	lockFree  bool
 }
 
 // Init creates a repository in an empty backend: it writes a key file,
@@ -263,8 +264,11 @@ func CheckInterruptedInit(ctx context.Context, be backend.Backend) error {
 // config returns an error wrapping backend.ErrNoRepository (and
 // ErrInitInterrupted when an interrupted init left it so); a password
 // that opens no key file returns crypt.ErrWrongPassword, and a repository
-// none of whose key files could be tried ErrNoUsableKey. Open loads the
-// index unless opts.NoIndex is set.
+// none of whose key files could be tried ErrNoUsableKey.
+//
+// Open loads no index: enough for key management, not for a job on the
+// repository's data. Such a job opens it with OpenForJob, which locks it
+// and then loads the index; LoadIndex refuses to run before a lock.
 func Open(ctx context.Context, be backend.Backend, password []byte, opts Options) (*Repository, error) {
 	opts.applyDefaults()
 	r := &Repository{be: be, opts: opts}
@@ -296,13 +300,6 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 	r.cfg = cfg
 	r.compression = cfg.Compression
 	if err := r.setup(); err != nil {
-		return nil, err
-	}
-	if opts.NoIndex {
-		return r, nil
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		r.Close()
 		return nil, err
 	}
 	return r, nil

@@ -12,6 +12,9 @@
 # is reported as a failure).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The tests' build tag (see the Makefile's TESTTAGS): test files import the
+# fault injector, which builds only with it.
+tags="${TESTTAGS:-cairn_testonly}"
 fuzztime="${1:-10s}"
 passed=0
 failed=0
@@ -23,7 +26,7 @@ while read -r pkg dir; do
 		echo "fuzz $pkg $target ($fuzztime)"
 		corpus="$dir/testdata/fuzz/$target"
 		before="$(ls "$corpus" 2>/dev/null | sort || true)"
-		if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >"$log" 2>&1; then
+		if go test -tags "$tags" -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >"$log" 2>&1; then
 			passed=$((passed + 1))
 			continue
 		fi
@@ -37,6 +40,6 @@ while read -r pkg dir; do
 			failed=$((failed + 1))
 		fi
 	done
-done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
+done < <(go list -tags "$tags" -f '{{.ImportPath}} {{.Dir}}' ./...)
 echo "fuzz: $passed passed, $failed failed, $flaked deadline flakes ignored ($fuzztime each)"
 [ "$failed" -eq 0 ]

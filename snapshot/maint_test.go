@@ -260,7 +260,7 @@ func TestForgetAndPrune(t *testing.T) {
 	if st.UnusedBlobs != 7 { // o-1..3, g, the old root, its home and dir
 		t.Errorf("unused blobs %d, want 7", st.UnusedBlobs)
 	}
-	r2, err := repo.Open(ctx, m.be, []byte("pw"), repo.Options{})
+	r2, _, err := repo.OpenForJob(ctx, m.be, []byte("pw"), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

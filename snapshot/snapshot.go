@@ -12,24 +12,38 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 )
 
-// Summary holds the figures of the backup that made a snapshot, with
-// restic's field names.
+// Summary holds the figures of a backup, with restic's field names: the
+// one type the archiver fills (snapshot/archiver), the snapshot stores and
+// the CLI prints.
 type Summary struct {
-	BackupStart         time.Time `json:"backup_start"`
-	BackupEnd           time.Time `json:"backup_end"`
-	FilesNew            uint64    `json:"files_new"`
-	FilesChanged        uint64    `json:"files_changed"`
-	FilesUnmodified     uint64    `json:"files_unmodified"`
-	DirsNew             uint64    `json:"dirs_new"`
-	DirsChanged         uint64    `json:"dirs_changed"`
-	DirsUnmodified      uint64    `json:"dirs_unmodified"`
-	DataBlobs           uint64    `json:"data_blobs"`
-	TreeBlobs           uint64    `json:"tree_blobs"`
-	DataAdded           uint64    `json:"data_added"`
-	DataAddedPacked     uint64    `json:"data_added_packed"`
-	TotalFilesProcessed uint64    `json:"total_files_processed"`
-	TotalBytesProcessed uint64    `json:"total_bytes_processed"`
-	ErrorCount          uint64    `json:"error_count,omitempty"`
+	BackupStart time.Time `json:"backup_start"`
+	BackupEnd   time.Time `json:"backup_end"`
+	// Files and directories are new when the parent snapshot has no node
+	// of that name and type, unmodified when the node equals the parent's
+	// in every field, else changed.
+	FilesNew        uint64 `json:"files_new"`
+	FilesChanged    uint64 `json:"files_changed"`
+	FilesUnmodified uint64 `json:"files_unmodified"`
+	DirsNew         uint64 `json:"dirs_new"`
+	DirsChanged     uint64 `json:"dirs_changed"`
+	DirsUnmodified  uint64 `json:"dirs_unmodified"`
+	// DataBlobs and TreeBlobs count the blobs the repository did not
+	// hold, and DataAdded is their plaintext size.
+	DataBlobs uint64 `json:"data_blobs"`
+	TreeBlobs uint64 `json:"tree_blobs"`
+	DataAdded uint64 `json:"data_added"`
+	// DataAddedPacked is what the backup added to the repository's data:
+	// the sizes of the packs it uploaded (its new blobs compressed and
+	// encrypted, with the packs' headers), so how much data/ grew. A dry
+	// run uploads nothing and reports 0.
+	DataAddedPacked uint64 `json:"data_added_packed"`
+	// TotalFilesProcessed and TotalBytesProcessed count every regular
+	// file recorded, read or unchanged, and their sizes.
+	TotalFilesProcessed uint64 `json:"total_files_processed"`
+	TotalBytesProcessed uint64 `json:"total_bytes_processed"`
+	// ErrorCount counts the items left out because they could not be
+	// read (the CLI then exits 3).
+	ErrorCount uint64 `json:"error_count,omitempty"`
 }
 
 // Snapshot records one backup: its root tree and what it was made of.

@@ -1,3 +1,5 @@
+//go:build cairn_testonly
+
 // Package faulty wraps a backend to inject faults, for tests of the code
 // that must survive them: retry, mirror, the repository's recovery paths.
 //
@@ -17,6 +19,10 @@
 //	f.VerifyAllFaultsHit(t)
 //
 // Configure a fault fully before the calls that should hit it start.
+//
+// The package builds only with the cairn_testonly tag (go test -tags
+// cairn_testonly, as the Makefile's test targets run it), so that no
+// release binary can hold a fault injector.
 package faulty
 
 import (

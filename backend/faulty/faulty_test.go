@@ -1,3 +1,5 @@
+//go:build cairn_testonly
+
 package faulty_test
 
 import (

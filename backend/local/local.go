@@ -147,11 +147,8 @@ func (b *Backend) path(h backend.Handle) string {
 // the wrong subfolder) are skipped. A file deleted while the listing runs
 // may or may not be listed.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
-	}
-	if !t.Valid() {
-		return fmt.Errorf("list: %w: invalid file type %d", backend.ErrInvalidName, t)
+	if err := backend.CheckType(ctx, t); err != nil {
+		return err
 	}
 	switch t {
 	case backend.ConfigFile:
@@ -247,7 +244,7 @@ func listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn fun
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
-	if err := check(ctx, "stat", h); err != nil {
+	if err := backend.CheckHandle(ctx, "stat", h); err != nil {
 		return backend.FileInfo{}, err
 	}
 	fi, err := os.Stat(b.path(h))
@@ -266,7 +263,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Get implements backend.Backend with positioned reads, so the range costs
 // no extra seek and fn cannot move or close the file.
 func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) (err error) {
-	if err := check(ctx, "get", h); err != nil {
+	if err := backend.CheckHandle(ctx, "get", h); err != nil {
 		return err
 	}
 	if length < 0 || offset < 0 {
@@ -301,7 +298,7 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // Put implements backend.Backend; see the package doc for the steps that
 // make it atomic and durable.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) (err error) {
-	if err := check(ctx, "put", h); err != nil {
+	if err := backend.CheckHandle(ctx, "put", h); err != nil {
 		return err
 	}
 	size := rd.Length()
@@ -342,7 +339,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 		}
 	}()
 
-	n, err := io.Copy(f, io.LimitReader(&ctxReader{ctx: ctx, r: rd}, size+1))
+	n, err := io.Copy(f, io.LimitReader(backend.NewContextReader(ctx, rd), size+1))
 	if err != nil {
 		return fmt.Errorf("put %s: %w", h, err)
 	}
@@ -377,7 +374,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 // a delete undone by a power cut brings back a whole, valid file, which
 // prune deletes again next time.
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
-	if err := check(ctx, "delete", h); err != nil {
+	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
 		return err
 	}
 	p := b.path(h)
@@ -399,16 +396,6 @@ func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
 
 // Close implements backend.Backend; the local backend holds nothing open.
 func (b *Backend) Close() error { return nil }
-
-func check(ctx context.Context, op string, h backend.Handle) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	return nil
-}
 
 func mkdir(dir string) error {
 	err := os.Mkdir(dir, dirMode)
@@ -443,17 +430,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync folder: %w", err)
 	}
 	return nil
-}
-
-// ctxReader stops a copy once ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -44,11 +44,8 @@ func (b *Backend) Properties() backend.Properties {
 // List implements backend.Backend. It lists a snapshot taken when it
 // starts, so fn may call the backend.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
-	}
-	if !t.Valid() {
-		return fmt.Errorf("list: %w: invalid file type %d", backend.ErrInvalidName, t)
+	if err := backend.CheckType(ctx, t); err != nil {
+		return err
 	}
 	var infos []backend.FileInfo
 	b.mu.RLock()
@@ -71,7 +68,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
-	if err := check(ctx, "stat", h); err != nil {
+	if err := backend.CheckHandle(ctx, "stat", h); err != nil {
 		return backend.FileInfo{}, err
 	}
 	b.mu.RLock()
@@ -85,7 +82,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 
 // Get implements backend.Backend.
 func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) error {
-	if err := check(ctx, "get", h); err != nil {
+	if err := backend.CheckHandle(ctx, "get", h); err != nil {
 		return err
 	}
 	if length < 0 || offset < 0 {
@@ -111,7 +108,7 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // Put implements backend.Backend. The content becomes visible only after
 // it has been read whole and its length checked.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
-	if err := check(ctx, "put", h); err != nil {
+	if err := backend.CheckHandle(ctx, "put", h); err != nil {
 		return err
 	}
 	n := rd.Length()
@@ -124,7 +121,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	// Allocate by the declared length only up to a modest size: a reader
 	// that lies about its length must not make us reserve gigabytes.
 	buf := bytes.NewBuffer(make([]byte, 0, min(n, 64<<20)))
-	got, err := io.Copy(buf, io.LimitReader(&ctxReader{ctx: ctx, r: rd}, n+1))
+	got, err := io.Copy(buf, io.LimitReader(backend.NewContextReader(ctx, rd), n+1))
 	if err != nil {
 		return fmt.Errorf("put %s: %w", h, err)
 	}
@@ -142,7 +139,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
-	if err := check(ctx, "delete", h); err != nil {
+	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -210,27 +207,4 @@ func (b *Backend) DeleteRaw(h backend.Handle) bool {
 	_, ok := b.files[h]
 	delete(b.files, h)
 	return ok
-}
-
-func check(ctx context.Context, op string, h backend.Handle) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	return nil
-}
-
-// ctxReader stops a copy once ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

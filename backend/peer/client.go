@@ -541,8 +541,8 @@ func noEOF(err error) error {
 // backend; it costs about 100 bytes of memory per file, and a listing of
 // more than 4 Mi files fails.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
-	if !t.Valid() {
-		return fmt.Errorf("list: %w: invalid file type %d", backend.ErrInvalidName, t)
+	if err := backend.CheckType(ctx, t); err != nil {
+		return err
 	}
 	var entries []backend.FileInfo
 	err := b.request(ctx, "list "+t.String(), func(st *timedStream) error {
@@ -599,8 +599,8 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
-	if err := h.Valid(); err != nil {
-		return backend.FileInfo{}, fmt.Errorf("stat: %w", err)
+	if err := backend.CheckHandle(ctx, "stat", h); err != nil {
+		return backend.FileInfo{}, err
 	}
 	var fi backend.FileInfo
 	err := b.request(ctx, "stat "+h.String(), func(st *timedStream) error {
@@ -620,8 +620,8 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Get implements backend.Backend. The reader given to fn fails with
 // io.ErrUnexpectedEOF if the connection ends before the range does.
 func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) error {
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("get: %w", err)
+	if err := backend.CheckHandle(ctx, "get", h); err != nil {
+		return err
 	}
 	if length < 0 || offset < 0 || int64(length) > MaxFileSize {
 		return backend.Permanent(fmt.Errorf("get %s: invalid range: offset %d, length %d", h, offset, length))
@@ -675,8 +675,8 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 // the commit that follows the content, which is sent only once the
 // content has been read whole, matched its length and ctx is still live.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("put: %w", err)
+	if err := backend.CheckHandle(ctx, "put", h); err != nil {
+		return err
 	}
 	size := rd.Length()
 	if size < 0 || size > MaxFileSize {
@@ -743,8 +743,8 @@ func sendContent(ctx context.Context, st *timedStream, h backend.Handle, size in
 
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("delete: %w", err)
+	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
+		return err
 	}
 	return b.request(ctx, "delete "+h.String(), func(st *timedStream) error {
 		if err := writeFrame(st, request{Op: opDelete, Type: h.Type, Name: h.Name}.encode()); err != nil {

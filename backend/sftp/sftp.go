@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
 )
@@ -148,7 +149,7 @@ func (b *Backend) create(ctx context.Context, cl *conn) error {
 // mkdirs makes the folders, folderWorkers at a time, leaving existing ones
 // alone. New folders get mode 0700 where the server allows it.
 func (b *Backend) mkdirs(ctx context.Context, cl *conn, dirs []string) error {
-	return parallel(ctx, dirs, func(dir string) error {
+	return parallel(ctx, dirs, func(_ context.Context, dir string) error {
 		err := cl.sftp.Mkdir(dir)
 		if err == nil {
 			// Privacy, not correctness: a server that refuses keeps its
@@ -163,30 +164,30 @@ func (b *Backend) mkdirs(ctx context.Context, cl *conn, dirs []string) error {
 	})
 }
 
-// parallel runs fn on each item, folderWorkers at a time, and returns the
-// first error. It stops starting new items once one fails or ctx ends.
-func parallel(ctx context.Context, items []string, fn func(string) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, folderWorkers)
-	var wg sync.WaitGroup
+// parallel runs fn on each item, folderWorkers at a time (errgroup with
+// SetLimit), on other goroutines. It keeps the rule of every worker pool
+// in cairn: the first error cancels the ctx the calls get and starts no
+// more, and parallel returns it once every started call has returned; if
+// the caller's ctx ends first, it returns its cause.
+func parallel(ctx context.Context, items []string, fn func(ctx context.Context, item string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(folderWorkers)
 	for _, it := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(it); err != nil {
-				cancel(err)
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return context.Cause(gctx) // cancelled while waiting for a slot
 			}
+			return fn(gctx, it)
 		})
 	}
-	wg.Wait()
-	return context.Cause(ctx)
+	err := g.Wait()
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // connect resolves cfg, dials, and returns a backend using the connection.
@@ -317,27 +318,14 @@ func isConnError(err error) bool {
 	return errors.As(err, &ne)
 }
 
-func checkHandle(ctx context.Context, op string, h backend.Handle) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	if err := h.Valid(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
-	}
-	return nil
-}
-
 // List implements backend.Backend. Temporary files, entries that are not
 // regular files (symbolic links are followed) and names that are not
 // valid for t, or for packs lie in the wrong subfolder, are skipped. The
 // pack subfolders are read folderWorkers at a time; fn still runs on the
 // caller's goroutine.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
-	}
-	if !t.Valid() {
-		return fmt.Errorf("list: %w: invalid file type %d", backend.ErrInvalidName, t)
+	if err := backend.CheckType(ctx, t); err != nil {
+		return err
 	}
 	cl, err := b.client(ctx)
 	if err != nil {
@@ -440,35 +428,35 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 		}
 	}
 
-	// Readers fetch folders ahead; this goroutine hands their entries to
-	// fn. At most folderWorkers listings wait in memory.
+	// Readers fetch folders ahead, folderWorkers at a time (errgroup with
+	// SetLimit); this goroutine hands their entries to fn, so at most
+	// folderWorkers listings wait in memory. Its first error (or fn's)
+	// cancels ctx, which stops the readers: the pools' one rule.
 	ctx, cancel := context.WithCancel(ctx)
 	results := make(chan folderListing)
-	var wg sync.WaitGroup
+	var feeder sync.WaitGroup
 	defer func() {
 		cancel()
-		wg.Wait()
+		feeder.Wait()
 	}()
-	wg.Go(func() {
+	feeder.Go(func() {
 		defer close(results)
-		sem := make(chan struct{}, folderWorkers)
-		var readers sync.WaitGroup
-		defer readers.Wait()
+		var readers errgroup.Group
+		readers.SetLimit(folderWorkers)
 		for _, p := range prefixes {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+			if ctx.Err() != nil {
+				break
 			}
-			readers.Go(func() {
-				defer func() { <-sem }()
+			readers.Go(func() error {
 				entries, err := cl.sftp.ReadDirContext(ctx, path.Join(data, p))
 				select {
 				case results <- folderListing{prefix: p, entries: entries, err: err}:
 				case <-ctx.Done():
 				}
+				return nil // errors travel in the listing, to the consumer
 			})
 		}
+		_ = readers.Wait()
 	})
 	for r := range results {
 		switch {
@@ -492,7 +480,7 @@ func (b *Backend) listPacks(ctx context.Context, cl *conn, fn func(backend.FileI
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
-	if err := checkHandle(ctx, "stat", h); err != nil {
+	if err := backend.CheckHandle(ctx, "stat", h); err != nil {
 		return backend.FileInfo{}, err
 	}
 	cl, err := b.client(ctx)
@@ -515,7 +503,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Get implements backend.Backend. fn's reader fetches the range in 2 MiB
 // chunks, 64 requests in flight at a time, whatever size fn's reads are.
 func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) (err error) {
-	if err := checkHandle(ctx, "get", h); err != nil {
+	if err := backend.CheckHandle(ctx, "get", h); err != nil {
 		return err
 	}
 	if length < 0 || offset < 0 {
@@ -560,7 +548,7 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // or not at all. A failure removes the temporary file; if the connection
 // broke, the removal is done after the next connection is made.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) (err error) {
-	if err := checkHandle(ctx, "put", h); err != nil {
+	if err := backend.CheckHandle(ctx, "put", h); err != nil {
 		return err
 	}
 	size := rd.Length()
@@ -622,10 +610,10 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	if err := f.Chmod(tempMode); err != nil && isConnError(err) {
 		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
 	}
-	src := &ctxReader{ctx: ctx, r: rd}
+	src := backend.NewContextReader(ctx, rd)
 	n, err := f.ReadFrom(io.LimitReader(src, size+1))
 	if err != nil {
-		if src.err != nil && errors.Is(err, src.err) {
+		if src.Err() != nil && errors.Is(err, src.Err()) {
 			return fmt.Errorf("put %s: %w", h, err)
 		}
 		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
@@ -682,7 +670,7 @@ func tempName(dir string) (string, error) {
 
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
-	if err := checkHandle(ctx, "delete", h); err != nil {
+	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
 		return err
 	}
 	cl, err := b.client(ctx)
@@ -716,28 +704,6 @@ func (b *Backend) Close() error {
 	}
 	b.wg.Wait()
 	return nil
-}
-
-// ctxReader stops a transfer once ctx is cancelled and remembers the
-// first error of the reader it wraps.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	err error // the first error other than io.EOF, from r or ctx
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		if c.err == nil {
-			c.err = err
-		}
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
 }
 
 // rangeReader reads the bytes of f from off to end (or to the end of the

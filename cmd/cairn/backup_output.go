@@ -8,47 +8,29 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
-	"github.com/cairn-backup/cairn/snapshot/archiver"
 )
 
-// backupSummaryJSON is the last line of "backup --json", with restic's
-// field names.
+// backupSummaryJSON is the last line of "backup --json": the summary the
+// snapshot stores (snapshot.Summary: restic's field names), with the
+// message type, the duration and the snapshot's ID.
 type backupSummaryJSON struct {
-	MessageType         string    `json:"message_type"`
-	DryRun              bool      `json:"dry_run,omitempty"`
-	FilesNew            uint      `json:"files_new"`
-	FilesChanged        uint      `json:"files_changed"`
-	FilesUnmodified     uint      `json:"files_unmodified"`
-	DirsNew             uint      `json:"dirs_new"`
-	DirsChanged         uint      `json:"dirs_changed"`
-	DirsUnmodified      uint      `json:"dirs_unmodified"`
-	DataBlobs           int       `json:"data_blobs"`
-	TreeBlobs           int       `json:"tree_blobs"`
-	DataAdded           uint64    `json:"data_added"`
-	TotalFilesProcessed uint      `json:"total_files_processed"`
-	TotalBytesProcessed uint64    `json:"total_bytes_processed"`
-	TotalDuration       float64   `json:"total_duration"` // seconds
-	BackupStart         time.Time `json:"backup_start"`
-	BackupEnd           time.Time `json:"backup_end"`
-	ErrorCount          uint      `json:"error_count"`
-	SnapshotID          string    `json:"snapshot_id,omitempty"`
+	MessageType string `json:"message_type"`
+	DryRun      bool   `json:"dry_run,omitempty"`
+	snapshot.Summary
+	// ErrorCount is printed even when zero, which the stored summary
+	// leaves out; it shadows the embedded field.
+	ErrorCount    uint64  `json:"error_count"`
+	TotalDuration float64 `json:"total_duration"` // seconds
+	SnapshotID    string  `json:"snapshot_id,omitempty"`
 }
 
-func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum archiver.Summary, dryRun bool) {
+func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum snapshot.Summary, dryRun bool) {
 	dur := sum.BackupEnd.Sub(sum.BackupStart)
 	if p.json {
-		j := backupSummaryJSON{
-			MessageType: "summary", DryRun: dryRun,
-			FilesNew: sum.FilesNew, FilesChanged: sum.FilesChanged, FilesUnmodified: sum.FilesUnmodified,
-			DirsNew: sum.DirsNew, DirsChanged: sum.DirsChanged, DirsUnmodified: sum.DirsUnmodified,
-			DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded,
-			TotalFilesProcessed: sum.TotalFilesProcessed, TotalBytesProcessed: sum.TotalBytesProcessed,
-			TotalDuration: dur.Seconds(), BackupStart: sum.BackupStart, BackupEnd: sum.BackupEnd,
-			ErrorCount: sum.Errors,
-		}
+		j := backupSummaryJSON{MessageType: "summary", DryRun: dryRun, Summary: sum,
+			ErrorCount: sum.ErrorCount, TotalDuration: dur.Seconds()}
 		if !dryRun {
 			j.SnapshotID = sn.ID.String()
 		}
@@ -57,11 +39,12 @@ func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum archiver.Summary,
 	}
 	p.Printf("Files:  %6d new, %6d changed, %6d unmodified", sum.FilesNew, sum.FilesChanged, sum.FilesUnmodified)
 	p.Printf("Dirs:   %6d new, %6d changed, %6d unmodified", sum.DirsNew, sum.DirsChanged, sum.DirsUnmodified)
-	verb := "Added to the repository"
 	if dryRun {
-		verb = "Would add to the repository"
+		p.Printf("Would add to the repository: %s (%d data blobs, %d tree blobs)", formatBytes(sum.DataAdded), sum.DataBlobs, sum.TreeBlobs)
+	} else {
+		p.Printf("Added to the repository: %s, %s stored (%d data blobs, %d tree blobs)",
+			formatBytes(sum.DataAdded), formatBytes(sum.DataAddedPacked), sum.DataBlobs, sum.TreeBlobs)
 	}
-	p.Printf("%s: %s (%d data blobs, %d tree blobs)", verb, formatBytes(sum.DataAdded), sum.DataBlobs, sum.TreeBlobs)
 	p.Printf("processed %d files, %s in %s", sum.TotalFilesProcessed, formatBytes(sum.TotalBytesProcessed), formatDuration(dur))
 	if dryRun {
 		p.Printf("dry run: no snapshot saved")

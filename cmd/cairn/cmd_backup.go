@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
@@ -60,7 +59,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 // be read: exit status 3.
 type partialBackupError struct {
 	snapshot string
-	skipped  uint
+	skipped  uint64
 }
 
 func (e *partialBackupError) Error() string {
@@ -129,12 +128,9 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 			s.repo.SetCompression(*compression)
 		}
 		if !opts.DryRun {
-			if s.g.ConfigDir == "" {
-				return fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-			}
-			ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+			ident, err := s.device.Identity()
 			if err != nil {
-				return fmt.Errorf("device identity: %w", err)
+				return err
 			}
 			opts.Identity = ident
 		}
@@ -158,8 +154,8 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		rememberLog(s, l)
 		printBackupSummary(s.p, sn, sum, opts.DryRun)
-		if sum.Errors > 0 && !opts.DryRun {
-			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.Errors}
+		if sum.ErrorCount > 0 && !opts.DryRun {
+			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.ErrorCount}
 		}
 		return nil
 	})

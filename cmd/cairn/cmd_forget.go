@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/policy"
 	"github.com/urfave/cli/v2"
@@ -158,9 +157,9 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		if remove := plan.Remove(); dryRun {
 			s.p.Printf("would forget %d snapshots (dry run)", len(remove))
 		} else if len(remove) > 0 {
-			ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+			ident, err := s.device.Identity()
 			if err != nil {
-				return fmt.Errorf("device identity: %w", err)
+				return err
 			}
 			if _, err := l.Forget(ctx, s.repo, ident, remove, e.now()); err != nil {
 				return err

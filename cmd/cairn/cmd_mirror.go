@@ -87,7 +87,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		r, l, err := openLocked(ctx, src, pw, e.repoOptions(g, p), sharedLock)
+		r, l, err := repo.OpenForJob(ctx, src, pw, e.repoOptions(g, p), repo.LockRead)
 		zero(pw)
 		if err != nil {
 			return err

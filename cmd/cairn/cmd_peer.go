@@ -66,24 +66,13 @@ func (e *appEnv) peerCommand() *cli.Command {
 	}
 }
 
-func (e *appEnv) identity(g globalOptions) (*crypt.Identity, error) {
-	if g.ConfigDir == "" {
-		return nil, fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-	}
-	id, err := crypt.LoadOrCreateIdentity(g.ConfigDir)
-	if err != nil {
-		return nil, fmt.Errorf("device identity: %w", err)
-	}
-	return id, nil
-}
-
 func (e *appEnv) runPeerID(c *cli.Context) error {
 	if err := wantArgs(c, 0, 0); err != nil {
 		return err
 	}
 	g := e.globals(c)
 	p := e.printer(g)
-	id, err := e.identity(g)
+	id, err := g.device().Identity()
 	if err != nil {
 		return err
 	}
@@ -130,7 +119,7 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 	if maxRepos < 1 {
 		return fmt.Errorf("--max-repos: %d is not a positive number", maxRepos)
 	}
-	id, err := e.identity(g)
+	id, err := g.device().Identity()
 	if err != nil {
 		return err
 	}

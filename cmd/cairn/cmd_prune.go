@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -125,8 +124,7 @@ func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snap
 	if dryRun {
 		return out, nil
 	}
-	identity := func() (*crypt.Identity, error) { return crypt.LoadOrCreateIdentity(s.g.ConfigDir) }
-	res, err := snapshot.ExecutePrune(ctx, s.repo, l, plan, identity, s.now(), progress)
+	res, err := snapshot.ExecutePrune(ctx, s.repo, l, plan, s.device.Identity, s.now(), progress)
 	out.Done = &res
 	if res.Log != nil && (res.Log.WriteCheckpoint || len(res.Log.Remove) > 0) {
 		rememberLog(s, l)

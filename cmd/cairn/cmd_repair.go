@@ -193,12 +193,9 @@ func (e *appEnv) runRepairSnapshots(c *cli.Context) error {
 	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
 		var ident *crypt.Identity
 		if !opts.DryRun {
-			if s.g.ConfigDir == "" {
-				return fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-			}
 			var err error
-			if ident, err = crypt.LoadOrCreateIdentity(s.g.ConfigDir); err != nil {
-				return fmt.Errorf("device identity: %w", err)
+			if ident, err = s.device.Identity(); err != nil {
+				return err
 			}
 		}
 		l, err := loadLog(ctx, s)

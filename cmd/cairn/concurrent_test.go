@@ -388,7 +388,7 @@ func TestIndexLoadedAfterLock(t *testing.T) {
 		}
 		pruned = st.DeletedPacks > 0
 	})
-	br, lock, err := openLocked(ctx, f, []byte(testPassword), repo.Options{}, sharedLock)
+	br, lock, err := repo.OpenForJob(ctx, f, []byte(testPassword), repo.Options{}, repo.LockAppend)
 	if err != nil {
 		t.Fatal(err)
 	}

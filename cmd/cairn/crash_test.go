@@ -595,7 +595,7 @@ func (fx *faultFixture) change(t *testing.T) {
 
 func (fx *faultFixture) open(t *testing.T, be backend.Backend) *repo.Repository {
 	t.Helper()
-	r, err := repo.Open(context.Background(), be, []byte(testPassword), repo.Options{})
+	r, _, err := repo.OpenForJob(context.Background(), be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +607,7 @@ func (fx *faultFixture) open(t *testing.T, be backend.Backend) *repo.Repository 
 // and returns the tree of the folder itself (the snapshot's root tree
 // also holds the folders above it, whose times others change).
 func (fx *faultFixture) backup(ctx context.Context, be backend.Backend) (backend.ID, error) {
-	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	r, _, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		return backend.ID{}, err
 	}
@@ -635,15 +635,11 @@ func sampled(k, n int, lost bool) bool {
 // forget --keep-last 1 --prune --max-unused 0%" does (pruning even when
 // there is nothing left to forget), under the exclusive lock.
 func (fx *faultFixture) forgetPrune(ctx context.Context, be backend.Backend) (err error) {
-	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	r, lock, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.LockExclusive)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	lock, err := r.Lock(ctx, true)
-	if err != nil {
-		return err
-	}
 	defer func() {
 		if uerr := lock.Unlock(ctx); err == nil {
 			err = uerr

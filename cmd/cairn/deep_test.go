@@ -68,7 +68,7 @@ func deepSnapshot(t *testing.T, e *testEnv, depth int) string {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	r, _, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -17,12 +18,6 @@ const (
 	envPassword        = "CAIRN_PASSWORD"
 	envCacheDir        = "CAIRN_CACHE_DIR"
 	envConfigDir       = "CAIRN_CONFIG_DIR"
-	// envTestFastKDF is a test-only seam: set to "1", init, key add and
-	// key passwd derive the new key with crypt.FastKDFParamsForTests, which
-	// gives no protection against password guessing. The CLI tests use it
-	// so that each of their many runs opens a repository in microseconds.
-	// It only ever weakens keys it creates, never reads of existing ones.
-	envTestFastKDF = "CAIRN_TESTONLY_FAST_KDF"
 )
 
 // globalOptions are the options every command shares.
@@ -102,6 +97,10 @@ func globalBool(c *cli.Context, name, alias string) bool {
 	}
 	return l.Bool(name)
 }
+
+// device is this device's identity and remembered log heads, in the
+// config dir.
+func (g globalOptions) device() *snapshot.Device { return snapshot.DeviceAt(g.ConfigDir) }
 
 // globals resolves the global options for the command running in c.
 func (e *appEnv) globals(c *cli.Context) globalOptions {

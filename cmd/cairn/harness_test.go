@@ -44,7 +44,8 @@ func testMain(m *testing.M) int {
 		// Under -race only the in-process tests run (see newTestEnv).
 		return m.Run()
 	}
-	build := exec.Command("go", "build", "-o", cairnBin, "-ldflags", "-X main.version="+testVersion, ".")
+	// With the test-only seams (testonly.go), which the tests drive.
+	build := exec.Command("go", "build", "-tags", testTags, "-o", cairnBin, "-ldflags", "-X main.version="+testVersion, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build cairn: %v\n%s", err, out)
 		return 1

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/backend/sftp"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // scheme opens and creates backends of one kind. loc is the whole
@@ -41,10 +42,11 @@ type locEnv struct {
 	ConfigDir string
 	// Warn reports retries of remote operations.
 	Warn func(format string, args ...any)
-	// TestFaults is $CAIRN_TESTONLY_FAULTS (see testonly.go).
+	// TestFaults asks for fault injection (testonly.go); always "" in a
+	// release build.
 	TestFaults string
 	// PeerDialer connects to peer servers: the default timeouts, unless
-	// $CAIRN_TESTONLY_PEER_TIMEOUTS (see testonly.go) shortens them.
+	// a test seam (testonly.go) shortens them.
 	PeerDialer peer.Dialer
 }
 
@@ -144,14 +146,8 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 	if err != nil {
 		return pl, nil, err
 	}
-	if env.ConfigDir == "" {
-		return pl, nil, fmt.Errorf("no config dir for this device's identity (use --config-dir or $%s)", envConfigDir)
-	}
-	id, err := crypt.LoadOrCreateIdentity(env.ConfigDir)
-	if err != nil {
-		return pl, nil, fmt.Errorf("device identity: %w", err)
-	}
-	return pl, id, nil
+	id, err := snapshot.DeviceAt(env.ConfigDir).Identity()
+	return pl, id, err
 }
 
 // connectAttempts bounds the attempts to reach a remote location. A server
@@ -292,10 +288,7 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	// An unparsable value was refused before the command ran
-	// (checkTestSeams): here it can only be valid.
-	d, _ := parsePeerTimeouts(e.getenv(envTestPeerTimeouts))
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults), PeerDialer: d}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), PeerDialer: e.testPeerDialer()}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

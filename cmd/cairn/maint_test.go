@@ -55,7 +55,7 @@ func forgetOldest(t *testing.T, e *testEnv) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	r, _, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestPruneCompactsTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	r, _, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,4 +196,25 @@ func TestPeerAtQuotaRestores(t *testing.T) {
 		t.Fatalf("want one warning line naming the quota\n%s", r)
 	}
 	compareTrees(t, data, filepath.Join(target, data), false)
+}
+
+// TestMirrorPruneFromReadOnlyLocation: mirror --prune reads the source's
+// index under a shared lock; from a read-only copy it goes on without
+// one, with the warning, and copies everything (it used to unlock the
+// lock it did not hold and panic).
+func TestMirrorPruneFromReadOnlyLocation(t *testing.T) {
+	e := newTestEnv(t)
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 300<<10, 5)
+	e.init()
+	e.must("backup", data)
+	ro := readOnlyCopy(t, e)
+	dest := filepath.Join(e.dir, "copy")
+	r := e.run("-r", ro, "mirror", "--prune", dest)
+	if r.code != 0 || !matches(`(?m)^cairn: warning: lock: the repository location refuses writes: .*; reading without a lock`, r.stderr) {
+		t.Fatalf("want exit 0 and the warning about the lock\n%s", r)
+	}
+	if got, want := repoFiles(t, dest), repoFiles(t, e.repo); !maps.Equal(got, want) {
+		t.Fatalf("the copy holds %v, want %v", got, want)
+	}
 }

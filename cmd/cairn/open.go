@@ -9,50 +9,30 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
-// lockMode says which lock a command holds while it runs.
-type lockMode int
+// lockMode says which lock a command holds while it runs: the
+// repository's own modes (repo.LockMode documents each), by the names the
+// commands use.
+type lockMode = repo.LockMode
 
 const (
-	noLock lockMode = iota // takes none: init, unlock, key list
-	// sharedLock is a command that only reads (restore, ls, check, ...):
-	// many run at once. --no-lock skips it, and so does a location that
-	// refuses to store the lock file, with a warning.
-	sharedLock
-	// appendLock is a command that adds to the repository beside others
-	// (backup, key add): shared, but never skipped.
-	appendLock
-	// exclusiveLock is a change that no one else may see half done
-	// (forget, prune, repair, key remove and passwd).
-	exclusiveLock
-	// exclusiveDryRun is a dry run of a command that takes the
-	// exclusive lock (forget, prune): it writes nothing, so --no-lock
-	// and a read-only location skip it as they skip sharedLock.
-	exclusiveDryRun
+	noLock          = repo.NoLock              // init, unlock, key list
+	sharedLock      = repo.LockRead            // restore, ls, check, ...
+	appendLock      = repo.LockAppend          // backup, key add
+	exclusiveLock   = repo.LockExclusive       // forget, prune, repair, key remove and passwd
+	exclusiveDryRun = repo.LockExclusiveDryRun // forget and prune --dry-run
 )
 
-// readOnly says the command writes nothing to the repository.
-func (m lockMode) readOnly() bool { return m == sharedLock || m == exclusiveDryRun }
-
 // dryRunLock is the lock of a command that takes mode, given whether it
-// is a dry run. A dry run writes nothing, so --no-lock and a read-only
-// location may skip its lock; otherwise the dry run of an exclusive
-// command still takes the exclusive lock (its report is then exact), and
-// a backup's dry run a shared one.
+// is a dry run (repo.LockMode.DryRun).
 func dryRunLock(mode lockMode, dry bool) lockMode {
-	switch {
-	case !dry:
-		return mode
-	case mode == exclusiveLock:
-		return exclusiveDryRun
-	case mode == appendLock:
-		return sharedLock
+	if dry {
+		return mode.DryRun()
 	}
 	return mode
 }
@@ -63,22 +43,25 @@ type session struct {
 	repo *repo.Repository
 	g    globalOptions
 	p    *printer
+	// device is this device's identity and remembered log heads.
+	device *snapshot.Device
 	// seen is what this device remembered of the log before loadLog.
 	seen snapshot.Seen
 	// now is the clock for what the command records (appEnv.now).
 	now func() time.Time
 }
 
-// withRepo opens the repository named by the global options, takes the
-// lock, runs fn, then unlocks (even after cancellation: unlocking has a
-// short grace period of its own) and closes everything. fn runs under a
-// context that is cancelled if the lock is lost (repo.Lock.Context); its
-// error then says so.
+// withRepo opens the repository named by the global options for a job
+// holding the lock mode asks for (repo.OpenForJob: lock, then index),
+// runs fn, then unlocks (even after cancellation: unlocking has a short
+// grace period of its own) and closes everything. fn runs under a context
+// that is cancelled if the lock is lost (repo.Lock.Context); its error
+// then says so.
 func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Context, s *session) error) error {
 	ctx := c.Context
 	g := e.globals(c)
 	if g.NoLock {
-		if mode != noLock && !mode.readOnly() {
+		if mode != noLock && !mode.ReadOnly() {
 			return fmt.Errorf("--no-lock: %q writes to the repository and must lock it (only commands that read, and dry runs, run without a lock)", commandPath(c))
 		}
 		mode = noLock
@@ -93,24 +76,21 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	if err != nil {
 		return err
 	}
-	r, l, err := openLocked(ctx, be, pw, e.repoOptions(g, p), mode)
+	r, l, err := repo.OpenForJob(ctx, be, pw, e.repoOptions(g, p), mode)
 	zero(pw)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	p.Verbosef("opened with key file %s (tried %d)", r.KeyFileID().Str(), r.KeysTried())
-	if l != nil {
-		defer func() {
-			if err := l.Unlock(ctx); err != nil {
-				p.Warnf("unlock: %v", err)
-			}
-		}()
-		var cancel context.CancelFunc
-		ctx, cancel = l.Context(ctx)
-		defer cancel()
-	}
-	err = fn(ctx, &session{repo: r, g: g, p: p, now: e.now})
+	defer func() {
+		if err := l.Unlock(ctx); err != nil {
+			p.Warnf("unlock: %v", err)
+		}
+	}()
+	ctx, cancel := l.Context(ctx)
+	defer cancel()
+	err = fn(ctx, &session{repo: r, g: g, p: p, device: g.device(), now: e.now})
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
 		return cause
 	}
@@ -152,39 +132,6 @@ func commandPath(c *cli.Context) string {
 	return strings.Join(names, " ")
 }
 
-// openLocked opens the repository, takes the lock mode asks for (l is nil
-// for noLock), and only then loads the index: an index loaded before the
-// lock could predate a prune that ran in between, and a backup trusting
-// it would skip uploading data the prune deleted. A command that only
-// reads goes on without a lock, with a warning, when the location
-// refuses to store the lock file (a read-only mount, a friend's copy at
-// its quota).
-func openLocked(ctx context.Context, be backend.Backend, pw []byte, opts repo.Options, mode lockMode) (r *repo.Repository, l *repo.Lock, err error) {
-	opts.NoIndex = true
-	if r, err = repo.Open(ctx, be, pw, opts); err != nil {
-		return nil, nil, err
-	}
-	if mode != noLock {
-		l, err = r.Lock(ctx, mode == exclusiveLock || mode == exclusiveDryRun)
-		if err != nil && mode.readOnly() && errors.Is(err, repo.ErrLocationReadOnly) {
-			opts.Warn(fmt.Sprintf("%v; reading without a lock, as with --no-lock (a prune running meanwhile could make this command fail)", err))
-			l, err = nil, nil
-		}
-		if err != nil {
-			r.Close()
-			return nil, nil, err
-		}
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		if l != nil {
-			_ = l.Unlock(ctx)
-		}
-		r.Close()
-		return nil, nil, err
-	}
-	return r, l, nil
-}
-
 // repoOptions are the repo.Options every command uses.
 func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 	return repo.Options{
@@ -200,16 +147,16 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 // kdfParams returns the derivation parameters for a new key file: the
 // default, or the fast test-only ones when the test seam is set.
 func (e *appEnv) kdfParams() (crypt.KDFParams, error) {
-	if e.getenv(envTestFastKDF) == "1" {
+	if e.testFastKDF() {
 		return crypt.FastKDFParamsForTests(), nil
 	}
 	return crypt.DefaultKDFParams()
 }
 
-// hostname is this machine's hostname, or $CAIRN_TESTONLY_HOSTNAME
-// when a test sets it (see envTestHostname).
+// hostname is this machine's hostname, or the test seam's stand-in when
+// a test sets one (testHostname).
 func (e *appEnv) hostname() string {
-	if h := e.getenv(envTestHostname); h != "" {
+	if h := e.testHostname(); h != "" {
 		return h
 	}
 	return hostname()

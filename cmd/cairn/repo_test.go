@@ -313,7 +313,7 @@ func TestDamagedPack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := repo.Open(ctx, be, []byte(testPassword), repo.Options{})
+	rp, _, err := repo.OpenForJob(ctx, be, []byte(testPassword), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

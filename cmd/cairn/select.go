@@ -55,28 +55,22 @@ func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) 
 			s.p.Warnf("snapshot log: %s", p)
 		}
 	}
-	if s.g.ConfigDir != "" {
-		seen, err := snapshot.LoadSeen(seenFile(s))
-		if err != nil {
-			s.p.Warnf("remembered snapshot log heads: %v", err)
-		}
-		s.seen = seen
-		if warn {
-			rep := seenReport(s, l)
-			for _, p := range rep.Problems {
-				s.p.Warnf("snapshot log: %s", p)
-			}
-			if rep.Behind != "" {
-				s.p.Warnf("snapshot log: %s", rep.Behind)
-			}
-		}
-		rememberLog(s, l)
+	seen, err := s.device.Seen(s.repo.Config().ID)
+	if err != nil {
+		s.p.Warnf("remembered snapshot log heads: %v", err)
 	}
+	s.seen = seen
+	if warn {
+		rep := seenReport(s, l)
+		for _, p := range rep.Problems {
+			s.p.Warnf("snapshot log: %s", p)
+		}
+		if rep.Behind != "" {
+			s.p.Warnf("snapshot log: %s", rep.Behind)
+		}
+	}
+	rememberLog(s, l)
 	return l, nil
-}
-
-func seenFile(s *session) string {
-	return snapshot.SeenFile(s.g.ConfigDir, s.repo.Config().ID)
 }
 
 // seenReport compares the log with what this device remembered of it
@@ -101,10 +95,7 @@ func seenLocation(loc string) string {
 // back from what it remembered before and keeping remembered heads that
 // went missing, so a rollback is noticed and stays reported.
 func rememberLog(s *session, l *snapshot.Log) {
-	if s.g.ConfigDir == "" {
-		return
-	}
-	if err := snapshot.SaveSeen(seenFile(s), l.Remember(s.seen, seenLocation(s.g.Repo))); err != nil {
+	if err := s.device.Remember(s.repo.Config().ID, s.seen, l, seenLocation(s.g.Repo)); err != nil {
 		s.p.Warnf("remember snapshot log heads: %v", err)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build cairn_testonly
+
 package main
 
 import (
@@ -24,7 +26,20 @@ import (
 // for the CLI tests. None is documented for users, and none weakens
 // anything a normal run does: without the variables cairn behaves exactly
 // as without this file.
+//
+// This file builds only with the cairn_testonly tag, which the tests, the
+// soak and the Makefile's test targets pass; a release build (make build,
+// plain go build) compiles testonly_off.go instead, whose seams are all
+// inert, so the release binary holds neither the fault injector
+// (backend/faulty) nor the names of these variables
+// (TestReleaseBinaryHasNoTestSeams checks both).
 const (
+	// envTestFastKDF, set to "1", makes init, key add and key passwd
+	// derive the new key with crypt.FastKDFParamsForTests, which gives no
+	// protection against password guessing. The CLI tests use it so that
+	// each of their many runs opens a repository in microseconds. It only
+	// ever weakens keys it creates, never reads of existing ones.
+	envTestFastKDF = "CAIRN_TESTONLY_FAST_KDF"
 	// envTestClockShift is added to the real clock wherever cairn reads
 	// the time for what it records or decides: snapshot and log entry
 	// times, forget's policy, lock times, key creation. A Go duration such
@@ -101,6 +116,27 @@ func (e *appEnv) now() time.Time {
 		t = t.Add(d)
 	}
 	return t
+}
+
+// testFastKDF says $CAIRN_TESTONLY_FAST_KDF asks new key files to be
+// derived with the fast, weak test parameters (see envTestFastKDF).
+func (e *appEnv) testFastKDF() bool { return e.getenv(envTestFastKDF) == "1" }
+
+// testHostname is $CAIRN_TESTONLY_HOSTNAME (see envTestHostname): "" when
+// unset, and then the real hostname counts.
+func (e *appEnv) testHostname() string { return e.getenv(envTestHostname) }
+
+// testFaultSpec is $CAIRN_TESTONLY_FAULTS (see envTestFaults), for
+// locEnv.TestFaults.
+func (e *appEnv) testFaultSpec() string { return e.getenv(envTestFaults) }
+
+// testPeerDialer is the peer client's dialer: the default timeouts,
+// unless $CAIRN_TESTONLY_PEER_TIMEOUTS shortens them.
+func (e *appEnv) testPeerDialer() peer.Dialer {
+	// An unparsable value was refused before the command ran
+	// (checkTestSeams): here it can only be valid.
+	d, _ := parsePeerTimeouts(e.getenv(envTestPeerTimeouts))
+	return d
 }
 
 // checkTestSeams refuses malformed test-only settings before anything

@@ -239,7 +239,7 @@ func (s *soak) setup() error {
 	}
 
 	s.bin = filepath.Join(dir, "cairn")
-	build := exec.Command("go", "build", "-o", s.bin, "./cmd/cairn")
+	build := exec.Command("go", "build", "-tags", "cairn_testonly", "-o", s.bin, "./cmd/cairn")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build ./cmd/cairn (run the soak from the module root): %w", err)

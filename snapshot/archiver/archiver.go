@@ -96,7 +96,7 @@ type Options struct {
 	Parent backend.ID
 	// Force reads every file even when it is unchanged since the parent.
 	Force bool
-	// DryRun reads and chunks everything but saves nothing; the Summary
+	// DryRun reads and chunks everything but saves nothing; the summary
 	// reports what would have been added.
 	DryRun bool
 
@@ -122,14 +122,14 @@ type Options struct {
 	// Error is called when an item cannot be read (it vanished, a read
 	// failed, its name cannot be stored). Returning nil skips the item and
 	// carries on: the item is left out of the snapshot and counted in
-	// Summary.Errors. Returning an error aborts the backup with it. Calls
-	// are serialised: Error is never called concurrently with itself. If
-	// nil, every such error aborts the backup.
+	// the summary's ErrorCount. Returning an error aborts the backup with
+	// it. Calls are serialised: Error is never called concurrently with
+	// itself. If nil, every such error aborts the backup.
 	Error func(path string, err error) error
 	// Progress receives progress reports; nil means none.
 	Progress Progress
-	// Now is the clock, used for Summary.BackupStart and BackupEnd; nil
-	// means time.Now.
+	// Now is the clock, used for the summary's BackupStart and BackupEnd;
+	// nil means time.Now.
 	Now func() time.Time
 
 	// ReadConcurrency is the number of files read at once; 0 means
@@ -145,32 +145,6 @@ type Options struct {
 	// repository's own bounded workers, so more savers than cores only
 	// queue there.
 	SaveConcurrency int
-}
-
-// Summary reports what a Snapshot did. Field names and JSON names follow
-// restic's backup summary.
-type Summary struct {
-	BackupStart time.Time `json:"backup_start"`
-	BackupEnd   time.Time `json:"backup_end"`
-
-	FilesNew        uint `json:"files_new"`
-	FilesChanged    uint `json:"files_changed"`
-	FilesUnmodified uint `json:"files_unmodified"`
-	DirsNew         uint `json:"dirs_new"`
-	DirsChanged     uint `json:"dirs_changed"`
-	DirsUnmodified  uint `json:"dirs_unmodified"`
-	// DataBlobs and TreeBlobs count blobs the repository did not hold.
-	DataBlobs int `json:"data_blobs"`
-	TreeBlobs int `json:"tree_blobs"`
-	// DataAdded is the plaintext size of those new blobs, data and trees.
-	DataAdded uint64 `json:"data_added"`
-	// TotalFilesProcessed and TotalBytesProcessed count every regular file
-	// recorded, read or unchanged, and their sizes.
-	TotalFilesProcessed uint   `json:"total_files_processed"`
-	TotalBytesProcessed uint64 `json:"total_bytes_processed"`
-	// Errors counts the items skipped after Options.Error returned nil: a
-	// CLI exits 3 when it is not zero.
-	Errors uint `json:"errors"`
 }
 
 // Archiver backs up file system paths into a repository. It may be used for
@@ -254,7 +228,10 @@ func (nopProgress) Warn(string, error)                          {}
 // Items that cannot be read go to Options.Error; any other error (the
 // repository failing, ctx being cancelled) aborts the backup, stops every
 // worker and is returned, and nothing written so far is referenced.
-func (a *Archiver) Snapshot(ctx context.Context, paths []string) (root backend.ID, sum Summary, err error) {
+//
+// The summary is snapshot.Summary without DataAddedPacked, which only
+// Backup, knowing what the repository uploaded, fills in.
+func (a *Archiver) Snapshot(ctx context.Context, paths []string) (root backend.ID, sum snapshot.Summary, err error) {
 	sum.BackupStart = a.opts.Now()
 	top, err := buildTargets(paths)
 	if err != nil {
@@ -326,7 +303,7 @@ type run struct {
 	stats stats
 }
 
-// stats are the Summary counters, updated from many goroutines.
+// stats are the summary's counters, updated from many goroutines.
 type stats struct {
 	filesNew, filesChanged, filesUnmodified atomic.Uint64
 	dirsNew, dirsChanged, dirsUnmodified    atomic.Uint64
@@ -370,20 +347,20 @@ func (a *Archiver) newRun(cancel context.CancelCauseFunc) *run {
 	}
 }
 
-func (r *run) summary(s Summary) Summary {
+func (r *run) summary(s snapshot.Summary) snapshot.Summary {
 	st := &r.stats
-	s.FilesNew = uint(st.filesNew.Load())
-	s.FilesChanged = uint(st.filesChanged.Load())
-	s.FilesUnmodified = uint(st.filesUnmodified.Load())
-	s.DirsNew = uint(st.dirsNew.Load())
-	s.DirsChanged = uint(st.dirsChanged.Load())
-	s.DirsUnmodified = uint(st.dirsUnmodified.Load())
-	s.DataBlobs = int(st.dataBlobs.Load())
-	s.TreeBlobs = int(st.treeBlobs.Load())
+	s.FilesNew = st.filesNew.Load()
+	s.FilesChanged = st.filesChanged.Load()
+	s.FilesUnmodified = st.filesUnmodified.Load()
+	s.DirsNew = st.dirsNew.Load()
+	s.DirsChanged = st.dirsChanged.Load()
+	s.DirsUnmodified = st.dirsUnmodified.Load()
+	s.DataBlobs = st.dataBlobs.Load()
+	s.TreeBlobs = st.treeBlobs.Load()
 	s.DataAdded = st.dataAdded.Load()
-	s.TotalFilesProcessed = uint(st.totalFiles.Load())
+	s.TotalFilesProcessed = st.totalFiles.Load()
 	s.TotalBytesProcessed = st.totalBytes.Load()
-	s.Errors = uint(st.errors.Load())
+	s.ErrorCount = st.errors.Load()
 	return s
 }
 

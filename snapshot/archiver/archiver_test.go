@@ -130,7 +130,7 @@ func TestFileTypes(t *testing.T) {
 		t.Errorf("summary counts %d data, %d tree blobs; repo holds %d, %d",
 			sum.DataBlobs, sum.TreeBlobs, repo.count(pack.DataBlob), repo.count(pack.TreeBlob))
 	}
-	if sum.Errors != 0 || sum.FilesChanged != 0 || sum.FilesUnmodified != 0 {
+	if sum.ErrorCount != 0 || sum.FilesChanged != 0 || sum.FilesUnmodified != 0 {
 		t.Errorf("summary %+v", sum)
 	}
 }
@@ -239,8 +239,8 @@ func TestTargetMissing(t *testing.T) {
 	repo := newFakeRepo()
 	a := newArchiver(t, repo, opts)
 	root, sum := snap(t, a, filepath.Join(dir, "a"), filepath.Join(dir, "missing"))
-	if sum.Errors != 1 || !slices.Equal(reported, []string{filepath.Join(dir, "missing")}) {
-		t.Errorf("errors %d, reported %q", sum.Errors, reported)
+	if sum.ErrorCount != 1 || !slices.Equal(reported, []string{filepath.Join(dir, "missing")}) {
+		t.Errorf("errors %d, reported %q", sum.ErrorCount, reported)
 	}
 	if repo.lookup(t, root, filepath.Join(dir, "a")) == nil {
 		t.Error("a is not in the snapshot")
@@ -447,8 +447,8 @@ func TestItemErrors(t *testing.T) {
 	if want := []string{"baddir", "fails-late", "unreadable", "vanishes"}; !slices.Equal(reported, want) {
 		t.Errorf("reported %q, want %q", reported, want)
 	}
-	if sum.Errors != 4 {
-		t.Errorf("summary counts %d errors, want 4", sum.Errors)
+	if sum.ErrorCount != 4 {
+		t.Errorf("summary counts %d errors, want 4", sum.ErrorCount)
 	}
 	tree := repo.tree(t, *repo.lookup(t, root, dir).Subtree)
 	if len(tree.Nodes) != 1 || tree.Nodes[0].Name != "ok" {

@@ -15,12 +15,18 @@ import (
 
 // BackupRepository is what Backup needs: the archiver's Repository, the
 // log's, Flush to make saved blobs durable before the snapshot that
-// references them is recorded, and ForgetMissingPacks to confirm that the
-// packs it deduplicated against still exist.
+// references them is recorded, ForgetMissingPacks to confirm that the
+// packs it deduplicated against still exist, and UploadedPackBytes for
+// the summary's DataAddedPacked.
 type BackupRepository interface {
 	Repository
 	snapshot.LogRepository
 	Flush(ctx context.Context) error
+	// UploadedPackBytes is the total size of the packs the repository
+	// uploaded since it was opened; Backup takes the difference across
+	// its run, so the repository must upload no packs for others
+	// meanwhile.
+	UploadedPackBytes() uint64
 	// ForgetMissingPacks lists the stored packs, drops the packs the
 	// index lists and the backend lacks from the in-memory index (their
 	// blobs are then unknown unless stored elsewhere) and returns them.
@@ -75,9 +81,9 @@ type BackupOptions struct {
 // backup after a pack loss (rare) its second pass, and cost every other
 // backup a second listing. A dry run lists the packs before it starts
 // instead, so that its summary counts the data of lost packs.
-func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts BackupOptions) (*snapshot.Snapshot, Summary, error) {
+func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts BackupOptions) (*snapshot.Snapshot, snapshot.Summary, error) {
 	if len(opts.Paths) == 0 {
-		return nil, Summary{}, fmt.Errorf("backup: no paths given")
+		return nil, snapshot.Summary{}, fmt.Errorf("backup: no paths given")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -89,7 +95,7 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	for _, p := range opts.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return nil, Summary{}, fmt.Errorf("backup %s: %w", p, err)
+			return nil, snapshot.Summary{}, fmt.Errorf("backup %s: %w", p, err)
 		}
 		paths = append(paths, abs)
 	}
@@ -100,7 +106,7 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	if opts.ParentSelector != "" {
 		p, err := snapshot.Find(log.Snapshots(), opts.ParentSelector, snapshot.Filter{})
 		if err != nil {
-			return nil, Summary{}, fmt.Errorf("parent: %w", err)
+			return nil, snapshot.Summary{}, fmt.Errorf("parent: %w", err)
 		}
 		parent = p
 	} else {
@@ -114,61 +120,24 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	}
 	a, err := New(r, aopts)
 	if err != nil {
-		return nil, Summary{}, err
+		return nil, snapshot.Summary{}, err
 	}
 	if opts.DryRun {
 		// A real run finds lost packs after its first pass (below); a
 		// dry run asks first, so that its summary counts their data.
 		missing, err := r.ForgetMissingPacks(ctx)
 		if err != nil {
-			return nil, Summary{}, fmt.Errorf("backup: %w", err)
+			return nil, snapshot.Summary{}, fmt.Errorf("backup: %w", err)
 		}
 		if len(missing) > 0 {
 			opts.Warn(fmt.Sprintf("%s missing from the repository: a backup uploads the data it held again where it has it (run 'cairn check')", packList(missing)))
 		}
 	}
-	var (
-		root  backend.ID
-		sum   Summary
-		added Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
-	)
-	for pass := 1; ; pass++ {
-		root, sum, err = a.Snapshot(ctx, paths)
-		sum.DataBlobs += added.DataBlobs
-		sum.TreeBlobs += added.TreeBlobs
-		sum.DataAdded += added.DataAdded
-		if pass > 1 {
-			sum.BackupStart = added.BackupStart
-		}
-		if err != nil {
-			return nil, sum, err
-		}
-		if opts.DryRun {
-			break
-		}
-		if err := r.Flush(ctx); err != nil {
-			return nil, sum, fmt.Errorf("backup: %w", err)
-		}
-		if pass == 1 && opts.TestOnlyBeforeSnapshot != nil {
-			if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
-				return nil, sum, fmt.Errorf("backup: %w", err)
-			}
-		}
-		missing, err := r.ForgetMissingPacks(ctx)
-		if err != nil {
-			return nil, sum, fmt.Errorf("backup: confirm packs: %w", err)
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if pass == backupPasses {
-			return nil, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
-				packList(missing), pass)
-		}
-		opts.Warn(fmt.Sprintf("%s missing from the repository (lost, or deleted while this backup ran by a prune that did not see its lock): backing the paths up again to upload what it held (run 'cairn check')",
-			packList(missing)))
-		added = Summary{BackupStart: sum.BackupStart, DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded}
+	root, sum, err := archivePasses(ctx, r, a, paths, opts)
+	if err != nil {
+		return nil, sum, err
 	}
+	stored := sum
 	sn := &snapshot.Snapshot{
 		Time:           start,
 		Tree:           root,
@@ -180,22 +149,7 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		Excludes:       append(append([]string(nil), opts.Excludes...), opts.IExcludes...),
 		Tags:           opts.Tags,
 		ProgramVersion: opts.ProgramVersion,
-		Summary: &snapshot.Summary{
-			BackupStart:         sum.BackupStart,
-			BackupEnd:           sum.BackupEnd,
-			FilesNew:            uint64(sum.FilesNew),
-			FilesChanged:        uint64(sum.FilesChanged),
-			FilesUnmodified:     uint64(sum.FilesUnmodified),
-			DirsNew:             uint64(sum.DirsNew),
-			DirsChanged:         uint64(sum.DirsChanged),
-			DirsUnmodified:      uint64(sum.DirsUnmodified),
-			DataBlobs:           uint64(sum.DataBlobs),
-			TreeBlobs:           uint64(sum.TreeBlobs),
-			DataAdded:           sum.DataAdded,
-			TotalFilesProcessed: uint64(sum.TotalFilesProcessed),
-			TotalBytesProcessed: sum.TotalBytesProcessed,
-			ErrorCount:          uint64(sum.Errors),
-		},
+		Summary:        &stored,
 	}
 	if parent != nil {
 		id := parent.ID
@@ -214,6 +168,54 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		return nil, sum, err
 	}
 	return sn, sum, nil
+}
+
+// archivePasses archives paths with a, flushes the repository and confirms
+// that every pack its index lists is in the backend, archiving the paths
+// again (up to backupPasses times in all) while packs are found missing;
+// see Backup. A dry run makes one pass and flushes nothing. The summary
+// adds up the blobs of every pass, and DataAddedPacked is what they all
+// uploaded.
+func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths []string, opts BackupOptions) (root backend.ID, sum snapshot.Summary, err error) {
+	var added snapshot.Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
+	uploaded := r.UploadedPackBytes()
+	for pass := 1; ; pass++ {
+		root, sum, err = a.Snapshot(ctx, paths)
+		sum.DataBlobs += added.DataBlobs
+		sum.TreeBlobs += added.TreeBlobs
+		sum.DataAdded += added.DataAdded
+		if pass > 1 {
+			sum.BackupStart = added.BackupStart
+		}
+		if err != nil || opts.DryRun {
+			return root, sum, err
+		}
+		if err := r.Flush(ctx); err != nil {
+			return root, sum, fmt.Errorf("backup: %w", err)
+		}
+		// Every pass's packs are in data/ now, those of a pass that
+		// uploads again what lost packs held included.
+		sum.DataAddedPacked = r.UploadedPackBytes() - uploaded
+		if pass == 1 && opts.TestOnlyBeforeSnapshot != nil {
+			if err := opts.TestOnlyBeforeSnapshot(ctx); err != nil {
+				return root, sum, fmt.Errorf("backup: %w", err)
+			}
+		}
+		missing, err := r.ForgetMissingPacks(ctx)
+		if err != nil {
+			return root, sum, fmt.Errorf("backup: confirm packs: %w", err)
+		}
+		if len(missing) == 0 {
+			return root, sum, nil
+		}
+		if pass == backupPasses {
+			return root, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
+				packList(missing), pass)
+		}
+		opts.Warn(fmt.Sprintf("%s missing from the repository (lost, or deleted while this backup ran by a prune that did not see its lock): backing the paths up again to upload what it held (run 'cairn check')",
+			packList(missing)))
+		added = snapshot.Summary{BackupStart: sum.BackupStart, DataBlobs: sum.DataBlobs, TreeBlobs: sum.TreeBlobs, DataAdded: sum.DataAdded}
+	}
 }
 
 // packList names packs for a message: the count and the first few.

@@ -85,10 +85,11 @@
 // An item that cannot be read (vanished, unreadable, a failed read, a name
 // that is not valid UTF-8 and so cannot be stored in a JSON tree) goes to
 // Options.Error: nil skips the item, which is left out of the snapshot and
-// counted in Summary.Errors (the CLI's exit status 3); an error aborts the
-// backup. Problems that leave the item recorded (an unreadable extended
-// attribute, a parent tree that cannot be loaded, a file that changed size
-// while being read) go to Progress.Warn. Repository errors are fatal.
+// counted in the summary's ErrorCount (the CLI's exit status 3); an error
+// aborts the backup. Problems that leave the item recorded (an unreadable
+// extended attribute, a parent tree that cannot be loaded, a file that
+// changed size while being read) go to Progress.Warn. Repository errors
+// are fatal.
 //
 // # Exclusions
 //
@@ -147,12 +148,14 @@
 //
 // # Summary
 //
-// Summary has restic's fields. Files and directories are "new" when the
-// parent has no node of that name and type, "unmodified" when the new node
-// equals the parent's in every field, else "changed". DataBlobs, TreeBlobs
-// and DataAdded count blobs SaveBlob reported as not known, with their
-// plaintext sizes. With Options.DryRun a wrapper discards SaveBlob's data
-// but remembers the IDs, so the Summary says what a real run would add.
+// The summary is snapshot.Summary, restic's fields, the type the snapshot
+// stores. Files and directories are "new" when the parent has no node of
+// that name and type, "unmodified" when the new node equals the parent's in
+// every field, else "changed". DataBlobs, TreeBlobs and DataAdded count
+// blobs SaveBlob reported as not known, with their plaintext sizes; Backup
+// adds DataAddedPacked, the size of the packs the repository uploaded
+// meanwhile. With Options.DryRun a wrapper discards SaveBlob's data but
+// remembers the IDs, so the summary says what a real run would add.
 //
 // Only Linux is supported (stat fields, O_NOATIME, xattr calls).
 package archiver

@@ -10,7 +10,7 @@ import (
 
 // dryRunRepo wraps a repository for Options.DryRun: SaveBlob discards the
 // data but remembers the ID, so it reports known exactly as a real save
-// would have, and the Summary says what a real run would add.
+// would have, and the summary says what a real run would add.
 type dryRunRepo struct {
 	Repository
 

@@ -80,10 +80,10 @@ func (r *fakeRepo) Has(t pack.BlobType, id backend.ID) bool {
 	return ok
 }
 
-func (r *fakeRepo) count(t pack.BlobType) int {
+func (r *fakeRepo) count(t pack.BlobType) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
+	var n uint64
 	for k := range r.blobs {
 		if k.t == t {
 			n++
@@ -284,7 +284,7 @@ func newArchiver(t testing.TB, repo Repository, opts Options) *Archiver {
 	return a
 }
 
-func snap(t testing.TB, a *Archiver, paths ...string) (backend.ID, Summary) {
+func snap(t testing.TB, a *Archiver, paths ...string) (backend.ID, snapshot.Summary) {
 	t.Helper()
 	id, sum, err := a.Snapshot(context.Background(), paths)
 	if err != nil {

@@ -94,7 +94,7 @@ func (fx *packsFixture) dataPacks() []backend.Handle {
 func (fx *packsFixture) checkRestorable(t *testing.T, sn *snapshot.Snapshot) {
 	t.Helper()
 	ctx := context.Background()
-	r, err := repo.Open(ctx, fx.be, []byte("pw"), repo.Options{})
+	r, _, err := repo.OpenForJob(ctx, fx.be, []byte("pw"), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func TestSimulatedYear(t *testing.T) {
 	t.Logf("%d snapshots kept, %d packs, %d log entries", len(got), packs, len(l2.Entries))
 
 	// Every kept snapshot restores exactly, from a fresh open.
-	r2, err := repo.Open(ctx, be, []byte("pw"), repo.Options{})
+	r2, _, err := repo.OpenForJob(ctx, be, []byte("pw"), repo.Options{}, repo.NoLock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -266,26 +267,24 @@ func (rs *restore) flush() error {
 			early = append(early, f)
 		}
 	}
-	rs.parallel(len(early), func(i int) error { return rs.prepareFile(early[i]) })
-	if rs.ctx.Err() != nil {
-		return context.Cause(rs.ctx)
+	if err := rs.parallel(len(early), func(i int) error { return rs.prepareFile(early[i]) }); err != nil {
+		return err
 	}
-	rs.parallel(len(b.order), func(i int) error { return rs.loadPack(b.order[i]) })
-	if rs.ctx.Err() != nil {
-		return context.Cause(rs.ctx)
+	if err := rs.parallel(len(b.order), func(i int) error { return rs.loadPack(b.order[i]) }); err != nil {
+		return err
 	}
 	// Every file is finished by now (by the worker that wrote its last
 	// chunk). Metadata of the rest: symlinks and special files in
 	// parallel, then directories in walk order, after their contents, so
 	// their times stick.
-	rs.parallel(len(b.entries), func(i int) error {
+	err := rs.parallel(len(b.entries), func(i int) error {
 		if k := b.entries[i].kind; k == kindDir || k == kindFile {
 			return nil
 		}
 		return rs.finishEntry(b.entries[i])
 	})
-	if rs.ctx.Err() != nil {
-		return context.Cause(rs.ctx)
+	if err != nil {
+		return err
 	}
 	for _, e := range b.entries {
 		if e.kind != kindDir {
@@ -402,30 +401,35 @@ func (rs *restore) finishEntry(e *entry) error {
 	return nil
 }
 
-// parallel runs fn(0..n-1) on at most Workers goroutines. An error from fn
-// cancels the restore; parallel returns when every call has returned.
-func (rs *restore) parallel(n int, fn func(i int) error) {
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(rs.opts.Workers, n) {
-		wg.Go(func() {
-			for i := range work {
-				if err := fn(i); err != nil {
-					rs.cancel(err)
-				}
+// parallel runs fn(0..n-1), at most Workers calls at once (errgroup with
+// SetLimit), on other goroutines. It keeps the rule of every worker pool
+// in cairn: the first error cancels the restore (rs.ctx, under which every
+// call does its I/O), no call starts after it, and parallel returns the
+// restore's cause once every started call has returned. It returns that
+// cause too when the restore was stopped otherwise (by the caller's ctx,
+// by Options.Error), since calls may then have been left out.
+func (rs *restore) parallel(n int, fn func(i int) error) error {
+	var g errgroup.Group
+	g.SetLimit(rs.opts.Workers)
+	for i := range n {
+		if rs.ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if rs.ctx.Err() != nil {
+				return nil // stopped while this call waited for a slot
 			}
+			if err := fn(i); err != nil {
+				rs.cancel(err)
+			}
+			return nil
 		})
 	}
-feed:
-	for i := range n {
-		select {
-		case work <- i:
-		case <-rs.ctx.Done():
-			break feed
-		}
+	_ = g.Wait() // errors cancel rs.ctx, whose cause is the first
+	if rs.ctx.Err() != nil {
+		return context.Cause(rs.ctx)
 	}
-	close(work)
-	wg.Wait()
+	return nil
 }
 
 // maxReadSpan bounds the stretch of a pack one LoadPack call covers (a
