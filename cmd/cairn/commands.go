@@ -21,5 +21,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.logCommand(),
 		e.mirrorCommand(),
 		e.repairCommand(),
+		e.mountCommand(),
 	}
 }
