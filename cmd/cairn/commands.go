@@ -22,5 +22,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.mirrorCommand(),
 		e.repairCommand(),
 		e.mountCommand(),
+		e.cacheCommand(),
 	}
 }
