@@ -8,10 +8,10 @@ STATICCHECK := $(GOBIN)/staticcheck
 # Fuzz time per target: a smoke run in `make test`, longer in `make fuzz`.
 FUZZTIME_SMOKE ?= 2s
 FUZZTIME       ?= 2m
-# Tests that need sshd (backend/sftp, the CLI's sftp: tests) or FUSE (the
-# mount tests) fail rather than skip when it is missing;
-# scripts/test-deps.sh installs them.
-export CAIRN_TEST_REQUIRE ?= sftp fuse
+# Tests that need sshd (backend/sftp, the CLI's sftp: tests), FUSE (the
+# mount tests) or zsh and fish (the generated completions) fail rather
+# than skip when it is missing; scripts/test-deps.sh installs them.
+export CAIRN_TEST_REQUIRE ?= sftp fuse shells
 
 .PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean
 

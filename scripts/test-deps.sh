@@ -3,6 +3,7 @@
 #   - openssh-server (the SFTP backend's tests run a real sshd on 127.0.0.1)
 #   - time (GNU time: a CLI test measures a child's peak memory)
 #   - fuse3 (fusermount3: the mount tests mount as a user other than root)
+#   - zsh and fish (the generated completions are checked by the shells)
 #   - staticcheck, at a pinned version
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
@@ -18,6 +19,12 @@ if [ ! -x /usr/bin/time ]; then
 fi
 if ! command -v fusermount3 >/dev/null 2>&1; then
 	need+=(fuse3)
+fi
+if ! command -v zsh >/dev/null 2>&1; then
+	need+=(zsh)
+fi
+if ! command -v fish >/dev/null 2>&1; then
+	need+=(fish)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

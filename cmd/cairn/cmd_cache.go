@@ -26,7 +26,8 @@ func (e *appEnv) cacheCommand() *cli.Command {
 			"--max-age days), and its size. --cleanup removes the old ones. A cache holds\n" +
 			"only copies of repository files and this device's lock sightings: removing\n" +
 			"one costs the next command on that repository some downloads, nothing more.\n" +
-			"It needs no repository and no password.",
+			"It needs no repository and no password. With --json it prints one JSON array\n" +
+			"(repo_id, path, last_used, old, size, removed).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "cleanup", Usage: "remove the old caches"},
 			&cli.IntFlag{Name: "max-age", Value: defaultCacheMaxAge, Usage: "a cache unused for more than `DAYS` is old"},

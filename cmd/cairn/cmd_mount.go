@@ -28,7 +28,8 @@ func (e *appEnv) mountCommand() *cli.Command {
 			"Ctrl-C (SIGINT) or SIGTERM unmounts and exits 0, and so does unmounting it\n" +
 			"from elsewhere (\"fusermount3 -u MOUNTPOINT\", or \"umount MOUNTPOINT\" as root).\n" +
 			"While mounted it holds a shared lock (unless --no-lock), so a prune waits.\n" +
-			"A user other than root needs fusermount3 (Debian and Ubuntu: package fuse3).\n\n" +
+			"A user other than root needs fusermount3 (Debian and Ubuntu: package fuse3).\n" +
+			"With --json, a line {\"message_type\":\"mounted\",...} says when it serves.\n\n" +
 			"LAYOUT:\n" +
 			"   ids/ID/              each snapshot by its short ID\n" +
 			"   snapshots/TIME/      by time, with \"latest\" a symlink to the newest\n" +

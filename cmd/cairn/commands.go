@@ -23,5 +23,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.repairCommand(),
 		e.mountCommand(),
 		e.cacheCommand(),
+		e.generateCommand(),
 	}
 }

@@ -72,7 +72,8 @@ type mountRun struct {
 }
 
 // startMount runs "cairn mount ARGS... DIR" and returns once it says it
-// serves the mount: an event on its stdout, not a guess at a delay.
+// serves the mount (in text, or with --json its "mounted" message): an
+// event on its stdout, not a guess at a delay.
 func (e *testEnv) startMount(dir string, args ...string) *mountRun {
 	e.t.Helper()
 	args = append(append([]string{"mount"}, args...), dir)
@@ -97,7 +98,7 @@ func (e *testEnv) startMount(dir string, args ...string) *mountRun {
 		said := false
 		for sc.Scan() {
 			m.stdout.WriteString(sc.Text() + "\n")
-			if !said && strings.HasPrefix(sc.Text(), "serving ") {
+			if !said && (strings.HasPrefix(sc.Text(), "serving ") || strings.HasPrefix(sc.Text(), `{"message_type":"mounted",`)) {
 				said = true
 				close(serving)
 			}
@@ -383,7 +384,8 @@ func TestMountExternalUnmount(t *testing.T) {
 }
 
 // A user other than root mounts through fusermount3 and unmounts with
-// "fusermount3 -u": the way most users run it.
+// "fusermount3 -u": the way most users run it. (With --json, which says
+// when the mount is ready in a JSON line.)
 func TestMountUnprivileged(t *testing.T) {
 	requireFUSE(t, true)
 	fusermount, err := exec.LookPath("fusermount3")
@@ -398,7 +400,10 @@ func TestMountUnprivileged(t *testing.T) {
 	}
 	chownTree(t, e.dir, nobody, nobody)
 	e.cred = &syscall.Credential{Uid: nobody, Gid: nobody}
-	m := e.startMount(mnt)
+	m := e.startMount(mnt, "--json")
+	if !strings.Contains(m.stdout.String(), `{"message_type":"mounted","mountpoint":"`+mnt+`","snapshots":2}`) {
+		t.Errorf("--json: no mounted message\n%s", m.stdout.String())
+	}
 	if len(lockFiles(t, e)) != 1 {
 		t.Errorf("want one lock file while mounted")
 	}
