@@ -497,3 +497,47 @@ func TestMountBusySIGTERM(t *testing.T) {
 		t.Error("a read from the detached mount's open file succeeded after cairn exited")
 	}
 }
+
+// --allow-other lets another user in, with the kernel checking each
+// file's stored mode and owner; --no-default-permissions lets that user
+// read every file. Without --allow-other (TestMount) only the mounting
+// user may look in.
+func TestMountAllowOther(t *testing.T) {
+	requireFUSE(t, false)
+	e := newTestEnv(t)
+	data, big, ids := mountFixture(t, e) // big: 0640, owned by 1234:5678
+	mnt := filepath.Join(e.dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(args ...string) ([]byte, error) {
+		c := exec.Command(args[0], args[1:]...)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		return c.CombinedOutput()
+	}
+	snap := filepath.Join(mnt, "ids", ids[0], data)
+	for _, tc := range []struct {
+		flags       []string
+		small, bigR bool // whether nobody may read them
+	}{
+		{nil, false, false},
+		{[]string{"--allow-other"}, true, false},
+		{[]string{"--allow-other", "--no-default-permissions"}, true, true},
+	} {
+		m := e.startMount(mnt, tc.flags...)
+		out, err := asNobody("cat", filepath.Join(snap, "small"))
+		if (err == nil) != tc.small || (tc.small && string(out) != "hello\n") {
+			t.Errorf("%q: nobody reads small: %q, %v; want readable %v", tc.flags, out, err, tc.small)
+		}
+		out, err = asNobody("cat", filepath.Join(snap, "big"))
+		if (err == nil) != tc.bigR || (tc.bigR && !bytes.Equal(out, big)) {
+			t.Errorf("%q: nobody reads big (0640, owner 1234): %.60q, %v; want readable %v", tc.flags, out, err, tc.bigR)
+		}
+		if err := m.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if r := m.wait(); r.code != 0 {
+			t.Fatalf("%q: want exit 0\n%s", tc.flags, r)
+		}
+	}
+}
