@@ -315,6 +315,7 @@ func (r *Repository) setup() error {
 	r.bootID = bootID()
 	if r.opts.CacheDir != "" {
 		r.cache = newCache(r.opts.CacheDir, r.cfg.ID, r.opts.Warn)
+		r.cache.touch(r.opts.Now())
 	}
 	r.packer = newPacker(r)
 	return nil

@@ -2,6 +2,8 @@
 # Installs what `make test` needs and a fresh machine lacks:
 #   - openssh-server (the SFTP backend's tests run a real sshd on 127.0.0.1)
 #   - time (GNU time: a CLI test measures a child's peak memory)
+#   - fuse3 (fusermount3: the mount tests mount as a user other than root)
+#   - zsh and fish (the generated completions are checked by the shells)
 #   - staticcheck, at a pinned version
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
@@ -15,14 +17,30 @@ fi
 if [ ! -x /usr/bin/time ]; then
 	need+=(time) # GNU time: the CLI tests measure a child's peak memory with it
 fi
+if ! command -v fusermount3 >/dev/null 2>&1; then
+	need+=(fuse3)
+fi
+if ! command -v zsh >/dev/null 2>&1; then
+	need+=(zsh)
+fi
+if ! command -v fish >/dev/null 2>&1; then
+	need+=(fish)
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	sudo="sudo"
+fi
 if [ "${#need[@]}" -gt 0 ]; then
-	sudo=""
-	if [ "$(id -u)" -ne 0 ]; then
-		sudo="sudo"
-	fi
 	echo "test-deps: installing ${need[*]}"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# udev makes /dev/fuse 0666 on a usual system (systemd's default rules),
+# so that fusermount3 can open it for any user; a container without udev
+# leaves it 0600, and only root could mount.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+	echo "test-deps: chmod 0666 /dev/fuse, as udev does"
+	$sudo chmod 0666 /dev/fuse
 fi
 
 gobin="$(go env GOPATH)/bin"

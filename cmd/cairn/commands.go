@@ -21,5 +21,8 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.logCommand(),
 		e.mirrorCommand(),
 		e.repairCommand(),
+		e.mountCommand(),
+		e.cacheCommand(),
+		e.generateCommand(),
 	}
 }
