@@ -40,23 +40,28 @@ var permanentSSHMessages = []string{
 	"REMOTE HOST IDENTIFICATION HAS CHANGED",
 }
 
+var errConfigWithSSH = fmt.Errorf("%w: sftp.config is read by the built-in client only; with the system ssh give -F FILE in sftp.args or sftp.command", ErrOption)
+
+var errCommandAndArgs = fmt.Errorf("%w: give sftp.command or sftp.args, not both (sftp.args adds to the ssh command cairn builds; sftp.command replaces it)", ErrOption)
+
 // sshCommand is the command to run in place of the built-in client: the
 // Command, or the system ssh with SSHArgs; nil when neither is set.
 func (c Config) sshCommand() ([]string, error) {
 	if c.Command == nil && c.SSHArgs == nil {
 		return nil, nil
 	}
+	// Retrying cannot fix any of these.
 	switch {
 	case c.Command != nil && c.SSHArgs != nil:
-		return nil, fmt.Errorf("%w: give sftp.command or sftp.args, not both (sftp.args adds to the ssh command cairn builds; sftp.command replaces it)", ErrOption)
+		return nil, backend.Permanent(errCommandAndArgs)
 	case c.Command != nil && len(c.Command) == 0:
-		return nil, fmt.Errorf("%w: sftp.command is empty", ErrOption)
+		return nil, backend.Permanent(fmt.Errorf("%w: sftp.command is empty", ErrOption))
 	case c.Password != "":
-		return nil, fmt.Errorf("%w: the system ssh (sftp.command, sftp.args) cannot be given the password in the location: use a key", ErrOption)
+		return nil, backend.Permanent(fmt.Errorf("%w: the system ssh (sftp.command, sftp.args) cannot be given the password in the location: use a key", ErrOption))
 	case c.SSHConfigFile != "":
-		return nil, fmt.Errorf("%w: sftp.config is read by the built-in client only; with the system ssh give -F FILE in sftp.args or sftp.command", ErrOption)
+		return nil, backend.Permanent(errConfigWithSSH)
 	case c.KnownHostsFile != "" || c.IdentityFiles != nil || c.HostKeyCallback != nil:
-		return nil, fmt.Errorf("%w: KnownHostsFile, IdentityFiles and HostKeyCallback are for the built-in client; the system ssh reads its own files", ErrOption)
+		return nil, backend.Permanent(fmt.Errorf("%w: KnownHostsFile, IdentityFiles and HostKeyCallback are for the built-in client; the system ssh reads its own files", ErrOption))
 	}
 	if c.Command != nil {
 		return c.Command, nil

@@ -92,13 +92,14 @@ type Option struct {
 
 // Options lists the keys SetOption takes.
 var Options = []Option{
-	{"command", "COMMAND", "run COMMAND in place of the built-in SSH client; it must speak SFTP on its standard input and output, e.g. \"ssh -p 2222 alice@host -s sftp\" (split into words as a shell would, without running one)"},
-	{"args", "ARGS", "run the system ssh in place of the built-in client, with ARGS added: ssh [-p PORT] [-l USER] ARGS -s -- HOST sftp (empty: ssh with nothing added)"},
-	{"config", "FILE|none", "the ssh_config file the built-in client reads, in place of ~/.ssh/config and /etc/ssh/ssh_config; none reads none"},
+	{"command", "COMMAND", "run COMMAND, which must speak SFTP on its standard input and output (e.g. \"ssh -p 2222 alice@host -s sftp\"), in place of the built-in SSH client; it is split into words as a shell would, without a shell"},
+	{"args", "ARGS", "run the system ssh in place of the built-in client, with ARGS added: ssh [-p PORT] [-l USER] ARGS -s -- HOST sftp (empty: nothing added)"},
+	{"config", "FILE|none", "the ssh_config file the built-in client reads in place of ~/.ssh/config and /etc/ssh/ssh_config (none: no file)"},
 }
 
 // SetOption sets the backend option key (without the "sftp." prefix) to
-// value. Unknown keys and bad values give an error wrapping ErrOption.
+// value. Unknown keys, bad values and options that conflict with those
+// set before give an error wrapping ErrOption.
 func (c *Config) SetOption(key, value string) error {
 	switch key {
 	case "command":
@@ -109,6 +110,12 @@ func (c *Config) SetOption(key, value string) error {
 		if len(words) == 0 {
 			return fmt.Errorf("%w: sftp.command is empty", ErrOption)
 		}
+		switch {
+		case c.SSHArgs != nil:
+			return errCommandAndArgs
+		case c.SSHConfigFile != "":
+			return errConfigWithSSH
+		}
 		c.Command = words
 	case "args":
 		words, err := SplitCommandLine(value)
@@ -118,6 +125,12 @@ func (c *Config) SetOption(key, value string) error {
 		if words == nil {
 			words = []string{}
 		}
+		switch {
+		case c.Command != nil:
+			return errCommandAndArgs
+		case c.SSHConfigFile != "":
+			return errConfigWithSSH
+		}
 		c.SSHArgs = words
 	case "config":
 		if value == "" {
@@ -125,6 +138,9 @@ func (c *Config) SetOption(key, value string) error {
 		}
 		if hasControl(value) {
 			return fmt.Errorf("%w: sftp.config holds control characters", ErrOption)
+		}
+		if c.Command != nil || c.SSHArgs != nil {
+			return errConfigWithSSH
 		}
 		c.SSHConfigFile = value
 	default:

@@ -342,20 +342,38 @@ func TestSSHCommand(t *testing.T) {
 
 func TestSetOption(t *testing.T) {
 	var c Config
-	for _, kv := range [][2]string{{"command", `ssh -p 2 "h" -s sftp`}, {"args", ""}, {"config", "none"}} {
-		if err := c.SetOption(kv[0], kv[1]); err != nil {
-			t.Fatalf("%s=%s: %v", kv[0], kv[1], err)
-		}
+	if err := c.SetOption("command", `ssh -p 2 "h" -s sftp`); err != nil || !reflect.DeepEqual(c.Command, []string{"ssh", "-p", "2", "h", "-s", "sftp"}) {
+		t.Errorf("command: %q, %v", c.Command, err)
 	}
-	if !reflect.DeepEqual(c.Command, []string{"ssh", "-p", "2", "h", "-s", "sftp"}) || c.SSHArgs == nil || len(c.SSHArgs) != 0 || c.SSHConfigFile != NoSSHConfig {
-		t.Errorf("set: %+v %q %q", c.Command, c.SSHArgs, c.SSHConfigFile)
+	c = Config{}
+	if err := c.SetOption("args", ""); err != nil || c.SSHArgs == nil || len(c.SSHArgs) != 0 {
+		t.Errorf("empty args: %q, %v; want an empty, non-nil list", c.SSHArgs, err)
+	}
+	c = Config{}
+	if err := c.SetOption("config", "none"); err != nil || c.SSHConfigFile != NoSSHConfig {
+		t.Errorf("config: %q, %v", c.SSHConfigFile, err)
 	}
 	for _, kv := range [][2]string{{"commnd", "x"}, {"command", ""}, {"command", "'x"}, {"args", `"`}, {"config", ""}} {
+		var c Config
 		if err := c.SetOption(kv[0], kv[1]); !errors.Is(err, ErrOption) {
 			t.Errorf("%s=%q: %v, want ErrOption", kv[0], kv[1], err)
 		}
 	}
-	if err := c.SetOption("nope", "1"); err == nil || !strings.Contains(err.Error(), "sftp.command, sftp.args, sftp.config") {
+	var u Config
+	if err := u.SetOption("nope", "1"); err == nil || !strings.Contains(err.Error(), "sftp.command, sftp.args, sftp.config") {
 		t.Errorf("unknown key: %v, want the list of known keys", err)
+	}
+	// Options that cannot go together, in either order.
+	for _, pair := range [][2][2]string{
+		{{"command", "ssh h"}, {"args", "-v"}}, {{"args", "-v"}, {"command", "ssh h"}},
+		{{"config", "/c"}, {"args", ""}}, {{"command", "ssh h"}, {"config", "/c"}},
+	} {
+		var c Config
+		if err := c.SetOption(pair[0][0], pair[0][1]); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetOption(pair[1][0], pair[1][1]); !errors.Is(err, ErrOption) {
+			t.Errorf("%v then %v: %v, want ErrOption", pair[0], pair[1], err)
+		}
 	}
 }

@@ -46,6 +46,24 @@ type locEnv struct {
 	// PeerDialer connects to peer servers: the default timeouts, unless
 	// $CAIRN_TESTONLY_PEER_TIMEOUTS (see testonly.go) shortens them.
 	PeerDialer peer.Dialer
+	// Options are the -o backend options; each scheme applies its own.
+	Options []backendOption
+}
+
+// sftpConfig parses an sftp: location and applies the sftp.* options.
+func sftpConfig(loc string, env locEnv) (sftp.Config, error) {
+	cfg, err := sftp.ParseLocation(loc)
+	if err != nil {
+		return cfg, err
+	}
+	for _, o := range env.Options {
+		if o.scheme == "sftp" {
+			if err := cfg.SetOption(o.key, o.value); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	return cfg, nil
 }
 
 // schemes is the table of repository location kinds, built in code so the
@@ -65,7 +83,7 @@ func schemes() map[string]scheme {
 		},
 		"sftp": {
 			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -76,7 +94,7 @@ func schemes() map[string]scheme {
 				return remote(be, env)
 			},
 			create: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -87,7 +105,7 @@ func schemes() map[string]scheme {
 				return remote(be, env)
 			},
 			probe: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -295,7 +313,7 @@ func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
 	// An unparsable value was refused before the command ran
 	// (checkTestSeams): here it can only be valid.
 	d, _ := parsePeerTimeouts(e.getenv(envTestPeerTimeouts))
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults), PeerDialer: d}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults), PeerDialer: d, Options: g.Options}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user
