@@ -60,6 +60,7 @@ const (
 // dialer holds what connecting needs, resolved once at Open.
 type dialer struct {
 	cfg Config // as given
+	ssh *sshConfig
 	// hops are the servers to log in to, in order: the jump hosts, then
 	// the repository's server. Nil when command is set.
 	hops []*hop
@@ -110,10 +111,11 @@ func newDialer(cfg Config) (*dialer, error) {
 		d.command = cmd
 		return d, nil
 	}
-	sc, err := loadSSHConfig(cfg.SSHConfigFile)
+	sc, err := loadSSHConfig(cfg.SSHConfigFile, cfg.systemSSHConfig)
 	if err != nil {
 		return nil, err
 	}
+	d.ssh = sc
 	target, err := sc.resolve(cfg.Host, cfg.User, cfg.Port)
 	if err != nil {
 		return nil, err
@@ -540,13 +542,10 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 
 // sshConfigNames names the ssh_config files read, for messages.
 func (d *dialer) sshConfigNames() string {
-	switch d.cfg.SSHConfigFile {
-	case NoSSHConfig:
+	if d.cfg.SSHConfigFile == NoSSHConfig {
 		return "the ssh config (not read: sftp.config=none)"
-	case "":
-		return "~/.ssh/config and " + systemSSHConfig
 	}
-	return d.cfg.SSHConfigFile
+	return d.ssh.names()
 }
 
 // login logs in to each hop in turn over raw, each next one through the

@@ -42,8 +42,11 @@
 // block other than "Match all" may apply (the library matches Match
 // blocks differently from ssh), is refused with ErrSSHConfig and a message
 // pointing at the system ssh: connecting some other way than ssh would is
-// the surprise to avoid. So is a file the library cannot parse (Match
-// exec, for one). Keywords about algorithms, multiplexing, forwarding,
+// the surprise to avoid. So is a user's file the library cannot parse
+// (Match exec, for one); a system file it cannot parse (Fedora's "Match
+// final all") is skipped instead, since distributions keep algorithm and
+// GSSAPI policy there, not hosts, and the messages that list the files
+// read say so. Keywords about algorithms, multiplexing, forwarding,
 // keep-alives, terminals and logging do not change where or as whom
 // cairn logs in, and are ignored.
 //

@@ -81,6 +81,9 @@ type Config struct {
 	// keepAlive, when not zero, replaces keepAliveInterval and
 	// keepAliveTimeout (test seam).
 	keepAlive time.Duration
+	// systemSSHConfig, when set, replaces /etc/ssh/ssh_config (test
+	// seam).
+	systemSSHConfig string
 }
 
 // Option is a backend option: a key of SetOption, and what it does.

@@ -55,6 +55,8 @@ var refusedKeywords = []string{
 // whose values add up (as in ssh).
 type sshConfig struct {
 	files []sshConfigFile
+	// skipped are the system files skipped as unreadable, with why.
+	skipped []string
 }
 
 type sshConfigFile struct {
@@ -62,27 +64,36 @@ type sshConfigFile struct {
 	cfg  *ssh_config.Config
 }
 
-// loadSSHConfig reads file: "" is ~/.ssh/config then /etc/ssh/ssh_config
-// (those that exist), NoSSHConfig none.
-func loadSSHConfig(file string) (*sshConfig, error) {
+// loadSSHConfig reads file: "" is ~/.ssh/config then the system file
+// (system, "" for /etc/ssh/ssh_config), those that exist; NoSSHConfig
+// none.
+//
+// A user's file the library cannot parse is an error. The system file is
+// then skipped instead: distributions put there what the library cannot
+// read (Fedora's "Match final all" in /etc/ssh/ssh_config.d) around
+// settings the built-in client has no use for (algorithms, GSSAPI,
+// SendEnv), and it seldom describes hosts.
+func loadSSHConfig(file, system string) (*sshConfig, error) {
+	if system == "" {
+		system = systemSSHConfig
+	}
 	var names []string
-	required := true
 	switch file {
 	case NoSSHConfig:
 		return &sshConfig{}, nil
 	case "":
-		required = false
 		if f, err := homeFile("config"); err == nil {
 			names = append(names, f)
 		}
-		names = append(names, systemSSHConfig)
+		names = append(names, system)
 	default:
 		names = []string{file}
 	}
 	c := &sshConfig{}
 	for _, name := range names {
+		optional := file == ""
 		data, err := readSmallFile(name, maxSSHConfigSize)
-		if errors.Is(err, fs.ErrNotExist) && !required {
+		if errors.Is(err, fs.ErrNotExist) && optional {
 			continue
 		}
 		if err != nil {
@@ -91,6 +102,10 @@ func loadSSHConfig(file string) (*sshConfig, error) {
 		// The library reads files named by Include itself, relative to
 		// ~/.ssh, as ssh does for the user's file.
 		cfg, err := ssh_config.DecodeBytes(data)
+		if err != nil && optional && name == system {
+			c.skipped = append(c.skipped, fmt.Sprintf("%s (%v)", name, err))
+			continue
+		}
 		if err != nil {
 			return nil, backend.Permanent(fmt.Errorf("%w: %s: %v%s", ErrSSHConfig, name, err, sshConfigHint))
 		}
@@ -123,14 +138,18 @@ func readSmallFile(name string, limit int64) ([]byte, error) {
 
 // names lists the files read, for messages.
 func (c *sshConfig) names() string {
-	if len(c.files) == 0 {
-		return "no ssh config file"
-	}
 	var n []string
 	for _, f := range c.files {
 		n = append(n, f.name)
 	}
-	return strings.Join(n, " and ")
+	s := strings.Join(n, " and ")
+	if s == "" {
+		s = "no ssh config file"
+	}
+	if len(c.skipped) > 0 {
+		s += " (skipped: " + strings.Join(c.skipped, "; ") + ")"
+	}
+	return s
 }
 
 // get is the first value of key for host.

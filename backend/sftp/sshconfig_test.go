@@ -35,7 +35,7 @@ func resolveHops(t *testing.T, file, loc string) ([]endpoint, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := loadSSHConfig(file)
+	sc, err := loadSSHConfig(file, "")
 	if err != nil {
 		return nil, err
 	}
@@ -156,23 +156,52 @@ Host *
 }
 
 // TestDefaultSSHConfigFiles: with no sftp.config, ~/.ssh/config is read
-// before the system file, and a missing one is no error.
+// before the system file, and a missing one is no error; a system file
+// the library cannot parse is skipped, a user's file is not.
 func TestDefaultSSHConfigFiles(t *testing.T) {
+	system := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(system, []byte("Host nas\n  HostName 10.9.9.9\n  Port 2200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	writeSSHConfig(t, "Host nas\n  HostName 10.1.2.3\n")
-	sc, err := loadSSHConfig("")
+	sc, err := loadSSHConfig("", system)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e, err := sc.resolve("nas", "", 0)
-	if err != nil || e.host != "10.1.2.3" {
-		t.Fatalf("alias from ~/.ssh/config: %+v, %v", e, err)
+	if err != nil || e.host != "10.1.2.3" || e.port != 2200 {
+		t.Fatalf("alias from ~/.ssh/config, port from the system file: %+v, %v", e, err)
 	}
 	t.Setenv("HOME", t.TempDir())
-	if _, err := loadSSHConfig(""); err != nil {
-		t.Fatalf("no ~/.ssh/config: %v", err)
+	if _, err := loadSSHConfig("", filepath.Join(t.TempDir(), "absent")); err != nil {
+		t.Fatalf("no ~/.ssh/config and no system file: %v", err)
 	}
-	if _, err := loadSSHConfig(filepath.Join(t.TempDir(), "absent")); !errors.Is(err, ErrSSHConfig) {
+	if _, err := loadSSHConfig(filepath.Join(t.TempDir(), "absent"), ""); !errors.Is(err, ErrSSHConfig) {
 		t.Fatalf("a named file that is missing: %v, want ErrSSHConfig", err)
+	}
+
+	// Fedora's system file holds "Match final all" (in an included file).
+	inc := filepath.Join(t.TempDir(), "50-redhat.conf")
+	if err := os.WriteFile(inc, []byte("Match final all\n  GSSAPIAuthentication yes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(system, []byte("Include "+inc+"\nHost *\n  SendEnv LANG\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeSSHConfig(t, "Host nas\n  HostName 10.1.2.3\n")
+	sc, err = loadSSHConfig("", system)
+	if err != nil {
+		t.Fatalf("unparsable system file: %v, want it skipped", err)
+	}
+	if e, err := sc.resolve("nas", "", 0); err != nil || e.host != "10.1.2.3" {
+		t.Fatalf("alias with the system file skipped: %+v, %v", e, err)
+	}
+	if !strings.Contains(sc.names(), "skipped: "+system) {
+		t.Errorf("names %q do not say the system file was skipped", sc.names())
+	}
+	file := writeSSHConfig(t, "Include "+inc+"\n")
+	if _, err := loadSSHConfig("", system); !errors.Is(err, ErrSSHConfig) || !strings.Contains(err.Error(), file) {
+		t.Fatalf("unparsable user file: %v, want ErrSSHConfig naming it", err)
 	}
 }
 
