@@ -564,7 +564,14 @@ func (d *dialer) login(raw net.Conn) (*conn, error) {
 			nc, err = clients[i-1].Dial("tcp", h.ep.addr())
 			if err != nil {
 				closeAll()
-				return nil, fmt.Errorf("connect to %s through jump host %s: %w", h.ep.addr(), d.hops[i-1].ep.alias, err)
+				err = fmt.Errorf("connect to %s through jump host %s: %w", h.ep.addr(), d.hops[i-1].ep.alias, err)
+				var oce *ssh.OpenChannelError
+				if errors.As(err, &oce) && oce.Reason == ssh.Prohibited {
+					// The jump host forwards nothing (AllowTcpForwarding
+					// no); asking again will not change that.
+					return nil, backend.Permanent(err)
+				}
+				return nil, err
 			}
 		}
 		cl, err := h.login(nc)

@@ -142,6 +142,21 @@ Host *
 	waitForLog(t, jump, "Accepted publickey for "+srv.User, jumpKey)
 	waitForLog(t, jump, "server_request_direct_tcpip", fmt.Sprintf("target %s port %d", srv.Host, srv.Port))
 
+	// A jump host that forwards nothing: a permanent error naming it.
+	noFwd := filepath.Join(os.Getenv("HOME"), ".ssh", "config_no_forwarding")
+	if err := os.WriteFile(noFwd, []byte(fmt.Sprintf("Host repo-box\n  HostName %s\n  Port %d\n  User %s\n  IdentityFile ~/.ssh/key0\n"+
+		"  UserKnownHostsFile ~/.ssh/test_known_hosts\n  ProxyJump %s@%s:%d\n"+
+		"Host %s\n  IdentityFile ~/.ssh/key0\n  UserKnownHostsFile ~/.ssh/test_known_hosts\n",
+		srv.Host, srv.Port, srv.User, srv.User, srv.Host, srv.Port, srv.Host)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgNoFwd := cfg
+	cfgNoFwd.SSHConfigFile = noFwd
+	_, err = Create(t.Context(), cfgNoFwd)
+	if err == nil || !backend.IsPermanent(err) || !strings.Contains(err.Error(), "through jump host "+srv.Host) {
+		t.Fatalf("jump host without forwarding: %v, want a permanent error naming it", err)
+	}
+
 	// The jump host's key is checked too.
 	known := filepath.Join(os.Getenv("HOME"), ".ssh", "test_known_hosts")
 	sftptest.WriteKnownHosts(t, known, srv.Addr(), srv.HostKeys...)
