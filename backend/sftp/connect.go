@@ -59,15 +59,33 @@ const (
 
 // dialer holds what connecting needs, resolved once at Open.
 type dialer struct {
-	cfg          Config // defaults filled
+	cfg Config // as given
+	ssh *sshConfig
+	// hops are the servers to log in to, in order: the jump hosts, then
+	// the repository's server. Nil when command is set.
+	hops []*hop
+	// command, when set, is run in place of the built-in client.
+	command     []string
+	keepAlive   time.Duration
+	keepAliveTO time.Duration
+}
+
+// hop is one server to log in to, with what logging in to it needs.
+type hop struct {
+	ep           endpoint
+	password     string // the location's, for the repository's server only
 	hostKey      ssh.HostKeyCallback
 	hostKeyAlgos []string
 	keyFiles     []string  // the private key files looked at
 	signers      []keyFile // unencrypted keys read from them
-	skipped      []string  // why key files were not used, for messages
-	agentSock    string    // "" when ssh-agent is not used
-	keepAlive    time.Duration
-	keepAliveTO  time.Duration
+	// wantKeys, with IdentitiesOnly, are the public keys of keyFiles: the
+	// only agent keys offered.
+	wantKeys  map[string]bool
+	skipped   []string // why key files were not used, for messages
+	agentSock string   // "" when ssh-agent is not used
+	sshCmd    string   // the ssh command that reaches this server
+	// jump says this is a jump host, not the repository's server.
+	jump bool
 }
 
 type keyFile struct {
@@ -75,48 +93,108 @@ type keyFile struct {
 	signer ssh.Signer
 }
 
-// newDialer fills cfg's defaults and reads the user's SSH files.
+// newDialer resolves cfg with the ssh_config files and reads the user's
+// SSH files for each server on the way.
 func newDialer(cfg Config) (*dialer, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
-	}
-	if cfg.Port == 0 {
-		cfg.Port = DefaultPort
-	}
-	if cfg.User == "" {
-		name, err := localUser()
-		if err != nil {
-			return nil, err
-		}
-		cfg.User = name
 	}
 	d := &dialer{cfg: cfg, keepAlive: keepAliveInterval, keepAliveTO: keepAliveTimeout}
 	if cfg.keepAlive != 0 {
 		d.keepAlive, d.keepAliveTO = cfg.keepAlive, cfg.keepAlive
 	}
-	if err := d.loadHostKeys(); err != nil {
+	cmd, err := cfg.sshCommand()
+	if err != nil {
 		return nil, err
 	}
-	if err := d.loadIdentities(); err != nil {
+	if cmd != nil {
+		d.command = cmd
+		return d, nil
+	}
+	sc, err := loadSSHConfig(cfg.SSHConfigFile, cfg.systemSSHConfig)
+	if err != nil {
 		return nil, err
 	}
-	if !cfg.DisableAgent {
-		d.agentSock = os.Getenv("SSH_AUTH_SOCK")
+	d.ssh = sc
+	target, err := sc.resolve(cfg.Host, cfg.User, cfg.Port)
+	if err != nil {
+		return nil, err
 	}
-	if len(d.signers) == 0 && d.agentSock == "" && cfg.Password == "" {
-		msg := "no SSH key to log in with: SSH_AUTH_SOCK is not set (no ssh-agent)"
-		if cfg.DisableAgent {
-			msg = "no SSH key to log in with: ssh-agent is not used"
+	eps, err := sc.chain(target)
+	if err != nil {
+		return nil, err
+	}
+	for i, ep := range eps {
+		h := &hop{ep: ep, sshCmd: sshCommandFor(ep), jump: i < len(eps)-1}
+		if !h.jump {
+			h.password = cfg.Password
 		}
-		if len(d.keyFiles) > 0 {
-			msg += " and none of " + strings.Join(d.keyFiles, ", ") + " holds a usable key"
+		if err := h.setUp(cfg); err != nil {
+			return nil, err
 		}
-		if len(d.skipped) > 0 {
-			msg += "; " + strings.Join(d.skipped, "; ")
-		}
-		return nil, backend.Permanent(fmt.Errorf("%w: %s", ErrAuth, msg))
+		d.hops = append(d.hops, h)
 	}
 	return d, nil
+}
+
+// sshCommandFor is the ssh command that logs in to ep as cairn does:
+// through the alias when an ssh_config file applies (ssh reads it too),
+// else with the host, port and user spelt out.
+func sshCommandFor(ep endpoint) string {
+	cmd := "ssh "
+	if ep.fromConfig || len(ep.jumps) > 0 {
+		if ep.givenPort != 0 {
+			cmd += "-p " + strconv.Itoa(ep.givenPort) + " "
+		}
+		if ep.givenUser != "" {
+			cmd += ep.givenUser + "@"
+		}
+		return cmd + ep.alias
+	}
+	if ep.port != DefaultPort {
+		cmd += "-p " + strconv.Itoa(ep.port) + " "
+	}
+	return cmd + ep.user + "@" + ep.host
+}
+
+// setUp reads the host keys and the private keys for h.
+func (h *hop) setUp(cfg Config) error {
+	if err := h.loadHostKeys(cfg); err != nil {
+		return err
+	}
+	if err := h.loadIdentities(cfg); err != nil {
+		return err
+	}
+	switch {
+	case cfg.DisableAgent || h.ep.agentSock == NoSSHConfig:
+	case h.ep.agentSock != "":
+		h.agentSock = h.ep.agentSock
+	default:
+		h.agentSock = os.Getenv("SSH_AUTH_SOCK")
+	}
+	if len(h.signers) == 0 && h.agentSock == "" && h.password == "" {
+		msg := "no SSH key to log in with: SSH_AUTH_SOCK is not set (no ssh-agent)"
+		if cfg.DisableAgent || h.ep.agentSock == NoSSHConfig {
+			msg = "no SSH key to log in with: ssh-agent is not used"
+		}
+		if len(h.keyFiles) > 0 {
+			msg += " and none of " + strings.Join(h.keyFiles, ", ") + " holds a usable key"
+		}
+		if len(h.skipped) > 0 {
+			msg += "; " + strings.Join(h.skipped, "; ")
+		}
+		return backend.Permanent(fmt.Errorf("%w%s: %s", ErrAuth, h.where(), msg))
+	}
+	return nil
+}
+
+// where names a jump host in messages: " (jump host X)", or "" for the
+// repository's server.
+func (h *hop) where() string {
+	if h.jump {
+		return " (jump host " + h.ep.alias + ")"
+	}
+	return ""
 }
 
 func localUser() (string, error) {
@@ -137,20 +215,26 @@ func homeFile(name string) (string, error) {
 	return filepath.Join(home, ".ssh", name), nil
 }
 
+// systemKnownHosts is the system-wide known_hosts file.
+const systemKnownHosts = "/etc/ssh/ssh_known_hosts"
+
 // loadHostKeys sets up the host key check from known_hosts files.
-func (d *dialer) loadHostKeys() error {
-	if d.cfg.HostKeyCallback != nil {
-		d.hostKey = d.cfg.HostKeyCallback
+func (h *hop) loadHostKeys(cfg Config) error {
+	if cfg.HostKeyCallback != nil {
+		h.hostKey = cfg.HostKeyCallback
 		return nil
 	}
 	var candidates []string
-	if d.cfg.KnownHostsFile != "" {
-		candidates = []string{d.cfg.KnownHostsFile}
-	} else {
+	switch {
+	case cfg.KnownHostsFile != "":
+		candidates = []string{cfg.KnownHostsFile}
+	case h.ep.knownHosts != nil:
+		candidates = h.ep.knownHosts
+	default:
 		if f, err := homeFile("known_hosts"); err == nil {
 			candidates = append(candidates, f)
 		}
-		candidates = append(candidates, "/etc/ssh/ssh_known_hosts")
+		candidates = append(candidates, systemKnownHosts)
 	}
 	var files []string
 	for _, f := range candidates {
@@ -167,9 +251,13 @@ func (d *dialer) loadHostKeys() error {
 		}
 	}
 	searched := strings.Join(candidates, " and ")
-	d.hostKey = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	if searched == "" {
+		searched = "no known_hosts file (the ssh config names none)"
+	}
+	addr := knownhosts.Normalize(h.ep.addr())
+	h.hostKey = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		if check == nil {
-			return d.unknownHost(key, searched)
+			return h.unknownHost(key, searched)
 		}
 		err := check(hostname, remote, key)
 		var keyErr *knownhosts.KeyError
@@ -178,20 +266,20 @@ func (d *dialer) loadHostKeys() error {
 		case err == nil:
 			return nil
 		case errors.As(err, &revoked):
-			return fmt.Errorf("%w: the key %s %s of %s is marked @revoked in %s:%d; refusing to connect",
-				ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), knownhosts.Normalize(d.cfg.addr()), revoked.Revoked.Filename, revoked.Revoked.Line)
+			return fmt.Errorf("%w: the key %s %s of %s%s is marked @revoked in %s:%d; refusing to connect",
+				ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), addr, h.where(), revoked.Revoked.Filename, revoked.Revoked.Line)
 		case errors.As(err, &keyErr) && len(keyErr.Want) == 0:
-			return d.unknownHost(key, searched)
+			return h.unknownHost(key, searched)
 		case errors.As(err, &keyErr):
 			var known []string
 			for _, k := range keyErr.Want {
 				known = append(known, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
 			}
-			return fmt.Errorf("%w: WARNING: %s now presents %s %s, but known_hosts lists %s. "+
+			return fmt.Errorf("%w: WARNING: %s%s now presents %s %s, but known_hosts lists %s. "+
 				"Someone may be intercepting the connection (man-in-the-middle), or the server was reinstalled. "+
 				"Refusing to connect. If you know why the key changed, remove the old entry with `ssh-keygen -R %s` "+
 				"and connect once with ssh to check and accept the new key",
-				ErrHostKeyChanged, knownhosts.Normalize(d.cfg.addr()), key.Type(), ssh.FingerprintSHA256(key), strings.Join(known, ", "), knownhosts.Normalize(d.cfg.addr()))
+				ErrHostKeyChanged, addr, h.where(), key.Type(), ssh.FingerprintSHA256(key), strings.Join(known, ", "), addr)
 		default:
 			return fmt.Errorf("check host key: %w", err)
 		}
@@ -201,26 +289,21 @@ func (d *dialer) loadHostKeys() error {
 	// so the fingerprint an "unknown host" message shows is the one `ssh`
 	// shows on a first connection.
 	if check != nil {
-		d.hostKeyAlgos = knownAlgorithms(check, d.cfg.addr())
+		h.hostKeyAlgos = knownAlgorithms(check, h.ep.addr())
 	}
 	for _, a := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
 		ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256} {
-		if !contains(d.hostKeyAlgos, a) {
-			d.hostKeyAlgos = append(d.hostKeyAlgos, a)
+		if !contains(h.hostKeyAlgos, a) {
+			h.hostKeyAlgos = append(h.hostKeyAlgos, a)
 		}
 	}
 	return nil
 }
 
-func (d *dialer) unknownHost(key ssh.PublicKey, searched string) error {
-	sshCmd := "ssh "
-	if d.cfg.Port != DefaultPort {
-		sshCmd += "-p " + strconv.Itoa(d.cfg.Port) + " "
-	}
-	sshCmd += d.cfg.User + "@" + d.cfg.Host
-	return fmt.Errorf("%w: %s is not listed in %s. Connect once with `%s`, check that the key's fingerprint is %s %s "+
+func (h *hop) unknownHost(key ssh.PublicKey, searched string) error {
+	return fmt.Errorf("%w: %s%s is not listed in %s. Connect once with `%s`, check that the key's fingerprint is %s %s "+
 		"and accept it; or add the server's public key to known_hosts yourself",
-		ErrHostKeyUnknown, knownhosts.Normalize(d.cfg.addr()), searched, sshCmd, key.Type(), ssh.FingerprintSHA256(key))
+		ErrHostKeyUnknown, knownhosts.Normalize(h.ep.addr()), h.where(), searched, h.sshCmd, key.Type(), ssh.FingerprintSHA256(key))
 }
 
 // knownAlgorithms lists the host key algorithms of the keys known_hosts
@@ -271,30 +354,50 @@ func contains(list []string, s string) bool {
 // loadIdentities reads the private key files. Missing default files are
 // skipped silently; encrypted or unreadable ones are noted for the
 // message shown if logging in fails.
-func (d *dialer) loadIdentities() error {
-	files := d.cfg.IdentityFiles
+func (h *hop) loadIdentities(cfg Config) error {
+	files := cfg.IdentityFiles
+	explicit := files != nil
+	if files == nil && h.ep.identityFiles != nil {
+		files, explicit = h.ep.identityFiles, true
+	}
 	if files == nil {
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			f, err := homeFile(name)
 			if err != nil {
-				d.skipped = append(d.skipped, err.Error())
+				h.skipped = append(h.skipped, err.Error())
 				break
 			}
 			files = append(files, f)
 		}
 	}
-	d.keyFiles = files
+	h.keyFiles = files
+	if h.ep.identitiesOnly {
+		h.wantKeys = map[string]bool{}
+	}
 	for _, name := range files {
 		signer, err := readKey(name)
 		switch {
 		case err == nil:
-			d.signers = append(d.signers, keyFile{name: name, signer: signer})
+			h.signers = append(h.signers, keyFile{name: name, signer: signer})
+			if h.wantKeys != nil {
+				h.wantKeys[string(signer.PublicKey().Marshal())] = true
+			}
+			continue
 		case errors.Is(err, fs.ErrNotExist):
-			if d.cfg.IdentityFiles != nil {
-				d.skipped = append(d.skipped, fmt.Sprintf("key file %s does not exist", name))
+			if explicit {
+				h.skipped = append(h.skipped, fmt.Sprintf("key file %s does not exist", name))
 			}
 		default:
-			d.skipped = append(d.skipped, err.Error())
+			h.skipped = append(h.skipped, err.Error())
+		}
+		if h.wantKeys != nil {
+			// An encrypted key may be in the agent: its .pub file says
+			// which agent key is meant, as in ssh.
+			if data, err := readSmallFile(name+".pub", maxKeyFileSize); err == nil {
+				if pub, _, _, _, err := ssh.ParseAuthorizedKey(data); err == nil {
+					h.wantKeys[string(pub.Marshal())] = true
+				}
+			}
 		}
 	}
 	return nil
@@ -324,9 +427,12 @@ func readKey(name string) (ssh.Signer, error) {
 	return signer, nil
 }
 
-// conn is one SSH connection carrying one SFTP session.
+// conn is one SSH connection carrying one SFTP session: the built-in
+// client's, or a command's (Config.Command).
 type conn struct {
-	ssh         *ssh.Client
+	ssh         *ssh.Client   // the repository server's; nil when a command runs
+	jumps       []*ssh.Client // the jump hosts', in order
+	proc        *process      // the command; nil with the built-in client
 	sftp        *sftp.Client
 	posixRename bool // posix-rename@openssh.com: rename replaces atomically
 	fsync       bool // fsync@openssh.com
@@ -348,15 +454,50 @@ func (c *conn) alive() bool {
 // any goroutine.
 func (c *conn) close() {
 	c.deadOnce.Do(func() { close(c.dead) })
-	// The TCP connection first: closing the SFTP session waits for its
-	// reader, which a stalled connection would hold up.
-	_ = c.ssh.Close() // the connection is being dropped; nothing to report
+	// The transport first: closing the SFTP session waits for its
+	// reader, which a stalled connection would hold up. The connection
+	// is being dropped: there is nothing to report.
+	if c.proc != nil {
+		c.proc.stop()
+	} else {
+		_ = c.ssh.Close()
+		for i := len(c.jumps) - 1; i >= 0; i-- {
+			_ = c.jumps[i].Close()
+		}
+	}
 	_ = c.sftp.Close()
 }
 
-// dial connects, checks the host key, logs in and starts SFTP.
+// wait returns when the connection has ended.
+func (c *conn) wait() {
+	if c.proc != nil {
+		<-c.proc.exited
+		return
+	}
+	_ = c.ssh.Wait() // the reason is seen by the requests that fail
+}
+
+// probe asks the server for an answer: an SSH keep-alive request with the
+// built-in client; with a command, whose SSH connection cairn cannot
+// reach, a cheap SFTP request (the current folder).
+func (c *conn) probe() error {
+	if c.proc != nil {
+		_, err := c.sftp.Getwd()
+		return err
+	}
+	// OpenSSH answers this unknown request with a failure, which is a
+	// reply all the same.
+	_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+	return err
+}
+
+// dial connects, checks the host keys, logs in and starts SFTP.
 func (d *dialer) dial(ctx context.Context) (*conn, error) {
-	addr := d.cfg.addr()
+	if d.command != nil {
+		return d.dialCommand(ctx)
+	}
+	first := d.hops[0]
+	addr := first.ep.addr()
 	nd := net.Dialer{Timeout: dialTimeout}
 	raw, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -365,18 +506,23 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		}
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return nil, backend.Permanent(fmt.Errorf("connect: %w (cairn does not read ~/.ssh/config: write the real host name, port and user in the location)", err))
+			hint := fmt.Sprintf("%s is no Host alias with a HostName in %s either", first.ep.alias, d.sshConfigNames())
+			if first.ep.host != strings.ToLower(first.ep.alias) {
+				hint = fmt.Sprintf("the HostName of %s in the ssh config", first.ep.alias)
+			}
+			return nil, backend.Permanent(fmt.Errorf("connect%s: %w (%s)", first.where(), err, hint))
 		}
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect%s: %w", first.where(), err)
 	}
 	// Everything up to a working SFTP session shares one deadline, and a
-	// cancelled ctx cuts it short.
+	// cancelled ctx cuts it short. The connections to servers behind
+	// jump hosts are channels inside raw, so they end with it.
 	if err := raw.SetDeadline(time.Now().Add(dialTimeout)); err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
-	c, err := d.handshake(raw, addr)
+	c, err := d.login(raw)
 	if !stop() {
 		if err == nil {
 			c.close()
@@ -394,17 +540,88 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
-func (d *dialer) handshake(raw net.Conn, addr string) (*conn, error) {
+// sshConfigNames names the ssh_config files read, for messages.
+func (d *dialer) sshConfigNames() string {
+	if d.cfg.SSHConfigFile == NoSSHConfig {
+		return "the ssh config (not read: sftp.config=none)"
+	}
+	return d.ssh.names()
+}
+
+// login logs in to each hop in turn over raw, each next one through the
+// one before, and starts SFTP on the last.
+func (d *dialer) login(raw net.Conn) (*conn, error) {
+	var clients []*ssh.Client
+	closeAll := func() {
+		for i := len(clients) - 1; i >= 0; i-- {
+			_ = clients[i].Close()
+		}
+	}
+	nc := raw
+	for i, h := range d.hops {
+		if i > 0 {
+			var err error
+			nc, err = clients[i-1].Dial("tcp", h.ep.addr())
+			if err != nil {
+				closeAll()
+				err = fmt.Errorf("connect to %s through jump host %s: %w", h.ep.addr(), d.hops[i-1].ep.alias, err)
+				var oce *ssh.OpenChannelError
+				if errors.As(err, &oce) && oce.Reason == ssh.Prohibited {
+					// The jump host forwards nothing (AllowTcpForwarding
+					// no); asking again will not change that.
+					return nil, backend.Permanent(err)
+				}
+				return nil, err
+			}
+		}
+		cl, err := h.login(nc)
+		if err != nil {
+			if i > 0 {
+				_ = nc.Close()
+			}
+			closeAll()
+			return nil, err
+		}
+		clients = append(clients, cl)
+	}
+	target := clients[len(clients)-1]
+	s, err := sftp.NewClient(target,
+		sftp.UseConcurrentWrites(true),
+		sftp.MaxConcurrentRequestsPerFile(maxConcurrentRequests))
+	if err != nil {
+		closeAll()
+		err = fmt.Errorf("start sftp: %w", err)
+		if strings.Contains(err.Error(), "subsystem request failed") {
+			// The server has no SFTP; asking again will not add it.
+			return nil, backend.Permanent(err)
+		}
+		return nil, err
+	}
+	c := &conn{ssh: target, jumps: clients[:len(clients)-1], sftp: s, dead: make(chan struct{})}
+	c.setExtensions()
+	return c, nil
+}
+
+// setExtensions notes the OpenSSH extensions the server offers.
+func (c *conn) setExtensions() {
+	_, c.posixRename = c.sftp.HasExtension("posix-rename@openssh.com")
+	v, ok := c.sftp.HasExtension("fsync@openssh.com")
+	c.fsync = ok && v == "1"
+}
+
+// login checks the host key of the server at the other end of nc and
+// logs in to it.
+func (h *hop) login(nc net.Conn) (*ssh.Client, error) {
 	var hostErr error
 	checkHost := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		hostErr = d.hostKey(hostname, remote, key)
+		hostErr = h.hostKey(hostname, remote, key)
 		return hostErr
 	}
-	auth := &authState{d: d}
+	auth := &authState{h: h}
 	defer auth.close()
 	methods := []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signers)}
-	if d.cfg.Password != "" {
-		pw := d.cfg.Password
+	if h.password != "" {
+		pw := h.password
 		methods = append(methods, ssh.Password(pw),
 			ssh.KeyboardInteractive(func(_, _ string, questions []string, echos []bool) ([]string, error) {
 				answers := make([]string, len(questions))
@@ -417,12 +634,12 @@ func (d *dialer) handshake(raw net.Conn, addr string) (*conn, error) {
 			}))
 	}
 	config := &ssh.ClientConfig{
-		User:              d.cfg.User,
+		User:              h.ep.user,
 		Auth:              methods,
 		HostKeyCallback:   checkHost,
-		HostKeyAlgorithms: d.hostKeyAlgos,
+		HostKeyAlgorithms: h.hostKeyAlgos,
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(raw, addr, config)
+	sc, chans, reqs, err := ssh.NewClientConn(nc, h.ep.addr(), config)
 	if err != nil {
 		switch {
 		case hostErr != nil:
@@ -430,32 +647,15 @@ func (d *dialer) handshake(raw net.Conn, addr string) (*conn, error) {
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, backend.Permanent(auth.failure())
 		}
-		return nil, fmt.Errorf("ssh: %w", err)
+		return nil, fmt.Errorf("ssh%s: %w", h.where(), err)
 	}
-	client := ssh.NewClient(sc, chans, reqs)
-	s, err := sftp.NewClient(client,
-		sftp.UseConcurrentWrites(true),
-		sftp.MaxConcurrentRequestsPerFile(maxConcurrentRequests))
-	if err != nil {
-		_ = client.Close()
-		err = fmt.Errorf("start sftp: %w", err)
-		if strings.Contains(err.Error(), "subsystem request failed") {
-			// The server has no SFTP; asking again will not add it.
-			return nil, backend.Permanent(err)
-		}
-		return nil, err
-	}
-	c := &conn{ssh: client, sftp: s, dead: make(chan struct{})}
-	_, c.posixRename = s.HasExtension("posix-rename@openssh.com")
-	v, ok := s.HasExtension("fsync@openssh.com")
-	c.fsync = ok && v == "1"
-	return c, nil
+	return ssh.NewClient(sc, chans, reqs), nil
 }
 
 // authState offers the agent's keys, then the key files' keys, and
 // remembers what it offered for the message if none is accepted.
 type authState struct {
-	d            *dialer
+	h            *hop
 	agentTried   bool
 	agentConn    net.Conn
 	agentSigners []ssh.Signer
@@ -465,31 +665,44 @@ type authState struct {
 func (a *authState) signers() ([]ssh.Signer, error) {
 	var out []ssh.Signer
 	seen := map[string]bool{}
-	if a.d.agentSock != "" && !a.agentTried {
+	if a.h.agentSock != "" && !a.agentTried {
 		a.agentTried = true
-		c, err := net.DialTimeout("unix", a.d.agentSock, 5*time.Second)
+		c, err := net.DialTimeout("unix", a.h.agentSock, 5*time.Second)
 		if err != nil {
-			a.notes = append(a.notes, fmt.Sprintf("ssh-agent at SSH_AUTH_SOCK could not be reached: %v", err))
+			a.notes = append(a.notes, fmt.Sprintf("ssh-agent at %s could not be reached: %v", a.agentName(), err))
 		} else {
 			a.agentConn = c
 			keys, err := agent.NewClient(c).Signers()
 			if err != nil {
 				a.notes = append(a.notes, fmt.Sprintf("ssh-agent: %v", err))
 			}
-			a.agentSigners = keys
+			for _, k := range keys {
+				// IdentitiesOnly: only the agent keys of the key files.
+				if a.h.wantKeys == nil || a.h.wantKeys[string(k.PublicKey().Marshal())] {
+					a.agentSigners = append(a.agentSigners, k)
+				}
+			}
 		}
 	}
 	for _, k := range a.agentSigners {
 		seen[string(k.PublicKey().Marshal())] = true
 		out = append(out, k)
 	}
-	for _, k := range a.d.signers {
+	for _, k := range a.h.signers {
 		if !seen[string(k.signer.PublicKey().Marshal())] {
 			seen[string(k.signer.PublicKey().Marshal())] = true
 			out = append(out, k.signer)
 		}
 	}
 	return out, nil
+}
+
+// agentName says where the agent was looked for.
+func (a *authState) agentName() string {
+	if a.h.ep.agentSock != "" {
+		return a.h.agentSock + " (IdentityAgent)"
+	}
+	return "SSH_AUTH_SOCK"
 }
 
 func (a *authState) close() {
@@ -501,25 +714,28 @@ func (a *authState) close() {
 // failure explains a refused login.
 func (a *authState) failure() error {
 	var offered []string
-	if a.d.agentSock != "" {
+	if a.h.agentSock != "" {
 		offered = append(offered, fmt.Sprintf("%d key(s) from ssh-agent", len(a.agentSigners)))
 	}
-	for _, k := range a.d.signers {
+	for _, k := range a.h.signers {
 		offered = append(offered, fmt.Sprintf("%s (%s %s)", k.name, k.signer.PublicKey().Type(), ssh.FingerprintSHA256(k.signer.PublicKey())))
 	}
-	if a.d.cfg.Password != "" {
+	if a.h.password != "" {
 		offered = append(offered, "the password in the location")
 	}
 	msg := "offered nothing"
 	if len(offered) > 0 {
 		msg = "the server accepted none of: " + strings.Join(offered, ", ")
 	}
-	notes := append(append([]string(nil), a.notes...), a.d.skipped...)
+	notes := append(append([]string(nil), a.notes...), a.h.skipped...)
+	if a.h.wantKeys != nil {
+		notes = append(notes, "IdentitiesOnly is set: only the agent keys of the key files were offered")
+	}
 	if len(notes) > 0 {
 		msg += "; " + strings.Join(notes, "; ")
 	}
-	return fmt.Errorf("%w as %s at %s: %s. Add one of your public keys to ~/.ssh/authorized_keys of %s on the server",
-		ErrAuth, a.d.cfg.User, knownhosts.Normalize(a.d.cfg.addr()), msg, a.d.cfg.User)
+	return fmt.Errorf("%w as %s at %s%s: %s. Add one of your public keys to ~/.ssh/authorized_keys of %s on the server",
+		ErrAuth, a.h.ep.user, knownhosts.Normalize(a.h.ep.addr()), a.h.where(), msg, a.h.ep.user)
 }
 
 // keepAliveLoop probes c until it ends, closing it when a probe goes
@@ -534,12 +750,7 @@ func (d *dialer) keepAliveLoop(c *conn) {
 		case <-t.C:
 		}
 		replied := make(chan error, 1)
-		go func() {
-			// OpenSSH answers this unknown request with a failure, which
-			// is a reply all the same.
-			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
-			replied <- err
-		}()
+		go func() { replied <- c.probe() }()
 		timer := time.NewTimer(d.keepAliveTO)
 		select {
 		case err := <-replied:

@@ -16,18 +16,27 @@ import (
 // ErrLocation is wrapped by every error ParseLocation returns.
 var ErrLocation = errors.New("invalid sftp location")
 
+// ErrOption is wrapped by the errors about backend options (-o sftp.*):
+// an unknown key, a value that does not parse, options that conflict.
+var ErrOption = errors.New("invalid sftp option")
+
 // DefaultPort is the SSH port used when a location names none.
 const DefaultPort = 22
 
 // Config says where a repository lies and how to reach it. Only Host and
-// Path are required; Open fills the rest from the user's SSH set-up.
+// Path are required; Open fills the rest from the user's SSH set-up: the
+// ssh_config files first (Host aliases, HostName, Port, User,
+// IdentityFile, ProxyJump, ...; see the package doc), then the defaults.
+// What the location says wins over the ssh_config files.
 type Config struct {
 	// Host is the server's name or IP address (an IPv6 address without
-	// brackets).
+	// brackets), or a Host alias of the ssh_config files.
 	Host string
-	// Port is the server's SSH port; 0 means 22.
+	// Port is the server's SSH port; 0 means the ssh_config's Port, else
+	// 22.
 	Port int
-	// User is the account to log in as; "" means the local user's name.
+	// User is the account to log in as; "" means the ssh_config's User,
+	// else the local user's name.
 	User string
 	// Password, when set, is tried after the keys. It is never printed:
 	// String and GoString leave it out.
@@ -36,13 +45,32 @@ type Config struct {
 	// start with "/" is relative to the account's home folder.
 	Path string
 
-	// KnownHostsFile, when set, is the only known_hosts file consulted.
-	// Empty means ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those
-	// of them that exist.
+	// SSHConfigFile is the ssh_config file the built-in client reads
+	// (-o sftp.config). Empty means ~/.ssh/config, then
+	// /etc/ssh/ssh_config, those of them that exist, as ssh reads them;
+	// NoSSHConfig means none.
+	SSHConfigFile string
+	// Command, when not nil, is run in place of the built-in client, with
+	// the program first (-o sftp.command): it must carry SFTP on its
+	// standard input and output, as `ssh HOST -s sftp` does. Host, Port
+	// and User then only name the location in messages.
+	Command []string
+	// SSHArgs, when not nil (even empty), runs the system's ssh in place
+	// of the built-in client, with these arguments added (-o sftp.args):
+	// `ssh [-p Port] [-l User] SSHArgs... -s -- Host sftp`. ssh then reads
+	// ~/.ssh/config, keys and known_hosts itself.
+	SSHArgs []string
+
+	// KnownHostsFile, when set, is the only known_hosts file consulted,
+	// for every server on the way. Empty means those the ssh_config
+	// names (UserKnownHostsFile, GlobalKnownHostsFile), else
+	// ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those of them
+	// that exist.
 	KnownHostsFile string
 	// IdentityFiles, when not nil, are the private key files to offer
-	// (those that exist). Nil means ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa and
-	// ~/.ssh/id_rsa.
+	// (those that exist), to every server on the way. Nil means those of
+	// the ssh_config's IdentityFile, else ~/.ssh/id_ed25519,
+	// ~/.ssh/id_ecdsa and ~/.ssh/id_rsa.
 	IdentityFiles []string
 	// DisableAgent keeps ssh-agent out even when SSH_AUTH_SOCK is set.
 	DisableAgent bool
@@ -53,6 +81,79 @@ type Config struct {
 	// keepAlive, when not zero, replaces keepAliveInterval and
 	// keepAliveTimeout (test seam).
 	keepAlive time.Duration
+	// systemSSHConfig, when set, replaces /etc/ssh/ssh_config (test
+	// seam).
+	systemSSHConfig string
+}
+
+// Option is a backend option: a key of SetOption, and what it does.
+type Option struct {
+	Key   string // without the "sftp." prefix
+	Value string // what the value is, for help
+	Help  string
+}
+
+// Options lists the keys SetOption takes.
+var Options = []Option{
+	{"command", "COMMAND", "run COMMAND, which must speak SFTP on its standard input and output (e.g. \"ssh -p 2222 alice@host -s sftp\"), in place of the built-in SSH client; it is split into words as a shell would, without a shell"},
+	{"args", "ARGS", "run the system ssh in place of the built-in client, with ARGS added: ssh [-p PORT] [-l USER] ARGS -s -- HOST sftp (empty: nothing added)"},
+	{"config", "FILE|none", "the ssh_config file the built-in client reads in place of ~/.ssh/config and /etc/ssh/ssh_config (none: no file)"},
+}
+
+// SetOption sets the backend option key (without the "sftp." prefix) to
+// value. Unknown keys, bad values and options that conflict with those
+// set before give an error wrapping ErrOption.
+func (c *Config) SetOption(key, value string) error {
+	switch key {
+	case "command":
+		words, err := SplitCommandLine(value)
+		if err != nil {
+			return fmt.Errorf("%w: sftp.command: %v", ErrOption, err)
+		}
+		if len(words) == 0 {
+			return fmt.Errorf("%w: sftp.command is empty", ErrOption)
+		}
+		switch {
+		case c.SSHArgs != nil:
+			return errCommandAndArgs
+		case c.SSHConfigFile != "":
+			return errConfigWithSSH
+		}
+		c.Command = words
+	case "args":
+		words, err := SplitCommandLine(value)
+		if err != nil {
+			return fmt.Errorf("%w: sftp.args: %v", ErrOption, err)
+		}
+		if words == nil {
+			words = []string{}
+		}
+		switch {
+		case c.Command != nil:
+			return errCommandAndArgs
+		case c.SSHConfigFile != "":
+			return errConfigWithSSH
+		}
+		c.SSHArgs = words
+	case "config":
+		if value == "" {
+			return fmt.Errorf("%w: sftp.config is empty (a file, or none)", ErrOption)
+		}
+		if hasControl(value) {
+			return fmt.Errorf("%w: sftp.config holds control characters", ErrOption)
+		}
+		if c.Command != nil || c.SSHArgs != nil {
+			return errConfigWithSSH
+		}
+		c.SSHConfigFile = value
+	default:
+		var keys []string
+		for _, o := range Options {
+			keys = append(keys, "sftp."+o.Key)
+		}
+		return fmt.Errorf("%w: unknown option %q (known: %s)", ErrOption, "sftp."+key, strings.Join(keys, ", "))
+	}
+	return nil
 }
 
 // ParseLocation parses a repository location in one of three forms:
@@ -209,11 +310,15 @@ func (c Config) check() error {
 	return nil
 }
 
-// validHost accepts a DNS name (letters, digits, '-', '_', '.'), an IPv4
+// validHost accepts a DNS name (letters, digits, '-', '_', '.'; not
+// starting with '-', which a command would read as an option), an IPv4
 // address or an IPv6 address.
 func validHost(s string) bool {
 	if isIPv6(s) {
 		return true
+	}
+	if strings.HasPrefix(s, "-") {
+		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -264,11 +369,6 @@ func (c Config) port() int {
 		return DefaultPort
 	}
 	return c.Port
-}
-
-// addr is host:port for dialing and known_hosts.
-func (c Config) addr() string {
-	return net.JoinHostPort(c.Host, strconv.Itoa(c.port()))
 }
 
 // String is the location in a form ParseLocation reads back, without the

@@ -267,7 +267,7 @@ func (b *Backend) client(ctx context.Context) (*conn, error) {
 	orphans := b.orphans
 	b.orphans = nil
 	b.wg.Go(func() {
-		_ = cl.ssh.Wait() // the reason is seen by the requests that fail
+		cl.wait()
 		cl.close()
 	})
 	b.wg.Go(func() { b.d.keepAliveLoop(cl) })

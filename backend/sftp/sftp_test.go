@@ -28,7 +28,7 @@ import (
 )
 
 // testConfig reaches folder dir on srv with the server's own key files,
-// keeping the user's agent and files out.
+// keeping the user's agent and files (ssh config included) out.
 func testConfig(srv *sftptest.Server, dir string) Config {
 	return Config{
 		Host:           srv.Host,
@@ -38,6 +38,7 @@ func testConfig(srv *sftptest.Server, dir string) Config {
 		KnownHostsFile: srv.KnownHostsFile,
 		IdentityFiles:  []string{srv.ClientKeyFile},
 		DisableAgent:   true,
+		SSHConfigFile:  NoSSHConfig,
 	}
 }
 

@@ -52,7 +52,10 @@ func (e *appEnv) newApp() *cli.App {
 			"Global options may be given before or after the command name. The password\n" +
 			"is read from --password-file, else --password-command, else $CAIRN_PASSWORD,\n" +
 			"else prompted for when standard input is a terminal; otherwise the command\n" +
-			"fails (it never waits for input in cron).",
+			"fails (it never waits for input in cron).\n\n" +
+			"Backend options (-o KEY=VALUE, repeatable) go to the locations of the scheme\n" +
+			"KEY starts with; an unknown KEY, or one no location of the command uses, is\n" +
+			"an error. A location's own user and port win over them. Known options:\n" + optionsHelp(),
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitStatusHelp + "\n",
 		Version:               version,
 		HideVersion:           true, // "cairn version" prints more than --version would
@@ -62,33 +65,50 @@ func (e *appEnv) newApp() *cli.App {
 		Flags:                 globalFlags(true),
 		ExitErrHandler:        func(*cli.Context, error) {}, // main maps errors to codes
 		OnUsageError:          usageError,
-		Before:                func(*cli.Context) error { return e.checkTestSeams() },
+		Before: func(c *cli.Context) error {
+			if err := e.checkTestSeams(); err != nil {
+				return err
+			}
+			_, err := parseBackendOptions(optionValues(c))
+			return err
+		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return fmt.Errorf("unknown command %q (run \"cairn help\" for the list)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{
-			e.versionCommand(),
-			e.peerCommand(),
-		},
 	}
-	app.Commands = append(app.Commands, e.repoCommands()...)
 	hideBoolDefaults(app.Flags)
 	globalHelp := globalOptionsHelp(app.Flags)
-	for _, cmd := range app.Commands {
-		prepareCommand(cmd, globalHelp)
+	// version and peer open no repository: -o does not apply to them.
+	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand()} {
+		prepareCommand(cmd, globalHelp, checkOptionsBefore(false))
+		app.Commands = append(app.Commands, cmd)
+	}
+	for _, cmd := range e.repoCommands() {
+		prepareCommand(cmd, globalHelp, checkOptionsBefore(true))
+		app.Commands = append(app.Commands, cmd)
 	}
 	return app
 }
 
 // prepareCommand gives a command (and its subcommands) hidden copies of the
 // global flags so they may follow the command name, turns usage errors into
-// plain errors, and sets a help template that lists the global options and
-// the exit statuses.
-func prepareCommand(cmd *cli.Command, globalHelp string) {
+// plain errors, sets a help template that lists the global options and
+// the exit statuses, and runs check before the command's own Before.
+func prepareCommand(cmd *cli.Command, globalHelp string, check cli.BeforeFunc) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
+	own := cmd.Before
+	cmd.Before = func(c *cli.Context) error {
+		if err := check(c); err != nil {
+			return err
+		}
+		if own != nil {
+			return own(c)
+		}
+		return nil
+	}
 	hideBoolDefaults(cmd.Flags)
 	cmd.OnUsageError = usageError
 	if len(cmd.Subcommands) > 0 {
@@ -108,7 +128,7 @@ func prepareCommand(cmd *cli.Command, globalHelp string) {
 		cmd.CustomHelpTemplate = cli.CommandHelpTemplate + globalHelp + "\n" + exitStatusHelp + "\n"
 	}
 	for _, sub := range cmd.Subcommands {
-		prepareCommand(sub, globalHelp)
+		prepareCommand(sub, globalHelp, check)
 	}
 }
 

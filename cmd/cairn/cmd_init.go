@@ -42,6 +42,9 @@ func (e *appEnv) runInit(c *cli.Context) error {
 		return err
 	}
 	loc := redactLocation(g.Repo)
+	if err := checkOptionsUsed(g.Options, g.Repo); err != nil {
+		return err
+	}
 	// Refuse an existing repository before asking for a password.
 	if be, err := openBackend(ctx, g.Repo, e.locEnv(g, p)); err == nil {
 		be.Close()

@@ -69,6 +69,9 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	ctx := c.Context
 	g := e.globals(c)
 	p := e.printer(g)
+	if err := checkOptionsUsed(g.Options, append([]string{g.Repo}, c.Args().Slice()...)...); err != nil {
+		return err
+	}
 	env := e.locEnv(g, p)
 	src, err := openBackend(ctx, g.Repo, env)
 	if err != nil {

@@ -31,6 +31,8 @@ type globalOptions struct {
 	Quiet           bool
 	Verbose         bool
 	NoLock          bool
+	// Options are the -o backend options, checked (checkOptionsBefore).
+	Options []backendOption
 }
 
 // globalFlags returns the global flags. The root's copy binds environment
@@ -55,6 +57,7 @@ func globalFlags(root bool) []cli.Flag {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and warnings", Hidden: !root},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail", Hidden: !root},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not lock the repository: for commands that only read (and dry runs), e.g. from a read-only copy", Hidden: !root},
+		optionFlag(root),
 	}
 }
 
@@ -115,6 +118,8 @@ func (e *appEnv) globals(c *cli.Context) globalOptions {
 		Verbose:         globalBool(c, "verbose", "v"),
 		NoLock:          globalBool(c, "no-lock", ""),
 	}
+	// Refused before the command ran if bad (checkOptionsBefore).
+	g.Options, _ = parseBackendOptions(optionValues(c))
 	if globalBool(c, "no-cache", "") {
 		g.CacheDir = ""
 	} else if g.CacheDir == "" {

@@ -48,6 +48,24 @@ type locEnv struct {
 	// PeerDialer connects to peer servers: the default timeouts, unless
 	// a test seam (testonly.go) shortens them.
 	PeerDialer peer.Dialer
+	// Options are the -o backend options; each scheme applies its own.
+	Options []backendOption
+}
+
+// sftpConfig parses an sftp: location and applies the sftp.* options.
+func sftpConfig(loc string, env locEnv) (sftp.Config, error) {
+	cfg, err := sftp.ParseLocation(loc)
+	if err != nil {
+		return cfg, err
+	}
+	for _, o := range env.Options {
+		if o.scheme == "sftp" {
+			if err := cfg.SetOption(o.key, o.value); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	return cfg, nil
 }
 
 // schemes is the table of repository location kinds, built in code so the
@@ -67,7 +85,7 @@ func schemes() map[string]scheme {
 		},
 		"sftp": {
 			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -78,7 +96,7 @@ func schemes() map[string]scheme {
 				return remote(be, env)
 			},
 			create: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -89,7 +107,7 @@ func schemes() map[string]scheme {
 				return remote(be, env)
 			},
 			probe: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
-				cfg, err := sftp.ParseLocation(loc)
+				cfg, err := sftpConfig(loc, env)
 				if err != nil {
 					return nil, err
 				}
@@ -288,7 +306,7 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), PeerDialer: e.testPeerDialer()}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), PeerDialer: e.testPeerDialer(), Options: g.Options}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

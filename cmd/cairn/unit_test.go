@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -257,12 +258,12 @@ func TestGlobalPrecedence(t *testing.T) {
 		app := e.newApp()
 		var got globalOptions
 		probe := &cli.Command{Name: "probe", Action: func(c *cli.Context) error { got = e.globals(c); return nil }}
-		prepareCommand(probe, "")
+		prepareCommand(probe, "", checkOptionsBefore(true))
 		app.Commands = append(app.Commands, probe)
 		if err := runApp(context.Background(), app, append([]string{"cairn"}, tc.args...)); err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		if got != tc.want {
+		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v with env %v:\ngot  %+v\nwant %+v", tc.args, tc.env, got, tc.want)
 		}
 		for k := range tc.env {

@@ -10,6 +10,9 @@
 // waits until the port answers with an SSH banner, and stops the server
 // and its session processes when the test ends.
 //
+// StartWith and LaunchWith take Options: a server that forwards TCP
+// connections (a jump host for ProxyJump tests) and its log level.
+//
 // Without an sshd binary the test is skipped, unless the comma- or
 // space-separated list in CAIRN_TEST_REQUIRE names "sftp" (as `make test`
 // does): then it fails. Debian's package is openssh-server.
@@ -65,6 +68,7 @@ type Server struct {
 	Home string
 
 	dir  string
+	opts Options
 	logs *syncBuffer
 	stop func() // ends sshd and its session processes
 	pid  int    // the listening sshd; its session processes share its process group
@@ -105,9 +109,27 @@ func FindSSHD() (string, error) {
 	return filepath.Abs(p)
 }
 
+// Options change the server Start and Launch set up. The zero value is
+// the default server.
+type Options struct {
+	// AllowTCPForwarding lets clients open TCP connections through the
+	// server, so it can serve as a jump host (ssh -J, ProxyJump). The
+	// default server refuses them.
+	AllowTCPForwarding bool
+	// LogLevel is sshd's LogLevel; "" means INFO. At DEBUG1 the log shows
+	// each forwarded connection (server_request_direct_tcpip).
+	LogLevel string
+}
+
 // Start runs an sshd for the test and stops it in t.Cleanup. It skips or
 // fails the test when sshd is missing; see the package doc.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	if _, err := FindSSHD(); err != nil {
 		if Required() {
@@ -115,7 +137,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("%v; set CAIRN_TEST_REQUIRE=sftp to make this a failure", err)
 	}
-	s, err := Launch(t.TempDir())
+	s, err := LaunchWith(t.TempDir(), opts)
 	if err != nil {
 		t.Fatalf("sftptest: %v", err)
 	}
@@ -132,6 +154,11 @@ func Start(t testing.TB) *Server {
 // dir, which must exist and should be empty; it is Start without a test,
 // for programs. The caller must Close the server.
 func Launch(dir string) (*Server, error) {
+	return LaunchWith(dir, Options{})
+}
+
+// LaunchWith is Launch with options.
+func LaunchWith(dir string, opts Options) (*Server, error) {
 	sshd, err := FindSSHD()
 	if err != nil {
 		return nil, err
@@ -147,7 +174,7 @@ func Launch(dir string) (*Server, error) {
 		}
 	}
 
-	s := &Server{Host: "127.0.0.1", User: u.Username, dir: dir, Home: filepath.Join(dir, "home")}
+	s := &Server{Host: "127.0.0.1", User: u.Username, dir: dir, Home: filepath.Join(dir, "home"), opts: opts}
 	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -285,6 +312,14 @@ func (s *Server) Log() string { return s.logs.String() }
 // run starts sshd on s.Port and waits for its banner.
 func (s *Server) run(sshd string) error {
 	config := filepath.Join(s.dir, "sshd_config")
+	logLevel := "INFO"
+	if s.opts.LogLevel != "" {
+		logLevel = s.opts.LogLevel
+	}
+	forwarding := "no"
+	if s.opts.AllowTCPForwarding {
+		forwarding = "local"
+	}
 	err := os.WriteFile(config, []byte(strings.Join([]string{
 		"Port " + strconv.Itoa(s.Port),
 		"ListenAddress 127.0.0.1",
@@ -303,10 +338,10 @@ func (s *Server) run(sshd string) error {
 		"MaxStartups 100",
 		"MaxSessions 20",
 		"X11Forwarding no",
-		"AllowTcpForwarding no",
+		"AllowTcpForwarding " + forwarding,
 		"PrintMotd no",
 		"Subsystem sftp internal-sftp",
-		"LogLevel INFO",
+		"LogLevel " + logLevel,
 		"",
 	}, "\n")), 0o600)
 	if err != nil {
