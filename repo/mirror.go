@@ -74,14 +74,40 @@ type MirrorRefs struct {
 	packs map[backend.ID]bool
 	// damagedIndex are index files of the source that did not open.
 	damagedIndex []backend.ID
+	// superseded are the index files the source's index files name as
+	// replaced on purpose.
+	superseded map[backend.ID]bool
+	// indexPacks lists the packs an index file of this repository lists,
+	// given its bytes (which hash to id); it needs the keys.
+	indexPacks func(id backend.ID, sealed []byte) ([]backend.ID, error)
 }
 
-// MirrorRefs returns the packs the loaded index lists and the index files
-// that failed to load, for MirrorOptions.Refs. The index must be loaded.
+// MirrorRefs returns the packs the loaded index lists, the index files
+// that failed to load and the ones the loaded index files supersede, for
+// MirrorOptions.Refs; with it, a mirror can also read the index files of
+// the destination. The index must be loaded, and r must stay open while
+// the mirror runs.
 func (r *Repository) MirrorRefs() *MirrorRefs {
-	refs := &MirrorRefs{packs: make(map[backend.ID]bool), damagedIndex: slices.Clone(r.skippedIndex)}
+	refs := &MirrorRefs{packs: make(map[backend.ID]bool), damagedIndex: slices.Clone(r.skippedIndex),
+		superseded: make(map[backend.ID]bool)}
 	for _, id := range r.idx.Packs() {
 		refs.packs[id] = true
+	}
+	r.supersededMu.Lock()
+	for id := range r.supersededIndex {
+		refs.superseded[id] = true
+	}
+	r.supersededMu.Unlock()
+	refs.indexPacks = func(id backend.ID, sealed []byte) ([]backend.ID, error) {
+		f, err := r.openIndexFile(id, sealed)
+		if err != nil {
+			return nil, err
+		}
+		packs := make([]backend.ID, 0, len(f.Packs))
+		for _, p := range f.Packs {
+			packs = append(packs, p.ID)
+		}
+		return packs, nil
 	}
 	return refs
 }
@@ -129,8 +155,12 @@ type MirrorError struct {
 	// Refused are destination files of the wrong size that the
 	// destination did not let the mirror replace.
 	Refused []backend.Handle
-	// PruneSkipped says that --prune removed nothing because of Missing
-	// or Damaged.
+	// LostIndex are index files the destination holds that the source
+	// lost: they list packs the source still holds but no index of the
+	// source lists, and no index file of the source replaced them. Sorted.
+	LostIndex []backend.Handle
+	// PruneSkipped says that --prune removed nothing because of Missing,
+	// Damaged or LostIndex.
 	PruneSkipped bool
 }
 
@@ -142,16 +172,24 @@ func (e *MirrorError) Error() string {
 	if n := len(e.Damaged); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d file(s) of the source are damaged and were not copied (%s)", n, nameFiles(e.Damaged)))
 	}
+	if n := len(e.LostIndex); n > 0 {
+		parts = append(parts, fmt.Sprintf("the source lost %d index file(s) that the destination holds (%s): they list packs the source still holds but no longer indexes", n, nameFiles(e.LostIndex)))
+	}
 	if n := len(e.Refused); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d file(s) at the destination do not match their names and it refuses to replace them (%s): ask its owner to remove them, then mirror again", n, nameFiles(e.Refused)))
 	}
 	msg := "mirror to " + e.Dest + ": " + strings.Join(parts, "; ")
-	if len(e.Missing)+len(e.Damaged) > 0 {
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
 		msg += "; copied everything else"
 		if e.PruneSkipped {
 			msg += " and removed nothing"
 		}
-		msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
+		if len(e.Missing)+len(e.Damaged) > 0 {
+			msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
+		}
+		if len(e.LostIndex) > 0 {
+			msg += "; rebuild the source's index from its packs with 'cairn repair index'"
+		}
 	}
 	return msg
 }
@@ -159,7 +197,7 @@ func (e *MirrorError) Error() string {
 // Unwrap lets errors.Is find the sentinels the problems stand for.
 func (e *MirrorError) Unwrap() []error {
 	var out []error
-	if len(e.Missing)+len(e.Damaged) > 0 {
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
 		out = append(out, ErrSourceDamaged)
 	}
 	if len(e.Damaged) > 0 {
@@ -327,6 +365,11 @@ func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (
 			m.problems.Damaged = append(m.problems.Damaged, backend.Handle{Type: backend.IndexFile, Name: id.String()})
 		}
 	}
+	if opts.Prune {
+		if err := m.findLostIndex(ctx); err != nil {
+			return m.st, err
+		}
+	}
 	if opts.DryRun {
 		if opts.Prune {
 			for _, h := range m.pruneCandidates(lv) {
@@ -405,14 +448,68 @@ func (m *mirrorRun) plan(h backend.Handle, size int64) bool {
 // result is nil, or the MirrorError naming what went wrong.
 func (m *mirrorRun) result() error {
 	p := &m.problems
-	if len(p.Missing)+len(p.Damaged)+len(p.Refused) == 0 {
+	if len(p.Missing)+len(p.Damaged)+len(p.Refused)+len(p.LostIndex) == 0 {
 		return nil
 	}
-	for _, l := range [][]backend.Handle{p.Missing, p.Damaged, p.Refused} {
+	for _, l := range [][]backend.Handle{p.Missing, p.Damaged, p.Refused, p.LostIndex} {
 		sort.Slice(l, func(i, j int) bool { return l[i].String() < l[j].String() })
 	}
-	p.PruneSkipped = m.opts.Prune && len(p.Missing)+len(p.Damaged) > 0
+	p.PruneSkipped = m.opts.Prune && len(p.Missing)+len(p.Damaged)+len(p.LostIndex) > 0
 	return p
+}
+
+// findLostIndex records in m.problems.LostIndex the destination's index
+// files that the source lacks but did not drop on purpose. A prune or a
+// repair replaces index files: the new files name the old ones as
+// superseded, and list every pack the old ones did that the source keeps.
+// So an index file the source lacks was lost, not dropped, when no index
+// file of the source supersedes it and it lists a pack the source still
+// holds that no index of the source lists: removing it from the
+// destination would leave that pack unindexed there too. A destination
+// file that does not open (damaged, or junk) tells nothing and is left to
+// pruning as before. It needs m.opts.Refs.
+func (m *mirrorRun) findLostIndex(ctx context.Context) error {
+	refs := m.opts.Refs
+	var todo []backend.Handle
+	for h := range m.dstFiles {
+		if h.Type != backend.IndexFile {
+			continue
+		}
+		if _, ok := m.srcFiles[h]; ok {
+			continue
+		}
+		if id, err := backend.ParseID(h.Name); err == nil && !refs.superseded[id] {
+			todo = append(todo, h)
+		}
+	}
+	var mu sync.Mutex // guards m.problems.LostIndex
+	return parallel(ctx, max(m.dst.Properties().Connections, 1), len(todo), func(i int) error {
+		h := todo[i]
+		id, _ := backend.ParseID(h.Name)
+		data, err := readAll(ctx, m.dst, h, maxMirrorFile)
+		switch {
+		case errors.Is(err, ErrFormat) || backend.IsNotExist(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s at %s: %w", h, m.dst.Location(), err)
+		case backend.Hash(data) != id:
+			return nil
+		}
+		packs, err := refs.indexPacks(id, data)
+		if err != nil {
+			return nil
+		}
+		for _, p := range packs {
+			if _, held := m.srcFiles[backend.Handle{Type: backend.PackFile, Name: p.String()}]; held && !refs.packs[p] {
+				mu.Lock()
+				m.problems.LostIndex = append(m.problems.LostIndex, h)
+				mu.Unlock()
+				m.warn("%s: the source lacks %s, which lists packs it holds but does not index (pack %s): it lost that index file; kept here", m.dst.Location(), h, p.Str())
+				return nil
+			}
+		}
+		return nil
+	})
 }
 
 // errSourceCopyDamaged marks a source file whose content does not match
@@ -464,7 +561,7 @@ func (m *mirrorRun) copy(ctx context.Context, h backend.Handle) (bool, error) {
 // source lacks or has damaged files it needs: they must stay where they
 // are good. It needs m.opts.Refs.
 func (m *mirrorRun) pruneCandidates(lv *logView) []backend.Handle {
-	if len(m.problems.Missing)+len(m.problems.Damaged) > 0 {
+	if len(m.problems.Missing)+len(m.problems.Damaged)+len(m.problems.LostIndex) > 0 {
 		return nil
 	}
 	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3}

@@ -189,9 +189,8 @@ var ErrNotACopy = errors.New("holds another repository (its config differs)")
 // (outside what the newest checkpoint covers) that is missing or damaged,
 // along with the entries those name in turn. Every pack the index lists is
 // read in full to find damage. Files the copy lacks or holds damaged too
-// are reported, not fetched. An index file that is lost is not: which
-// ones the repository should have cannot be known, and "repair index"
-// rebuilds the index from the packs.
+// are reported, not fetched. An index file that is lost is not fetched
+// ("repair index" rebuilds the index from the packs).
 //
 // The caller must hold an exclusive lock. A crash leaves some files
 // fetched; running it again fetches the rest.
