@@ -122,18 +122,18 @@ func (s *soak) junkFile(kind string) (backend.FileType, []byte) {
 // plantJunk puts one to three junk or fake key files into loc through a
 // client of it, and remembers their names (so that damage is never
 // injected into them and the warnings they cause are expected). It
-// returns how many it put.
-func (s *soak) plantJunk(loc *location) int {
+// returns their names.
+func (s *soak) plantJunk(loc *location) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	be, err := s.clientBackend(ctx, loc)
 	if err != nil {
 		s.unexpectedf("junk: connecting to %s as a client: %v", loc.name, err)
-		return 0
+		return nil
 	}
 	defer be.Close()
 	n := 1 + s.rng.IntN(3)
-	put := 0
+	var put []string
 	for range n {
 		kind := junkKinds[s.rng.IntN(len(junkKinds))]
 		t, data := s.junkFile(kind)
@@ -142,10 +142,11 @@ func (s *soak) plantJunk(loc *location) int {
 			s.unexpectedf("junk: putting %s (%s) into %s: %v", h, kind, loc.name, err)
 			continue
 		}
-		put++
+		put = append(put, h.String())
 		s.logf("junk: put %s (%s) into %s", h, kind, loc.name)
 		s.mu.Lock()
 		s.junk[h.String()] = true
+		s.junkKind[h.String()] = kind
 		s.st.faults["junk: "+kind+" ("+loc.name+")"]++
 		s.mu.Unlock()
 	}
@@ -156,17 +157,55 @@ func (s *soak) plantJunk(loc *location) int {
 // such location from a device that has never opened it (no remembered
 // key file, no cache), which must find the real key among the fakes.
 func (s *soak) junkNight() {
-	var planted []*location
+	planted := map[*location][]string{}
 	for _, loc := range []*location{s.main, s.sftp, s.peer} {
-		if hasRepo(loc) && s.rng.IntN(2) == 0 && s.plantJunk(loc) > 0 {
-			planted = append(planted, loc)
+		if hasRepo(loc) && s.rng.IntN(2) == 0 {
+			if names := s.plantJunk(loc); len(names) > 0 {
+				planted[loc] = names
+			}
 		}
 	}
-	if len(planted) == 0 && s.plantJunk(s.main) > 0 {
-		planted = append(planted, s.main)
+	if len(planted) == 0 {
+		if names := s.plantJunk(s.main); len(names) > 0 {
+			planted[s.main] = names
+		}
 	}
-	for _, loc := range planted {
-		s.freshDeviceOpens(loc)
+	for _, loc := range []*location{s.main, s.sftp, s.peer} {
+		if names, ok := planted[loc]; ok {
+			s.freshDeviceOpens(loc)
+			s.checkNamesJunk(loc, names)
+		}
+	}
+}
+
+// checkNamesJunk checks loc: the junk just put there (names) must be
+// named as warnings (except fake key files, which only their password
+// could tell from a real one), and nothing may be damage.
+func (s *soak) checkNamesJunk(loc *location, names []string) {
+	res, probs := s.check(loc, noFaults)
+	if res.code != 0 || len(damageOnly(probs)) > 0 {
+		s.unexpectedf("check of %s with junk in it: want exit 0, the junk as warnings: %s\n%s", loc.name, res, res.stdout)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range names {
+		kind := s.junkKind[name]
+		if strings.HasPrefix(kind, "fake key file") {
+			continue
+		}
+		named := false
+		for _, p := range probs {
+			if p.Warning && (p.File == name || strings.Contains(p.Message, name)) {
+				named = true
+			}
+		}
+		if !named {
+			s.st.unexpected++
+			s.failf("UNEXPECTED: check of %s does not name the %s %s as a warning:\n%s", loc.name, kind, name, res.stdout)
+			continue
+		}
+		s.st.outcomes["junk: named by check as a warning ("+kind+")"]++
 	}
 }
 

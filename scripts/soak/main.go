@@ -135,6 +135,8 @@ type soak struct {
 	// junk are the files the soak planted as a client could ("log/<id>",
 	// "keys/<id>"), in any location.
 	junk map[string]bool
+	// junkKind says what each junk file is.
+	junkKind map[string]string
 
 	logMu   sync.Mutex // guards logFile
 	logFile *os.File
@@ -171,7 +173,8 @@ func envInt(name string, def int) int {
 
 func runSoak(cfg config) int {
 	s := &soak{cfg: cfg, manifests: map[string]manifest{}, live: map[string]*snapshot.Snapshot{},
-		pending: map[string]string{}, allowedGone: map[string]bool{}, junk: map[string]bool{}}
+		pending: map[string]string{}, allowedGone: map[string]bool{}, junk: map[string]bool{},
+		junkKind: map[string]string{}}
 	s.st.commands, s.st.faults, s.st.verifiedBy = map[string]int{}, map[string]int{}, map[string]int{}
 	s.st.outcomes = map[string]int{}
 	s.rng = rand.New(rand.NewPCG(cfg.seed, 0x50a6))
@@ -575,16 +578,16 @@ func (s *soak) night(at time.Time) {
 	if ev.junk {
 		s.junkNight()
 	}
-	// Mirrors, with the network and the peer misbehaving; sometimes the
-	// main repository damaged first, sometimes a mirror killed in its
-	// log phase first.
+	// Mirrors, with the network and the peer misbehaving; sometimes a
+	// mirror killed in its log phase first, sometimes the main repository
+	// damaged first.
 	s.sim = s.sim.Add(20 * time.Minute)
+	if ev.mirrorLogKill {
+		s.killMirrorInLogPhase()
+	}
 	if ev.sourceDamage {
 		s.damageSource(unindexed(probs))
 		s.sim = s.sim.Add(10 * time.Minute)
-	}
-	if ev.mirrorLogKill {
-		s.killMirrorInLogPhase()
 	}
 	s.mirror()
 

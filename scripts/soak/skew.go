@@ -68,6 +68,13 @@ func (s *soak) forgetBesidePausedBackup(forgetArgs []string) result {
 	if !ok {
 		return s.run.run("forget", s.alpha, s.sim, noFaults, nil, forgetArgs...)
 	}
+	// Locks left by runs the soak killed name this machine's real host
+	// name; to beta, now a host of its own, they would look live (it
+	// cannot tell their processes are gone) and refuse it. alpha's cron
+	// removes them first, as "cairn unlock" does: those whose process is
+	// gone from this host.
+	ures := s.run.run("unlock", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "unlock")
+	s.judge("unlock", ures, noFaults)
 	const marker = "cairn: testonly: paused at before-snapshot"
 	rn := s.run.start("backup", s.beta, s.sim.Add(s.beta.skew), noFaults,
 		[]string{"CAIRN_TESTONLY_PAUSE=before-snapshot", "CAIRN_TESTONLY_HOSTNAME=beta"}, marker, args...)

@@ -75,13 +75,22 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	var dmg []damage
 	for range 1 + s.rng.IntN(4)/3 {
 		// Packs most (they are most of the bytes), then log entries,
-		// then index files.
-		dirs := []string{"data", "data", "data", "data", "data", "log", "log", "log", "index", "index"}
+		// then index files (tonight's prune may have replaced them all:
+		// then there is none the copies hold yet).
+		var dirs []string
+		for dir, weight := range map[string]int{"data": 5, "log": 3, "index": 2} {
+			if len(byDir[dir]) > 0 {
+				for range weight {
+					dirs = append(dirs, dir)
+				}
+			}
+		}
+		if len(dirs) == 0 {
+			break
+		}
+		sort.Strings(dirs) // map order is random; the seed must replay
 		dir := dirs[s.rng.IntN(len(dirs))]
 		l := byDir[dir]
-		if len(l) == 0 {
-			continue
-		}
 		i := s.rng.IntN(len(l))
 		name := l[i]
 		byDir[dir] = append(l[:i], l[i+1:]...)
