@@ -451,8 +451,11 @@ func (m *mirrorRun) result() error {
 	if len(p.Missing)+len(p.Damaged)+len(p.Refused)+len(p.LostIndex) == 0 {
 		return nil
 	}
-	for _, l := range [][]backend.Handle{p.Missing, p.Damaged, p.Refused, p.LostIndex} {
-		sort.Slice(l, func(i, j int) bool { return l[i].String() < l[j].String() })
+	// A file may be found twice (a source index file that does not open
+	// is also damaged when the mirror hashes it to copy it).
+	for _, l := range []*[]backend.Handle{&p.Missing, &p.Damaged, &p.Refused, &p.LostIndex} {
+		sort.Slice(*l, func(i, j int) bool { return (*l)[i].String() < (*l)[j].String() })
+		*l = slices.Compact(*l)
 	}
 	p.PruneSkipped = m.opts.Prune && len(p.Missing)+len(p.Damaged)+len(p.LostIndex) > 0
 	return p

@@ -118,3 +118,25 @@ func TestMirrorPruneKeepsLostIndexFile(t *testing.T) {
 	}
 	sameFiles(t, src, dst)
 }
+
+// TestMirrorNamesDamagedIndexOnce: an index file of the source that does
+// not open and that the destination lacks is found damaged twice, once by
+// the source's index load and once when the mirror hashes it to copy it;
+// the error names it once.
+func TestMirrorNamesDamagedIndexOnce(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, _ := mirrorSource(t, ident, 1)
+	idx := handlesOf(src, backend.IndexFile)[0]
+	data := src.Files()[idx]
+	data[len(data)/2] ^= 1 // still named by its old hash: damaged
+	if err := src.SetFile(idx, data); err != nil {
+		t.Fatal(err)
+	}
+	refs := testOpen(t, src, Options{Warn: func(string) {}}).MirrorRefs()
+	_, err := Mirror(ctx, src, mem.New(), MirrorOptions{Prune: true, Refs: refs})
+	var me *MirrorError
+	if !errors.As(err, &me) || len(me.Damaged) != 1 || me.Damaged[0] != idx || strings.Count(err.Error(), idx.String()) != 1 {
+		t.Fatalf("want %s named once as damaged: %v", idx, err)
+	}
+}

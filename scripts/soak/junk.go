@@ -212,11 +212,8 @@ func (s *soak) checkNamesJunk(loc *location, names []string) {
 // freshDeviceOpens lists loc's snapshots as a device that never opened
 // it: it must find the real key file among every fake one.
 func (s *soak) freshDeviceOpens(loc *location) {
-	s.mu.Lock()
 	s.freshDevices++
-	n := s.freshDevices
-	s.mu.Unlock()
-	dir := filepath.Join(s.dir, "fresh", fmt.Sprintf("%s-%d", loc.name, n))
+	dir := filepath.Join(s.dir, "fresh", fmt.Sprintf("%s-%d", loc.name, s.freshDevices))
 	h := &host{name: "fresh", configDir: filepath.Join(dir, "config"), cacheDir: filepath.Join(dir, "cache")}
 	defer os.RemoveAll(dir)
 	// The peer lets in only alpha's identity: a new device of alpha's

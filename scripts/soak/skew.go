@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -120,9 +121,12 @@ func (s *soak) forgetBesidePausedBackup(forgetArgs []string) result {
 	case bres.code == 0:
 		s.noteBackup(s.beta, bres)
 		s.mu.Lock()
-		if unlocked {
+		switch {
+		case unlocked && strings.Contains(string(bres.stderr), "backing the paths up again"):
+			s.st.outcomes["clock skew: lock removed, prune ran, the backup then completed (uploading again what the prune deleted)"]++
+		case unlocked:
 			s.st.outcomes["clock skew: lock removed, prune ran, the backup then completed"]++
-		} else {
+		default:
 			s.st.outcomes["clock skew: the paused backup completed after the refused prune"]++
 		}
 		s.mu.Unlock()

@@ -15,16 +15,19 @@ import (
 
 // Faults of the main repository and of the mirror's log phase.
 
-// damageSource damages one or two files of the main repository that both
-// copies hold intact (a pack the index lists, an index file, a log entry
-// some entry names as its parent), as a failing disk or a careless hand
-// would, just before the nightly mirror --prune. The mirror must not
-// remove them from the copies, and must exit non-zero naming what it can
-// tell is lost (a pack the index lists, a log entry the log names, an
-// index file that does not open or that lists packs the source no longer
+// damageSource damages one or two files of the main repository, as a
+// failing disk or a careless hand would, just before the nightly mirror
+// --prune: a pack the index lists or a log entry some entry names as its
+// parent, which both copies hold intact (else nothing could heal it), or
+// an index file (tonight's prune has mostly replaced them all, so the
+// copies mostly do not hold it yet; a lost index is rebuilt from the
+// packs). The mirror must keep the copies' good files, and must exit
+// non-zero naming what it can tell is lost or damaged (a pack the index
+// lists, a log entry the log names, an index file that does not open, an
+// index file the copies hold that lists packs the source no longer
 // indexes); check --read-data of the main repository must name all of
-// it. Then the soak heals the main repository from a copy, with "repair
-// packs --from" (and "repair index" for a lost index file), after which
+// it. Then the soak heals the main repository from a copy with "repair
+// packs --from" (and "repair index" after index damage), after which
 // check --read-data must find no damage. unindexed are the packs check
 // called unindexed tonight: no index lists them, so they are no damage.
 func (s *soak) damageSource(unindexed map[string]bool) {
@@ -41,10 +44,11 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	if !ok {
 		return
 	}
-	// Candidates: intact at both copies (so a copy can heal them), and
-	// not junk.
+	// Candidates: not junk; packs and log entries intact at both copies
+	// (so a copy can heal them).
 	byDir := map[string][]string{}
 	sizes := map[string]int64{}
+	atCopies := map[string]bool{}
 	for name, p := range mainFiles {
 		dir, _, _ := strings.Cut(name, "/")
 		s.mu.Lock()
@@ -64,9 +68,10 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 				good = false
 			}
 		}
-		if good {
+		if good || dir == "index" {
 			byDir[dir] = append(byDir[dir], name)
 			sizes[name] = fi.Size()
+			atCopies[name] = good
 		}
 	}
 	for _, l := range byDir {
@@ -75,8 +80,7 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	var dmg []damage
 	for range 1 + s.rng.IntN(4)/3 {
 		// Packs most (they are most of the bytes), then log entries,
-		// then index files (tonight's prune may have replaced them all:
-		// then there is none the copies hold yet).
+		// then index files.
 		var dirs []string
 		for dir, weight := range map[string]int{"data": 5, "log": 3, "index": 2} {
 			if len(byDir[dir]) > 0 {
@@ -122,10 +126,13 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 		switch {
 		case d.kind == "delete" && dir == "log" && covered[d.file]:
 			// Prune deletes such entries itself: a drop, not damage.
+		case d.kind == "delete" && dir == "index" && !atCopies[d.file]:
+			// Lost before any copy had it: nothing tells a mirror it was
+			// ever there (check names the packs it indexed).
 		case d.kind == "delete" || dir == "index":
 			// Lost packs, lost log entries the log names, lost index files
-			// whose packs the source still holds, index files that do not
-			// open: the mirror can tell them all.
+			// the copies hold, index files that do not open: the mirror can
+			// tell them all.
 			mustName++
 			if strings.Contains(string(res.stderr), d.file) {
 				byMirror[d.file] = true
@@ -148,7 +155,7 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	}
 	spread := false
 	for _, d := range dmg {
-		if d.kind == "delete" && covered[d.file] {
+		if d.kind == "delete" && covered[d.file] || !atCopies[d.file] {
 			continue
 		}
 		for _, loc := range []*location{s.sftp, s.peer} {
@@ -188,27 +195,36 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	from := []*location{s.sftp, s.peer}[s.rng.IntN(2)]
 	rres := s.run.run("repair", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "repair", "packs", "--from", from.url)
 	s.logOutput(rres)
-	if rres.code != 0 {
+	indexDamaged := false
+	for _, d := range dmg {
+		indexDamaged = indexDamaged || strings.HasPrefix(d.file, "index/")
+	}
+	// Only an index file the copy lacks may be beyond its reach.
+	for _, line := range strings.Split(string(rres.stdout), "\n") {
+		if strings.Contains(line, "; cannot be fetched: ") && !strings.HasPrefix(line, "index/") {
+			s.unexpectedf("repair packs --from %s could not fetch what it holds: %s\n%s", from.name, rres, rres.stdout)
+			return
+		}
+	}
+	if rres.code != 0 && !indexDamaged {
 		s.unexpectedf("repair packs --from %s failed: %s\n%s", from.name, rres, rres.stdout)
 		return
 	}
 	s.mu.Lock()
 	s.st.outcomes["source damage: healed with repair packs --from "+from.name]++
 	s.mu.Unlock()
-	for _, d := range dmg {
-		if d.kind == "delete" && strings.HasPrefix(d.file, "index/") {
-			// Which index files a repository should have is not written
-			// anywhere: "repair index" rebuilds them from the packs.
-			ires := s.run.run("repair", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "repair", "index")
-			if ires.code != 0 {
-				s.unexpectedf("repair index after a lost index file failed: %s", ires)
-				return
-			}
-			s.mu.Lock()
-			s.st.outcomes["source damage: lost index file rebuilt with repair index"]++
-			s.mu.Unlock()
-			break
+	if indexDamaged {
+		// Which index files a repository should have is written
+		// nowhere, and a copy may not have them yet: "repair index"
+		// rebuilds them from the packs.
+		ires := s.run.run("repair", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "repair", "index")
+		if ires.code != 0 {
+			s.unexpectedf("repair index after index damage failed: %s", ires)
+			return
 		}
+		s.mu.Lock()
+		s.st.outcomes["source damage: index rebuilt with repair index"]++
+		s.mu.Unlock()
 	}
 	cres, probs = s.check(s.main, noFaults, "--read-data")
 	if cres.code != 0 || len(damageOnly(probs)) > 0 {
