@@ -88,6 +88,13 @@ soak:
 soak-ci:
 	$(GO) run ./scripts/soak -cycles $(SOAK_CYCLES_CI)
 
+# Lists the functions over 120 lines outside tests and generated code
+# (scripts/funclen) and fails if there are any. Not yet part of `test`:
+# it joins once the whole tree passes.
+.PHONY: funclen
+funclen:
+	$(GO) run ./scripts/funclen .
+
 clean:
 	rm -rf bin
 	$(GO) clean -testcache

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
+	"golang.org/x/sync/errgroup"
 )
 
 // ProblemKind names a kind of problem that check finds.
@@ -174,7 +175,8 @@ func (s Subset) choose(ids []backend.ID) []backend.ID {
 	return ids
 }
 
-// CheckOptions configure Check; the zero value checks the structure only.
+// CheckOptions configure a check; the zero value checks the structure
+// only. PlanCheck reads ReadData and Subset; ExecuteCheck reads Progress.
 type CheckOptions struct {
 	// ReadData downloads the packs and verifies every byte: the pack's
 	// hash, its header against the index, and every blob.
@@ -184,6 +186,33 @@ type CheckOptions struct {
 	Subset Subset
 	// Progress, if set, is told about each phase.
 	Progress ProgressFunc
+}
+
+// CheckPlan is what a check reads and verifies, worked out by PlanCheck
+// from the backend's listings: a plain value that ExecuteCheck carries
+// out. Check has no dry run: it changes nothing, and its plan costs only
+// the listings, so a caller shows the plan and goes on.
+type CheckPlan struct {
+	// Keys and IndexFiles are the key files and index files to read and
+	// verify, sorted.
+	Keys, IndexFiles []backend.ID
+	// Packs are the packs the backend holds, sorted by ID, to compare
+	// with the index; PackBytes is their total size.
+	Packs     []CheckPack
+	PackBytes int64
+	// ReadData says pack data is read: all packs, or the Subset.
+	ReadData bool
+	Subset   Subset
+	// Read are the packs whose data is read, in the order they are read
+	// (sorted by ID), with their sizes; ReadBytes is their total.
+	Read      []CheckPack
+	ReadBytes int64
+}
+
+// CheckPack is a pack a check covers.
+type CheckPack struct {
+	ID   backend.ID
+	Size int64
 }
 
 // CheckResult is what Check found.
@@ -262,8 +291,76 @@ func minPackHeader(n int) int64 {
 }
 
 // Check verifies the repository's structure and, with ReadData or a
-// Subset, its data. It reports what it finds as problems and returns an
-// error only when it cannot go on (a listing fails, ctx ends).
+// Subset, its data: PlanCheck, then ExecuteCheck.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult, error) {
+	plan, err := r.PlanCheck(ctx, opts)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	return r.ExecuteCheck(ctx, plan, opts)
+}
+
+// PlanCheck lists the key files, index files and packs, and chooses the
+// packs whose data ExecuteCheck reads (with ReadData, or a Subset other
+// than all). It reads no file.
+func (r *Repository) PlanCheck(ctx context.Context, opts CheckOptions) (*CheckPlan, error) {
+	plan := &CheckPlan{ReadData: opts.ReadData || !opts.Subset.IsAll(), Subset: opts.Subset}
+	if err := r.ListFiles(ctx, backend.KeyFile, func(id backend.ID, _ int64) error {
+		plan.Keys = append(plan.Keys, id)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	ids, err := r.IndexFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	plan.IndexFiles = ids
+	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
+		plan.Packs = append(plan.Packs, CheckPack{ID: id, Size: size})
+		plan.PackBytes += size
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	slices.SortFunc(plan.Keys, cmpBlobID)
+	slices.SortFunc(plan.IndexFiles, cmpBlobID)
+	slices.SortFunc(plan.Packs, func(a, b CheckPack) int { return cmpBlobID(a.ID, b.ID) })
+	if plan.ReadData {
+		all := make([]backend.ID, len(plan.Packs))
+		for i, p := range plan.Packs {
+			all[i] = p.ID
+		}
+		chosen := opts.Subset.choose(all)
+		plan.Read = make([]CheckPack, 0, len(chosen))
+		for _, id := range chosen {
+			i, _ := slices.BinarySearchFunc(plan.Packs, id, func(p CheckPack, id backend.ID) int { return cmpBlobID(p.ID, id) })
+			plan.Read = append(plan.Read, plan.Packs[i])
+			plan.ReadBytes += plan.Packs[i].Size
+		}
+	}
+	return plan, nil
+}
+
+// checkRun is one check's state while it carries out its plan.
+type checkRun struct {
+	r        *Repository
+	plan     *CheckPlan
+	progress ProgressFunc
+
+	mu  sync.Mutex // guards res while workers add to it
+	res CheckResult
+}
+
+func (c *checkRun) add(p Problem) {
+	c.mu.Lock()
+	c.res.Problems = append(c.res.Problems, p)
+	c.mu.Unlock()
+}
+
+// ExecuteCheck carries out plan, which PlanCheck made for r. It reports
+// what it finds as problems and returns an error only when it cannot go
+// on (a read fails in a way that is not damage, ctx ends).
 //
 // The structure: the config opens and parses; every key file is named by
 // its hash and parses; every index file reads from the backend (not the
@@ -272,163 +369,43 @@ func minPackHeader(n int) int64 {
 // backup or prune that was interrupted leaves such packs; the next prune
 // removes them). A blob stored in several packs is fine.
 //
-// Reading data: each selected pack is read once, from start to end; its
-// SHA-256 must be its name, its header must open and list exactly what the
-// index lists for it, and every blob must open, decompress and hash to its
-// ID. A damaged pack is named by its file name. The packs are streamed (as
-// many at once as the backend allows connections) while GOMAXPROCS workers
-// verify their blobs, so memory stays a few blobs per worker whatever the
-// pack size.
-func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult, error) {
-	var res CheckResult
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, int64, int64) {}
+// Reading data: each pack of plan.Read is read once, from start to end;
+// its SHA-256 must be its name, its header must open and list exactly what
+// the index lists for it, and every blob must open, decompress and hash to
+// its ID. A damaged pack is named by its file name. The packs are streamed
+// (as many at once as the backend allows connections) while GOMAXPROCS
+// workers verify their blobs, so memory stays a few blobs per worker
+// whatever the pack size.
+func (r *Repository) ExecuteCheck(ctx context.Context, plan *CheckPlan, opts CheckOptions) (CheckResult, error) {
+	c := &checkRun{r: r, plan: plan, progress: opts.Progress}
+	if c.progress == nil {
+		c.progress = func(string, int64, int64) {}
 	}
-	var mu sync.Mutex // guards res while workers add to it
-	add := func(p Problem) {
-		mu.Lock()
-		res.Problems = append(res.Problems, p)
-		mu.Unlock()
-	}
-
-	progress("check structure", 0, 0)
+	c.res.IndexFiles, c.res.Packs = len(plan.IndexFiles), len(plan.Packs)
+	c.progress("check structure", 0, 0)
 	if err := r.checkConfig(ctx); err != nil {
 		if ctx.Err() != nil {
-			return res, ctx.Err()
+			return c.res, ctx.Err()
 		}
-		add(Problem{Kind: ProblemConfig, File: backend.ConfigName, Message: err.Error()})
+		c.add(Problem{Kind: ProblemConfig, File: backend.ConfigName, Message: err.Error()})
 	}
-	if err := r.checkKeys(ctx, add); err != nil {
-		return res, err
+	if err := r.checkKeys(ctx, plan.Keys, c.add); err != nil {
+		return c.res, err
 	}
-
-	// Index files, read from the backend.
-	ids, err := r.IndexFiles(ctx)
+	listed, err := c.checkIndexFiles(ctx)
 	if err != nil {
-		return res, fmt.Errorf("list index: %w", err)
+		return c.res, err
 	}
-	res.IndexFiles = len(ids)
-	listed := make(map[backend.ID]bool) // packs some index file lists
-	var done int64
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
-		f, err := r.fetchIndexFile(ctx, ids[i])
-		mu.Lock()
-		done++
-		progress("check index", done, int64(len(ids)))
-		mu.Unlock()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			add(Problem{Kind: ProblemIndexFile, File: handleOf(backend.IndexFile, ids[i]), Message: err.Error()})
-			return nil
-		}
-		mu.Lock()
-		for _, p := range f.Packs {
-			listed[p.ID] = true
-		}
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return res, err
+	c.progress("check packs", 0, 0)
+	sizes := make(map[backend.ID]int64, len(plan.Packs))
+	for _, p := range plan.Packs {
+		sizes[p.ID] = p.Size
 	}
-
-	// Packs against the index.
-	progress("check packs", 0, 0)
-	sizes := make(map[backend.ID]int64)
-	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
-		sizes[id] = size
-		return nil
-	}); err != nil {
-		return res, fmt.Errorf("list packs: %w", err)
+	stats := c.checkPacks(sizes, listed)
+	if err := c.readData(ctx, stats); err != nil {
+		return c.res, err
 	}
-	res.Packs = len(sizes)
-	stats := make(map[backend.ID]*packIndexStat)
-	r.idx.Each(func(pb index.PackedBlob) bool {
-		s := stats[pb.PackID]
-		if s == nil {
-			s = &packIndexStat{}
-			stats[pb.PackID] = s
-		}
-		s.blobs++
-		s.end = max(s.end, int64(pb.Offset)+int64(pb.Length))
-		s.sum += int64(pb.Length)
-		res.Blobs++
-		return true
-	})
-	copied := r.missingPacksCopied(stats, sizes)
-	for id, s := range stats {
-		size, ok := sizes[id]
-		if !ok && copied[id] {
-			add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id), Warning: true,
-				Message: fmt.Sprintf("missing, but each of the %d blob(s) the index lists in it is stored in another pack too (a backup stored them again): nothing is lost; the next prune drops it from the index", s.blobs)})
-			continue
-		}
-		if !ok {
-			add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id),
-				Message: fmt.Sprintf("missing: the index lists %d blob(s) in this pack", s.blobs)})
-			continue
-		}
-		if msg := implausibleSize(size, s); msg != "" {
-			add(Problem{Kind: ProblemPackSize, File: handleOf(backend.PackFile, id), Message: msg})
-		}
-	}
-	for id := range sizes {
-		if !listed[id] {
-			add(Problem{Kind: ProblemPackUnindexed, File: handleOf(backend.PackFile, id), Warning: true,
-				Message: "no index lists this pack (left by an interrupted backup or prune; the next prune cleans it up, 'cairn repair index' indexes it)"})
-		}
-	}
-
-	if opts.ReadData || !opts.Subset.IsAll() {
-		all := make([]backend.ID, 0, len(sizes))
-		for id := range sizes {
-			all = append(all, id)
-		}
-		slices.SortFunc(all, cmpBlobID)
-		sel := opts.Subset.choose(all)
-		var done, total int64
-		for _, id := range sel {
-			total += sizes[id]
-		}
-		v := r.newVerifier(ctx)
-		defer v.close()
-		// The packs go in batches whose index entries, held while their
-		// packs are read, number at most checkListBlobs.
-		for start := 0; start < len(sel); {
-			end, n := start, 0
-			for end < len(sel) && (end == start || n+blobsOf(stats[sel[end]]) <= checkListBlobs) {
-				n += blobsOf(stats[sel[end]])
-				end++
-			}
-			batch := sel[start:end]
-			lists := r.packLists(batch)
-			err := r.forEachParallel(ctx, len(batch), func(i int) error {
-				id := batch[i]
-				p := r.checkPackData(ctx, v, id, sizes[id], stats[id], lists[id])
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if p != nil {
-					add(*p)
-				}
-				mu.Lock()
-				res.PacksRead++
-				res.BytesRead += sizes[id]
-				done += sizes[id]
-				progress("read data", done, total)
-				mu.Unlock()
-				return nil
-			})
-			if err != nil {
-				return res, err
-			}
-			start = end
-		}
-	}
-	slices.SortFunc(res.Problems, func(a, b Problem) int {
+	slices.SortFunc(c.res.Problems, func(a, b Problem) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
 		}
@@ -437,7 +414,154 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 		}
 		return strings.Compare(a.Message, b.Message)
 	})
-	return res, nil
+	return c.res, nil
+}
+
+// checkIndexFiles reads every index file of the plan from the backend and
+// returns the packs they list.
+func (c *checkRun) checkIndexFiles(ctx context.Context) (map[backend.ID]bool, error) {
+	ids := c.plan.IndexFiles
+	listed := make(map[backend.ID]bool) // guarded by c.mu
+	var done int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(c.r.be.Properties().Connections, 1))
+	for _, id := range ids {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			f, err := c.r.fetchIndexFile(gctx, id)
+			c.mu.Lock()
+			done++
+			c.progress("check index", done, int64(len(ids)))
+			c.mu.Unlock()
+			if err != nil {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				c.add(Problem{Kind: ProblemIndexFile, File: handleOf(backend.IndexFile, id), Message: err.Error()})
+				return nil
+			}
+			c.mu.Lock()
+			for _, p := range f.Packs {
+				listed[p.ID] = true
+			}
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return listed, ctx.Err()
+}
+
+// checkPacks compares the packs the backend holds (sizes) with what the
+// loaded index lists, and with the packs the index files list (listed),
+// and returns what the index lists for each pack.
+func (c *checkRun) checkPacks(sizes map[backend.ID]int64, listed map[backend.ID]bool) map[backend.ID]*packIndexStat {
+	stats := make(map[backend.ID]*packIndexStat)
+	c.r.idx.Each(func(pb index.PackedBlob) bool {
+		s := stats[pb.PackID]
+		if s == nil {
+			s = &packIndexStat{}
+			stats[pb.PackID] = s
+		}
+		s.blobs++
+		s.end = max(s.end, int64(pb.Offset)+int64(pb.Length))
+		s.sum += int64(pb.Length)
+		c.res.Blobs++
+		return true
+	})
+	copied := c.r.missingPacksCopied(stats, sizes)
+	for id, s := range stats {
+		size, ok := sizes[id]
+		if !ok && copied[id] {
+			c.add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id), Warning: true,
+				Message: fmt.Sprintf("missing, but each of the %d blob(s) the index lists in it is stored in another pack too (a backup stored them again): nothing is lost; the next prune drops it from the index", s.blobs)})
+			continue
+		}
+		if !ok {
+			c.add(Problem{Kind: ProblemPackMissing, File: handleOf(backend.PackFile, id),
+				Message: fmt.Sprintf("missing: the index lists %d blob(s) in this pack", s.blobs)})
+			continue
+		}
+		if msg := implausibleSize(size, s); msg != "" {
+			c.add(Problem{Kind: ProblemPackSize, File: handleOf(backend.PackFile, id), Message: msg})
+		}
+	}
+	for id := range sizes {
+		if !listed[id] {
+			c.add(Problem{Kind: ProblemPackUnindexed, File: handleOf(backend.PackFile, id), Warning: true,
+				Message: "no index lists this pack (left by an interrupted backup or prune; the next prune cleans it up, 'cairn repair index' indexes it)"})
+		}
+	}
+	return stats
+}
+
+// readData reads and verifies the packs of plan.Read, in batches whose
+// index entries, held while their packs are read, number at most
+// checkListBlobs.
+func (c *checkRun) readData(ctx context.Context, stats map[backend.ID]*packIndexStat) error {
+	sel := c.plan.Read
+	if len(sel) == 0 {
+		return nil
+	}
+	var done int64
+	v := c.r.newVerifier(ctx)
+	defer v.close()
+	for start := 0; start < len(sel); {
+		end, n := start, 0
+		for end < len(sel) && (end == start || n+blobsOf(stats[sel[end].ID]) <= checkListBlobs) {
+			n += blobsOf(stats[sel[end].ID])
+			end++
+		}
+		batch := sel[start:end]
+		if err := c.readBatch(ctx, v, batch, stats, &done); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// readBatch reads and verifies the packs of batch, as many at once as the
+// backend allows connections; done counts the bytes read so far. The
+// first error (ctx ending) cancels the reads under way and starts no
+// more; readBatch returns once every read has ended.
+func (c *checkRun) readBatch(ctx context.Context, v *verifier, batch []CheckPack, stats map[backend.ID]*packIndexStat, done *int64) error {
+	ids := make([]backend.ID, len(batch))
+	for i, p := range batch {
+		ids[i] = p.ID
+	}
+	lists := c.r.packLists(ids)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(c.r.be.Properties().Connections, 1))
+	for _, p := range batch {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			problem := c.r.checkPackData(gctx, v, p.ID, p.Size, stats[p.ID], lists[p.ID])
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if problem != nil {
+				c.add(*problem)
+			}
+			c.mu.Lock()
+			c.res.PacksRead++
+			c.res.BytesRead += p.Size
+			*done += p.Size
+			c.progress("read data", *done, c.plan.ReadBytes)
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 func handleOf(t backend.FileType, id backend.ID) string {
@@ -472,20 +596,13 @@ func (r *Repository) checkConfig(ctx context.Context) error {
 	return err
 }
 
-// checkKeys checks that every key file is named by its hash and parses.
-// A file whose bytes no longer match its name is damage. One that matches
-// its name but is no key file, or whose KDF parameters exceed the cost
-// limit, is a warning: whoever can add files to the repository (a
+// checkKeys checks that every key file of ids is named by its hash and
+// parses. A file whose bytes no longer match its name is damage. One that
+// matches its name but is no key file, or whose KDF parameters exceed the
+// cost limit, is a warning: whoever can add files to the repository (a
 // friend's server, an append-only client) can put such files there, they
 // hide nothing, and opening skips them.
-func (r *Repository) checkKeys(ctx context.Context, add func(Problem)) error {
-	var ids []backend.ID
-	if err := r.ListFiles(ctx, backend.KeyFile, func(id backend.ID, _ int64) error {
-		ids = append(ids, id)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
+func (r *Repository) checkKeys(ctx context.Context, ids []backend.ID, add func(Problem)) error {
 	for _, id := range ids {
 		file := handleOf(backend.KeyFile, id)
 		h := backend.Handle{Type: backend.KeyFile, Name: id.String()}

@@ -134,6 +134,11 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 	}
 	l := &Lock{r: r, info: info, id: id, written: written, stop: make(chan struct{})}
 	l.done.Go(l.refreshLoop)
+	if exclusive {
+		r.heldMu.Lock()
+		r.held = l
+		r.heldMu.Unlock()
+	}
 	return l, nil
 }
 
@@ -332,6 +337,13 @@ func (l *Lock) refresh(now clockReading) error {
 	return nil
 }
 
+// lostErr returns the error the lock was lost with, or nil.
+func (l *Lock) lostErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
 // lose records that the lock is lost and cancels every Context.
 func (l *Lock) lose(err error) {
 	l.r.opts.Warn("warning: " + err.Error())
@@ -363,6 +375,11 @@ func (l *Lock) Context(ctx context.Context) (_ context.Context, cancel context.C
 // Unlock stops refreshing and removes the lock file. It works after ctx
 // is cancelled: removal gets a short grace period of its own.
 func (l *Lock) Unlock(ctx context.Context) error {
+	l.r.heldMu.Lock()
+	if l.r.held == l {
+		l.r.held = nil
+	}
+	l.r.heldMu.Unlock()
 	close(l.stop)
 	l.done.Wait()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

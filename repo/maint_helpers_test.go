@@ -157,3 +157,62 @@ func filesOf(be *mem.Backend, ft backend.FileType) []backend.Handle {
 	}
 	return hs
 }
+
+// lockedPrune prunes as the prune command does: it takes the exclusive
+// lock, plans and executes under it, and unlocks. An error unlocking is
+// returned too (a test that makes the backend fail counts it as a crash).
+func lockedPrune(ctx context.Context, r *Repository, used *BlobSet, opts PruneOptions) (PrunePlan, PruneResult, error) {
+	l, err := r.Lock(ctx, true)
+	if err != nil {
+		return PrunePlan{}, PruneResult{}, err
+	}
+	plan, res, err := r.Prune(ctx, used, opts)
+	if uerr := l.Unlock(ctx); err == nil {
+		err = uerr
+	}
+	return plan, res, err
+}
+
+// dropLocks deletes the lock files in be: what a process killed while
+// holding them leaves, and what the next run takes for stale once that
+// process is gone.
+func dropLocks(be *mem.Backend) {
+	for _, h := range filesOf(be, backend.LockFile) {
+		be.DeleteRaw(h)
+	}
+}
+
+// lockedRepairIndex repairs the index as the command does: under the
+// exclusive lock, plan then execute. An error unlocking is returned too.
+func lockedRepairIndex(ctx context.Context, r *Repository) (RepairIndexPlan, RepairIndexResult, error) {
+	l, err := r.Lock(ctx, true)
+	if err != nil {
+		return RepairIndexPlan{}, RepairIndexResult{}, err
+	}
+	plan, err := r.PlanRepairIndex(ctx, nil)
+	var res RepairIndexResult
+	if err == nil {
+		res, err = r.ExecuteRepairIndex(ctx, plan, nil)
+	}
+	if uerr := l.Unlock(ctx); err == nil {
+		err = uerr
+	}
+	return plan, res, err
+}
+
+// lockedRepairPacks repairs packs from the copy as the command does.
+func lockedRepairPacks(ctx context.Context, r *Repository, from backend.Backend) (RepairPacksPlan, RepairPacksResult, error) {
+	l, err := r.Lock(ctx, true)
+	if err != nil {
+		return RepairPacksPlan{}, RepairPacksResult{}, err
+	}
+	plan, err := r.PlanRepairPacks(ctx, from, nil)
+	var res RepairPacksResult
+	if err == nil {
+		res, err = r.ExecuteRepairPacks(ctx, from, plan, nil)
+	}
+	if uerr := l.Unlock(ctx); err == nil {
+		err = uerr
+	}
+	return plan, res, err
+}

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"golang.org/x/sync/errgroup"
 )
 
 // Mirroring copies a repository's files from one backend to another
@@ -38,33 +36,32 @@ var ErrSourceDamaged = errors.New("the source is damaged")
 // replace them.
 var ErrReplaceRefused = errors.New("the destination refuses to replace damaged files")
 
-// MirrorOptions configure Mirror; the zero value copies what is missing.
+// MirrorOptions configure a mirror; the zero value copies what is
+// missing. PlanMirror reads Prune and Refs; ExecuteMirror reads the rest.
 type MirrorOptions struct {
-	// Prune removes files from the destination that the source dropped on
-	// purpose (see Mirror), where the destination allows it. It needs
-	// Refs.
+	// Prune plans to remove files from the destination that the source
+	// dropped on purpose (see PlanMirror), where the destination allows
+	// it. It needs Refs.
 	Prune bool
 	// Refs is what the source's own index references (see
 	// Repository.MirrorRefs): with it, a file the source lacks but its
 	// index lists is damage, never something to remove from the
 	// destination. Prune requires it; without Prune it is optional.
 	Refs *MirrorRefs
-	// DryRun lists what would be copied and removed, and changes nothing.
-	DryRun bool
 	// LimitUpload caps the upload rate in bytes per second; 0 means none.
 	LimitUpload int64
 	// Progress is called after each file copied or removed, from several
 	// goroutines at once; it must be safe for concurrent use. Log entries
 	// are copied one at a time, and Progress is called after each on the
-	// goroutine that called Mirror, before the next one is copied.
+	// goroutine that called ExecuteMirror, before the next one is copied.
 	Progress func(MirrorStats)
 	// Now is the clock for the rate limit; nil means time.Now.
 	Now func() time.Time
 	// Warn receives problems that do not fail the mirror: files under
 	// log/ that are not log entries (skipped), destination files of the
-	// wrong size (replaced, or why not), stale temporary files on the
-	// destination that could not be removed. It may be called from
-	// several goroutines at once. Nil discards them.
+	// wrong size (replaced, or why not), log entries held back, stale
+	// temporary files on the destination that could not be removed. It
+	// may be called from several goroutines at once. Nil discards them.
 	Warn func(msg string)
 }
 
@@ -149,8 +146,9 @@ type MirrorError struct {
 	Dest string
 	// Missing are files the source's index or log names that the source
 	// lacks; Damaged are source files whose content does not match their
-	// names, and log entries left behind because an entry they follow
-	// could not be copied. Each list is sorted.
+	// names, and index files of the source that do not open. (The log
+	// entries that follow a damaged one are held back with a warning.)
+	// Each list is sorted.
 	Missing, Damaged []backend.Handle
 	// Refused are destination files of the wrong size that the
 	// destination did not let the mirror replace.
@@ -222,6 +220,139 @@ func nameFiles(hs []backend.Handle) string {
 	return strings.Join(names, ", ")
 }
 
+// MirrorPlan is what a mirror will do, worked out by PlanMirror from the
+// listings of both sides, their log entries and the source's references:
+// a plain value that ExecuteMirror carries out and "mirror --dry-run"
+// prints. Every list is in the order it is carried out, or sorted.
+type MirrorPlan struct {
+	// Source and Dest are the locations it was planned for.
+	Source, Dest string
+	// SourceFiles and SourceBytes sum up the source's listing (lock
+	// files aside); DestFiles and DestBytes the destination's.
+	SourceFiles, DestFiles int
+	SourceBytes, DestBytes int64
+	// Copy are the files to copy, in the order they are copied: packs,
+	// then index files, then keys and the config (each phase sorted by
+	// name, several files at once), then log entries one at a time, each
+	// after the entries it follows.
+	Copy []MirrorCopy
+	// FilesSkipped and BytesSkipped count the source's files the
+	// destination holds already (same name, same size).
+	FilesSkipped int
+	BytesSkipped int64
+	// Prune says the plan removes what the source dropped on purpose.
+	Prune bool
+	// Remove are the destination's files to remove (Prune only), in the
+	// order they are removed: log entries, then index files, then packs,
+	// then keys, so the destination never holds an index naming a
+	// removed pack. ExecuteMirror removes nothing if copying finds a
+	// damaged source file.
+	Remove []MirrorRemoval
+	// PruneSkipped says Prune removes nothing because of Missing,
+	// Damaged or LostIndex.
+	PruneSkipped bool
+	// Held are source log entries not to copy because they follow one
+	// that cannot be copied (damaged at the source): the destination's
+	// log must stay valid.
+	Held []backend.Handle
+	// Junk are files under log/ that are not log entries, on either
+	// side: skipped, and left where they are.
+	Junk []MirrorJunk
+	// Missing are files the source's index or log names that the source
+	// lacks; Damaged are source files found not to match their names (log
+	// entries) or not to open (index files, per Refs). See MirrorError.
+	Missing, Damaged []backend.Handle
+	// LostIndex are index files the destination holds that the source
+	// lost (Prune only): they list packs the source holds but no longer
+	// indexes, and no index file of the source replaced them. They are
+	// damage, and stay at the destination. See MirrorError.
+	LostIndex []backend.Handle
+}
+
+// MirrorCopy is one file a mirror copies.
+type MirrorCopy struct {
+	Handle backend.Handle
+	// Size is the file's size at the source.
+	Size int64
+	// Replace says the destination holds a file of that name whose size
+	// DestSize differs from the source's: it is replaced.
+	Replace  bool
+	DestSize int64
+	// After are, for a log entry, the entries (by file name) it follows
+	// that are copied in the same run: it is copied only once they are.
+	After []string
+}
+
+// RemoveReason says why a mirror removes a file from the destination.
+type RemoveReason string
+
+// The reasons a file goes: each is a drop the source made on purpose.
+const (
+	RemovePackPruned    RemoveReason = "pack_pruned"    // the source lacks the pack and its index no longer lists it (prune)
+	RemoveIndexReplaced RemoveReason = "index_replaced" // the source lacks the index file (prune and repair replace index files)
+	RemoveKeyRemoved    RemoveReason = "key_removed"    // the source lacks the key file (key remove)
+	RemoveLogCompacted  RemoveReason = "log_compacted"  // the source lacks the entry and its newest checkpoint covers it (prune compacts the log)
+)
+
+// MirrorRemoval is one destination file a mirror removes.
+type MirrorRemoval struct {
+	Handle backend.Handle
+	// Size is the file's size at the destination.
+	Size   int64
+	Reason RemoveReason
+}
+
+// MirrorJunk is a file under log/ that is not a log entry.
+type MirrorJunk struct {
+	Handle backend.Handle
+	// AtSource says which side holds it.
+	AtSource bool
+	// Reason says why it is not an entry.
+	Reason string
+}
+
+// Stats is what the plan would do as MirrorStats: the files to copy and
+// skip, and in FilesRemoved and BytesRemoved the files to remove.
+func (p *MirrorPlan) Stats() MirrorStats {
+	st := MirrorStats{FilesSkipped: p.FilesSkipped, BytesSkipped: p.BytesSkipped}
+	for _, c := range p.Copy {
+		st.FilesToCopy++
+		st.BytesToCopy += c.Size
+	}
+	for _, r := range p.Remove {
+		st.FilesRemoved++
+		st.BytesRemoved += r.Size
+	}
+	return st
+}
+
+// Err is nil, or the *MirrorError naming the damage the plan found at the
+// source (Missing, Damaged, LostIndex): what executing it would report at
+// least.
+func (p *MirrorPlan) Err() error {
+	e := &MirrorError{Dest: p.Dest, Missing: slices.Clone(p.Missing), Damaged: slices.Clone(p.Damaged),
+		LostIndex: slices.Clone(p.LostIndex), PruneSkipped: p.PruneSkipped}
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) == 0 {
+		return nil
+	}
+	return e
+}
+
+// MirrorPhase is the phase, 0 to 3, in which a mirror copies a file of
+// type t: packs, index files, keys and the config, log entries. The files
+// of a phase are copied only once every file of the phases before is.
+func MirrorPhase(t backend.FileType) int {
+	switch t {
+	case backend.PackFile:
+		return 0
+	case backend.IndexFile:
+		return 1
+	case backend.KeyFile, backend.ConfigFile:
+		return 2
+	}
+	return 3
+}
+
 // maxMirrorFile caps a file held in memory while it is copied.
 const maxMirrorFile = MaxPackSize + MaxPackSize/4
 
@@ -255,343 +386,307 @@ func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 	return l, nil
 }
 
-// mirrorRun is one mirror's state while it copies.
-type mirrorRun struct {
+// mirrorPlanner works out a MirrorPlan.
+type mirrorPlanner struct {
 	src, dst           backend.Backend
 	srcFiles, dstFiles listing
 	opts               MirrorOptions
-	lim                *rateLimiter
-
-	mu sync.Mutex // guards st and problems while workers run
-	st MirrorStats
-	// problems collects what MirrorError reports.
-	problems MirrorError
-	// replace are the destination files of the wrong size.
-	replace map[backend.Handle]bool
+	plan               *MirrorPlan
 }
 
-func (m *mirrorRun) warn(format string, args ...any) {
-	if m.opts.Warn != nil {
-		m.opts.Warn(fmt.Sprintf("warning: "+format, args...))
-	}
-}
-
-// Mirror copies every file dst lacks from src, in an order that never
-// leaves dst referring to a file it does not have: packs, then index
-// files, then keys and the config, then log entries, one at a time and
-// each after the entries it follows, so that a mirror stopped at any
-// moment leaves dst with a valid, shorter log. Before copying it checks
-// that dst's log is a prefix of src's (allowing for old entries src has
-// pruned under a checkpoint) and refuses a diverged dst. Each file's hash
-// is checked before it is written; a source file that does not match its
-// name is reported and not copied, nor are the log entries that follow
-// it, and the rest is copied. A file under log/ that is not a log entry,
-// on either side, is skipped with a warning. A destination file whose
-// size differs from the source's is replaced, with a warning; if the
-// destination refuses, that is reported and the rest is copied.
-//
-// With Prune, dst files src lacks are removed only when src dropped them
-// on purpose: packs its index (opts.Refs) no longer lists, index files,
-// keys, and log entries covered by its newest checkpoint. If src lacks a
-// pack its index lists or a log entry its log names, has damaged files,
-// or has index files that do not open, nothing is removed.
-//
-// When anything was not copied or removal was skipped for those reasons,
-// Mirror finishes what it can and returns a *MirrorError naming the
-// files. An interrupted mirror resumes by copying only what is still
-// missing; the temporary files a killed mirror left on dst are removed by
-// the next one that succeeds, once they are an hour old
-// (backend.RemoveStaleTemp).
+// Mirror plans a mirror from src to dst and carries it out: PlanMirror,
+// then ExecuteMirror.
 func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (MirrorStats, error) {
+	plan, err := PlanMirror(ctx, src, dst, opts)
+	if err != nil {
+		return MirrorStats{}, err
+	}
+	return ExecuteMirror(ctx, src, dst, plan, opts)
+}
+
+// PlanMirror works out what a mirror from src to dst does, changing
+// nothing: it lists both sides and reads the log entries it needs and,
+// with opts.Prune, the destination's index files that the source lacks
+// and no index file of the source supersedes; no other file. It plans to copy every file dst lacks from src, in an
+// order that never leaves dst referring to a file it does not have:
+// packs, then index files, then keys and the config, then log entries,
+// one at a time and each after the entries it follows, so that a mirror
+// stopped at any moment leaves dst with a valid, shorter log. A
+// destination file whose size differs from the source's is replaced. A
+// file under log/ that is not a log entry, on either side, is skipped; a
+// source log entry that does not match its name is damage, and the
+// entries that follow it are held back.
+//
+// It checks that dst holds no other repository and that dst's log is a
+// prefix of src's (allowing for old entries src has pruned under a
+// checkpoint), and refuses a diverged dst (ErrDiverged).
+//
+// With opts.Prune, it plans to remove the dst files src lacks only when
+// src dropped them on purpose: packs its index (opts.Refs) no longer
+// lists, index files, keys, and log entries covered by its newest
+// checkpoint. An index file src lacks was dropped on purpose only when an
+// index file of src supersedes it, or when it lists no pack that src
+// holds unindexed; else src lost it (LostIndex). If src lacks a pack its
+// index lists or a log entry its log names, has damaged log entries, has
+// index files that do not open, or lost an index file, it plans to
+// remove nothing (PruneSkipped).
+func PlanMirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (*MirrorPlan, error) {
 	if opts.Prune && opts.Refs == nil {
-		return MirrorStats{}, errors.New("mirror: internal error: pruning needs the source's references (MirrorOptions.Refs)")
+		return nil, errors.New("mirror: internal error: pruning needs the source's references (MirrorOptions.Refs)")
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	p := &mirrorPlanner{src: src, dst: dst, opts: opts,
+		plan: &MirrorPlan{Source: src.Location(), Dest: dst.Location(), Prune: opts.Prune}}
+	if err := p.list(ctx); err != nil {
+		return nil, err
 	}
-	m := &mirrorRun{src: src, dst: dst, opts: opts, replace: make(map[backend.Handle]bool)}
-	m.problems.Dest = dst.Location()
+	lv, err := p.readLogs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.planCopies()
+	p.planLog(lv)
+	p.findLostPacks()
+	if err := p.findLostIndex(ctx); err != nil {
+		return nil, err
+	}
+	p.planRemovals(lv)
+	for _, l := range [][]backend.Handle{p.plan.Missing, p.plan.Damaged, p.plan.LostIndex} {
+		sortHandles(l)
+	}
+	slices.SortFunc(p.plan.Junk, func(a, b MirrorJunk) int { return strings.Compare(a.Handle.String(), b.Handle.String()) })
+	return p.plan, nil
+}
+
+// list lists both sides and checks that dst holds no other repository.
+func (p *mirrorPlanner) list(ctx context.Context) error {
 	var err error
-	if m.srcFiles, err = listAll(ctx, src); err != nil {
-		return m.st, err
+	if p.srcFiles, err = listAll(ctx, p.src); err != nil {
+		return err
 	}
 	cfg := backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
-	if _, ok := m.srcFiles[cfg]; !ok {
-		return m.st, fmt.Errorf("mirror from %s: %w", src.Location(), backend.ErrNoRepository)
+	if _, ok := p.srcFiles[cfg]; !ok {
+		return fmt.Errorf("mirror from %s: %w", p.src.Location(), backend.ErrNoRepository)
 	}
-	if m.dstFiles, err = listAll(ctx, dst); err != nil {
-		return m.st, err
+	if p.dstFiles, err = listAll(ctx, p.dst); err != nil {
+		return err
 	}
-	if _, ok := m.dstFiles[cfg]; ok {
-		same, err := sameFile(ctx, src, dst, cfg)
+	if _, ok := p.dstFiles[cfg]; ok {
+		same, err := sameFile(ctx, p.src, p.dst, cfg)
 		if err != nil {
-			return m.st, err
+			return err
 		}
 		if !same {
-			return m.st, fmt.Errorf("mirror to %s: %w (its config differs from the source's)", dst.Location(), ErrOtherRepository)
+			return fmt.Errorf("mirror to %s: %w (its config differs from the source's)", p.dst.Location(), ErrOtherRepository)
 		}
 	}
-	lv, err := m.readLogs(ctx)
-	if err != nil {
-		return m.st, err
+	for _, size := range p.srcFiles {
+		p.plan.SourceFiles++
+		p.plan.SourceBytes += size
 	}
-
-	// Plan: what to copy, by phase; log entries in the order they must
-	// arrive.
-	var plan [][]backend.Handle
-	for _, types := range [][]backend.FileType{{backend.PackFile}, {backend.IndexFile}, {backend.KeyFile, backend.ConfigFile}} {
-		var todo []backend.Handle
-		for h, size := range m.srcFiles {
-			if slices.Contains(types, h.Type) && m.plan(h, size) {
-				todo = append(todo, h)
-			}
-		}
-		sort.Slice(todo, func(i, j int) bool { return todo[i].Name < todo[j].Name })
-		plan = append(plan, todo)
+	for _, size := range p.dstFiles {
+		p.plan.DestFiles++
+		p.plan.DestBytes += size
 	}
-	for h, size := range m.srcFiles {
-		if h.Type == backend.LogFile && !lv.skip[h.Name] {
-			m.plan(h, size)
-		}
-	}
-	if opts.Refs != nil {
-		for id := range opts.Refs.packs {
-			h := backend.Handle{Type: backend.PackFile, Name: id.String()}
-			if _, ok := m.srcFiles[h]; !ok {
-				m.problems.Missing = append(m.problems.Missing, h)
-			}
-		}
-		for _, id := range opts.Refs.damagedIndex {
-			m.problems.Damaged = append(m.problems.Damaged, backend.Handle{Type: backend.IndexFile, Name: id.String()})
-		}
-	}
-	if opts.Prune {
-		if err := m.findLostIndex(ctx); err != nil {
-			return m.st, err
-		}
-	}
-	if opts.DryRun {
-		if opts.Prune {
-			for _, h := range m.pruneCandidates(lv) {
-				m.st.FilesRemoved++
-				m.st.BytesRemoved += m.dstFiles[h]
-			}
-		}
-		return m.st, m.result()
-	}
-
-	workers := min(max(src.Properties().Connections, 1), max(dst.Properties().Connections, 1))
-	m.lim = newRateLimiter(opts.LimitUpload, opts.Now)
-	for _, todo := range plan {
-		err := parallel(ctx, workers, len(todo), func(i int) error {
-			_, err := m.copy(ctx, todo[i])
-			return err
-		})
-		if err != nil {
-			return m.st, err
-		}
-	}
-	if err := m.copyLog(ctx, lv); err != nil {
-		return m.st, err
-	}
-	if opts.Prune {
-		for _, h := range m.pruneCandidates(lv) {
-			err := dst.Delete(ctx, h)
-			switch {
-			case err == nil:
-				m.st.FilesRemoved++
-				m.st.BytesRemoved += m.dstFiles[h]
-			case errors.Is(err, backend.ErrAppendOnly):
-				m.st.FilesKept++
-			case backend.IsNotExist(err):
-			default:
-				return m.st, fmt.Errorf("remove %s from %s: %w", h, dst.Location(), err)
-			}
-			if opts.Progress != nil {
-				opts.Progress(m.st)
-			}
-		}
-	}
-	// What an earlier mirror killed mid-upload left behind. A mirror
-	// holds no lock on the destination, so only files older than
-	// staleTempAge go: another host's upload in progress keeps its file.
-	m.st.TempFilesRemoved, m.st.TempBytesRemoved, err = removeStaleTemp(ctx, dst, opts.Warn)
-	if err != nil {
-		return m.st, err
-	}
-	return m.st, m.result()
+	return nil
 }
 
-// plan counts h, of size bytes at the source, as skipped or to copy, and
-// says whether to copy it; a destination file of another size is to be
-// replaced.
-func (m *mirrorRun) plan(h backend.Handle, size int64) bool {
-	dsize, ok := m.dstFiles[h]
-	if ok && dsize == size {
-		m.st.FilesSkipped++
-		m.st.BytesSkipped += size
-		return false
+// needsCopy reports whether dst lacks the source's file h or holds it with
+// another size.
+func (p *mirrorPlanner) needsCopy(h backend.Handle) bool {
+	size, atSrc := p.srcFiles[h]
+	dsize, atDst := p.dstFiles[h]
+	return atSrc && (!atDst || dsize != size)
+}
+
+// copyOf is the copy of the source's file h.
+func (p *mirrorPlanner) copyOf(h backend.Handle) MirrorCopy {
+	c := MirrorCopy{Handle: h, Size: p.srcFiles[h]}
+	if dsize, ok := p.dstFiles[h]; ok {
+		c.Replace, c.DestSize = true, dsize
 	}
-	if ok {
-		m.replace[h] = true
-		what := "replacing it"
-		if m.opts.DryRun {
-			what = "would replace it"
+	return c
+}
+
+// planCopies counts the files dst holds already, and plans to copy, phase
+// by phase, the packs, index files, keys and config it lacks; planLog
+// adds the log entries.
+func (p *mirrorPlanner) planCopies() {
+	var todo []MirrorCopy
+	for h, size := range p.srcFiles {
+		switch {
+		case !p.needsCopy(h):
+			p.plan.FilesSkipped++
+			p.plan.BytesSkipped += size
+		case h.Type != backend.LogFile:
+			todo = append(todo, p.copyOf(h))
 		}
-		m.warn("%s: %s holds %d bytes, the source's %d: %s", m.dst.Location(), h, dsize, size, what)
 	}
-	m.st.FilesToCopy++
-	m.st.BytesToCopy += size
-	return true
+	slices.SortFunc(todo, func(a, b MirrorCopy) int {
+		if c := MirrorPhase(a.Handle.Type) - MirrorPhase(b.Handle.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Handle.Name, b.Handle.Name)
+	})
+	p.plan.Copy = append(p.plan.Copy, todo...)
 }
 
-// result is nil, or the MirrorError naming what went wrong.
-func (m *mirrorRun) result() error {
-	p := &m.problems
-	if len(p.Missing)+len(p.Damaged)+len(p.Refused)+len(p.LostIndex) == 0 {
-		return nil
+// findLostPacks names the packs the source's index lists that the source
+// lacks, and the source's index files that do not open.
+func (p *mirrorPlanner) findLostPacks() {
+	refs := p.opts.Refs
+	if refs == nil {
+		return
 	}
-	// A file may be found twice (a source index file that does not open
-	// is also damaged when the mirror hashes it to copy it).
-	for _, l := range []*[]backend.Handle{&p.Missing, &p.Damaged, &p.Refused, &p.LostIndex} {
-		sort.Slice(*l, func(i, j int) bool { return (*l)[i].String() < (*l)[j].String() })
-		*l = slices.Compact(*l)
+	for id := range refs.packs {
+		h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+		if _, ok := p.srcFiles[h]; !ok {
+			p.plan.Missing = append(p.plan.Missing, h)
+		}
 	}
-	p.PruneSkipped = m.opts.Prune && len(p.Missing)+len(p.Damaged)+len(p.LostIndex) > 0
-	return p
+	for _, id := range refs.damagedIndex {
+		p.plan.Damaged = append(p.plan.Damaged, backend.Handle{Type: backend.IndexFile, Name: id.String()})
+	}
 }
 
-// findLostIndex records in m.problems.LostIndex the destination's index
-// files that the source lacks but did not drop on purpose. A prune or a
-// repair replaces index files: the new files name the old ones as
+// findLostIndex names in plan.LostIndex, with Prune, the destination's
+// index files that the source lacks but did not drop on purpose. A prune
+// or a repair replaces index files: the new files name the old ones as
 // superseded, and list every pack the old ones did that the source keeps.
 // So an index file the source lacks was lost, not dropped, when no index
 // file of the source supersedes it and it lists a pack the source still
 // holds that no index of the source lists: removing it from the
-// destination would leave that pack unindexed there too. A destination
-// file that does not open (damaged, or junk) tells nothing and is left to
-// pruning as before. It needs m.opts.Refs.
-func (m *mirrorRun) findLostIndex(ctx context.Context) error {
-	refs := m.opts.Refs
+// destination would leave that pack unindexed there too. It reads those
+// files, as many at once as the destination allows connections. A
+// destination file that does not open (damaged, or junk) tells nothing
+// and is left to pruning as before.
+func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
+	if !p.plan.Prune {
+		return nil
+	}
 	var todo []backend.Handle
-	for h := range m.dstFiles {
+	for h := range p.dstFiles {
 		if h.Type != backend.IndexFile {
 			continue
 		}
-		if _, ok := m.srcFiles[h]; ok {
+		if _, ok := p.srcFiles[h]; ok {
 			continue
 		}
-		if id, err := backend.ParseID(h.Name); err == nil && !refs.superseded[id] {
+		if id, err := backend.ParseID(h.Name); err == nil && !p.opts.Refs.superseded[id] {
 			todo = append(todo, h)
 		}
 	}
-	var mu sync.Mutex // guards m.problems.LostIndex
-	return parallel(ctx, max(m.dst.Properties().Connections, 1), len(todo), func(i int) error {
-		h := todo[i]
-		id, _ := backend.ParseID(h.Name)
-		data, err := readAll(ctx, m.dst, h, maxMirrorFile)
-		switch {
-		case errors.Is(err, ErrFormat) || backend.IsNotExist(err):
-			return nil
-		case err != nil:
-			return fmt.Errorf("read %s at %s: %w", h, m.dst.Location(), err)
-		case backend.Hash(data) != id:
-			return nil
+	lost := make([]bool, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(p.dst.Properties().Connections, 1))
+	for i, h := range todo {
+		if gctx.Err() != nil {
+			break
 		}
-		packs, err := refs.indexPacks(id, data)
-		if err != nil {
-			return nil
-		}
-		for _, p := range packs {
-			if _, held := m.srcFiles[backend.Handle{Type: backend.PackFile, Name: p.String()}]; held && !refs.packs[p] {
-				mu.Lock()
-				m.problems.LostIndex = append(m.problems.LostIndex, h)
-				mu.Unlock()
-				m.warn("%s: the source lacks %s, which lists packs it holds but does not index (pack %s): it lost that index file; kept here", m.dst.Location(), h, p.Str())
-				return nil
+		g.Go(func() error {
+			// Go may have waited for a free slot while another read
+			// failed.
+			if err := gctx.Err(); err != nil {
+				return err
 			}
+			var err error
+			lost[i], err = p.indexLost(gctx, h)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, h := range todo {
+		if lost[i] {
+			p.plan.LostIndex = append(p.plan.LostIndex, h)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
-// errSourceCopyDamaged marks a source file whose content does not match
-// its name.
-var errSourceCopyDamaged = errors.New("the source's copy is damaged")
-
-// copy copies h and counts it. A source file that does not match its
-// name, and a destination that refuses to replace a file of the wrong
-// size, are recorded and return (false, nil); other errors are returned.
-func (m *mirrorRun) copy(ctx context.Context, h backend.Handle) (bool, error) {
-	n, err := copyFile(ctx, m.src, m.dst, h, m.srcFiles[h], m.lim)
-	m.mu.Lock()
-	switch {
-	case errors.Is(err, errSourceCopyDamaged):
-		m.problems.Damaged = append(m.problems.Damaged, h)
-		m.mu.Unlock()
+// indexLost reports whether the destination's index file h, which the
+// source lacks, lists a pack the source holds but does not index. A file
+// that does not open says false.
+func (p *mirrorPlanner) indexLost(ctx context.Context, h backend.Handle) (bool, error) {
+	id, err := backend.ParseID(h.Name)
+	if err != nil {
 		return false, nil
-	case m.replace[h] && err != nil && ctx.Err() == nil:
-		// The file there is damaged already; whatever keeps the
-		// destination from replacing it (an append-only peer, a
-		// read-only folder) must not keep the rest from being copied.
-		m.problems.Refused = append(m.problems.Refused, h)
-		m.mu.Unlock()
-		m.warn("%s: could not replace %s: %v", m.dst.Location(), h, err)
+	}
+	data, err := readAll(ctx, p.dst, h, maxMirrorFile)
+	switch {
+	case errors.Is(err, ErrFormat) || backend.IsNotExist(err):
 		return false, nil
 	case err != nil:
-		m.mu.Unlock()
-		return false, err
+		return false, err // names the file and the destination
+	case backend.Hash(data) != id:
+		return false, nil
 	}
-	m.st.FilesCopied++
-	m.st.BytesCopied += n
-	if m.replace[h] {
-		m.st.FilesReplaced++
+	packs, err := p.opts.Refs.indexPacks(id, data)
+	if err != nil {
+		return false, nil
 	}
-	if h.Type == backend.LogFile {
-		m.st.LogEntriesCopied++
+	for _, pk := range packs {
+		if _, held := p.srcFiles[backend.Handle{Type: backend.PackFile, Name: pk.String()}]; held && !p.opts.Refs.packs[pk] {
+			return true, nil
+		}
 	}
-	snap := m.st
-	m.mu.Unlock()
-	if m.opts.Progress != nil {
-		m.opts.Progress(snap)
-	}
-	return true, nil
+	return false, nil
 }
 
-// pruneCandidates lists the dst files src dropped on purpose, in a safe
-// deletion order: log entries, then index files, then packs and keys, so
-// dst never has an index naming a deleted pack. It lists nothing when the
-// source lacks or has damaged files it needs: they must stay where they
-// are good. It needs m.opts.Refs.
-func (m *mirrorRun) pruneCandidates(lv *logView) []backend.Handle {
-	if len(m.problems.Missing)+len(m.problems.Damaged)+len(m.problems.LostIndex) > 0 {
-		return nil
+// planRemovals lists, with Prune, the dst files src dropped on purpose,
+// in a safe order: log entries, then index files, then packs and keys, so
+// dst never has an index naming a removed pack. It lists nothing when the
+// source lacks or has damaged files it needs, or lost index files: they
+// must stay where they are good.
+func (p *mirrorPlanner) planRemovals(lv *logView) {
+	plan := p.plan
+	if !plan.Prune {
+		return
 	}
-	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3}
-	var out []backend.Handle
-	for h := range m.dstFiles {
-		if _, ok := m.srcFiles[h]; ok || h.Type == backend.ConfigFile {
+	if len(plan.Missing)+len(plan.Damaged)+len(plan.LostIndex) > 0 {
+		plan.PruneSkipped = true
+		return
+	}
+	for h, size := range p.dstFiles {
+		if _, ok := p.srcFiles[h]; ok {
 			continue
 		}
+		var why RemoveReason
 		switch h.Type {
 		case backend.LogFile:
 			if !lv.covered[h.Name] {
 				continue
 			}
+			why = RemoveLogCompacted
+		case backend.IndexFile:
+			why = RemoveIndexReplaced
 		case backend.PackFile:
-			if id, err := backend.ParseID(h.Name); err != nil || m.opts.Refs.packs[id] {
+			if id, err := backend.ParseID(h.Name); err != nil || p.opts.Refs.packs[id] {
 				continue
 			}
+			why = RemovePackPruned
+		case backend.KeyFile:
+			why = RemoveKeyRemoved
+		default:
+			continue
 		}
-		out = append(out, h)
+		plan.Remove = append(plan.Remove, MirrorRemoval{Handle: h, Size: size, Reason: why})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if order[out[i].Type] != order[out[j].Type] {
-			return order[out[i].Type] < order[out[j].Type]
+	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3}
+	slices.SortFunc(plan.Remove, func(a, b MirrorRemoval) int {
+		if c := order[a.Handle.Type] - order[b.Handle.Type]; c != 0 {
+			return c
 		}
-		return out[i].Name < out[j].Name
+		return strings.Compare(a.Handle.Name, b.Handle.Name)
 	})
-	return out
+}
+
+// sortHandles sorts hs by their paths.
+func sortHandles(hs []backend.Handle) {
+	slices.SortFunc(hs, func(a, b backend.Handle) int { return strings.Compare(a.String(), b.String()) })
 }
 
 func sameFile(ctx context.Context, a, b backend.Backend, h backend.Handle) (bool, error) {
@@ -629,142 +724,4 @@ func readAllInto(ctx context.Context, be backend.Backend, h backend.Handle, limi
 		return nil, fmt.Errorf("read %s from %s: %w", h, be.Location(), err)
 	}
 	return b.Bytes(), nil
-}
-
-// copyBufs recycles copyFile's file buffers. Sized from the listing, a
-// buffer is filled without regrowing; reused, it is not zeroed again:
-// growing a fresh buffer per pack by doubling cleared and copied about
-// 2 s of CPU in a mirror of a 250 MB repository.
-var copyBufs sync.Pool
-
-func getCopyBuf(size int64) *[]byte {
-	p, _ := copyBufs.Get().(*[]byte)
-	if p == nil {
-		p = new([]byte)
-	}
-	if want := size + bytes.MinRead; size >= 0 && size <= maxMirrorFile && int64(cap(*p)) < want {
-		*p = make([]byte, 0, want)
-	}
-	return p
-}
-
-// copyFile reads h from src, checks its hash against its name, and writes
-// it to dst.
-func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, size int64, lim *rateLimiter) (int64, error) {
-	buf := getCopyBuf(size)
-	data, err := readAllInto(ctx, src, h, maxMirrorFile, *buf)
-	if err != nil {
-		copyBufs.Put(buf)
-		return 0, err
-	}
-	// Put has read data by the time it returns (backends must not keep
-	// the reader), so the buffer can be reused after the copy.
-	defer func() {
-		*buf = data[:0]
-		copyBufs.Put(buf)
-	}()
-	if h.Type != backend.ConfigFile && backend.Hash(data).String() != h.Name {
-		return 0, fmt.Errorf("mirror %s: %w: %w (run 'cairn check' on the source)", h, backend.ErrHashMismatch, errSourceCopyDamaged)
-	}
-	var rd backend.RewindReader = backend.NewByteReader(data)
-	if lim != nil {
-		rd = &limitedReader{RewindReader: rd, lim: lim, ctx: ctx}
-	}
-	if err := dst.Put(ctx, h, rd); err != nil {
-		return 0, fmt.Errorf("copy %s to %s: %w", h, dst.Location(), err)
-	}
-	fi, err := dst.Stat(ctx, h)
-	if err != nil {
-		return 0, fmt.Errorf("copy %s to %s: %w", h, dst.Location(), err)
-	}
-	if fi.Size != int64(len(data)) {
-		return 0, fmt.Errorf("copy %s to %s: stored %d bytes, want %d", h, dst.Location(), fi.Size, len(data))
-	}
-	return int64(len(data)), nil
-}
-
-// parallel runs fn(0..n-1) on up to workers goroutines; the first error
-// stops the rest and is returned.
-func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(workers, n); w++ {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return nil
-}
-
-// rateLimiter is a token bucket shared by all uploads of one mirror.
-type rateLimiter struct {
-	rate int64 // bytes per second
-	now  func() time.Time
-
-	mu     sync.Mutex // guards tokens and last
-	tokens float64
-	last   time.Time
-}
-
-func newRateLimiter(rate int64, now func() time.Time) *rateLimiter {
-	if rate <= 0 {
-		return nil
-	}
-	return &rateLimiter{rate: rate, now: now, tokens: float64(rate) / 10, last: now()}
-}
-
-// wait blocks until n bytes may be sent.
-func (l *rateLimiter) wait(ctx context.Context, n int) error {
-	l.mu.Lock()
-	t := l.now()
-	l.tokens = min(l.tokens+t.Sub(l.last).Seconds()*float64(l.rate), float64(l.rate))
-	l.last = t
-	l.tokens -= float64(n)
-	deficit := -l.tokens
-	l.mu.Unlock()
-	if deficit <= 0 {
-		return nil
-	}
-	d := time.Duration(deficit / float64(l.rate) * float64(time.Second))
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// limitedReader paces reads through a rateLimiter in small slices.
-type limitedReader struct {
-	backend.RewindReader
-	lim *rateLimiter
-	ctx context.Context
-}
-
-func (r *limitedReader) Read(p []byte) (int, error) {
-	if len(p) > 32<<10 {
-		p = p[:32<<10]
-	}
-	n, err := r.RewindReader.Read(p)
-	if n > 0 {
-		if werr := r.lim.wait(r.ctx, n); werr != nil {
-			return n, werr
-		}
-	}
-	return n, err
 }

@@ -41,7 +41,7 @@ func TestMirrorPruneKeepsLostIndexFile(t *testing.T) {
 	// names as superseded any more, but whose packs the source indexes.
 	old := indexHandles(src)
 	for range 2 {
-		if _, err := open().RepairIndex(ctx, RepairIndexOptions{}); err != nil {
+		if _, _, err := lockedRepairIndex(ctx, open()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,8 +57,11 @@ func TestMirrorPruneKeepsLostIndexFile(t *testing.T) {
 	// superseded, so the old one goes.
 	r1 := open()
 	dropped := r1.Index().Packs()[0]
-	r1.Index().RemovePacks(map[backend.ID]bool{dropped: true})
-	if _, _, err := r1.rewriteIndex(ctx, func(string, int64, int64) {}); err != nil {
+	var pp PrunePlan
+	if err := r1.planIndex(ctx, &pp, map[backend.ID]bool{dropped: true}, orNoProgress(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.executeIndexPlan(ctx, pp, nil, &PruneResult{}, orNoProgress(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: open().MirrorRefs()}); err != nil || st.FilesRemoved != 1 {
@@ -85,8 +88,16 @@ func TestMirrorPruneKeepsLostIndexFile(t *testing.T) {
 	r2.Index().RemovePacks(map[backend.ID]bool{pruned: true})
 	src.DeleteRaw(backend.Handle{Type: backend.PackFile, Name: pruned.String()})
 
+	plan, err := PlanMirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r2.MirrorRefs()})
+	if err != nil || len(plan.LostIndex) != 1 || plan.LostIndex[0] != lost || len(plan.Remove) != 0 || !plan.PruneSkipped {
+		t.Fatalf("the plan does not name the lost %s only, or plans removals: %+v, %v", lost, plan, err)
+	}
 	for _, dry := range []bool{true, false} {
-		st, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, DryRun: dry, Refs: r2.MirrorRefs()})
+		run := Mirror
+		if dry {
+			run = dryRun
+		}
+		st, err := run(ctx, src, dst, MirrorOptions{Prune: true, Refs: r2.MirrorRefs()})
 		var me *MirrorError
 		if !errors.As(err, &me) || !errors.Is(err, ErrSourceDamaged) || len(me.LostIndex) != 1 || me.LostIndex[0] != lost ||
 			len(me.Missing)+len(me.Damaged) != 0 || !me.PruneSkipped {
@@ -110,7 +121,7 @@ func TestMirrorPruneKeepsLostIndexFile(t *testing.T) {
 	// lost file and the pruned pack go.
 	r3 := open()
 	r3.Index().RemovePacks(map[backend.ID]bool{pruned: true})
-	if _, err := r3.RepairIndex(ctx, RepairIndexOptions{}); err != nil {
+	if _, _, err := lockedRepairIndex(ctx, r3); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: open().MirrorRefs()}); err != nil {

@@ -41,6 +41,16 @@ func handlesOf(be *mem.Backend, ft backend.FileType) []backend.Handle {
 	return out
 }
 
+// dryRun plans a mirror, as "mirror --dry-run" does, and returns what the
+// plan would do and the damage it found.
+func dryRun(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (MirrorStats, error) {
+	plan, err := PlanMirror(ctx, src, dst, opts)
+	if err != nil {
+		return MirrorStats{}, err
+	}
+	return plan.Stats(), plan.Err()
+}
+
 // warnings collects a mirror's warnings.
 type warnings []string
 
@@ -85,7 +95,11 @@ func TestMirrorPruneKeepsWhatTheSourceLost(t *testing.T) {
 
 	for _, dry := range []bool{true, false} {
 		var w warnings
-		st, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, DryRun: dry, Refs: r.MirrorRefs(), Warn: w.add})
+		run := Mirror
+		if dry {
+			run = dryRun
+		}
+		st, err := run(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs(), Warn: w.add})
 		var me *MirrorError
 		if !errors.As(err, &me) || !errors.Is(err, ErrSourceDamaged) || len(me.Missing) != 1 || me.Missing[0] != lost || !me.PruneSkipped {
 			t.Fatalf("dry run %v: want a MirrorError naming %s only: %v", dry, lost, err)
@@ -340,7 +354,7 @@ func TestMirrorDryRunWithoutPrune(t *testing.T) {
 	if err := dst.SetFile(extra, []byte("old pack")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := Mirror(context.Background(), src, dst, MirrorOptions{DryRun: true})
+	st, err := dryRun(context.Background(), src, dst, MirrorOptions{})
 	if err != nil || st.FilesRemoved != 0 || st.FilesToCopy == 0 {
 		t.Fatalf("%+v, %v", st, err)
 	}

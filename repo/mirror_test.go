@@ -218,7 +218,7 @@ func TestMirrorDryRunChangesNothing(t *testing.T) {
 	ident, _ := crypt.NewIdentity()
 	src, _ := mirrorSource(t, ident, 1)
 	dst := mem.New()
-	st, err := Mirror(context.Background(), src, dst, MirrorOptions{DryRun: true})
+	st, err := dryRun(context.Background(), src, dst, MirrorOptions{})
 	if err != nil || st.FilesToCopy == 0 || st.FilesCopied != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -323,7 +323,7 @@ func TestMirrorRemovesStaleTemp(t *testing.T) {
 	old, oldBytes, fresh := plantTemps(t, dir)
 
 	// A dry run changes nothing, temporary files included.
-	if st, err := Mirror(ctx, src, dst, MirrorOptions{DryRun: true}); err != nil || st.TempFilesRemoved != 0 {
+	if st, err := dryRun(ctx, src, dst, MirrorOptions{}); err != nil || st.TempFilesRemoved != 0 {
 		t.Fatalf("dry run: %+v, %v", st, err)
 	}
 	for _, p := range append(old, fresh) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
+	"golang.org/x/sync/errgroup"
 )
 
 // The log side of a mirror, keyless: which entries to copy and in what
@@ -47,21 +48,21 @@ type loadedEntry struct {
 // the destination lacks (to order them), and, when the destination holds
 // entries the source lacks, every entry of both (to tell entries the
 // source pruned or lost from entries someone else wrote). A file under
-// log/ that is not a valid entry is skipped with a warning. It refuses a
+// log/ that is not a valid entry goes to the plan's Junk. It refuses a
 // destination whose log has diverged from the source's.
-func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
+func (p *mirrorPlanner) readLogs(ctx context.Context) (*logView, error) {
 	lv := &logView{parents: make(map[string][]string), skip: make(map[string]bool), covered: make(map[string]bool)}
 	var toCopy, extra []backend.Handle
-	for h, size := range m.srcFiles {
+	for h, size := range p.srcFiles {
 		if h.Type == backend.LogFile {
-			if dsize, ok := m.dstFiles[h]; !ok || dsize != size {
+			if dsize, ok := p.dstFiles[h]; !ok || dsize != size {
 				toCopy = append(toCopy, h)
 			}
 		}
 	}
-	for h := range m.dstFiles {
+	for h := range p.dstFiles {
 		if h.Type == backend.LogFile {
-			if _, ok := m.srcFiles[h]; !ok {
+			if _, ok := p.srcFiles[h]; !ok {
 				extra = append(extra, h)
 			}
 		}
@@ -69,22 +70,22 @@ func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
 	srcLoad := toCopy
 	if len(extra) > 0 {
 		srcLoad = srcLoad[:0:0]
-		for h := range m.srcFiles {
+		for h := range p.srcFiles {
 			if h.Type == backend.LogFile {
 				srcLoad = append(srcLoad, h)
 			}
 		}
 	}
-	srcEntries, err := loadEntries(ctx, m.src, srcLoad)
+	srcEntries, err := loadEntries(ctx, p.src, srcLoad)
 	if err != nil {
 		return nil, err
 	}
 	for i := range srcEntries {
 		h := srcEntries[i].h
-		dsize, ok := m.dstFiles[h]
-		srcEntries[i].copy = !ok || dsize != m.srcFiles[h]
+		dsize, ok := p.dstFiles[h]
+		srcEntries[i].copy = !ok || dsize != p.srcFiles[h]
 	}
-	dstEntries, err := loadEntries(ctx, m.dst, extra)
+	dstEntries, err := loadEntries(ctx, p.dst, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +96,9 @@ func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
 		if le.e == nil {
 			lv.skip[le.h.Name] = true
 			if errors.Is(le.bad, backend.ErrHashMismatch) {
-				m.problems.Damaged = append(m.problems.Damaged, le.h)
+				p.plan.Damaged = append(p.plan.Damaged, le.h)
 			} else {
-				m.warn("%s: %s is not a log entry (%v): not copied", m.src.Location(), le.h, le.bad)
+				p.plan.Junk = append(p.plan.Junk, MirrorJunk{Handle: le.h, AtSource: true, Reason: le.bad.Error()})
 			}
 			continue
 		}
@@ -106,14 +107,14 @@ func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
 	}
 	for _, le := range dstEntries {
 		if le.e == nil {
-			m.warn("%s: %s is not a log entry of this repository's log (%v): ignored, and left where it is", m.dst.Location(), le.h, le.bad)
+			p.plan.Junk = append(p.plan.Junk, MirrorJunk{Handle: le.h, Reason: le.bad.Error()})
 			continue
 		}
 		id, _ := backend.ParseID(le.h.Name)
 		all[id] = le.e
 	}
 	if len(extra) > 0 {
-		if err := m.classifyExtra(lv, dstEntries, all, srcOnly); err != nil {
+		if err := p.classifyExtra(lv, dstEntries, all, srcOnly); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +127,7 @@ func (m *mirrorRun) readLogs(ctx context.Context) (*logView, error) {
 // the source's own entries name (directly or through others) it lost,
 // which is damage to report; any other was written by someone else, and
 // the mirror is refused.
-func (m *mirrorRun) classifyExtra(lv *logView, dstEntries []loadedEntry, all, srcOnly map[[32]byte]*crypt.Entry) error {
+func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all, srcOnly map[[32]byte]*crypt.Entry) error {
 	reach := func(from [][32]byte) map[[32]byte]bool {
 		seen := make(map[[32]byte]bool)
 		stack := append([][32]byte(nil), from...)
@@ -162,7 +163,7 @@ func (m *mirrorRun) classifyExtra(lv *logView, dstEntries []loadedEntry, all, sr
 		case covered[id]:
 			lv.covered[le.h.Name] = true
 		case named[id]:
-			m.problems.Missing = append(m.problems.Missing, le.h)
+			p.plan.Missing = append(p.plan.Missing, le.h)
 		default:
 			diverged = append(diverged, le.e)
 		}
@@ -181,7 +182,7 @@ func (m *mirrorRun) classifyExtra(lv *logView, dstEntries []loadedEntry, all, sr
 		srcMax = max(srcMax, e.Seq)
 	}
 	return fmt.Errorf("mirror to %s: %w: it holds %d log entries the source does not (newest: sequence %d from device %s at %s); the source holds %d entries up to sequence %d. Someone else wrote to the destination, or the source was rolled back; mirror to a new destination or investigate before overwriting",
-		m.dst.Location(), ErrDiverged, len(diverged), newest.Seq, crypt.PeerIDFromKey(newest.Device).Short(),
+		p.dst.Location(), ErrDiverged, len(diverged), newest.Seq, crypt.PeerIDFromKey(newest.Device).Short(),
 		time.Unix(0, newest.Time).UTC().Format(time.RFC3339), len(srcOnly), srcMax)
 }
 
@@ -241,53 +242,95 @@ func orderParentsFirst(loaded []loadedEntry, lv *logView) []backend.Handle {
 // does not decode is returned with e nil and bad saying why; other errors
 // (the backend failing) are returned.
 func loadEntries(ctx context.Context, be backend.Backend, hs []backend.Handle) ([]loadedEntry, error) {
-	// Each worker writes only its own slots of out; parallel returns
-	// after every worker is done.
+	// Each goroutine writes only its own slot of out; Wait returns once
+	// every one has ended. The first error cancels the reads under way
+	// and starts no more.
 	out := make([]loadedEntry, len(hs))
-	err := parallel(ctx, max(be.Properties().Connections, 1), len(hs), func(i int) error {
-		h := hs[i]
-		out[i].h = h
-		data, err := readAll(ctx, be, h, maxEntryFile)
-		switch {
-		case errors.Is(err, ErrFormat):
-			out[i].bad = err
-			return nil
-		case err != nil:
-			return err
-		case backend.Hash(data).String() != h.Name:
-			out[i].bad = fmt.Errorf("%w", backend.ErrHashMismatch)
-			return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(be.Properties().Connections, 1))
+	for i, h := range hs {
+		if gctx.Err() != nil {
+			break
 		}
-		e, err := crypt.DecodeEntry(data)
-		if err != nil {
-			out[i].bad = err
-			return nil
-		}
-		e.Body = nil // only the links are needed
-		out[i].e = e
-		return nil
-	})
-	if err != nil {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return loadEntry(gctx, be, h, &out[i])
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// copyLog copies the source's log entries the destination lacks, one at
-// a time in lv.order, so that the destination's log is valid after each.
-// An entry is copied only once every parent the source holds is at the
-// destination; the entries that follow one that could not be copied stay
-// behind, with a warning, and the cause is reported on its own.
-func (m *mirrorRun) copyLog(ctx context.Context, lv *logView) error {
-	copied := make(map[string]bool, len(lv.order))
-	held := 0
+// loadEntry reads and decodes the log file h into le (see loadEntries).
+func loadEntry(ctx context.Context, be backend.Backend, h backend.Handle, le *loadedEntry) error {
+	le.h = h
+	data, err := readAll(ctx, be, h, maxEntryFile)
+	switch {
+	case errors.Is(err, ErrFormat):
+		le.bad = err
+		return nil
+	case err != nil:
+		return err
+	case backend.Hash(data).String() != h.Name:
+		le.bad = fmt.Errorf("%w", backend.ErrHashMismatch)
+		return nil
+	}
+	e, err := crypt.DecodeEntry(data)
+	if err != nil {
+		le.bad = err
+		return nil
+	}
+	e.Body = nil // only the links are needed
+	le.e = e
+	return nil
+}
+
+// planLog plans to copy the source's log entries the destination lacks,
+// in lv.order, each after the entries it follows that are copied in the
+// same run (MirrorCopy.After). An entry that follows one the plan cannot
+// copy (damaged at the source, or held itself) is held back: copied, it
+// would leave a broken link at the destination.
+func (p *mirrorPlanner) planLog(lv *logView) {
+	held := make(map[string]bool)
 	for _, h := range lv.order {
+		c := p.copyOf(h)
+		for _, parent := range lv.parents[h.Name] {
+			if !p.needsCopy(backend.Handle{Type: backend.LogFile, Name: parent}) {
+				continue // at the destination already, or pruned or lost at the source
+			}
+			if lv.skip[parent] || held[parent] {
+				held[h.Name] = true
+				break
+			}
+			c.After = append(c.After, parent)
+		}
+		if held[h.Name] {
+			p.plan.Held = append(p.plan.Held, h)
+			continue
+		}
+		p.plan.Copy = append(p.plan.Copy, c)
+	}
+}
+
+// copyLog copies log entries one at a time, in the order of entries, so
+// that the destination's log is valid after each. An entry is copied only
+// once every entry it comes after is; the entries that follow one that
+// could not be copied stay behind, and are counted in the warning with
+// those the plan held back. The cause is reported on its own.
+func (m *mirrorRun) copyLog(ctx context.Context, entries []MirrorCopy) error {
+	copied := make(map[string]bool, len(entries))
+	held := 0
+	for _, c := range entries {
 		ready := true
-		for _, p := range lv.parents[h.Name] {
-			ph := backend.Handle{Type: backend.LogFile, Name: p}
-			size, atSource := m.srcFiles[ph]
-			dsize, atDest := m.dstFiles[ph]
-			if atSource && !copied[p] && (!atDest || dsize != size) {
+		for _, p := range c.After {
+			if !copied[p] {
 				ready = false
 				break
 			}
@@ -296,14 +339,12 @@ func (m *mirrorRun) copyLog(ctx context.Context, lv *logView) error {
 			held++
 			continue
 		}
-		ok, err := m.copy(ctx, h)
+		ok, err := m.copy(ctx, c)
 		if err != nil {
 			return err
 		}
-		copied[h.Name] = ok
+		copied[c.Handle.Name] = ok
 	}
-	if held > 0 {
-		m.warn("%s: %d log entries not copied: they follow entries that could not be copied", m.dst.Location(), held)
-	}
+	m.held += held
 	return nil
 }

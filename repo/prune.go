@@ -40,7 +40,7 @@ const smallIndexFile = indexFileBlobs / 4
 // of ours covers, keeps its file.
 const staleTempAge = time.Hour
 
-// ErrMissingBlobs is wrapped by Prune's error when blobs that live
+// ErrMissingBlobs is wrapped by PlanPrune's error when blobs that live
 // snapshots use are in no pack: pruning then could only make things worse.
 var ErrMissingBlobs = errors.New("blobs used by live snapshots are missing")
 
@@ -49,10 +49,8 @@ var ErrMissingBlobs = errors.New("blobs used by live snapshots are missing")
 // caller's goroutine.
 type ProgressFunc func(phase string, done, total int64)
 
-// PruneOptions configure Prune; the zero value works.
+// PruneOptions configure PlanPrune and ExecutePrune; the zero value works.
 type PruneOptions struct {
-	// DryRun computes and reports what would be done, and changes nothing.
-	DryRun bool
 	// MaxUnused is how many unused bytes, in percent of the blob bytes
 	// kept, may stay in partly used packs; the packs with most waste are
 	// repacked until the rest is within it. 0 means DefaultMaxUnused, a
@@ -63,15 +61,68 @@ type PruneOptions struct {
 	Progress ProgressFunc
 }
 
-// PruneStats say what Prune found and did (or would do, for a dry run).
-// Byte counts are of sealed blobs, except pack and freed bytes, which are
-// file sizes.
-type PruneStats struct {
-	Packs          int          `json:"packs"`
-	PackBytes      int64        `json:"pack_bytes"`
-	UnindexedPacks int          `json:"unindexed_packs"` // packs no index listed; their headers were read
-	DamagedPacks   []backend.ID `json:"damaged_packs,omitempty"`
-	MissingPacks   []backend.ID `json:"missing_packs,omitempty"`
+// PrunePack is one pack a prune deletes or repacks. Byte counts are of
+// sealed blobs; Size is the pack file's size.
+type PrunePack struct {
+	ID   backend.ID `json:"id"`
+	Size int64      `json:"size"`
+	// UsedBlobs and UsedBytes are the blobs a repack copies into new
+	// packs (none for a pack deleted whole).
+	UsedBlobs int   `json:"used_blobs"`
+	UsedBytes int64 `json:"used_bytes"`
+	// UnusedBlobs and UnusedBytes are the blobs no live snapshot uses;
+	// DuplicateBlobs and DuplicateBytes the extra copies of used blobs
+	// whose kept copy lies in another pack.
+	UnusedBlobs    int   `json:"unused_blobs"`
+	UnusedBytes    int64 `json:"unused_bytes"`
+	DuplicateBlobs int   `json:"duplicate_blobs"`
+	DuplicateBytes int64 `json:"duplicate_bytes"`
+}
+
+// PruneKept counts the packs a prune leaves in place, by why.
+type PruneKept struct {
+	// FullyUsed packs hold only blobs in use.
+	FullyUsed int `json:"fully_used"`
+	// WithinLimit packs hold some unused data, but repacking them is not
+	// needed to bring the unused share down to MaxUnused.
+	WithinLimit int `json:"within_limit"`
+	// Damaged packs are in no index and their header does not read: they
+	// are left alone (PrunePlan.DamagedPacks).
+	Damaged int `json:"damaged"`
+}
+
+// PruneIndexPlan is the part of a prune that rewrites the index: new
+// index files are written, listing the packs named here and the packs a
+// repack writes, and only then are the replaced files deleted.
+type PruneIndexPlan struct {
+	// Replace are the index files to delete once the new ones are
+	// stored: those that list a pack the prune deletes or that is
+	// missing, those that do not load, and, when there are several,
+	// those listing fewer than a quarter of the most an index file holds.
+	Replace []backend.ID `json:"replace"`
+	// Packs and Blobs are what the new index files list besides the
+	// packs a repack writes: the packs kept that only replaced files
+	// listed, and those no index file lists.
+	Packs int `json:"packs"`
+	Blobs int `json:"blobs"`
+}
+
+// PrunePlan is what a prune would do, computed by PlanPrune: a value that
+// describes everything ExecutePrune then does and nothing more. Byte
+// counts are of sealed blobs, except Size, PackBytes, DeleteBytes and
+// FreedBytes, which are file sizes.
+type PrunePlan struct {
+	// MaxUnused is the limit the plan was made with, in percent.
+	MaxUnused float64 `json:"max_unused"`
+
+	Packs          int   `json:"packs"`
+	PackBytes      int64 `json:"pack_bytes"`
+	UnindexedPacks int   `json:"unindexed_packs"` // packs no index listed; their headers were read
+	// DamagedPacks are in no index and their header does not read: left
+	// alone. MissingPacks are listed by the index and absent: dropped
+	// from the index.
+	DamagedPacks []backend.ID `json:"damaged_packs,omitempty"`
+	MissingPacks []backend.ID `json:"missing_packs,omitempty"`
 
 	UsedBlobs      int   `json:"used_blobs"`
 	UsedBytes      int64 `json:"used_bytes"`
@@ -80,29 +131,56 @@ type PruneStats struct {
 	DuplicateBlobs int   `json:"duplicate_blobs"`
 	DuplicateBytes int64 `json:"duplicate_bytes"`
 
-	KeptPacks    int   `json:"kept_packs"`
-	UnusedPacks  int   `json:"unused_packs"`
-	RepackPacks  int   `json:"repack_packs"`
-	RepackBlobs  int   `json:"repack_blobs"`
-	RepackBytes  int64 `json:"repack_bytes"`
-	UnusedAfter  int64 `json:"unused_after"` // unused and duplicate bytes left in kept packs
-	NewPacks     int   `json:"new_packs"`
-	NewPackBytes int64 `json:"new_pack_bytes"`
+	// Delete are the packs holding nothing in use, deleted whole;
+	// Repack the partly used packs whose used blobs are copied into new
+	// packs before they are deleted (most waste first). Both sorted by ID.
+	Delete []PrunePack `json:"delete"`
+	Repack []PrunePack `json:"repack"`
+	Kept   PruneKept   `json:"kept"`
+
+	RepackBlobs int   `json:"repack_blobs"` // blobs copied into new packs
+	RepackBytes int64 `json:"repack_bytes"`
+	// UnusedAfter is the unused and duplicate bytes left in kept packs.
+	UnusedAfter int64 `json:"unused_after"`
+	// DeleteBytes is the size of the packs deleted (Delete and Repack);
+	// FreedBytes estimates what the prune frees: DeleteBytes less what
+	// the repack writes.
+	DeleteBytes int64 `json:"delete_bytes"`
+	FreedBytes  int64 `json:"freed_bytes"`
+
+	Index PruneIndexPlan `json:"index"`
+	// NothingToDo says the prune would change nothing (but remove stale
+	// temporary files).
+	NothingToDo bool `json:"nothing_to_do"`
+
+	// copy lists, per repacked pack, the blobs to copy.
+	copy map[backend.ID][]pack.Blob
+	// relist are the packs of Index.Packs; indexFiles every index file
+	// there was, so that those a repack writes are told apart.
+	relist     []backend.ID
+	indexFiles map[backend.ID]bool
+	guard      *planGuard
+}
+
+// PruneResult says what ExecutePrune did.
+type PruneResult struct {
 	DeletedPacks int   `json:"deleted_packs"`
 	DeletedBytes int64 `json:"deleted_bytes"`
+	NewPacks     int   `json:"new_packs"`
+	NewPackBytes int64 `json:"new_pack_bytes"`
+	// IndexWritten counts the index files written (those the repack
+	// wrote as it went included); IndexRemoved the files deleted: the
+	// plan's Index.Replace and the repack's own.
 	IndexWritten int   `json:"index_files_written"`
 	IndexRemoved int   `json:"index_files_removed"`
-	FreedBytes   int64 `json:"freed_bytes"` // deleted minus new pack bytes (estimated for a dry run)
-	DryRun       bool  `json:"dry_run"`
-	NothingToDo  bool  `json:"nothing_to_do"`
-
+	FreedBytes   int64 `json:"freed_bytes"` // deleted minus new pack bytes
 	// TempFilesRemoved and TempBytesRemoved count the stale temporary
-	// files, left by uploads killed mid-way, that Prune removed.
+	// files, left by uploads killed mid-way, that the prune removed.
 	TempFilesRemoved int   `json:"temp_files_removed"`
 	TempBytesRemoved int64 `json:"temp_bytes_removed"`
 }
 
-// prunePack is what Prune learns about one pack file.
+// prunePack is what PlanPrune learns about one pack file.
 type prunePack struct {
 	size    int64
 	damaged bool // unindexed and its header does not read
@@ -115,56 +193,108 @@ type prunePack struct {
 
 func (p *prunePack) waste() int64 { return p.unused + p.dup }
 
+func (p *prunePack) planned(id backend.ID) PrunePack {
+	return PrunePack{ID: id, Size: p.size, UsedBlobs: p.usedBlobs, UsedBytes: p.used,
+		UnusedBlobs: p.unusedBlobs, UnusedBytes: p.unused, DuplicateBlobs: p.dupBlobs, DuplicateBytes: p.dup}
+}
+
 // blobLoc is one stored copy of a blob.
 type blobLoc struct {
 	pack backend.ID
 	off  uint32
 }
 
-// Prune removes what no live snapshot uses: packs that hold only unused
-// blobs are deleted, and partly used packs are repacked (their used blobs
-// copied into new packs, then the old packs deleted) while the unused
-// share is above opts.MaxUnused. used must hold every blob that a live
-// snapshot reaches (snapshot.UsedBlobs collects them). Extra copies of a
-// blob count as unused; packs no index lists are read from their headers
-// and treated like the others; packs whose header does not read are left
-// alone and reported. If a used blob is in no pack, Prune refuses, with an
-// error wrapping ErrMissingBlobs, and changes nothing.
+// blobUse is what PlanPrune's passes find out about the blobs in use.
+type blobUse struct {
+	used *BlobSet
+	// counts holds, per used blob (in used's order), how many copies
+	// the index lists, up to 255.
+	counts []uint8
+	// keeper is the copy kept of each used blob with several copies.
+	keeper map[blobKey]blobLoc
+}
+
+// keeps says whether pb is the copy of a used blob that stays.
+func (u *blobUse) keeps(pb index.PackedBlob) bool {
+	i, ok := u.used.pos(pb.Type, pb.ID)
+	return ok && (u.counts[i] == 1 || u.keeper[blobKey{pb.Type, pb.ID}] == blobLoc{pb.PackID, pb.Offset})
+}
+
+// PlanPrune computes what a prune would do to remove what no live
+// snapshot uses: packs that hold only unused blobs are deleted, and
+// partly used packs are repacked (their used blobs copied into new
+// packs, then the old packs deleted) while the unused share is above
+// opts.MaxUnused. used must hold every blob that a live snapshot reaches
+// (snapshot.UsedBlobs collects them). Extra copies of a blob count as
+// unused; packs no index lists are read from their headers and treated
+// like the others (they are added to the in-memory index); packs whose
+// header does not read are left alone and reported. If a used blob is in
+// no pack, PlanPrune fails with an error wrapping ErrMissingBlobs.
 //
-// The caller must hold an exclusive lock: a backup running meanwhile
-// could otherwise reference a blob Prune deletes. Safety rests on that
-// lock and on the log, never on file times.
-//
-// Prune survives a crash at any moment: it writes every new pack and
-// index file before it deletes anything, deletes the index files it
-// replaced before any pack, and deletes only packs that no remaining index
-// lists. Whatever a crash leaves (unindexed packs, duplicate copies,
-// superseded index files) is what the next Prune cleans up, and check
-// accepts it meanwhile. Last, Prune removes the temporary files that
-// uploads killed mid-way left in the backend an hour or more ago
-// (backend.RemoveStaleTemp).
-func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions) (PruneStats, error) {
-	st := PruneStats{DryRun: opts.DryRun}
+// PlanPrune writes nothing. Its plan can be executed (ExecutePrune) only
+// if it was made under the exclusive lock the repository holds: a backup
+// running meanwhile could otherwise reference a blob the plan deletes.
+// Safety rests on that lock and on the log, never on file times.
+func (r *Repository) PlanPrune(ctx context.Context, used *BlobSet, opts PruneOptions) (PrunePlan, error) {
+	plan := PrunePlan{Delete: []PrunePack{}, Repack: []PrunePack{}, Index: PruneIndexPlan{Replace: []backend.ID{}}, guard: r.newPlanGuard()}
 	limit, err := maxUnusedShare(opts.MaxUnused)
 	if err != nil {
-		return st, err
+		return plan, err
 	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, int64, int64) {}
+	plan.MaxUnused = 100 * limit
+	progress := orNoProgress(opts.Progress)
+	packs, err := r.prunePacks(ctx, &plan, progress)
+	if err != nil {
+		return plan, err
 	}
+	progress("find used blobs", 0, 0)
+	use, missing := r.countCopies(used, packs)
+	plan.MissingPacks = missing
+	if err := missingBlobsError(used, use.counts); err != nil {
+		return plan, err
+	}
+	r.chooseKeepers(use, packs)
+	r.classifyBlobs(use, packs)
+	repack := plan.choosePacks(packs, limit)
+	plan.copy = r.blobsToCopy(use, repack)
+	drop := make(map[backend.ID]bool)
+	for _, list := range [][]PrunePack{plan.Delete, plan.Repack} {
+		for _, p := range list {
+			drop[p.ID] = true
+		}
+	}
+	for _, id := range plan.MissingPacks {
+		drop[id] = true
+	}
+	if err := r.planIndex(ctx, &plan, drop, progress); err != nil {
+		return plan, err
+	}
+	plan.NothingToDo = len(drop) == 0 && len(plan.Index.Replace) == 0 && len(plan.relist) == 0
+	return plan, nil
+}
 
-	// The packs in the backend; the unindexed ones are read from their
-	// headers, so the leftovers of a crash are treated like any pack.
+// orNoProgress returns fn, or a ProgressFunc that does nothing.
+func orNoProgress(fn ProgressFunc) ProgressFunc {
+	if fn == nil {
+		return func(string, int64, int64) {}
+	}
+	return fn
+}
+
+// prunePacks lists the packs in the backend and reads the headers of
+// those no index lists, so the leftovers of a crash are treated like any
+// pack: their blobs join the in-memory index, and the packs whose header
+// does not read are marked damaged.
+func (r *Repository) prunePacks(ctx context.Context, plan *PrunePlan, progress ProgressFunc) (map[backend.ID]*prunePack, error) {
 	progress("list packs", 0, 0)
 	packs := make(map[backend.ID]*prunePack)
 	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
 		packs[id] = &prunePack{size: size}
-		st.Packs++
-		st.PackBytes += size
+		plan.Packs++
+		plan.PackBytes += size
 		return nil
 	}); err != nil {
-		return st, fmt.Errorf("list packs: %w", err)
+		return nil, fmt.Errorf("list packs: %w", err)
 	}
 	indexed := make(map[backend.ID]bool)
 	for _, id := range r.idx.Packs() {
@@ -176,10 +306,10 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 			unindexed = append(unindexed, id)
 		}
 	}
-	st.UnindexedPacks = len(unindexed)
-	var mu sync.Mutex // guards the packs' damaged flags during the reads
+	plan.UnindexedPacks = len(unindexed)
+	var mu sync.Mutex // guards the packs' damaged flags and done during the reads
 	var done int64
-	err = r.forEachParallel(ctx, len(unindexed), func(i int) error {
+	err := r.forEachParallel(ctx, len(unindexed), func(i int) error {
 		id := unindexed[i]
 		blobs, err := r.ReadPackHeader(ctx, id, packs[id].size)
 		mu.Lock()
@@ -197,49 +327,51 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 		r.idx.AddPack(id, blobs)
 		return nil
 	})
-	if err != nil {
-		return st, err
-	}
+	return packs, err
+}
 
-	// Pass 1: count the copies of each used blob, and sum bytes per pack.
-	progress("find used blobs", 0, 0)
+// countCopies is pass 1: it counts the copies of each used blob and sums
+// the blob bytes per pack. It returns the packs the index lists that are
+// not in the backend, sorted.
+func (r *Repository) countCopies(used *BlobSet, packs map[backend.ID]*prunePack) (*blobUse, []backend.ID) {
 	used.compact()
-	counts := make([]uint8, used.Len())
-	missingPacks := make(map[backend.ID]bool)
+	use := &blobUse{used: used, counts: make([]uint8, used.Len()), keeper: make(map[blobKey]blobLoc)}
+	missing := make(map[backend.ID]bool)
 	r.idx.Each(func(pb index.PackedBlob) bool {
 		p := packs[pb.PackID]
 		if p == nil {
-			missingPacks[pb.PackID] = true
+			missing[pb.PackID] = true
 			return true
 		}
 		p.total += int64(pb.Length)
 		if i, ok := used.pos(pb.Type, pb.ID); ok {
-			if counts[i] < math.MaxUint8 {
-				counts[i]++
+			if use.counts[i] < math.MaxUint8 {
+				use.counts[i]++
 			}
 			p.anyUsed += int64(pb.Length)
 		}
 		return true
 	})
-	for id := range missingPacks {
-		st.MissingPacks = append(st.MissingPacks, id)
+	var out []backend.ID
+	for id := range missing {
+		out = append(out, id)
 	}
-	slices.SortFunc(st.MissingPacks, cmpBlobID)
-	if err := missingBlobsError(used, counts); err != nil {
-		return st, err
-	}
+	slices.SortFunc(out, cmpBlobID)
+	return use, out
+}
 
-	// Pass 2: choose which copy of a duplicated blob to keep: the one in
-	// the pack with the largest used share (a pack repacked before a crash
-	// loses to its fully used copy), ties to the lowest pack ID.
-	keeper := make(map[blobKey]blobLoc)
+// chooseKeepers is pass 2: it chooses which copy of a duplicated blob to
+// keep: the one in the pack with the largest used share (a pack
+// repacked before a crash loses to its fully used copy), ties to the
+// lowest pack ID.
+func (r *Repository) chooseKeepers(use *blobUse, packs map[backend.ID]*prunePack) {
 	r.idx.Each(func(pb index.PackedBlob) bool {
-		i, ok := used.pos(pb.Type, pb.ID)
-		if !ok || counts[i] < 2 {
+		i, ok := use.used.pos(pb.Type, pb.ID)
+		if !ok || use.counts[i] < 2 {
 			return true
 		}
 		k := blobKey{pb.Type, pb.ID}
-		if _, done := keeper[k]; done {
+		if _, done := use.keeper[k]; done {
 			return true
 		}
 		var best blobLoc
@@ -253,23 +385,25 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 				best, bestShare = blobLoc{loc.PackID, loc.Offset}, share
 			}
 		}
-		keeper[k] = best
+		use.keeper[k] = best
 		return true
 	})
+}
 
-	// Pass 3: what each pack keeps.
+// classifyBlobs is pass 3: what each pack keeps, holds unused, and holds
+// in extra copies.
+func (r *Repository) classifyBlobs(use *blobUse, packs map[backend.ID]*prunePack) {
 	r.idx.Each(func(pb index.PackedBlob) bool {
 		p := packs[pb.PackID]
 		if p == nil {
 			return true
 		}
 		n := int64(pb.Length)
-		i, ok := used.pos(pb.Type, pb.ID)
 		switch {
-		case !ok:
+		case !use.used.Has(pb.Type, pb.ID):
 			p.unused += n
 			p.unusedBlobs++
-		case counts[i] == 1 || keeper[blobKey{pb.Type, pb.ID}] == blobLoc{pb.PackID, pb.Offset}:
+		case use.keeps(pb):
 			p.used += n
 			p.usedBlobs++
 		default:
@@ -278,26 +412,31 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 		}
 		return true
 	})
+}
 
-	// Classify the packs and choose what to repack.
-	remove := make(map[backend.ID]bool)
+// choosePacks sorts the packs into those deleted whole, those kept and
+// those repacked, the most wasteful first while the waste left is above
+// limit (a fraction of the bytes kept), and fills in the plan's counts.
+// It returns the packs to repack.
+func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, limit float64) map[backend.ID]bool {
 	var candidates []backend.ID
 	var keptUsed, candWaste int64
 	for id, p := range packs {
-		st.UsedBlobs += p.usedBlobs
-		st.UsedBytes += p.used
-		st.UnusedBlobs += p.unusedBlobs
-		st.UnusedBytes += p.unused
-		st.DuplicateBlobs += p.dupBlobs
-		st.DuplicateBytes += p.dup
+		plan.UsedBlobs += p.usedBlobs
+		plan.UsedBytes += p.used
+		plan.UnusedBlobs += p.unusedBlobs
+		plan.UnusedBytes += p.unused
+		plan.DuplicateBlobs += p.dupBlobs
+		plan.DuplicateBytes += p.dup
 		switch {
 		case p.damaged:
-			st.DamagedPacks = append(st.DamagedPacks, id)
+			plan.DamagedPacks = append(plan.DamagedPacks, id)
+			plan.Kept.Damaged++
 		case p.usedBlobs == 0:
-			remove[id] = true
-			st.UnusedPacks++
+			plan.Delete = append(plan.Delete, p.planned(id))
+			plan.DeleteBytes += p.size
 		case p.waste() == 0:
-			st.KeptPacks++
+			plan.Kept.FullyUsed++
 			keptUsed += p.used
 		default:
 			candidates = append(candidates, id)
@@ -305,7 +444,8 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 			candWaste += p.waste()
 		}
 	}
-	slices.SortFunc(st.DamagedPacks, cmpBlobID)
+	slices.SortFunc(plan.DamagedPacks, cmpBlobID)
+	slices.SortFunc(plan.Delete, func(a, b PrunePack) int { return cmpBlobID(a.ID, b.ID) })
 	// Most waste per byte copied first.
 	sort.Slice(candidates, func(i, j int) bool {
 		a, b := packs[candidates[i]], packs[candidates[j]]
@@ -323,91 +463,129 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 	for _, id := range candidates {
 		p := packs[id]
 		if allowed(candWaste) {
-			st.KeptPacks++
+			plan.Kept.WithinLimit++
 			continue
 		}
 		repack[id] = true
 		candWaste -= p.waste()
-		st.RepackPacks++
-		st.RepackBlobs += p.usedBlobs
-		st.RepackBytes += p.used
+		plan.Repack = append(plan.Repack, p.planned(id))
+		plan.RepackBlobs += p.usedBlobs
+		plan.RepackBytes += p.used
+		plan.DeleteBytes += p.size
 	}
-	st.UnusedAfter = candWaste
-	var toDelete []backend.ID
-	for id := range remove {
-		toDelete = append(toDelete, id)
-	}
-	for id := range repack {
-		toDelete = append(toDelete, id)
-	}
-	slices.SortFunc(toDelete, cmpBlobID)
-	var deleteBytes int64
-	for _, id := range toDelete {
-		deleteBytes += packs[id].size
-	}
-	if opts.DryRun {
-		st.FreedBytes = deleteBytes - st.RepackBytes
-		st.NothingToDo = len(toDelete) == 0 && len(missingPacks) == 0 && len(unindexed) == len(st.DamagedPacks)
-		return st, nil
-	}
+	slices.SortFunc(plan.Repack, func(a, b PrunePack) int { return cmpBlobID(a.ID, b.ID) })
+	plan.UnusedAfter = candWaste
+	plan.FreedBytes = plan.DeleteBytes - plan.RepackBytes
+	return repack
+}
 
-	if len(repack) > 0 {
-		if err := r.repack(ctx, packs, repack, counts, keeper, used, progress); err != nil {
-			return st, err
-		}
-		// The new packs, as the listing now shows them.
-		if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
-			if packs[id] == nil {
-				st.NewPacks++
-				st.NewPackBytes += size
-			}
-			return nil
-		}); err != nil {
-			return st, fmt.Errorf("list packs: %w", err)
-		}
+// blobsToCopy lists, per pack to repack, the kept copies of used blobs
+// it holds.
+func (r *Repository) blobsToCopy(use *blobUse, repack map[backend.ID]bool) map[backend.ID][]pack.Blob {
+	keep := make(map[backend.ID][]pack.Blob, len(repack))
+	if len(repack) == 0 {
+		return keep
 	}
+	r.idx.Each(func(pb index.PackedBlob) bool {
+		if repack[pb.PackID] && use.keeps(pb) {
+			keep[pb.PackID] = append(keep[pb.PackID], pb.Blob)
+		}
+		return true
+	})
+	return keep
+}
 
-	drop := make(map[backend.ID]bool, len(toDelete)+len(missingPacks))
-	for _, id := range toDelete {
-		drop[id] = true
+// ExecutePrune does what plan says, and nothing else: it copies the used
+// blobs of the packs to repack into new packs, writes index files listing
+// what the plan relists and the new packs, deletes the index files the
+// plan replaces, and only then deletes the packs (no remaining index file
+// lists them). Last, it removes the temporary files that uploads killed
+// mid-way left in the backend an hour or more ago
+// (backend.RemoveStaleTemp).
+//
+// The plan must come from PlanPrune on this Repository under the
+// exclusive lock it holds now, and runs once; otherwise ExecutePrune
+// changes nothing and returns an error wrapping ErrPlanNotHeld.
+//
+// ExecutePrune survives a crash at any moment: it writes every new pack
+// and index file before it deletes anything, deletes the index files it
+// replaced before any pack, and deletes only packs that no remaining index
+// lists. Whatever a crash leaves (unindexed packs, duplicate copies,
+// superseded index files) is what the next prune cleans up, and check
+// accepts it meanwhile.
+func (r *Repository) ExecutePrune(ctx context.Context, plan PrunePlan, progress ProgressFunc) (PruneResult, error) {
+	var res PruneResult
+	if err := plan.guard.claim(r, "prune"); err != nil {
+		return res, err
 	}
-	for id := range missingPacks {
+	progress = orNoProgress(progress)
+	known := make(map[backend.ID]bool)
+	for _, id := range r.idx.Packs() {
+		known[id] = true
+	}
+	var newPacks []backend.ID
+	if len(plan.Repack) > 0 {
+		var err error
+		if newPacks, err = r.repack(ctx, plan, known, &res, progress); err != nil {
+			return res, err
+		}
+	}
+	drop := make(map[backend.ID]bool)
+	var deletes []PrunePack
+	for _, list := range [][]PrunePack{plan.Delete, plan.Repack} {
+		for _, p := range list {
+			drop[p.ID] = true
+			deletes = append(deletes, p)
+		}
+	}
+	for _, id := range plan.MissingPacks {
 		drop[id] = true
 	}
 	r.idx.RemovePacks(drop)
-	written, removed, err := r.rewriteIndex(ctx, progress)
-	st.IndexWritten, st.IndexRemoved = written, removed
-	if err != nil {
-		return st, err
+	if err := r.executeIndexPlan(ctx, plan, newPacks, &res, progress); err != nil {
+		return res, err
 	}
-
 	// Only now, with no index file left that lists them, the packs go.
-	var dmu sync.Mutex // guards the deletion counts
-	var deleted int64
-	err = r.forEachParallel(ctx, len(toDelete), func(i int) error {
-		id := toDelete[i]
-		err := r.DeleteFile(ctx, backend.PackFile, id)
-		if err != nil && !backend.IsNotExist(err) {
-			return err
-		}
-		dmu.Lock()
-		defer dmu.Unlock()
-		deleted++
-		st.DeletedPacks++
-		st.DeletedBytes += packs[id].size
-		progress("delete packs", deleted, int64(len(toDelete)))
-		return nil
-	})
-	st.FreedBytes = st.DeletedBytes - st.NewPackBytes
+	err := r.deletePacks(ctx, deletes, &res, progress)
+	res.FreedBytes = res.DeletedBytes - res.NewPackBytes
 	if err != nil {
-		return st, err
+		return res, err
 	}
-	st.NothingToDo = len(toDelete) == 0 && written == 0 && removed == 0
 	if r.cache != nil {
 		r.cache.prune(cacheData, r.idx.Packs())
 	}
-	st.TempFilesRemoved, st.TempBytesRemoved, err = removeStaleTemp(ctx, r.be, r.opts.Warn)
-	return st, err
+	res.TempFilesRemoved, res.TempBytesRemoved, err = removeStaleTemp(ctx, r.be, r.opts.Warn)
+	return res, err
+}
+
+// Prune plans a prune and executes the plan (PlanPrune, ExecutePrune);
+// the caller must hold the exclusive lock.
+func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions) (PrunePlan, PruneResult, error) {
+	plan, err := r.PlanPrune(ctx, used, opts)
+	if err != nil {
+		return plan, PruneResult{}, err
+	}
+	res, err := r.ExecutePrune(ctx, plan, opts.Progress)
+	return plan, res, err
+}
+
+// deletePacks deletes the given packs, counting them in res.
+func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *PruneResult, progress ProgressFunc) error {
+	var mu sync.Mutex // guards res and done
+	var done int64
+	return r.forEachParallel(ctx, len(packs), func(i int) error {
+		err := r.DeleteFile(ctx, backend.PackFile, packs[i].ID)
+		if err != nil && !backend.IsNotExist(err) {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		done++
+		res.DeletedPacks++
+		res.DeletedBytes += packs[i].Size
+		progress("delete packs", done, int64(len(packs)))
+		return nil
+	})
 }
 
 // removeStaleTemp removes the temporary files that uploads killed mid-way
@@ -463,29 +641,13 @@ func missingBlobsError(used *BlobSet, counts []uint8) error {
 		ErrMissingBlobs, n, strings.Join(first, ", "))
 }
 
-// repack copies the kept blobs of the given packs into new packs and
-// flushes them, so they are indexed before anything is deleted.
-func (r *Repository) repack(ctx context.Context, packs map[backend.ID]*prunePack, repack map[backend.ID]bool,
-	counts []uint8, keeper map[blobKey]blobLoc, used *BlobSet, progress ProgressFunc) error {
-	keep := make(map[backend.ID][]pack.Blob, len(repack))
-	r.idx.Each(func(pb index.PackedBlob) bool {
-		if !repack[pb.PackID] {
-			return true
-		}
-		i, ok := used.pos(pb.Type, pb.ID)
-		if ok && (counts[i] == 1 || keeper[blobKey{pb.Type, pb.ID}] == blobLoc{pb.PackID, pb.Offset}) {
-			keep[pb.PackID] = append(keep[pb.PackID], pb.Blob)
-		}
-		return true
-	})
-	order := make([]backend.ID, 0, len(repack))
-	for id := range repack {
-		order = append(order, id)
-	}
-	slices.SortFunc(order, cmpBlobID)
-	for n, id := range order {
-		progress("repack", int64(n), int64(len(order)))
-		err := r.LoadPack(ctx, id, keep[id], func(b pack.Blob, plain []byte, err error) error {
+// repack copies the blobs plan.copy lists into new packs and flushes
+// them, then returns the packs the in-memory index gained (the new
+// packs), sorted, and counts them in res with their sizes.
+func (r *Repository) repack(ctx context.Context, plan PrunePlan, known map[backend.ID]bool, res *PruneResult, progress ProgressFunc) ([]backend.ID, error) {
+	for n, p := range plan.Repack {
+		progress("repack", int64(n), int64(len(plan.Repack)))
+		err := r.LoadPack(ctx, p.ID, plan.copy[p.ID], func(b pack.Blob, plain []byte, err error) error {
 			if err != nil {
 				// Another copy may read; LoadBlob tries them all.
 				var lerr error
@@ -498,118 +660,33 @@ func (r *Repository) repack(ctx context.Context, packs map[backend.ID]*prunePack
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("repack %s: %w", backend.Handle{Type: backend.PackFile, Name: id.String()}, err)
+			return nil, fmt.Errorf("repack %s: %w", backend.Handle{Type: backend.PackFile, Name: p.ID.String()}, err)
 		}
 	}
-	progress("repack", int64(len(order)), int64(len(order)))
+	progress("repack", int64(len(plan.Repack)), int64(len(plan.Repack)))
 	if err := r.Flush(ctx); err != nil {
-		return fmt.Errorf("repack: %w", err)
+		return nil, fmt.Errorf("repack: %w", err)
 	}
-	return nil
-}
-
-// indexFileInfo is what rewriteIndex needs of an existing index file.
-type indexFileInfo struct {
-	id      backend.ID
-	packs   []backend.ID
-	blobs   int
-	damaged bool
-}
-
-// rewriteIndex makes the index files describe the in-memory index: it
-// rewrites every file that lists a pack the in-memory index lacks or that
-// does not load, merges small files when there are several, and covers
-// every pack no remaining file lists. The new files supersede the ones
-// they replace, which are deleted only after all new files are stored.
-// Replacing a file is always safe: whatever it listed that the in-memory
-// index holds is in a new file first.
-func (r *Repository) rewriteIndex(ctx context.Context, progress ProgressFunc) (written, removed int, err error) {
-	ids, err := r.IndexFiles(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("list index: %w", err)
-	}
-	files := make([]indexFileInfo, len(ids))
-	err = r.forEachParallel(ctx, len(ids), func(i int) error {
-		fi := indexFileInfo{id: ids[i]}
-		f, err := r.loadIndexFile(ctx, ids[i])
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			fi.damaged = true
-		} else {
-			for _, p := range f.Packs {
-				fi.packs = append(fi.packs, p.ID)
-				fi.blobs += len(p.Blobs)
-			}
-		}
-		files[i] = fi
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	inIndex := make(map[backend.ID]bool)
+	var fresh []backend.ID
 	for _, id := range r.idx.Packs() {
-		inIndex[id] = true
-	}
-	small := 0
-	for _, f := range files {
-		if !f.damaged && f.blobs < smallIndexFile {
-			small++
+		if !known[id] {
+			fresh = append(fresh, id)
 		}
 	}
-	var replace []backend.ID
-	covered := make(map[backend.ID]bool)
-	for _, f := range files {
-		stale := f.damaged || (small > 1 && f.blobs < smallIndexFile)
-		for _, p := range f.packs {
-			if !inIndex[p] {
-				stale = true
-			}
-		}
-		if stale {
-			replace = append(replace, f.id)
-			continue
-		}
-		for _, p := range f.packs {
-			covered[p] = true
-		}
+	slices.SortFunc(fresh, cmpBlobID)
+	isNew := make(map[backend.ID]bool, len(fresh))
+	for _, id := range fresh {
+		isNew[id] = true
 	}
-	byPack := make(map[backend.ID][]pack.Blob)
-	r.idx.Each(func(pb index.PackedBlob) bool {
-		if !covered[pb.PackID] {
-			byPack[pb.PackID] = append(byPack[pb.PackID], pb.Blob)
+	// The new packs' sizes, as the listing shows them.
+	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
+		if isNew[id] {
+			res.NewPacks++
+			res.NewPackBytes += size
 		}
-		return true
-	})
-	fresh := index.New()
-	for id, blobs := range byPack {
-		fresh.AddPack(id, blobs)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
 	}
-	byPack = nil
-	newFiles := fresh.ToFiles(indexFileBlobs)
-	slices.SortFunc(replace, cmpBlobID)
-	wrote := make(map[backend.ID]bool)
-	for i, f := range newFiles {
-		progress("write index", int64(i), int64(len(newFiles)))
-		f.Supersedes = replace
-		id, err := r.saveIndexFile(ctx, f)
-		if err != nil {
-			return written, 0, err
-		}
-		wrote[id] = true
-		written++
-	}
-	for i, id := range replace {
-		progress("remove old index", int64(i), int64(len(replace)))
-		if wrote[id] {
-			continue
-		}
-		if err := r.DeleteFile(ctx, backend.IndexFile, id); err != nil && !backend.IsNotExist(err) {
-			return written, removed, err
-		}
-		removed++
-	}
-	return written, removed, nil
+	return fresh, nil
 }

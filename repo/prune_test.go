@@ -36,21 +36,21 @@ func TestPruneRemovesUnusedKeepsUsed(t *testing.T) {
 	used, usedBlobs, unusedBlobs := usedSet(fx, mixedUse)
 	packsBefore := len(packIDs(fx.be))
 
-	st, err := r.Prune(ctx, used, PruneOptions{MaxUnused: -1})
+	plan, st, err := lockedPrune(ctx, r, used, PruneOptions{MaxUnused: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Rounds 1 and 4 (a data and a tree pack each) and the tree pack of
 	// round 5 go whole; both packs of round 2 and the data pack of round
 	// 5 are repacked.
-	if st.UnusedPacks != 5 || st.RepackPacks != 3 {
-		t.Errorf("unused packs %d, repacked %d; want 5 and 3", st.UnusedPacks, st.RepackPacks)
+	if len(plan.Delete) != 5 || len(plan.Repack) != 3 {
+		t.Errorf("unused packs %d, repacked %d; want 5 and 3", len(plan.Delete), len(plan.Repack))
 	}
-	if st.UsedBlobs != len(usedBlobs) || st.UnusedBlobs != len(unusedBlobs) || st.DuplicateBlobs != 0 {
-		t.Errorf("used %d unused %d dup %d; want %d %d 0", st.UsedBlobs, st.UnusedBlobs, st.DuplicateBlobs, len(usedBlobs), len(unusedBlobs))
+	if plan.UsedBlobs != len(usedBlobs) || plan.UnusedBlobs != len(unusedBlobs) || plan.DuplicateBlobs != 0 {
+		t.Errorf("used %d unused %d dup %d; want %d %d 0", plan.UsedBlobs, plan.UnusedBlobs, plan.DuplicateBlobs, len(usedBlobs), len(unusedBlobs))
 	}
-	if st.DeletedPacks != 8 || st.FreedBytes <= 0 || st.UnusedAfter != 0 {
-		t.Errorf("deleted %d packs, freed %d, unused after %d", st.DeletedPacks, st.FreedBytes, st.UnusedAfter)
+	if st.DeletedPacks != 8 || st.FreedBytes <= 0 || plan.UnusedAfter != 0 {
+		t.Errorf("deleted %d packs, freed %d, unused after %d", st.DeletedPacks, st.FreedBytes, plan.UnusedAfter)
 	}
 	if got, want := len(packIDs(fx.be)), packsBefore-8+st.NewPacks; got != want {
 		t.Errorf("%d packs after, want %d", got, want)
@@ -70,16 +70,16 @@ func TestPruneRemovesUnusedKeepsUsed(t *testing.T) {
 
 	// A second prune has nothing to do and changes nothing.
 	before := snapshotFiles(fx.be)
-	st, err = r2.Prune(ctx, used, PruneOptions{MaxUnused: -1})
+	plan, st, err = lockedPrune(ctx, r2, used, PruneOptions{MaxUnused: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.NothingToDo || snapshotFiles(fx.be) != before {
-		t.Errorf("second prune changed something: %+v", st)
+	if !plan.NothingToDo || snapshotFiles(fx.be) != before {
+		t.Errorf("second prune changed something: %+v %+v", plan, st)
 	}
 }
 
-func TestPruneDryRunChangesNothing(t *testing.T) {
+func TestPlanPruneChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	fx := buildFixture(t, 2, 20, 20, 20)
 	// An unindexed pack too: a dry run reads its header but writes nothing.
@@ -92,15 +92,22 @@ func TestPruneDryRunChangesNothing(t *testing.T) {
 	r := testOpen(t, fx.be, Options{})
 	used, _, _ := usedSet(fx, func(round, i int) bool { return round == 0 || i%3 == 0 })
 	before := snapshotFiles(fx.be)
-	st, err := r.Prune(ctx, used, PruneOptions{DryRun: true, MaxUnused: -1})
+	plan, err := r.PlanPrune(ctx, used, PruneOptions{MaxUnused: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after := snapshotFiles(fx.be); after != before {
-		t.Fatalf("dry run changed the repository:\n%s\nvs\n%s", before, after)
+		t.Fatalf("a plan changed the repository:\n%s\nvs\n%s", before, after)
 	}
-	if !st.DryRun || st.NothingToDo || st.RepackPacks == 0 || st.FreedBytes <= 0 {
-		t.Errorf("dry run stats: %+v", st)
+	if plan.NothingToDo || len(plan.Repack) == 0 || plan.FreedBytes <= 0 || plan.UnindexedPacks == 0 {
+		t.Errorf("plan: %+v", plan)
+	}
+	// Made without the lock, the plan is only for display.
+	if _, err := r.ExecutePrune(ctx, plan, nil); !errors.Is(err, ErrPlanNotHeld) {
+		t.Fatalf("a plan made without the lock executed: %v", err)
+	}
+	if after := snapshotFiles(fx.be); after != before {
+		t.Fatal("a refused plan changed the repository")
 	}
 }
 
@@ -126,12 +133,12 @@ func TestPruneMaxUnused(t *testing.T) {
 		fx := buildFixture(t, 3, sizes...)
 		r := testOpen(t, fx.be, Options{})
 		used, usedBlobs, _ := usedSet(fx, keep)
-		st, err := r.Prune(ctx, used, PruneOptions{MaxUnused: tc.maxUnused})
+		plan, _, err := lockedPrune(ctx, r, used, PruneOptions{MaxUnused: tc.maxUnused})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.RepackPacks != tc.repacked {
-			t.Errorf("max unused %v: repacked %d packs, want %d", tc.maxUnused, st.RepackPacks, tc.repacked)
+		if len(plan.Repack) != tc.repacked {
+			t.Errorf("max unused %v: repacked %d packs, want %d", tc.maxUnused, len(plan.Repack), tc.repacked)
 		}
 		assertLoadable(t, testOpen(t, fx.be, Options{}), usedBlobs)
 	}
@@ -142,23 +149,23 @@ func TestPruneMaxUnused(t *testing.T) {
 		r := testOpen(t, fx.be, Options{})
 		used, usedBlobs, _ := usedSet(fx, keep)
 		share := wasteShares(r, used)
-		dry, err := r.Prune(ctx, used, PruneOptions{DryRun: true, MaxUnused: limit})
+		dry, err := r.PlanPrune(ctx, used, PruneOptions{MaxUnused: limit})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := r.Prune(ctx, used, PruneOptions{MaxUnused: limit})
+		st, _, err := lockedPrune(ctx, r, used, PruneOptions{MaxUnused: limit})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.RepackPacks != dry.RepackPacks || st.UnusedAfter != dry.UnusedAfter {
-			t.Errorf("limit %v: dry run said %d packs/%d bytes, prune did %d/%d", limit, dry.RepackPacks, dry.UnusedAfter, st.RepackPacks, st.UnusedAfter)
+		if len(st.Repack) != len(dry.Repack) || st.UnusedAfter != dry.UnusedAfter {
+			t.Errorf("limit %v: dry run said %d packs/%d bytes, prune did %d/%d", limit, len(dry.Repack), dry.UnusedAfter, len(st.Repack), st.UnusedAfter)
 		}
-		if st.RepackPacks == 0 || st.RepackPacks == 8 {
-			t.Errorf("limit %v: repacked %d packs; the fixture wants some but not all", limit, st.RepackPacks)
+		if len(st.Repack) == 0 || len(st.Repack) == 8 {
+			t.Errorf("limit %v: repacked %d packs; the fixture wants some but not all", limit, len(st.Repack))
 		}
 		// What is left, as a fresh dry run measures it.
 		r2 := testOpen(t, fx.be, Options{})
-		after, err := r2.Prune(ctx, used, PruneOptions{DryRun: true, MaxUnused: 100})
+		after, err := r2.PlanPrune(ctx, used, PruneOptions{MaxUnused: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,11 +179,11 @@ func TestPruneMaxUnused(t *testing.T) {
 		}
 		// Prune did not overshoot by more than it had to: a limit below
 		// what is left needs more repacking.
-		lower, err := r2.Prune(ctx, used, PruneOptions{DryRun: true, MaxUnused: left * 0.99})
+		lower, err := r2.PlanPrune(ctx, used, PruneOptions{MaxUnused: left * 0.99})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if waste > 0 && lower.RepackPacks == 0 {
+		if waste > 0 && len(lower.Repack) == 0 {
 			t.Errorf("limit %v: half the limit repacks nothing more", limit)
 		}
 		// The most wasteful packs went first: every partly used pack kept
@@ -238,7 +245,7 @@ func TestPruneDuplicates(t *testing.T) {
 		t.Fatalf("index holds %d entries, want 20", n)
 	}
 	used, usedBlobs, _ := usedSet(fx, func(_, i int) bool { return i < 5 })
-	st, err := r.Prune(ctx, used, PruneOptions{MaxUnused: -1})
+	st, _, err := lockedPrune(ctx, r, used, PruneOptions{MaxUnused: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +265,7 @@ func TestPruneRefusesWhenUsedBlobsAreMissing(t *testing.T) {
 	used, _, _ := usedSet(fx, func(round, _ int) bool { return round == 0 })
 	used.Insert(pack.DataBlob, backend.Hash([]byte("nowhere")))
 	before := snapshotFiles(fx.be)
-	_, err := r.Prune(ctx, used, PruneOptions{})
+	_, err := r.PlanPrune(ctx, used, PruneOptions{})
 	if !errors.Is(err, ErrMissingBlobs) {
 		t.Fatalf("got %v, want ErrMissingBlobs", err)
 	}
@@ -280,7 +287,7 @@ func TestPruneIndexesUnindexedPacks(t *testing.T) {
 		t.Fatal("index not empty")
 	}
 	used, usedBlobs, _ := usedSet(fx, func(round, i int) bool { return round != 1 && i%2 == 0 })
-	st, err := r.Prune(ctx, used, PruneOptions{MaxUnused: -1})
+	st, _, err := lockedPrune(ctx, r, used, PruneOptions{MaxUnused: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +313,7 @@ func TestPruneLeavesUnreadablePacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	used, usedBlobs, _ := usedSet(fx, func(round, _ int) bool { return round == 0 })
-	st, err := r.Prune(ctx, used, PruneOptions{})
+	st, _, err := lockedPrune(ctx, r, used, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +332,7 @@ func TestPruneLeavesUnreadablePacks(t *testing.T) {
 func TestPruneRejectsBadMaxUnused(t *testing.T) {
 	fx := buildFixture(t, 8, 5)
 	r := testOpen(t, fx.be, Options{})
-	if _, err := r.Prune(context.Background(), NewBlobSet(), PruneOptions{MaxUnused: 101}); err == nil {
+	if _, err := r.PlanPrune(context.Background(), NewBlobSet(), PruneOptions{MaxUnused: 101}); err == nil {
 		t.Fatal("max unused 101% accepted")
 	}
 }
@@ -349,7 +356,7 @@ func TestPruneCrashSafety(t *testing.T) {
 	// How many writes and deletes a prune makes.
 	probe := faulty.New(copyBackend(t, fx.be))
 	r := testOpen(t, probe, Options{})
-	if _, err := r.Prune(ctx, used, opts); err != nil {
+	if _, _, err := lockedPrune(ctx, r, used, opts); err != nil {
 		t.Fatal(err)
 	}
 	calls := map[faulty.Method]int{faulty.Put: probe.Calls(faulty.Put), faulty.Delete: probe.Calls(faulty.Delete)}
@@ -377,10 +384,11 @@ func TestPruneCrashSafety(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := r.Prune(ctx, used, opts); !errors.Is(err, errCrash) {
+				if _, _, err := lockedPrune(ctx, r, used, opts); !errors.Is(err, errCrash) {
 					t.Fatalf("%s: prune returned %v, want the crash", name, err)
 				}
 				r.Close()
+				dropLocks(inner) // the crashed process is gone
 
 				// Meanwhile: every used blob loads, and check finds no
 				// damage (unindexed packs are only warnings).
@@ -395,7 +403,7 @@ func TestPruneCrashSafety(t *testing.T) {
 				}
 
 				// The next prune finishes the job.
-				if _, err := r.Prune(ctx, used, opts); err != nil {
+				if _, _, err := lockedPrune(ctx, r, used, opts); err != nil {
 					t.Fatalf("%s: second prune: %v", name, err)
 				}
 				r = testOpen(t, inner, Options{})
@@ -427,9 +435,8 @@ func TestPruneRemovesStaleTemp(t *testing.T) {
 	used, usedBlobs, _ := usedSet(fx, func(round, i int) bool { return round == 0 })
 	old, oldBytes, fresh := plantTemps(t, dir)
 
-	st, err := r.Prune(ctx, used, PruneOptions{DryRun: true})
-	if err != nil || st.TempFilesRemoved != 0 {
-		t.Fatalf("dry run: %+v, %v", st, err)
+	if _, err := r.PlanPrune(ctx, used, PruneOptions{}); err != nil {
+		t.Fatalf("plan: %v", err)
 	}
 	for _, p := range append(old, fresh) {
 		if _, err := os.Lstat(p); err != nil {
@@ -437,7 +444,7 @@ func TestPruneRemovesStaleTemp(t *testing.T) {
 		}
 	}
 
-	st, err = r.Prune(ctx, used, PruneOptions{})
+	_, st, err := lockedPrune(ctx, r, used, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,8 +457,8 @@ func TestPruneRemovesStaleTemp(t *testing.T) {
 
 	// With nothing else to do, a prune still sweeps.
 	old, oldBytes, _ = plantTemps(t, dir)
-	st, err = r.Prune(ctx, used, PruneOptions{})
-	if err != nil || !st.NothingToDo || st.TempFilesRemoved != len(old) || st.TempBytesRemoved != oldBytes {
+	plan, st, err := lockedPrune(ctx, r, used, PruneOptions{})
+	if err != nil || !plan.NothingToDo || st.TempFilesRemoved != len(old) || st.TempBytesRemoved != oldBytes {
 		t.Errorf("second prune: %+v, %v", st, err)
 	}
 }

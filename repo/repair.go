@@ -15,43 +15,51 @@ import (
 	"github.com/cairn-backup/cairn/repo/index"
 )
 
-// RepairIndexOptions configure RepairIndex; the zero value works.
-type RepairIndexOptions struct {
-	// Progress, if set, is told about each phase.
-	Progress ProgressFunc
-}
-
-// RepairIndexStats say what RepairIndex did.
-type RepairIndexStats struct {
-	Packs        int `json:"packs"` // packs whose header was read and indexed
-	Blobs        int `json:"blobs"` // blobs they hold
-	IndexWritten int `json:"index_files_written"`
-	IndexRemoved int `json:"index_files_removed"`
+// RepairIndexPlan is what RepairIndex would do, computed by
+// PlanRepairIndex from every pack's header: a value that describes
+// everything ExecuteRepairIndex then does.
+type RepairIndexPlan struct {
+	Packs int `json:"packs"` // packs whose header reads: the new index lists them
+	Blobs int `json:"blobs"` // blobs they hold
 	// Damaged lists the packs whose header does not read: they are left
 	// in place, and no index lists them any more.
 	Damaged []Problem `json:"damaged,omitempty"`
+	// Added counts the packs the index does not list now and the new
+	// index lists; Dropped are the packs it lists now and the new index
+	// does not (missing or damaged), sorted.
+	Added   int          `json:"added"`
+	Dropped []backend.ID `json:"dropped,omitempty"`
+	// IndexFiles is how many index files are written; Replace are the
+	// index files there are now, all deleted once the new ones are stored.
+	IndexFiles int          `json:"index_files"`
+	Replace    []backend.ID `json:"replace"`
+
+	files []*index.File
+	guard *planGuard
 }
 
-// RepairIndex rebuilds the index from the packs: it reads every pack's
-// header, writes new index files listing every pack that reads (each
-// superseding every old index file), then deletes the old index files, and
-// makes the in-memory index match. Packs whose header does not read are
+// RepairIndexResult says what ExecuteRepairIndex did.
+type RepairIndexResult struct {
+	IndexWritten int `json:"index_files_written"`
+	IndexRemoved int `json:"index_files_removed"`
+}
+
+// PlanRepairIndex plans the rebuilding of the index from the packs: it
+// reads every pack's header; the plan is to write new index files listing
+// every pack that reads (each superseding every old index file), then
+// delete the old index files. Packs whose header does not read are
 // reported and left in place; their blobs are no longer indexed, so
-// 'repair snapshots' can then drop the files that need them.
-//
-// The caller must hold an exclusive lock. A crash leaves the old and some
-// new index files side by side, which loads as their union; running
-// RepairIndex again finishes the job.
-func (r *Repository) RepairIndex(ctx context.Context, opts RepairIndexOptions) (RepairIndexStats, error) {
-	var st RepairIndexStats
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, int64, int64) {}
-	}
+// 'repair snapshots' can then drop the files that need them. It writes
+// nothing.
+func (r *Repository) PlanRepairIndex(ctx context.Context, progress ProgressFunc) (RepairIndexPlan, error) {
+	plan := RepairIndexPlan{guard: r.newPlanGuard()}
+	progress = orNoProgress(progress)
 	old, err := r.IndexFiles(ctx)
 	if err != nil {
-		return st, fmt.Errorf("list index: %w", err)
+		return plan, fmt.Errorf("list index: %w", err)
 	}
+	slices.SortFunc(old, cmpBlobID)
+	plan.Replace = append([]backend.ID{}, old...)
 	type packFile struct {
 		id   backend.ID
 		size int64
@@ -61,10 +69,10 @@ func (r *Repository) RepairIndex(ctx context.Context, opts RepairIndexOptions) (
 		packs = append(packs, packFile{id, size})
 		return nil
 	}); err != nil {
-		return st, fmt.Errorf("list packs: %w", err)
+		return plan, fmt.Errorf("list packs: %w", err)
 	}
 	fresh := index.New()
-	var mu sync.Mutex // guards st and done
+	var mu sync.Mutex // guards plan, fresh and done
 	var done int64
 	err = r.forEachParallel(ctx, len(packs), func(i int) error {
 		p := packs[i]
@@ -77,99 +85,136 @@ func (r *Repository) RepairIndex(ctx context.Context, opts RepairIndexOptions) (
 		done++
 		progress("read pack headers", done, int64(len(packs)))
 		if err != nil {
-			st.Damaged = append(st.Damaged, Problem{Kind: ProblemPackDamaged, File: handleOf(backend.PackFile, p.id),
+			plan.Damaged = append(plan.Damaged, Problem{Kind: ProblemPackDamaged, File: handleOf(backend.PackFile, p.id),
 				Message: fmt.Sprintf("damaged: header does not read, the pack is left in place: %v", err)})
 			return nil
 		}
 		fresh.AddPack(p.id, blobs)
-		st.Packs++
-		st.Blobs += len(blobs)
+		plan.Packs++
+		plan.Blobs += len(blobs)
 		return nil
 	})
 	if err != nil {
-		return st, err
+		return plan, err
 	}
-	slices.SortFunc(st.Damaged, func(a, b Problem) int {
-		switch {
-		case a.File < b.File:
-			return -1
-		case a.File > b.File:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(plan.Damaged, func(a, b Problem) int { return strings.Compare(a.File, b.File) })
+	plan.compare(r.idx.Packs(), fresh.Packs())
+	plan.files = fresh.ToFiles(indexFileBlobs)
+	plan.IndexFiles = len(plan.files)
+	return plan, nil
+}
 
-	files := fresh.ToFiles(indexFileBlobs)
-	slices.SortFunc(old, cmpBlobID)
-	wrote := make(map[backend.ID]bool)
-	for i, f := range files {
-		progress("write index", int64(i), int64(len(files)))
-		f.Supersedes = old
-		id, err := r.saveIndexFile(ctx, f)
-		if err != nil {
-			return st, err
-		}
-		wrote[id] = true
-		st.IndexWritten++
+// compare fills in Added and Dropped from the packs the index lists now
+// and those the new index lists.
+func (plan *RepairIndexPlan) compare(now, rebuilt []backend.ID) {
+	listed := make(map[backend.ID]bool, len(now))
+	for _, id := range now {
+		listed[id] = true
 	}
-	for i, id := range old {
-		progress("remove old index", int64(i), int64(len(old)))
-		if wrote[id] {
-			continue
+	for _, id := range rebuilt {
+		if listed[id] {
+			delete(listed, id)
+		} else {
+			plan.Added++
 		}
-		if err := r.DeleteFile(ctx, backend.IndexFile, id); err != nil && !backend.IsNotExist(err) {
-			return st, err
-		}
-		st.IndexRemoved++
 	}
+	for id := range listed {
+		plan.Dropped = append(plan.Dropped, id)
+	}
+	slices.SortFunc(plan.Dropped, cmpBlobID)
+}
 
+// ExecuteRepairIndex does what plan says: it writes the new index files,
+// then deletes the old ones (replaceIndex), and makes the in-memory index
+// match. The plan must come from PlanRepairIndex on this Repository under
+// the exclusive lock it holds now, and runs once; otherwise it changes
+// nothing and returns an error wrapping ErrPlanNotHeld.
+//
+// A crash leaves the old and some new index files side by side, which
+// loads as their union; repairing the index again finishes the job.
+func (r *Repository) ExecuteRepairIndex(ctx context.Context, plan RepairIndexPlan, progress ProgressFunc) (RepairIndexResult, error) {
+	var res RepairIndexResult
+	if err := plan.guard.claim(r, "repair index"); err != nil {
+		return res, err
+	}
+	var err error
+	res.IndexWritten, res.IndexRemoved, err = r.replaceIndex(ctx, plan.files, plan.Replace, orNoProgress(progress))
+	if err != nil {
+		return res, err
+	}
 	// The in-memory index becomes the rebuilt one.
 	all := make(map[backend.ID]bool)
 	for _, id := range r.idx.Packs() {
 		all[id] = true
 	}
 	r.idx.RemovePacks(all)
-	for _, f := range files {
+	for _, f := range plan.files {
 		r.idx.AddFile(f)
 	}
-	return st, nil
+	return res, nil
 }
 
-// RepairPacksOptions configure RepairPacks; the zero value works.
-type RepairPacksOptions struct {
-	// DryRun finds what is lost or damaged and whether the copy has it,
-	// and changes nothing.
-	DryRun bool
-	// Progress, if set, is told about each phase.
-	Progress ProgressFunc
+// RepairFetch is one file PlanRepairPacks found lost or damaged, and
+// whether the copy has it.
+type RepairFetch struct {
+	// File is the file's path in the repository ("data/<id>", ...).
+	File string `json:"file"`
+	// Problem says what is wrong with it here: "missing" or "damaged".
+	Problem string `json:"problem"`
+	// Available says the copy has the file: ExecuteRepairPacks fetches
+	// it, and Size is its size there. A log entry has been read and
+	// checked already; a pack or index file is checked when fetched.
+	Available bool  `json:"available"`
+	Size      int64 `json:"size"`
+	// Error says why the copy cannot provide it.
+	Error string `json:"error,omitempty"`
 }
 
-// RepairedFile is one file RepairPacks found lost or damaged.
+// RepairPacksPlan is what RepairPacks would fetch, computed by
+// PlanRepairPacks.
+type RepairPacksPlan struct {
+	PacksRead int   `json:"packs_read"` // packs the index lists, read and hashed
+	BytesRead int64 `json:"bytes_read"`
+	// Files are the lost or damaged files, in the order they are to be
+	// fetched: packs and index files, then log entries.
+	Files []RepairFetch `json:"files"`
+
+	guard *planGuard
+}
+
+// Unavailable counts the files the copy cannot provide.
+func (p RepairPacksPlan) Unavailable() int {
+	n := 0
+	for _, f := range p.Files {
+		if !f.Available {
+			n++
+		}
+	}
+	return n
+}
+
+// RepairedFile is one file ExecuteRepairPacks was to fetch.
 type RepairedFile struct {
 	// File is the file's path in the repository ("data/<id>", ...).
 	File string `json:"file"`
 	// Problem says what was wrong with it: "missing" or "damaged".
 	Problem string `json:"problem"`
-	// Fetched says it was fetched from the copy (or, in a dry run, that
-	// the copy has it).
+	// Fetched says it was fetched from the copy.
 	Fetched bool `json:"fetched"`
 	// Error says why it could not be fetched.
 	Error string `json:"error,omitempty"`
 }
 
-// RepairPacksStats say what RepairPacks did.
-type RepairPacksStats struct {
-	PacksRead int   `json:"packs_read"` // packs the index lists, read and hashed
-	BytesRead int64 `json:"bytes_read"`
-	// Files are the lost or damaged files, in the order they were
-	// fetched: packs, index files, log entries.
-	Files []RepairedFile `json:"files,omitempty"`
+// RepairPacksResult says what ExecuteRepairPacks did.
+type RepairPacksResult struct {
+	// Files are the plan's files, in its order.
+	Files []RepairedFile `json:"files"`
 }
 
 // Unrecovered counts the files that could not be fetched.
-func (st RepairPacksStats) Unrecovered() int {
+func (res RepairPacksResult) Unrecovered() int {
 	n := 0
-	for _, f := range st.Files {
+	for _, f := range res.Files {
 		if !f.Fetched {
 			n++
 		}
@@ -177,126 +222,138 @@ func (st RepairPacksStats) Unrecovered() int {
 	return n
 }
 
-// ErrNotACopy is returned by RepairPacks when the location to fetch from
-// holds another repository.
+// ErrNotACopy is returned by PlanRepairPacks when the location to fetch
+// from holds another repository.
 var ErrNotACopy = errors.New("holds another repository (its config differs)")
 
-// RepairPacks heals the repository from a copy of it (a mirror at
-// another location): every pack the index lists that is missing, or whose
-// content does not match its name, is fetched from the copy, checked
-// against its name and stored; so is every index file whose content does
-// not match its name, and every log entry the log names as a parent
-// (outside what the newest checkpoint covers) that is missing or damaged,
-// along with the entries those name in turn. Every pack the index lists is
-// read in full to find damage. Files the copy lacks or holds damaged too
-// are reported, not fetched. An index file that is lost is not fetched
-// ("repair index" rebuilds the index from the packs).
-//
-// The caller must hold an exclusive lock. A crash leaves some files
-// fetched; running it again fetches the rest.
-func (r *Repository) RepairPacks(ctx context.Context, from backend.Backend, opts RepairPacksOptions) (RepairPacksStats, error) {
-	var st RepairPacksStats
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, int64, int64) {}
-	}
+// PlanRepairPacks finds what to heal from a copy of the repository (a
+// mirror at another location): every pack the index lists that is
+// missing, or whose content does not match its name; every index file
+// whose content does not match its name; and every log entry the log
+// names as a parent (outside what the newest checkpoint covers) that is
+// missing or damaged, along with the entries those name in turn (read
+// from the copy to follow their links). Every pack the index lists is
+// read in full to find damage. An index file that is lost is not
+// planned ("repair index" rebuilds the index from the packs). It writes
+// nothing.
+func (r *Repository) PlanRepairPacks(ctx context.Context, from backend.Backend, progress ProgressFunc) (RepairPacksPlan, error) {
+	plan := RepairPacksPlan{Files: []RepairFetch{}, guard: r.newPlanGuard()}
+	progress = orNoProgress(progress)
 	cfg := backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
 	same, err := sameFile(ctx, r.be, from, cfg)
 	if err != nil {
-		return st, err
+		return plan, err
 	}
 	if !same {
-		return st, fmt.Errorf("%s %w", from.Location(), ErrNotACopy)
+		return plan, fmt.Errorf("%s %w", from.Location(), ErrNotACopy)
 	}
+	want, err := r.findDamage(ctx, &plan, progress)
+	if err != nil {
+		return plan, err
+	}
+	for i := range want {
+		progress("look at the copy", int64(i), int64(len(want)))
+		if err := statAtCopy(ctx, from, &want[i]); err != nil {
+			return plan, err
+		}
+	}
+	progress("read the log", 0, 0)
+	logFiles, err := r.planRepairLog(ctx, from)
+	plan.Files = append(append(plan.Files, want...), logFiles...)
+	return plan, err
+}
 
-	// What is wrong here: packs, index files, log entries.
-	var mu sync.Mutex // guards st and want while workers run
-	var want []RepairedFile
+// findDamage reads every pack the index lists and every index file, and
+// returns those missing or whose content does not match their names,
+// sorted by path.
+func (r *Repository) findDamage(ctx context.Context, plan *RepairPacksPlan, progress ProgressFunc) ([]RepairFetch, error) {
+	var mu sync.Mutex // guards plan, want and done while workers run
+	var want []RepairFetch
 	record := func(t backend.FileType, id backend.ID, problem string) {
-		want = append(want, RepairedFile{File: handleOf(t, id), Problem: problem})
+		mu.Lock()
+		defer mu.Unlock()
+		want = append(want, RepairFetch{File: handleOf(t, id), Problem: problem})
 	}
 	sizes := make(map[backend.ID]int64)
 	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, size int64) error {
 		sizes[id] = size
 		return nil
 	}); err != nil {
-		return st, fmt.Errorf("list packs: %w", err)
+		return nil, fmt.Errorf("list packs: %w", err)
 	}
 	packs := r.idx.Packs()
 	slices.SortFunc(packs, cmpBlobID)
 	var done int64
-	err = r.forEachParallel(ctx, len(packs), func(i int) error {
+	err := r.forEachParallel(ctx, len(packs), func(i int) error {
 		id := packs[i]
 		if _, ok := sizes[id]; !ok {
-			mu.Lock()
 			record(backend.PackFile, id, "missing")
-			mu.Unlock()
 			return nil
 		}
 		ok, n, err := hashMatches(ctx, r.be, backend.Handle{Type: backend.PackFile, Name: id.String()})
 		if err != nil {
 			return err
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		st.PacksRead++
-		st.BytesRead += n
-		done++
-		progress("read packs", done, int64(len(packs)))
 		if !ok {
 			record(backend.PackFile, id, "damaged")
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		plan.PacksRead++
+		plan.BytesRead += n
+		done++
+		progress("read packs", done, int64(len(packs)))
 		return nil
 	})
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	idxFiles, err := r.IndexFiles(ctx)
 	if err != nil {
-		return st, fmt.Errorf("list index: %w", err)
+		return nil, fmt.Errorf("list index: %w", err)
 	}
 	progress("read index files", 0, 0)
 	err = r.forEachParallel(ctx, len(idxFiles), func(i int) error {
 		ok, _, err := hashMatches(ctx, r.be, backend.Handle{Type: backend.IndexFile, Name: idxFiles[i].String()})
-		if err != nil {
-			return err
-		}
-		if !ok {
-			mu.Lock()
+		if err == nil && !ok {
 			record(backend.IndexFile, idxFiles[i], "damaged")
-			mu.Unlock()
 		}
-		return nil
+		return err
 	})
-	if err != nil {
-		return st, err
-	}
-	sortFiles := func(fs []RepairedFile) {
-		slices.SortFunc(fs, func(a, b RepairedFile) int { return strings.Compare(a.File, b.File) })
-	}
-	sortFiles(want)
-
-	// Packs and index files first, so the log never names a snapshot
-	// whose data is still being fetched.
-	for i := range want {
-		progress("fetch", int64(i), int64(len(want)))
-		if _, err := r.fetchInto(ctx, from, &want[i], opts.DryRun); err != nil {
-			return st, err
-		}
-	}
-	st.Files = want
-	progress("read the log", 0, 0)
-	logFiles, err := r.repairLog(ctx, from, opts.DryRun)
-	st.Files = append(st.Files, logFiles...)
-	return st, err
+	slices.SortFunc(want, func(a, b RepairFetch) int { return strings.Compare(a.File, b.File) })
+	return want, err
 }
 
-// repairLog fetches from the copy the log entries the log holds damaged
-// or names and lacks, then those the fetched entries name, and so on.
-func (r *Repository) repairLog(ctx context.Context, from backend.Backend, dryRun bool) ([]RepairedFile, error) {
-	entries := make(map[[32]byte]*crypt.Entry)
-	present := make(map[backend.ID]bool)
-	var out []RepairedFile
+// statAtCopy records whether the copy has f.File, and its size there.
+func statAtCopy(ctx context.Context, from backend.Backend, f *RepairFetch) error {
+	fi, err := from.Stat(ctx, handleOfPath(f.File))
+	switch {
+	case backend.IsNotExist(err):
+		f.Error = "not at " + from.Location()
+		return nil
+	case err != nil:
+		return err
+	}
+	f.Available, f.Size = true, fi.Size
+	return nil
+}
+
+// handleOfPath turns a file's path in the repository ("data/<id>") back
+// into its handle.
+func handleOfPath(file string) backend.Handle {
+	dir, name, _ := strings.Cut(file, "/")
+	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile, backend.LogFile} {
+		if t.Dir() == dir {
+			return backend.Handle{Type: t, Name: name}
+		}
+	}
+	return backend.Handle{Name: name}
+}
+
+// planRepairLog finds the log entries the log holds damaged or names and
+// lacks, then, reading them from the copy, those they name, and so on.
+func (r *Repository) planRepairLog(ctx context.Context, from backend.Backend) ([]RepairFetch, error) {
+	w := logWalk{entries: make(map[[32]byte]*crypt.Entry), present: make(map[backend.ID]bool)}
 	var ids []backend.ID
 	if err := r.ListFiles(ctx, backend.LogFile, func(id backend.ID, _ int64) error {
 		ids = append(ids, id)
@@ -305,135 +362,170 @@ func (r *Repository) repairLog(ctx context.Context, from backend.Backend, dryRun
 		return nil, fmt.Errorf("list log: %w", err)
 	}
 	slices.SortFunc(ids, cmpBlobID)
-	// add decodes an entry the log now holds (a file that is not an
-	// entry is junk, not ours to fix) and says whether it is one.
-	add := func(id backend.ID, data []byte) bool {
-		present[id] = true
-		e, err := crypt.DecodeEntry(data)
-		if err != nil {
-			return false
-		}
-		e.Body = nil // only the links are needed
-		entries[id] = e
-		return true
-	}
 	for _, id := range ids {
 		data, err := readAll(ctx, r.be, backend.Handle{Type: backend.LogFile, Name: id.String()}, maxEntryFile)
 		switch {
 		case errors.Is(err, ErrFormat):
 			continue // too large to be an entry: junk
 		case err != nil:
-			return out, err
+			return w.out, err
 		case backend.Hash(data) != id:
-			f := RepairedFile{File: handleOf(backend.LogFile, id), Problem: "damaged"}
-			if data, err = r.fetchInto(ctx, from, &f, dryRun); err != nil {
-				return out, err
-			}
-			out = append(out, f)
-			present[id] = true // here, damaged or fetched: not to fetch again
-			if data != nil {
-				add(id, data)
+			if err := w.fromCopy(ctx, from, id, "damaged"); err != nil {
+				return w.out, err
 			}
 			continue
 		}
-		add(id, data)
+		w.add(id, data)
 	}
-	chain := crypt.VerifyChain(entries)
+	chain := crypt.VerifyChain(w.entries)
 	// Walk from the entries here to the parents they need, outside what
 	// the newest checkpoint covers (a prune deletes those on purpose).
 	var stack [][32]byte
-	for id := range entries {
+	for id := range w.entries {
 		stack = append(stack, id)
 	}
+	slices.SortFunc(stack, func(a, b [32]byte) int { return cmpBlobID(a, b) })
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if chain.Covered[id] {
 			continue
 		}
-		for _, p := range entries[id].Parents {
-			pid := backend.ID(p)
-			if present[pid] || chain.Covered[p] {
+		for _, p := range w.entries[id].Parents {
+			if w.present[backend.ID(p)] || chain.Covered[p] {
 				continue
 			}
-			f := RepairedFile{File: handleOf(backend.LogFile, pid), Problem: "missing"}
-			data, err := r.fetchInto(ctx, from, &f, dryRun)
-			if err != nil {
-				return out, err
+			if err := w.fromCopy(ctx, from, p, "missing"); err != nil {
+				return w.out, err
 			}
-			out = append(out, f)
-			present[pid] = true
-			if data != nil && add(pid, data) {
+			if _, ok := w.entries[p]; ok {
 				stack = append(stack, p)
 			}
 		}
 	}
-	return out, nil
+	return w.out, nil
 }
 
-// fetchInto fetches f.File from the copy, checks it against its name (and,
-// for a log entry, that it is one), and stores it here, replacing a
-// damaged file; in a dry run it only checks that the copy has the file.
-// A file the copy lacks or holds damaged is recorded in f.Error; errors
-// of either backend are returned. It returns the file's bytes when it
-// stored them.
-func (r *Repository) fetchInto(ctx context.Context, from backend.Backend, f *RepairedFile, dryRun bool) ([]byte, error) {
-	dir, name, _ := strings.Cut(f.File, "/")
-	var h backend.Handle
-	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile, backend.LogFile} {
-		if t.Dir() == dir {
-			h = backend.Handle{Type: t, Name: name}
-		}
+// logWalk is the state of planRepairLog.
+type logWalk struct {
+	// entries are the log entries here and those planned from the copy;
+	// present the log files here or planned, damaged or not.
+	entries map[[32]byte]*crypt.Entry
+	present map[backend.ID]bool
+	out     []RepairFetch
+}
+
+// add decodes an entry the log holds (or will) and records it; a file
+// that is not an entry is junk, not ours to fix.
+func (w *logWalk) add(id backend.ID, data []byte) {
+	w.present[id] = true
+	e, err := crypt.DecodeEntry(data)
+	if err != nil {
+		return
 	}
-	if dryRun {
-		_, err := from.Stat(ctx, h)
-		switch {
-		case backend.IsNotExist(err):
-			f.Error = "not at " + from.Location()
-			return nil, nil
-		case err != nil:
-			return nil, err
-		}
-		f.Fetched = true
-		return nil, nil
+	e.Body = nil // only the links are needed
+	w.entries[id] = e
+}
+
+// fromCopy plans fetching the log entry id from the copy, reading it
+// there to follow its links.
+func (w *logWalk) fromCopy(ctx context.Context, from backend.Backend, id backend.ID, problem string) error {
+	h := backend.Handle{Type: backend.LogFile, Name: id.String()}
+	f := RepairFetch{File: h.String(), Problem: problem}
+	data, why, err := readFromCopy(ctx, from, h)
+	if err != nil {
+		return err
 	}
-	data, err := readAll(ctx, from, h, maxMirrorFile)
+	w.present[id] = true // here, damaged or to fetch: not to plan again
+	if why != "" {
+		f.Error = why
+	} else {
+		f.Available, f.Size = true, int64(len(data))
+		w.add(id, data)
+	}
+	w.out = append(w.out, f)
+	return nil
+}
+
+// ExecuteRepairPacks fetches from the copy every file the plan says it
+// has, checks it against its name (and, for a log entry, that it is
+// one), and stores it, replacing a damaged file: packs and index files
+// first, so the log never names a snapshot whose data is still being
+// fetched. A file the copy no longer has, or holds damaged, is reported,
+// not stored. The plan must come from PlanRepairPacks on this Repository
+// under the exclusive lock it holds now, and runs once; otherwise it
+// changes nothing and returns an error wrapping ErrPlanNotHeld.
+//
+// A crash leaves some files fetched; repairing again fetches the rest.
+func (r *Repository) ExecuteRepairPacks(ctx context.Context, from backend.Backend, plan RepairPacksPlan, progress ProgressFunc) (RepairPacksResult, error) {
+	res := RepairPacksResult{Files: []RepairedFile{}}
+	if err := plan.guard.claim(r, "repair packs"); err != nil {
+		return res, err
+	}
+	progress = orNoProgress(progress)
+	for i, f := range plan.Files {
+		progress("fetch", int64(i), int64(len(plan.Files)))
+		out := RepairedFile{File: f.File, Problem: f.Problem, Error: f.Error}
+		if f.Available {
+			why, err := r.fetch(ctx, from, handleOfPath(f.File), f.Problem == "damaged")
+			if err != nil {
+				return res, err
+			}
+			out.Fetched, out.Error = why == "", why
+		}
+		res.Files = append(res.Files, out)
+	}
+	return res, nil
+}
+
+// readFromCopy reads the file h from the copy and checks it against its
+// name and, for a log entry, that it is one. A file the copy lacks or
+// holds damaged is not an error: why says what is wrong with it. Errors
+// of the backend are returned.
+func readFromCopy(ctx context.Context, from backend.Backend, h backend.Handle) (data []byte, why string, err error) {
+	data, err = readAll(ctx, from, h, maxMirrorFile)
 	switch {
 	case backend.IsNotExist(err):
-		f.Error = "not at " + from.Location()
-		return nil, nil
+		return nil, "not at " + from.Location(), nil
 	case errors.Is(err, ErrFormat):
-		f.Error = fmt.Sprintf("too large at %s: %v", from.Location(), err)
-		return nil, nil
+		return nil, fmt.Sprintf("too large at %s: %v", from.Location(), err), nil
 	case err != nil:
-		return nil, err
-	case backend.Hash(data).String() != name:
-		f.Error = "damaged at " + from.Location() + " too"
-		return nil, nil
+		return nil, "", err
+	case backend.Hash(data).String() != h.Name:
+		return nil, "damaged at " + from.Location() + " too", nil
 	}
 	if h.Type == backend.LogFile {
 		if _, err := crypt.DecodeEntry(data); err != nil {
-			f.Error = fmt.Sprintf("not a valid log entry at %s: %v", from.Location(), err)
-			return nil, nil
+			return nil, fmt.Sprintf("not a valid log entry at %s: %v", from.Location(), err), nil
 		}
 	}
-	if f.Problem == "damaged" && !r.be.Properties().HasAtomicReplace {
+	return data, "", nil
+}
+
+// fetch reads the file h from the copy, checked (readFromCopy), and
+// stores it here, replacing a damaged file. why says why it could not be
+// fetched.
+func (r *Repository) fetch(ctx context.Context, from backend.Backend, h backend.Handle, damaged bool) (why string, err error) {
+	data, why, err := readFromCopy(ctx, from, h)
+	if err != nil || why != "" {
+		return why, err
+	}
+	if damaged && !r.be.Properties().HasAtomicReplace {
 		if err := r.be.Delete(ctx, h); err != nil && !backend.IsNotExist(err) {
-			return nil, fmt.Errorf("remove damaged %s: %w", h, err)
+			return "", fmt.Errorf("remove damaged %s: %w", h, err)
 		}
 	}
 	if err := r.be.Put(ctx, h, backend.NewByteReader(data)); err != nil {
-		return nil, fmt.Errorf("store %s: %w", h, err)
+		return "", fmt.Errorf("store %s: %w", h, err)
 	}
 	fi, err := r.be.Stat(ctx, h)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", h, err)
+		return "", fmt.Errorf("store %s: %w", h, err)
 	}
 	if fi.Size != int64(len(data)) {
-		return nil, fmt.Errorf("store %s: stored %d bytes, want %d", h, fi.Size, len(data))
+		return "", fmt.Errorf("store %s: stored %d bytes, want %d", h, fi.Size, len(data))
 	}
-	f.Fetched = true
-	return data, nil
+	return "", nil
 }
 
 // hashMatches reads the file h in full and says whether its SHA-256 is

@@ -49,24 +49,32 @@ func TestRepairPacksFromCopy(t *testing.T) {
 	}
 	damaged := src.Files()
 
-	st, err := r.RepairPacks(ctx, copyBe, RepairPacksOptions{DryRun: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Files) < 5 || st.Unrecovered() != 0 {
-		t.Fatalf("dry run: %+v", st)
-	}
-	if after := src.Files(); len(after) != len(damaged) {
-		t.Fatal("the dry run changed the repository")
-	}
-
-	st, err = r.RepairPacks(ctx, copyBe, RepairPacksOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := map[string]string{lost.String(): "missing", rotten.String(): "damaged", idx.String(): "damaged",
 		bySeq[1].String(): "damaged", bySeq[2].String(): "missing", bySeq[3].String(): "missing"}
-	if len(st.Files) != len(want) || st.Unrecovered() != 0 || st.PacksRead != len(packs)-1 {
+	plan, err := r.PlanRepairPacks(ctx, copyBe, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plan follows the links of the entries it would fetch: the two
+	// lost in a row are both in it.
+	if len(plan.Files) != len(want) || plan.Unavailable() != 0 || plan.PacksRead != len(packs)-1 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	for _, f := range plan.Files {
+		h := handleOfPath(f.File)
+		if want[f.File] != f.Problem || !f.Available || f.Size != int64(len(copyBe.Files()[h])) {
+			t.Errorf("%+v: want %s, available, %d bytes", f, want[f.File], len(copyBe.Files()[h]))
+		}
+	}
+	if after := src.Files(); len(after) != len(damaged) {
+		t.Fatal("the plan changed the repository")
+	}
+
+	_, st, err := lockedRepairPacks(ctx, r, copyBe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Files) != len(want) || st.Unrecovered() != 0 {
 		t.Fatalf("repair: %+v", st)
 	}
 	for _, f := range st.Files {
@@ -78,8 +86,8 @@ func TestRepairPacksFromCopy(t *testing.T) {
 	assertCheckClean(t, testOpen(t, src, Options{}))
 
 	// Whole again: nothing to do.
-	st, err = r.RepairPacks(ctx, copyBe, RepairPacksOptions{})
-	if err != nil || len(st.Files) != 0 {
+	plan, st, err = lockedRepairPacks(ctx, r, copyBe)
+	if err != nil || len(plan.Files) != 0 || len(st.Files) != 0 {
 		t.Fatalf("second repair: %+v, %v", st, err)
 	}
 }
@@ -104,9 +112,9 @@ func TestRepairPacksCopyLacksIt(t *testing.T) {
 		}
 	}
 	before := src.Files()[bad]
-	st, err := r.RepairPacks(ctx, copyBe, RepairPacksOptions{})
-	if err != nil || st.Unrecovered() != 2 {
-		t.Fatalf("%+v, %v", st, err)
+	plan, st, err := lockedRepairPacks(ctx, r, copyBe)
+	if err != nil || st.Unrecovered() != 2 || plan.Unavailable() != 1 {
+		t.Fatalf("%+v %+v, %v", plan, st, err)
 	}
 	for _, f := range st.Files {
 		if f.Fetched || !strings.Contains(f.Error, "mem:") {
@@ -124,7 +132,7 @@ func TestRepairPacksRefusesAnotherRepository(t *testing.T) {
 	ident, _ := crypt.NewIdentity()
 	_, r := mirrorSource(t, ident, 1)
 	other, _ := mirrorSource(t, ident, 1)
-	if _, err := r.RepairPacks(context.Background(), other, RepairPacksOptions{}); !errors.Is(err, ErrNotACopy) {
+	if _, err := r.PlanRepairPacks(context.Background(), other, nil); !errors.Is(err, ErrNotACopy) {
 		t.Fatalf("got %v", err)
 	}
 }

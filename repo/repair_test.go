@@ -24,12 +24,15 @@ func TestRepairIndexAfterLosingAllIndexFiles(t *testing.T) {
 	if _, err := r.LoadBlob(ctx, all[0].t, all[0].id, nil); !errors.Is(err, ErrBlobNotFound) {
 		t.Fatalf("before repair: got %v, want ErrBlobNotFound", err)
 	}
-	st, err := r.RepairIndex(ctx, RepairIndexOptions{})
+	plan, st, err := lockedRepairIndex(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Packs != 6 || st.Blobs != 60 || st.IndexWritten != 1 || st.IndexRemoved != 0 || len(st.Damaged) != 0 {
-		t.Errorf("stats: %+v", st)
+	if plan.Packs != 6 || plan.Blobs != 60 || plan.Added != 6 || plan.IndexFiles != 1 || len(plan.Replace) != 0 || len(plan.Damaged) != 0 {
+		t.Errorf("plan: %+v", plan)
+	}
+	if st.IndexWritten != 1 || st.IndexRemoved != 0 {
+		t.Errorf("result: %+v", st)
 	}
 	assertLoadable(t, r, all) // the in-memory index is rebuilt too
 	r2 := testOpen(t, fx.be, Options{})
@@ -51,15 +54,16 @@ func TestRepairIndexDropsMissingAndDamagedPacks(t *testing.T) {
 	}
 	r := testOpen(t, fx.be, Options{})
 	oldIndex := filesOf(fx.be, backend.IndexFile)
-	st, err := r.RepairIndex(ctx, RepairIndexOptions{})
+	plan, st, err := lockedRepairIndex(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Damaged) != 1 || st.Damaged[0].File != "data/"+bad.String() || st.Damaged[0].Kind != ProblemPackDamaged {
-		t.Errorf("damaged: %v", st.Damaged)
+	if len(plan.Damaged) != 1 || plan.Damaged[0].File != "data/"+bad.String() || plan.Damaged[0].Kind != ProblemPackDamaged {
+		t.Errorf("damaged: %v", plan.Damaged)
 	}
-	if st.Packs != 4 || st.IndexRemoved != len(oldIndex) {
-		t.Errorf("stats: %+v", st)
+	if plan.Packs != 4 || st.IndexRemoved != len(oldIndex) || len(plan.Replace) != len(oldIndex) ||
+		len(plan.Dropped) != 2 || plan.Added != 0 {
+		t.Errorf("plan %+v, result %+v", plan, st)
 	}
 	if _, ok := fx.be.Files()[badH]; !ok {
 		t.Error("repair deleted the damaged pack")
@@ -92,18 +96,20 @@ func TestRepairIndexCrashSafety(t *testing.T) {
 			}
 			f.AddFault(m).Times(1 << 20).ErrorInstead(errCrash)
 			r := testOpen(t, f, Options{})
-			_, err := r.RepairIndex(ctx, RepairIndexOptions{})
-			if m == faulty.Put && k > 1 {
-				// A single index file is written: no later put to fail.
+			_, _, err := lockedRepairIndex(ctx, r)
+			if m == faulty.Put && k > 2 {
+				// The lock file and a single index file are written:
+				// no later put to fail.
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
 			} else if !errors.Is(err, errCrash) {
 				t.Fatalf("%s: got %v, want the crash", name, err)
 			}
+			dropLocks(inner) // the crashed process is gone
 			r = testOpen(t, inner, Options{})
 			assertLoadable(t, r, all)
-			if _, err := r.RepairIndex(ctx, RepairIndexOptions{}); err != nil {
+			if _, _, err := lockedRepairIndex(ctx, r); err != nil {
 				t.Fatalf("%s: second repair: %v", name, err)
 			}
 			r = testOpen(t, inner, Options{})

@@ -119,6 +119,11 @@ type Repository struct {
 	// of a Repository without a cache.
 	sightMu   sync.Mutex
 	sightings map[backend.ID]lockSighting
+	// heldMu guards held: the exclusive lock taken through this
+	// Repository and not yet unlocked, which maintenance plans are
+	// checked against (plan.go).
+	heldMu sync.Mutex
+	held   *Lock
 }
 
 // Init creates a repository in an empty backend: it writes a key file,

@@ -100,6 +100,25 @@ type Log struct {
 // first.
 func (l *Log) Snapshots() []*Snapshot { return l.snapshots }
 
+// Forgotten returns the snapshots whose add entries are in the log but
+// which are not live: forgotten, or left out of a checkpoint, oldest
+// first. An append-only copy keeps them after the owner's forget and
+// prune, so that they can still be restored from it.
+func (l *Log) Forgotten() []*Snapshot {
+	live := make(map[backend.ID]bool, len(l.snapshots))
+	for _, sn := range l.snapshots {
+		live[sn.ID] = true
+	}
+	var out []*Snapshot
+	for _, e := range l.Entries {
+		if e.Snapshot != nil && !live[e.ID] {
+			out = append(out, e.Snapshot)
+		}
+	}
+	SortByTime(out)
+	return out
+}
+
 // Writers returns the registered devices.
 func (l *Log) Writers() []Writer {
 	out := make([]Writer, 0, len(l.writers))
@@ -361,9 +380,9 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 		return nil, err
 	}
 	env := &crypt.Entry{Time: now.UnixNano(), Op: op, Body: r.Keys().SealFile(kindLogBody, plain)}
+	env.Parents = l.nextParents()
 	var maxSeq uint64
 	for _, h := range l.Heads {
-		env.Parents = append(env.Parents, [32]byte(h))
 		if p, ok := l.Entries[h]; ok {
 			maxSeq = max(maxSeq, p.Seq)
 			// Never date an entry before its parents: a clock behind
@@ -372,10 +391,6 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 				env.Time = p.Time
 			}
 		}
-	}
-	if len(env.Parents) > crypt.MaxEntryParents {
-		// More heads than one entry may name: merge the oldest first.
-		env.Parents = env.Parents[:crypt.MaxEntryParents]
 	}
 	env.Seq = maxSeq + 1
 	data, err := ident.EncodeEntry(env)
@@ -397,6 +412,20 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 	// Problems found at load time stay reported.
 	l.Problems = dedupe(sortedUnion(prev, l.Problems))
 	return e, nil
+}
+
+// nextParents are the parents of the next entry appended: the heads, in
+// their order, as many as one entry may name (a later entry merges the
+// rest).
+func (l *Log) nextParents() [][32]byte {
+	var out [][32]byte
+	for _, h := range l.Heads {
+		out = append(out, [32]byte(h))
+	}
+	if len(out) > crypt.MaxEntryParents {
+		out = out[:crypt.MaxEntryParents]
+	}
+	return out
 }
 
 func sortedUnion(a, b []string) []string {
@@ -454,13 +483,14 @@ func (l *Log) WriteCheckpoint(ctx context.Context, r LogRepository, ident *crypt
 // written can then no longer be shown to hold the source's own history
 // (repo.Mirror refuses it as diverged): the entries that linked its log to
 // the checkpoint are gone. Compaction that copies must survive uses
-// PruneCoveredBefore.
+// PruneCoveredBefore (CompactLog does).
 func (l *Log) PruneCovered(ctx context.Context, r LogRepository) (int, error) {
 	cp := l.Checkpoint()
 	if cp == nil {
 		return 0, nil
 	}
-	return l.pruneUnder(ctx, r, cp)
+	ids, err := l.pruneUnder(ctx, r, cp)
+	return len(ids), err
 }
 
 // PruneCoveredBefore deletes, like PruneCovered, the entries covered by a
@@ -470,68 +500,35 @@ func (l *Log) PruneCovered(ctx context.Context, r LogRepository) (int, error) {
 // mirroring to it goes on; keeping a few days of entries (cutoff = now −
 // a retention) lets copies lag behind by that much.
 func (l *Log) PruneCoveredBefore(ctx context.Context, r LogRepository, cutoff time.Time) (int, error) {
-	var cp *LogEntry
-	for _, e := range l.Entries {
-		if e.Op != OpCheckpoint || e.Time > cutoff.UnixNano() {
-			continue
-		}
-		if cp == nil || e.Seq > cp.Seq || e.Seq == cp.Seq && e.ID.Less(cp.ID) {
-			cp = e
-		}
-	}
+	cp := l.checkpointBefore(cutoff)
 	if cp == nil {
 		return 0, nil
 	}
-	return l.pruneUnder(ctx, r, cp)
+	ids, err := l.pruneUnder(ctx, r, cp)
+	return len(ids), err
 }
 
 // pruneUnder deletes the present ancestors of the checkpoint cp, oldest
-// first. It deletes nothing while an entry outside the newest
-// checkpoint's cover names one of them as a parent: a writer whose view of
-// the log lacked entries (one failed to load) can append, after the
-// checkpoint, an entry naming old entries as parents, and deleting those,
-// or the entries linking them to the checkpoint, would leave it with
-// broken links, a log problem that blocks every later prune. Once a later
-// checkpoint covers that entry, pruning goes on.
-func (l *Log) pruneUnder(ctx context.Context, r LogRepository, cp *LogEntry) (int, error) {
-	under := make(map[backend.ID]bool)
-	stack := append([][32]byte(nil), cp.Parents...)
-	for len(stack) > 0 {
-		id := backend.ID(stack[len(stack)-1])
-		stack = stack[:len(stack)-1]
-		e, ok := l.Entries[id]
-		if !ok || under[id] {
-			continue
-		}
-		under[id] = true
-		stack = append(stack, e.Parents...)
-	}
-	for id, e := range l.Entries {
-		if l.chain != nil && l.chain.Covered[[32]byte(id)] {
-			continue
-		}
-		for _, p := range e.Parents {
-			if under[backend.ID(p)] {
-				return 0, nil
-			}
-		}
-	}
-	n := 0
+// first, unless an entry outside the newest checkpoint's cover names one
+// of them as a parent (see under), and returns those it deleted.
+func (l *Log) pruneUnder(ctx context.Context, r LogRepository, cp *LogEntry) ([]backend.ID, error) {
+	under := l.under(cp, func(id backend.ID) bool { return l.chain != nil && l.chain.Covered[[32]byte(id)] })
+	done := []backend.ID{}
 	for _, e := range l.Ordered() {
 		if !under[e.ID] {
 			continue
 		}
 		if err := r.DeleteFile(ctx, backend.LogFile, e.ID); err != nil && !backend.IsNotExist(err) {
-			return n, fmt.Errorf("prune log: %w", err)
+			return done, fmt.Errorf("prune log: %w", err)
 		}
 		delete(l.Entries, e.ID)
-		n++
+		done = append(done, e.ID)
 	}
 	prev := l.Problems
 	l.Problems = nil
 	l.rebuild()
 	l.Problems = dedupe(sortedUnion(prev, l.Problems))
-	return n, nil
+	return done, nil
 }
 
 // Devices lists the device keys that wrote entries, for display.

@@ -188,3 +188,79 @@ func TestLogEditedEntryRejected(t *testing.T) {
 		t.Fatalf("edited entry: snapshots %d problems %v", len(l2.Snapshots()), l2.Problems)
 	}
 }
+
+// TestLogWriterClocks: writers whose clocks are wrong cannot make the log
+// look damaged. A device 2 hours behind dates its entry at the newest
+// parent's time (its snapshot keeps the device's own time); a device a
+// year ahead dates its entry a year ahead, and entries written after it
+// on a right clock are dated no earlier. Either way the log verifies with
+// no problem. An entry that is dated more than crypt.MaxClockSkew before
+// its parent (which no cairn writes) is named as backdated.
+func TestLogWriterClocks(t *testing.T) {
+	ctx := context.Background()
+	r := newMemLog(t)
+	right, behind, ahead := newIdent(t), newIdent(t), newIdent(t)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	load := func() *Log {
+		t.Helper()
+		l, err := LoadLog(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	add := func(ident *crypt.Identity, clock time.Time) *LogEntry {
+		t.Helper()
+		l := load()
+		id, err := l.AddSnapshot(ctx, r, ident, &Snapshot{Time: clock, Hostname: "h", Paths: []string{"/d"}}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Entries[id]
+	}
+
+	first := add(right, now)
+	late := add(behind, now.Add(-2*time.Hour+time.Minute))
+	if late.Time != first.Time {
+		t.Errorf("entry of the device behind dated %v, want its parent's %v", time.Unix(0, late.Time).UTC(), time.Unix(0, first.Time).UTC())
+	}
+	if want := now.Add(-2*time.Hour + time.Minute); !late.Snapshot.Time.Equal(want) {
+		t.Errorf("snapshot of the device behind dated %v, want its own clock's %v", late.Snapshot.Time, want)
+	}
+	future := add(ahead, now.Add(365*24*time.Hour))
+	after := add(right, now.Add(5*time.Minute))
+	if after.Time != future.Time {
+		t.Errorf("entry after the device ahead dated %v, want %v", time.Unix(0, after.Time).UTC(), time.Unix(0, future.Time).UTC())
+	}
+	l := load()
+	if len(l.Problems) != 0 || len(l.Snapshots()) != 4 {
+		t.Fatalf("problems %q, %d snapshots; want none and 4", l.Problems, len(l.Snapshots()))
+	}
+
+	// An entry dated an hour before its parent, as a writer that does not
+	// raise its time would date it.
+	plain := fmt.Appendf(nil, `{"snapshot":{"time":%q,"tree":%q,"paths":["/d"],"hostname":"h"}}`,
+		now.Format(time.RFC3339), backend.Hash([]byte("tree")))
+	env := &crypt.Entry{Seq: after.Seq + 1, Time: after.Time - int64(time.Hour), Op: OpAdd,
+		Parents: [][32]byte{[32]byte(after.ID)}, Body: r.Keys().SealFile(kindLogBody, plain)}
+	data, err := right.EncodeEntry(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SaveFile(ctx, backend.LogFile, data); err != nil {
+		t.Fatal(err)
+	}
+	l = load()
+	if len(l.Problems) != 1 || !strings.Contains(l.Problems[0], "(backdated)") {
+		t.Fatalf("problems %q, want one naming the backdated entry", l.Problems)
+	}
+}
+
+func newIdent(t *testing.T) *crypt.Identity {
+	t.Helper()
+	id, err := crypt.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

@@ -246,8 +246,15 @@ func TestForgetAndPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := m.r.Prune(ctx, used, repo.PruneOptions{MaxUnused: -1})
+	lock, err := m.r.Lock(ctx, true)
 	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := m.r.Prune(ctx, used, repo.PruneOptions{MaxUnused: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st.UnusedBlobs != 7 { // o-1..3, g, the old root, its home and dir

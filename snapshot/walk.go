@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -49,29 +48,53 @@ type WalkFunc func(path string, node *Node, err error) error
 // Walk visits every node under the tree root depth-first, each directory's
 // entries in name order, a directory before its contents. A tree that fails
 // to load is passed to fn and, if fn returns nil, skipped.
+//
+// Memory is linear in the depth of the tree: the path is built in one
+// buffer, a name appended on the way down and cut on the way up, and each
+// level keeps only its own tree. The path string passed to fn is made anew
+// for each call, so fn may keep it.
 func Walk(ctx context.Context, repo TreeLoader, root backend.ID, fn WalkFunc) error {
-	return walkTree(ctx, repo, "/", root, fn, nil)
+	w := &walker{ctx: ctx, repo: repo, fn: fn, path: append(make([]byte, 0, 256), '/')}
+	return w.tree(root, nil)
 }
 
-// walkTree walks the tree id found at dir; node is dir's node (nil for the
-// root), for reporting a tree that fails to load.
-func walkTree(ctx context.Context, repo TreeLoader, dir string, id backend.ID, fn WalkFunc, node *Node) error {
-	if err := ctx.Err(); err != nil {
+// walker is the state of one Walk.
+type walker struct {
+	ctx  context.Context
+	repo TreeLoader
+	fn   WalkFunc
+	// path is the path of the directory being walked ("/" for the root),
+	// and of the current node while fn runs for it.
+	path []byte
+}
+
+// tree walks the tree id of the directory at w.path; node is that
+// directory's node (nil for the root), for reporting a tree that fails to
+// load.
+func (w *walker) tree(id backend.ID, node *Node) error {
+	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	tree, err := LoadTree(ctx, repo, id)
+	tree, err := LoadTree(w.ctx, w.repo, id)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if w.ctx.Err() != nil {
+			return w.ctx.Err()
 		}
-		if err := fn(dir, node, err); err != nil && err != SkipDir {
+		if err := w.fn(string(w.path), node, err); err != nil && err != SkipDir {
 			return err
 		}
 		return nil
 	}
+	dir := len(w.path)
+	defer func() { w.path = w.path[:dir] }()
 	for _, n := range tree.Nodes {
-		p := path.Join(dir, n.Name)
-		err := fn(p, n, nil)
+		// DecodeTree checked the name: one element, nothing to clean.
+		w.path = w.path[:dir]
+		if dir > 1 {
+			w.path = append(w.path, '/')
+		}
+		w.path = append(w.path, n.Name...)
+		err := w.fn(string(w.path), n, nil)
 		if err == SkipDir {
 			if n.Type == NodeDir {
 				continue
@@ -82,7 +105,7 @@ func walkTree(ctx context.Context, repo TreeLoader, dir string, id backend.ID, f
 			return err
 		}
 		if n.Type == NodeDir {
-			if err := walkTree(ctx, repo, p, *n.Subtree, fn, n); err != nil {
+			if err := w.tree(*n.Subtree, n); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -284,5 +285,72 @@ func TestFindNodes(t *testing.T) {
 	}
 	if err := FindNodes(ctx, m, root, nil, FindOptions{}, nil); !errors.Is(err, ErrBadPattern) {
 		t.Errorf("no pattern: %v", err)
+	}
+}
+
+// deepChain stores a chain of depth directories named "d" with a file "f"
+// at the bottom and returns the root tree.
+func deepChain(t *testing.T, m *memTrees, depth int) backend.ID {
+	t.Helper()
+	id := m.tree(t, &Node{Name: "f", Type: NodeFile})
+	for range depth - 1 {
+		sub := id
+		id = m.tree(t, &Node{Name: "d", Type: NodeDir, Subtree: &sub})
+	}
+	sub := id
+	return m.tree(t, &Node{Name: "d", Type: NodeDir, Subtree: &sub})
+}
+
+// walkLiveHeap walks a chain of depth directories and returns the live
+// heap (after a collection) measured when Walk reaches the bottom, less
+// the live heap before the walk: what Walk keeps for the levels above.
+func walkLiveHeap(t *testing.T, depth int) uint64 {
+	t.Helper()
+	m := newMemTrees()
+	root := deepChain(t, m, depth)
+	live := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := live()
+	var atBottom uint64
+	var paths int
+	want := strings.Repeat("/d", depth) + "/f"
+	err := Walk(context.Background(), m, root, func(p string, n *Node, err error) error {
+		if err != nil {
+			return err
+		}
+		paths++
+		if n.Type == NodeFile {
+			if p != want {
+				t.Fatalf("bottom at %.40q..., want %.40q...", p, want)
+			}
+			atBottom = live()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paths != depth+1 || atBottom == 0 {
+		t.Fatalf("walked %d nodes, want %d", paths, depth+1)
+	}
+	return atBottom - min(atBottom, before)
+}
+
+// TestWalkDeepTreeLinearMemory: what Walk holds at the bottom of a chain
+// of directories grows with the depth, not with its square (one path
+// string per level, each as long as the depth, is quadratic: 50 MB at
+// 5,000 levels).
+func TestWalkDeepTreeLinearMemory(t *testing.T) {
+	h1 := walkLiveHeap(t, 1000)
+	h5 := walkLiveHeap(t, 5000)
+	t.Logf("live heap at the bottom: %d KiB at 1,000 levels, %d KiB at 5,000", h1>>10, h5>>10)
+	// Linear: about 5 times; quadratic: 25 times. 1 MiB of slack for the
+	// noise of a small heap.
+	if h5 > 8*h1+1<<20 {
+		t.Errorf("Walk holds %d KiB at 5,000 levels, %d KiB at 1,000: more than linear", h5>>10, h1>>10)
 	}
 }

@@ -100,6 +100,24 @@ func Open(ctx context.Context, dir string) (*Backend, error) {
 	return b, nil
 }
 
+// New returns the backend of the repository folder dir as it stands: it
+// checks nothing and makes no folder. Listing a missing folder finds
+// nothing, and Put makes a missing type or pack folder (as after one was
+// removed by hand) but not dir itself. It is for the peer server's store,
+// which makes each folder itself, when the first file goes in, so that it
+// can count the folder against the client's quota.
+func New(dir string) *Backend { return &Backend{dir: filepath.Clean(dir)} }
+
+// MakeDir makes the folder dir (mode 0700), whose parent must exist, and
+// syncs the parent so the new entry survives a power cut. A dir that
+// exists already gives an error wrapping fs.ErrExist.
+func MakeDir(dir string) error {
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
 var configHandle = backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
 
 // Location implements backend.Backend: the folder's path.

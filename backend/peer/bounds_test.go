@@ -254,9 +254,9 @@ func TestServerResourceBounds(t *testing.T) {
 		t.Errorf("attacker holds %d connections, limit %d", len(evils), DefaultMaxConnsPerClient)
 	}
 	// Silent TCP connections from 16 loopback addresses, 16 each: the
-	// server admits MaxHandshakes of them at most, 8 per address. (They
-	// also keep new clients out until they time out: the attacker and the
-	// good client connected first.)
+	// server holds MaxHandshakes of them at most, closing the oldest of
+	// the host with the most to admit each newcomer (TestPreauthExhaustion
+	// shows new clients still get in).
 	var silent []net.Conn
 	var silentMu sync.Mutex
 	for host := 2; host < 18; host++ {

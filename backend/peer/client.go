@@ -19,16 +19,54 @@ import (
 
 var _ backend.Backend = (*Backend)(nil)
 
-// Client timeouts.
+// Defaults of Dialer.
 const (
-	// dialTimeout bounds the TCP connect, handshakeTimeout the TLS
-	// handshake and hello after it.
-	dialTimeout      = 30 * time.Second
-	handshakeTimeout = 30 * time.Second
-	// clientStreamTimeout bounds how long one read or write of a request
-	// may wait for the server: a server that stalls mid-answer fails the
-	// request (the retry wrapper may try again) instead of hanging it.
-	clientStreamTimeout = 2 * time.Minute
+	DefaultConnectTimeout      = 10 * time.Second
+	DefaultClientStreamTimeout = time.Minute
+)
+
+// ErrNoAnswer: the server accepted a connection or a request and then
+// stopped answering: it is stuck, not restarting or cut off, so the
+// request is not tried again; the backend gives every later request the
+// same error at once.
+var ErrNoAnswer = errors.New("server does not answer")
+
+// Dialer connects to peer servers. Its zero value uses the defaults;
+// Dial and Create use the zero value.
+type Dialer struct {
+	// ConnectTimeout bounds making one connection: the TCP connect, the
+	// TLS handshake and the hello. A server that accepts the TCP
+	// connection and then does not finish its handshake in time is stuck
+	// (the request fails with ErrNoAnswer); one that cannot be reached in
+	// time may be restarting (the error may be retried). A server checks
+	// the ClientHello within 3 s and the rest within 10 s (see
+	// ServerConfig), so a live one is always within the default.
+	// Default 10 seconds.
+	ConnectTimeout time.Duration
+	// StreamTimeout bounds how long one read or write of a request may
+	// wait for the server. When it passes, the client pings the
+	// connection: a server that answers the ping but not the request is
+	// stuck (ErrNoAnswer); one that answers neither is cut off, and the
+	// connection is made again at the next request. Default 1 minute.
+	StreamTimeout time.Duration
+}
+
+func (d Dialer) connectTimeout() time.Duration {
+	if d.ConnectTimeout > 0 {
+		return d.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+func (d Dialer) streamTimeout() time.Duration {
+	if d.StreamTimeout > 0 {
+		return d.StreamTimeout
+	}
+	return DefaultClientStreamTimeout
+}
+
+// Client limits.
+const (
 	// maxClientStreams is how many requests the client runs at once
 	// (Properties.Connections), when the server allows as many.
 	maxClientStreams = 8
@@ -40,10 +78,11 @@ const (
 // Backend is a repository on a peer server, reached over one multiplexed
 // TLS connection that is made again, at the next request, after it breaks.
 type Backend struct {
-	loc  Location
-	self crypt.PeerID // this device, named when the server refuses it
-	tls  *tls.Config
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	loc    Location
+	self   crypt.PeerID // this device, named when the server refuses it
+	tls    *tls.Config
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialer Dialer // its timeouts
 
 	// connecting is a one-token lock held while a connection is made, so
 	// that a burst of requests after a break makes one, and a waiter can
@@ -59,6 +98,9 @@ type Backend struct {
 	sess   *session
 	hello  serverHello // of the latest connection
 	closed bool
+	// stuck is the ErrNoAnswer error of a server found stuck: every later
+	// request fails with it at once.
+	stuck error
 }
 
 // session is one connection.
@@ -66,14 +108,26 @@ type session struct {
 	mux *yamux.Session
 }
 
+// Dial connects to the repository at loc as the device id with the
+// default timeouts (Dialer.Dial).
+func Dial(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
+	return Dialer{}.Dial(ctx, loc, id)
+}
+
+// Create connects for a new repository with the default timeouts
+// (Dialer.Create).
+func Create(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
+	return Dialer{}.Create(ctx, loc, id)
+}
+
 // Dial connects to the repository at loc as the device id. Like opening a
 // local repository, it fails with an error wrapping
 // backend.ErrNoRepository when the repository has no config; use Create
 // to make a new one. A server whose key does not match loc.Peer is refused
 // with ErrPeerMismatch; a server that does not know this device answers
-// with ErrNotAllowed.
-func Dial(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
-	b, err := connect(ctx, loc, id)
+// with ErrNotAllowed; one that does not answer in time, with ErrNoAnswer.
+func (d Dialer) Dial(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
+	b, err := d.connect(ctx, loc, id)
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +145,8 @@ func Dial(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, erro
 // refuses, with an error wrapping backend.ErrAlreadyExists, a location
 // that holds a config. The server makes the repository's folder at the
 // first put; the caller stores the config.
-func Create(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
-	b, err := connect(ctx, loc, id)
+func (d Dialer) Create(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
+	b, err := d.connect(ctx, loc, id)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +165,7 @@ func Create(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, er
 var configHandle = backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
 
 // connect makes the backend and its first connection.
-func connect(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
+func (d Dialer) connect(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, error) {
 	if id == nil {
 		return nil, errors.New("peer: no identity")
 	}
@@ -128,8 +182,8 @@ func connect(ctx context.Context, loc Location, id *crypt.Identity) (*Backend, e
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", loc, err)
 	}
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	b := &Backend{loc: loc, self: id.PeerID(), tls: conf, dial: d.DialContext, connecting: make(chan struct{}, 1)}
+	nd := &net.Dialer{KeepAlive: 30 * time.Second} // handshake bounds the whole connection setup
+	b := &Backend{loc: loc, self: id.PeerID(), tls: conf, dial: nd.DialContext, dialer: d, connecting: make(chan struct{}, 1)}
 	if _, err := b.session(ctx); err != nil {
 		return nil, err
 	}
@@ -191,10 +245,13 @@ func (b *Backend) session(ctx context.Context) (*session, error) {
 	}
 	defer func() { <-b.connecting }()
 	b.mu.Lock()
-	s, closed := b.sess, b.closed
+	s, closed, stuck := b.sess, b.closed, b.stuck
 	b.mu.Unlock()
 	if closed {
 		return nil, errClosed
+	}
+	if stuck != nil {
+		return nil, stuck
 	}
 	if s != nil && !s.mux.IsClosed() {
 		return s, nil
@@ -213,6 +270,18 @@ func (b *Backend) session(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
+// setStuck records err, an ErrNoAnswer, as the verdict on the server and
+// returns it, permanent.
+func (b *Backend) setStuck(err error) error {
+	err = backend.Permanent(err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stuck == nil {
+		b.stuck = err
+	}
+	return err
+}
+
 // drop forgets s if it is the current connection and has failed.
 func (b *Backend) drop(s *session) {
 	b.mu.Lock()
@@ -228,8 +297,15 @@ func (b *Backend) handshake(ctx context.Context) (*session, serverHello, error) 
 	fail := func(err error) (*session, serverHello, error) {
 		return nil, serverHello{}, fmt.Errorf("connect %s: %w", b.loc, err)
 	}
-	raw, err := b.dial(ctx, "tcp", b.loc.Addr)
+	timeout := b.dialer.connectTimeout()
+	deadline := time.Now().Add(timeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	raw, err := b.dial(dctx, "tcp", b.loc.Addr)
+	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
 		return fail(err)
 	}
 	ok := false
@@ -238,23 +314,23 @@ func (b *Backend) handshake(ctx context.Context) (*session, serverHello, error) 
 			_ = raw.Close() // the handshake failed; its error is reported
 		}
 	}()
-	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout)) // fails only on a closed conn, which the handshake reports
+	_ = raw.SetDeadline(deadline) // fails only on a closed conn, which the handshake reports
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	tc := tls.Client(raw, b.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fail(b.handshakeError(ctx, err))
+		return fail(b.handshakeError(ctx, err, timeout))
 	}
 	if p := tc.ConnectionState().NegotiatedProtocol; p != alpn {
 		return fail(backend.Permanent(fmt.Errorf("%w: server negotiated protocol %q, want %q", ErrProtocol, p, alpn)))
 	}
 	ch := clientHello{MinVersion: ProtocolVersion, MaxVersion: ProtocolVersion, Repo: b.loc.Name}
 	if err := writeFrame(tc, ch.encode()); err != nil {
-		return fail(b.handshakeError(ctx, err))
+		return fail(b.handshakeError(ctx, err, timeout))
 	}
 	p, err := readFrame(tc, maxHelloFrame)
 	if err != nil {
-		return fail(b.handshakeError(ctx, err))
+		return fail(b.handshakeError(ctx, err, timeout))
 	}
 	sh, err := decodeServerHello(p)
 	if err != nil {
@@ -271,7 +347,7 @@ func (b *Backend) handshake(ctx context.Context) (*session, serverHello, error) 
 	} else {
 		return fail(ctx.Err())
 	}
-	mux, err := yamux.Client(tc, clientYamuxConfig())
+	mux, err := yamux.Client(tc, b.dialer.yamuxConfig())
 	if err != nil {
 		return fail(err) // our config is valid; cannot happen
 	}
@@ -280,12 +356,18 @@ func (b *Backend) handshake(ctx context.Context) (*session, serverHello, error) 
 }
 
 // handshakeError explains a failed handshake or hello.
-func (b *Backend) handshakeError(ctx context.Context, err error) error {
+func (b *Backend) handshakeError(ctx context.Context, err error, timeout time.Duration) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if errors.Is(err, ErrPeerMismatch) || errors.Is(err, ErrProtocol) {
 		return backend.Permanent(err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// The server took the connection and said nothing for the
+		// whole timeout: it is stuck, and will be at the next attempt.
+		return b.setStuck(fmt.Errorf("%w: it accepted the connection but did not finish the handshake within %v", ErrNoAnswer, timeout))
 	}
 	// In TLS 1.3 the client finishes its handshake before the server has
 	// checked the client's certificate, so a refusal arrives as an alert
@@ -306,15 +388,20 @@ func helloError(sh serverHello) error {
 	return backend.Permanent(err)
 }
 
-func clientYamuxConfig() *yamux.Config {
+// yamuxConfig is the client's multiplexer configuration.
+func (d Dialer) yamuxConfig() *yamux.Config {
 	return &yamux.Config{
 		// The client accepts no streams; the backlog also bounds its
 		// own streams waiting for the server's acknowledgement, far
 		// above the requests it runs at once.
-		AcceptBacklog:          64,
-		EnableKeepAlive:        true,
-		KeepAliveInterval:      30 * time.Second,
-		ConnectionWriteTimeout: 30 * time.Second,
+		AcceptBacklog:     64,
+		EnableKeepAlive:   true,
+		KeepAliveInterval: 30 * time.Second,
+		// Also how long a ping waits for its answer: after a request's
+		// stream timeout, the ping that tells a stuck server from a
+		// broken connection (see request) waits at most this, so it is
+		// never longer than the stream timeout.
+		ConnectionWriteTimeout: min(30*time.Second, d.streamTimeout()),
 		MaxStreamWindowSize:    streamWindow,
 		StreamOpenTimeout:      60 * time.Second,
 		StreamCloseTimeout:     30 * time.Second,
@@ -386,7 +473,8 @@ func (b *Backend) request(ctx context.Context, what string, fn func(st *timedStr
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", what, b.loc, err)
 	}
-	st := newTimedStream(yst, clientStreamTimeout)
+	timeout := b.dialer.streamTimeout()
+	st := newTimedStream(yst, timeout)
 	stop := context.AfterFunc(ctx, st.abort)
 	err = fn(st)
 	stop()
@@ -396,6 +484,18 @@ func (b *Backend) request(ctx context.Context, what string, fn func(st *timedStr
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, errAborted) {
+		// No progress for the whole timeout. If the connection still
+		// answers a ping, the server is stuck on the request; if not,
+		// the connection is gone and the next request makes another.
+		if _, perr := s.mux.Ping(); perr == nil {
+			return fmt.Errorf("%s: %w", what, b.setStuck(fmt.Errorf("%w: peer %s answers pings but made no progress on the request for %v",
+				ErrNoAnswer, b.loc.Peer.Short(), timeout)))
+		}
+		b.drop(s)
+		return fmt.Errorf("%s on %s: %w (and the connection does not answer pings)", what, b.loc, err)
 	}
 	var se *serverError
 	if errors.As(err, &se) {
@@ -588,7 +688,12 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	var sendErr error
 	err := b.request(ctx, "put "+h.String(), func(st *timedStream) error {
 		sent := make(chan error, 1)
-		go func() { sent <- sendContent(ctx, st, h, size, rd) }()
+		st.holdReads()
+		go func() {
+			err := sendContent(ctx, st, h, size, rd)
+			st.releaseReads()
+			sent <- err
+		}()
 		_, err := readResponse(st)
 		if err != nil {
 			st.abort() // stop the sender if the answer came early

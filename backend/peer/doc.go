@@ -31,8 +31,12 @@
 // its locks, nothing else) or read-write. The server checks every name
 // (a file type and a 64-digit hash, or "config"), so no request reaches
 // outside the client's folder; it hashes a put's content as it arrives
-// and makes the file visible only when the hash is the file's name; and it
-// enforces a per-client quota over the bytes of all the client's files.
+// and makes the file visible only when the hash is the file's name; it
+// enforces a per-client quota over what the client's files and folders
+// cost the disk (bytes plus InodeCost each), making folders only when a
+// file goes in them, and bounds the client's repositories; and it lets an
+// append-only client put again a file whose stored content no longer
+// hashes to its name.
 // It bounds everything a client can make it hold: handshakes in progress,
 // connections per client, requests per connection, frame sizes, and the
 // time any read or write may wait. See ServerConfig for the limits.
@@ -44,5 +48,8 @@
 // once. A broken connection is made again at the next request; errors
 // that describe the request rather than the connection (a missing file,
 // the quota, append-only) map to the backend sentinels and are permanent
-// for the retry wrapper.
+// for the retry wrapper. A server found stuck (it takes a connection or a
+// request and does not answer, while the connection is alive) fails the
+// request with ErrNoAnswer, permanent too, and every later one at once;
+// Dialer sets the timeouts that decide it.
 package peer

@@ -30,9 +30,13 @@ type ServerConfig struct {
 	Root string
 	// Allow lists the clients served and what each may do.
 	Allow map[crypt.PeerID]Mode
-	// Quota bounds the bytes of each client's stored files, all its
-	// repositories together; 0 means no quota.
+	// Quota bounds what each client's files and folders cost, all its
+	// repositories together: their bytes plus InodeCost for each file and
+	// each folder. 0 means no quota.
 	Quota int64
+	// MaxRepos bounds the repositories (folders under the client's own)
+	// each client may keep. Default 16.
+	MaxRepos int
 	// Logf receives one line per notable event (connections, refusals,
 	// storage errors); nil discards them. It is called from many
 	// goroutines.
@@ -46,11 +50,18 @@ type ServerConfig struct {
 	// Default 64, at most 65535.
 	MaxStreams int
 	// MaxHandshakes bounds the connections in their TLS handshake or
-	// hello at once, before the client is known; more are closed at once.
-	// Default 64.
+	// hello at once, before the client is known. A new connection is
+	// always admitted: when there are as many, the oldest one from the
+	// remote host that holds the most, in the network that holds the
+	// most, is closed (see preauth). Each costs a goroutine, a socket and
+	// a few KiB. Default 256.
 	MaxHandshakes int
-	// HandshakeTimeout bounds the TLS handshake and hello of a
-	// connection. Default 10 seconds.
+	// ClientHelloTimeout bounds the wait for the first message of the
+	// TLS handshake (the ClientHello), which a client sends at once.
+	// Default 3 seconds.
+	ClientHelloTimeout time.Duration
+	// HandshakeTimeout bounds the rest of the TLS handshake and the hello
+	// of a connection. Default 10 seconds.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection on which no request has run for
 	// this long. Default 5 minutes.
@@ -63,12 +74,14 @@ type ServerConfig struct {
 
 // Defaults of ServerConfig.
 const (
-	DefaultMaxConnsPerClient = 4
-	DefaultMaxStreams        = 64
-	DefaultMaxHandshakes     = 64
-	DefaultHandshakeTimeout  = 10 * time.Second
-	DefaultIdleTimeout       = 5 * time.Minute
-	DefaultStreamTimeout     = time.Minute
+	DefaultMaxConnsPerClient  = 4
+	DefaultMaxRepos           = 16
+	DefaultMaxStreams         = 64
+	DefaultMaxHandshakes      = 256
+	DefaultClientHelloTimeout = 3 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultIdleTimeout        = 5 * time.Minute
+	DefaultStreamTimeout      = time.Minute
 )
 
 // Server serves the peer protocol: each allowed client gets its own
@@ -78,21 +91,14 @@ type Server struct {
 	cfg   ServerConfig
 	tls   *tls.Config
 	store *store
-	// handshakes holds a token per connection not yet past its hello.
-	handshakes chan struct{}
+	// preauth holds the connections not yet past their hello.
+	preauth *preauth
 	// preauthLog limits the lines logged about connections whose client
 	// is not known yet, which anyone can open by the thousand.
 	preauthLog *rateLog
-
-	mu sync.Mutex // guards perHost
-	// perHost counts the connections of each remote host not yet past
-	// their hello, so one host cannot take every handshake slot.
-	perHost map[string]int
+	// counted makes the first Serve count the clients' folders.
+	counted sync.Once
 }
-
-// maxHandshakesPerHost bounds the handshakes under way from one remote
-// address: a legitimate client has one at a time.
-const maxHandshakesPerHost = 8
 
 // NewServer checks cfg, fills in its defaults and makes the root folder.
 func NewServer(cfg ServerConfig) (*Server, error) {
@@ -113,8 +119,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		allow[id] = m
 	}
 	cfg.Allow = allow
-	if cfg.Quota < 0 || cfg.MaxConnsPerClient < 0 || cfg.MaxStreams < 0 || cfg.MaxHandshakes < 0 ||
-		cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
+	if cfg.Quota < 0 || cfg.MaxRepos < 0 || cfg.MaxConnsPerClient < 0 || cfg.MaxStreams < 0 || cfg.MaxHandshakes < 0 ||
+		cfg.ClientHelloTimeout < 0 || cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
 		return nil, errors.New("peer server: negative limit")
 	}
 	if cfg.MaxStreams > math.MaxUint16 {
@@ -124,8 +130,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	setDefault(&cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	setDefault(&cfg.MaxRepos, DefaultMaxRepos)
 	setDefault(&cfg.MaxStreams, DefaultMaxStreams)
 	setDefault(&cfg.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&cfg.ClientHelloTimeout, DefaultClientHelloTimeout)
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
@@ -134,10 +142,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
-		store:      newStore(cfg.Root, cfg.Quota, cfg.Logf),
-		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		store:      newStore(cfg.Root, cfg.Quota, cfg.MaxRepos, cfg.Logf),
+		preauth:    newPreauth(cfg.MaxHandshakes),
 		preauthLog: &rateLog{out: cfg.Logf, max: 20, per: time.Minute},
-		perHost:    map[string]int{},
 	}
 	conf, err := newTLSConfig(cfg.Identity, func(id crypt.PeerID) error {
 		if _, ok := cfg.Allow[id]; !ok {
@@ -148,8 +155,50 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer server: %w", err)
 	}
+	// The ClientHello is in: the client gets the rest of its time.
+	conf.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		_ = hi.Conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)) // fails only on a closed conn, which the handshake reports
+		return nil, nil
+	}
 	s.tls = conf
 	return s, nil
+}
+
+// countAtStart counts, once, what each allowed client's folder holds,
+// before the first connection is accepted: the only moment the temporary
+// files a crash left can be told from those of puts under way.
+func (s *Server) countAtStart() {
+	s.counted.Do(func() {
+		for id, mode := range s.cfg.Allow {
+			s.countClient(s.store.client(id, mode), true)
+		}
+	})
+}
+
+// Recount counts again, from the disk, what each allowed client's folder
+// holds, for its quota and its bound on repositories, and logs one line
+// per client; files added or removed by hand since the server started
+// are counted from then on. It may run while clients are served.
+func (s *Server) Recount() {
+	for id, mode := range s.cfg.Allow {
+		s.countClient(s.store.client(id, mode), false)
+	}
+}
+
+// countClient counts c's folder and logs the result; a failure is logged
+// and the count is tried again at the client's next connection.
+func (s *Server) countClient(c *clientStore, removeTemp bool) {
+	u, err := c.count(removeTemp)
+	if err != nil {
+		s.cfg.Logf("peer server: peer %s: %v", c.id.Short(), err)
+		return
+	}
+	quota := "no quota"
+	if c.quota > 0 {
+		quota = "its quota is " + formatBytes(c.quota)
+	}
+	s.cfg.Logf("peer server: peer %s: %d repositories, %d files (%s), %d folders: %s counted, %s",
+		c.id.Short(), u.repos, u.files, formatBytes(u.bytes), u.folders+u.others, formatBytes(u.cost()), quota)
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -189,9 +238,12 @@ const streamWindow = 1 << 20
 // Serve accepts connections on ln until ctx is cancelled, then closes ln
 // and every connection, waits for their goroutines and returns nil. It
 // returns early, with an error and ln closed, only when ln fails for good.
-// Serve may run on several listeners at once.
+// Serve may run on several listeners at once. The first call counts what
+// each allowed client's folder holds (see Recount) before it accepts a
+// connection.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close() // as net/http does; a second close after cancel reports nothing of use
+	s.countAtStart()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancel: deferred calls run last first
@@ -221,51 +273,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("peer server: accept: %w", err)
 		}
 		delay = 0
-		if !s.admit(conn) {
-			_ = conn.Close() // refused before a byte was read
-			continue
+		entry, evicted := s.preauth.admit(conn)
+		if evicted != nil {
+			s.preauthLog.logf("peer server: %s: %d connections are in their handshake, the most allowed; closed the oldest from the host with the most",
+				evicted.RemoteAddr(), s.cfg.MaxHandshakes)
+			_ = evicted.Close() // its handshake fails and its goroutine ends
 		}
-		wg.Go(func() { s.serveConn(ctx, conn) })
+		wg.Go(func() { s.serveConn(ctx, conn, entry) })
 	}
-}
-
-// admit takes a handshake slot for conn, globally and for its host; the
-// caller must pass conn to serveConn, which gives them back.
-func (s *Server) admit(conn net.Conn) bool {
-	host := remoteHost(conn)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perHost[host] >= maxHandshakesPerHost {
-		s.preauthLog.logf("peer server: %s: too many handshakes under way from this host; connection closed", conn.RemoteAddr())
-		return false
-	}
-	select {
-	case s.handshakes <- struct{}{}:
-	default:
-		s.preauthLog.logf("peer server: %s: too many handshakes under way; connection closed", conn.RemoteAddr())
-		return false
-	}
-	s.perHost[host]++
-	return true
-}
-
-// admitted gives back what admit took.
-func (s *Server) admitted(conn net.Conn) {
-	host := remoteHost(conn)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perHost[host]--; s.perHost[host] <= 0 {
-		delete(s.perHost, host)
-	}
-	<-s.handshakes
-}
-
-func remoteHost(conn net.Conn) string {
-	addr := conn.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 // rateLog passes at most max lines per period to out and says how many
@@ -311,22 +326,18 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// serveConn runs one connection: handshake, hello, then streams.
-func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.admitted(raw)
-		}
-	}
+// serveConn runs one connection: handshake, hello, then streams. entry
+// is its place among the connections not yet past their hello.
+func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn) {
+	release := func() { s.preauth.release(entry) }
 	defer release()
 	defer raw.Close() // every path out ends the connection; nothing to report
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	defer stop()
 
 	remote := raw.RemoteAddr().String()
-	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)) // fails only on a closed conn, which the handshake reports
+	// Until the ClientHello is in; then GetConfigForClient extends it.
+	_ = raw.SetDeadline(time.Now().Add(s.cfg.ClientHelloTimeout)) // fails only on a closed conn, which the handshake reports
 	tc := tls.Server(raw, s.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.preauthLog.logf("peer server: %s: handshake: %v", remote, err)
@@ -351,6 +362,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer client.detach()
+	defer client.release(repo)
 	release()
 	_ = raw.SetDeadline(time.Time{}) // see above
 
@@ -360,7 +372,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer sess.Close() // closing a session reports nothing of use
-	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.dir[len(client.dir)+1:], mode)
+	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, mode)
 	s.serveStreams(ctx, sess, repo, who)
 	s.cfg.Logf("peer server: %s: disconnected", who)
 }
@@ -699,6 +711,9 @@ func (s *Server) reply(st *timedStream, who string, err error, what string) {
 		}
 		if c == codeBadRequest || c == codeFrameTooLarge {
 			s.cfg.Logf("peer server: %s: %s: %v", who, what, err)
+		} else {
+			// A refusal: append-only, quota, hash mismatch, bad name.
+			s.cfg.Logf("peer server: %s: %s: refused: %s", who, what, msg)
 		}
 	}
 	_ = writeFrame(st, response{Status: c, Message: sanitize(msg)}.encode()) // the stream ends next either way
@@ -733,3 +748,6 @@ func isConnError(err error) bool {
 		errors.Is(err, yamux.ErrConnectionReset) || errors.Is(err, yamux.ErrSessionShutdown) ||
 		errors.Is(err, yamux.ErrStreamClosed) || errors.As(err, &ne) && ne.Timeout()
 }
+
+// preauthCount is the number of connections not yet past their hello.
+func (s *Server) preauthCount() int { return s.preauth.count() }

@@ -7,14 +7,17 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +170,272 @@ func TestAppendOnly(t *testing.T) {
 	}
 }
 
+// TestDevicesSeparated: two devices allowed on one server, under the
+// same repository name, each reach only their own folder, chosen by the
+// key they authenticated with: one device's files are neither listed,
+// read, replaced nor deleted by the other, even a read-write one, and the
+// same content put by the other is stored in the other's own folder.
+// (docs/peers.md's threat model: a second device of yours, or a stolen
+// one, cannot touch the copy another device keeps on a friend.)
+func TestDevicesSeparated(t *testing.T) {
+	t.Parallel()
+	laptop, desktop := newIdentity(t), newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{
+		laptop.PeerID():  ModeAppendOnly,
+		desktop.PeerID(): ModeReadWrite,
+	}})
+	be := ts.create(t, laptop, "home")
+	pack := []byte("the laptop's pack")
+	h := handleOf(backend.PackFile, pack)
+	putBytes(t, be, h, pack)
+	cfg := handleOf(backend.ConfigFile, nil)
+	putBytes(t, be, cfg, []byte("the laptop's config"))
+
+	// The desktop finds no repository by that name: it is in the
+	// laptop's folder, not the desktop's.
+	if _, err := Dial(t.Context(), ts.loc("home"), desktop); !errors.Is(err, backend.ErrNoRepository) {
+		t.Fatalf("the desktop dials the laptop's repository name: got %v, want ErrNoRepository", err)
+	}
+	other := ts.create(t, desktop, "home")
+	for _, ft := range []backend.FileType{backend.ConfigFile, backend.PackFile} {
+		if err := other.List(t.Context(), ft, func(fi backend.FileInfo) error {
+			return fmt.Errorf("the desktop lists %s", fi.Name)
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := other.Stat(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("stat of the laptop's pack as the desktop: %v", err)
+	}
+	if err := other.Get(t.Context(), h, 0, 0, func(io.Reader) error { return nil }); !backend.IsNotExist(err) {
+		t.Errorf("get of the laptop's pack as the desktop: %v", err)
+	}
+	if err := other.Delete(t.Context(), h); !backend.IsNotExist(err) {
+		t.Errorf("delete of the laptop's pack as the desktop: %v", err)
+	}
+	// A config the desktop puts is its own: it replaces nothing of the
+	// laptop's, and the same pack, put and deleted, is the desktop's.
+	putBytes(t, other, cfg, []byte("the desktop's config"))
+	putBytes(t, other, h, pack)
+	if err := other.Delete(t.Context(), h); err != nil {
+		t.Errorf("the desktop deletes its own pack: %v", err)
+	}
+
+	if got := getAll(t, be, h); !bytes.Equal(got, pack) {
+		t.Errorf("the laptop's pack holds %q", got)
+	}
+	if got := getAll(t, be, cfg); string(got) != "the laptop's config" {
+		t.Errorf("the laptop's config holds %q", got)
+	}
+	for _, id := range []*crypt.Identity{laptop, desktop} {
+		if _, err := os.Stat(filepath.Join(ts.cfg.Root, id.PeerID().String(), "home", "config")); err != nil {
+			t.Errorf("config of %s: %v", id.PeerID(), err)
+		}
+	}
+}
+
+// TestAppendOnlyReplacesDamaged: a file on the server's disk whose
+// content no longer matches its name (truncated, grown, or bit-flipped
+// at the same size) is damage, not history: an append-only client may put
+// it again, the new content is checked against the name as every put's
+// is, and the server logs the replacement. An intact file, and the
+// config (whose name is no hash), still cannot be replaced.
+func TestAppendOnlyReplacesDamaged(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}})
+	be := ts.create(t, client, "r")
+	dir := filepath.Join(ts.cfg.Root, client.PeerID().String(), "r")
+	path := func(h backend.Handle) string {
+		if h.Type == backend.PackFile {
+			return filepath.Join(dir, "data", h.Name[:2], h.Name)
+		}
+		return filepath.Join(dir, h.Type.Dir(), h.Name)
+	}
+	damage := map[string]func([]byte) []byte{
+		"truncated":   func(b []byte) []byte { return b[:len(b)/2] },
+		"emptied":     func([]byte) []byte { return nil },
+		"grown":       func(b []byte) []byte { return append(b, "junk"...) },
+		"bit-flipped": func(b []byte) []byte { c := bytes.Clone(b); c[len(c)/3] ^= 0x10; return c },
+	}
+	for what, fn := range damage {
+		for _, ft := range []backend.FileType{backend.PackFile, backend.LogFile} {
+			data := bytes.Repeat([]byte(what+" "+ft.String()+" "), 5000)
+			h := handleOf(ft, data)
+			putBytes(t, be, h, data)
+			if err := os.Chmod(path(h), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path(h), fn(data), 0o400); err != nil {
+				t.Fatal(err)
+			}
+			// Content that does not hash to the name replaces nothing.
+			wrong := bytes.Clone(data)
+			wrong[0] ^= 1
+			if err := be.Put(t.Context(), h, backend.NewByteReader(wrong)); !errors.Is(err, backend.ErrHashMismatch) {
+				t.Errorf("%s %s: put of wrong content: %v, want ErrHashMismatch", what, ft, err)
+			}
+			if got, _ := os.ReadFile(path(h)); !bytes.Equal(got, fn(data)) {
+				t.Errorf("%s %s: a refused put changed the file", what, ft)
+			}
+			if err := be.Put(t.Context(), h, backend.NewByteReader(data)); err != nil {
+				t.Errorf("%s %s: put of the right content over a damaged file: %v", what, ft, err)
+				continue
+			}
+			if got, err := os.ReadFile(path(h)); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s %s: after the put the file holds %d bytes (%v), want the %d put", what, ft, len(got), err, len(data))
+			}
+			if got := getAll(t, be, h); !bytes.Equal(got, data) {
+				t.Errorf("%s %s: get after the repair: %d bytes", what, ft, len(got))
+			}
+			if !ts.log.has("replaced damaged file " + h.String()) {
+				t.Errorf("%s %s: the server did not log the replacement", what, ft)
+			}
+			// Repaired, it is history again.
+			if err := be.Put(t.Context(), h, backend.NewByteReader(data)); !errors.Is(err, backend.ErrAppendOnly) {
+				t.Errorf("%s %s: put over the repaired file: %v, want ErrAppendOnly", what, ft, err)
+			}
+		}
+	}
+	// The config's name is no hash: the server cannot tell damage from a
+	// change, so it keeps refusing.
+	cfg := handleOf(backend.ConfigFile, nil)
+	putBytes(t, be, cfg, []byte("the config"))
+	if err := os.Chmod(filepath.Join(dir, "config"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte("the conf"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Put(t.Context(), cfg, backend.NewByteReader([]byte("the config"))); !errors.Is(err, backend.ErrAppendOnly) {
+		t.Errorf("put over a changed config: %v, want ErrAppendOnly", err)
+	}
+}
+
+// TestJunkInClientFolder: junk a friend (or a disk fault) leaves in a
+// client's log/ folder does not stop the server from serving it: files
+// with names that are no hash, a hash-named file of junk, a folder, a
+// link leading out, a stray temporary file. The listing skips what is not
+// a file with a valid name, and puts and a new server's count go on.
+func TestJunkInClientFolder(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	root := t.TempDir()
+	cfg := ServerConfig{Root: root, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}}
+	ts := startServer(t, cfg)
+	be := ts.create(t, client, "r")
+	entry := []byte("a log entry")
+	putBytes(t, be, handleOf(backend.LogFile, entry), entry)
+	logDir := filepath.Join(root, client.PeerID().String(), "r", "log")
+	junkName := handleOf(backend.LogFile, []byte("what the name promises")).Name
+	for name, content := range map[string]string{
+		"README":                "not an entry",
+		junkName:                "not what the name promises",
+		strings.Repeat("A", 64): "upper case",
+		".tmp-leftover":         "half an upload",
+	} {
+		if err := os.WriteFile(filepath.Join(logDir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(logDir, handleOf(backend.LogFile, []byte("dir")).Name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(logDir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	check := func(be *Backend, what string) {
+		t.Helper()
+		var names []string
+		if err := be.List(t.Context(), backend.LogFile, func(fi backend.FileInfo) error {
+			names = append(names, fi.Name)
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: list: %v", what, err)
+		}
+		if len(names) < 2 || !slices.Contains(names, junkName) || slices.Contains(names, "README") {
+			t.Errorf("%s: listed %v", what, names)
+		}
+		more := []byte(what)
+		putBytes(t, be, handleOf(backend.LogFile, more), more)
+		// The hash-named junk is damage: the right content replaces it.
+		right := []byte("what the name promises")
+		if err := be.Put(t.Context(), handleOf(backend.LogFile, right), backend.NewByteReader(right)); err != nil &&
+			!errors.Is(err, backend.ErrAppendOnly) {
+			t.Errorf("%s: put over junk: %v", what, err)
+		}
+	}
+	check(be, "running server")
+	_ = be.Close()
+	ts2 := startServer(t, cfg)
+	check(ts2.create(t, client, "r"), "restarted server")
+	if got, err := os.ReadFile(filepath.Join(logDir, junkName)); err != nil || string(got) != "what the name promises" {
+		t.Errorf("the junk under a hash name: %q, %v", got, err)
+	}
+}
+
+// TestRefusalsLogged: every refusal is one line of the server's log,
+// naming the device, the request and the file, and why.
+func TestRefusalsLogged(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Quota: 1 << 20, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeAppendOnly}})
+	be := ts.create(t, client, "r")
+	pack := []byte("a pack")
+	h := handleOf(backend.PackFile, pack)
+	putBytes(t, be, h, pack)
+	big := make([]byte, 2<<20)
+	bigH := handleOf(backend.PackFile, big)
+	wrong := handleOf(backend.IndexFile, []byte("another content"))
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{be.Put(t.Context(), h, backend.NewByteReader(pack)), "put " + h.String() + ": refused: append-only"},
+		{be.Delete(t.Context(), h), "delete " + h.String() + ": refused: append-only"},
+		{be.Put(t.Context(), bigH, backend.NewByteReader(big)), "put " + bigH.String() + ": refused: quota exceeded"},
+		{be.Put(t.Context(), wrong, backend.NewByteReader(pack)), "put " + wrong.String() + ": refused: content does not match its name"},
+	} {
+		if c.err == nil {
+			t.Errorf("%s: the request succeeded", c.want)
+			continue
+		}
+		want := "peer server: peer " + client.PeerID().Short() + " (127.0.0.1:"
+		if !ts.log.has(c.want) || !ts.log.has(want) {
+			t.Errorf("no log line %q (client error: %v)", c.want, c.err)
+		}
+	}
+}
+
+// TestYamuxLogLines: the multiplexer's lines about a connection that
+// ended are dropped, the rest are kept in words for the server's owner.
+func TestYamuxLogLines(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want string }{
+		{"[ERR] yamux: Failed to read header: unexpected EOF", ""},
+		{"[ERR] yamux: Failed to write header: write tcp 127.0.0.1:1->127.0.0.1:2: write: connection reset by peer", ""},
+		{"[ERR] yamux: Failed to write body: write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe", ""},
+		{"[ERR] yamux: Failed to read stream data: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection", ""},
+		{"[WARN] yamux: failed to send ping reply: session shutdown", ""},
+		{"[WARN] yamux: failed to send go away: connection reset", ""},
+		{"[ERR] yamux: keepalive failed: i/o deadline reached", "the client stopped answering keep-alive pings; closing the connection"},
+		{"[ERR] yamux: Invalid protocol version: 7", "multiplexer: Invalid protocol version: 7"},
+		{"[WARN] yamux: backlog exceeded, forcing connection reset", "multiplexer: backlog exceeded, forcing connection reset"},
+		{"[ERR] yamux: receive window exceeded (stream: 3, remain: 0, recv: 10)", "multiplexer: receive window exceeded (stream: 3, remain: 0, recv: 10)"},
+		{"[ERR] yamux: Failed to read header: tls: bad record MAC", "multiplexer: Failed to read header: tls: bad record MAC"},
+	} {
+		var got []string
+		l := &yamuxLogger{who: "peer X", logf: func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }}
+		l.Printf("%s", c.in)
+		switch {
+		case c.want == "" && len(got) != 0:
+			t.Errorf("%q: logged %q, want nothing", c.in, got)
+		case c.want != "" && (len(got) != 1 || got[0] != "peer server: peer X: "+c.want):
+			t.Errorf("%q: logged %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 func getAll(t *testing.T, be backend.Backend, h backend.Handle) []byte {
 	t.Helper()
 	var got []byte
@@ -181,17 +450,55 @@ func getAll(t *testing.T, be backend.Backend, h backend.Handle) []byte {
 	return got
 }
 
+// diskCost is what the files and folders under dir cost by the rule of
+// docs/peer-protocol.md (section 9): their bytes, plus InodeCost for each
+// file and each folder, dir included; temporary files are not counted.
+func diskCost(t *testing.T, dir string) (cost, files, folders int64) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		if d.IsDir() {
+			folders++
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		cost += fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cost + InodeCost*(files+folders), files, folders
+}
+
 func TestQuota(t *testing.T) {
 	t.Parallel()
 	client := newIdentity(t)
 	root := t.TempDir()
-	cfg := ServerConfig{Root: root, Quota: 10000, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}}
+	const quota = 45000
+	cfg := ServerConfig{Root: root, Quota: quota, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}}
 	ts := startServer(t, cfg)
 	be := ts.create(t, client, "a")
 	first := bytes.Repeat([]byte{1}, 6000)
 	putBytes(t, be, handleOf(backend.PackFile, first), first)
+	// The client's folder, a/, a/data/ and a/data/XX/, and the file.
+	afterFirst := int64(4*InodeCost + InodeCost + 6000)
+	clientDir := filepath.Join(root, client.PeerID().String())
+	if cost, _, _ := diskCost(t, clientDir); cost != afterFirst {
+		t.Fatalf("the first put costs %d on disk, want %d", cost, afterFirst)
+	}
 
-	// The quota spans the client's repositories.
+	// The quota spans the client's repositories: b/, b/data/ and
+	// b/data/YY/ fit, the file then does not.
 	be2 := ts.create(t, client, "b")
 	second := bytes.Repeat([]byte{2}, 5000)
 	h2 := handleOf(backend.PackFile, second)
@@ -199,7 +506,7 @@ func TestQuota(t *testing.T) {
 	if !errors.Is(err, backend.ErrQuota) || !backend.IsPermanent(err) {
 		t.Fatalf("put over quota: got %v, want a permanent ErrQuota", err)
 	}
-	for _, s := range []string{"quota", "4.9 KiB", "10.7 KiB", "9.8 KiB", h2.String()} {
+	for _, s := range []string{"quota", "8.9 KiB", "46.7 KiB", "43.9 KiB", h2.String()} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("quota error %q does not mention %q", err, s)
 		}
@@ -207,34 +514,44 @@ func TestQuota(t *testing.T) {
 	if _, err := be2.Stat(t.Context(), h2); !backend.IsNotExist(err) {
 		t.Errorf("refused file: %v", err)
 	}
-	// Deleting frees room.
+	// Deleting frees room: the file's bytes and its inode.
 	if err := be.Delete(t.Context(), handleOf(backend.PackFile, first)); err != nil {
 		t.Fatal(err)
 	}
 	putBytes(t, be2, h2, second)
-	if quota, used := be2.Usage(); quota != 10000 || used != 6000 {
-		t.Errorf("usage at connection: quota %d, used %d; want 10000, 6000", quota, used)
+	if q, used := be2.Usage(); q != quota || used != afterFirst {
+		t.Errorf("usage at connection: quota %d, used %d; want %d, %d", q, used, quota, afterFirst)
 	}
 
-	// A new server on the same root counts the bytes on disk, and drops
+	// A new server on the same root counts what is on disk, and drops
 	// the temporary file of a put cut short by a crash.
-	stale := filepath.Join(root, client.PeerID().String(), "b", "data", "00", ".tmp-123")
+	stale := filepath.Join(clientDir, "b", "data", h2.Name[:2], ".tmp-123")
 	if err := os.WriteFile(stale, make([]byte, 3000), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	onDisk, _, _ := diskCost(t, clientDir)
 	ts2 := startServer(t, cfg)
 	be3 := ts2.create(t, client, "c")
-	if _, used := be3.Usage(); used != 5000 {
-		t.Errorf("usage counted after restart: %d, want 5000", used)
+	if _, used := be3.Usage(); used != onDisk {
+		t.Errorf("usage counted after restart: %d, want %d", used, onDisk)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale temporary file: %v", err)
 	}
-	third := bytes.Repeat([]byte{3}, 5001)
+	// Room for c/ and c/index/ and a file, once the second file is gone.
+	be4 := ts2.create(t, client, "b")
+	if err := be4.Delete(t.Context(), h2); err != nil {
+		t.Fatal(err)
+	}
+	room := quota - (onDisk - 5000 - InodeCost) - 3*InodeCost
+	third := bytes.Repeat([]byte{3}, int(room)+1)
 	if err := be3.Put(t.Context(), handleOf(backend.IndexFile, third), backend.NewByteReader(third)); !errors.Is(err, backend.ErrQuota) {
 		t.Errorf("put over quota after restart: %v", err)
 	}
-	putBytes(t, be3, handleOf(backend.IndexFile, third[:5000]), third[:5000])
+	putBytes(t, be3, handleOf(backend.IndexFile, third[:room]), third[:room])
+	if cost, _, _ := diskCost(t, clientDir); cost != quota {
+		t.Errorf("the client's folder costs %d, want the quota %d", cost, quota)
+	}
 }
 
 // regularFiles lists the regular files under dir.
@@ -370,6 +687,33 @@ func TestRepositoryNamesRefused(t *testing.T) {
 	if entries, err := os.ReadDir(ts.cfg.Root); err != nil || len(entries) != 0 {
 		t.Errorf("root holds %v (%v), want nothing", entries, err)
 	}
+}
+
+// TestOnlyTLS13: the server speaks TLS 1.3 only, so no one between a
+// client and the server can make them settle for an older version. An
+// allowed client offering at most TLS 1.2 is refused in the handshake and
+// never reaches a repository; the same client with TLS 1.3 is served.
+func TestOnlyTLS13(t *testing.T) {
+	t.Parallel()
+	client := newIdentity(t)
+	ts := startServer(t, ServerConfig{Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
+	conf, err := newTLSConfig(client, func(crypt.PeerID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10} {
+		old := conf.Clone()
+		old.MinVersion, old.MaxVersion = v, v
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", ts.addr, old)
+		if err == nil {
+			_ = conn.Close()
+			t.Errorf("a handshake at %s succeeded", tls.VersionName(v))
+		}
+	}
+	if ts.log.has("connected to repository") {
+		t.Error("a client on an old TLS version reached a repository")
+	}
+	ts.create(t, client, "r")
 }
 
 func TestVersionMismatch(t *testing.T) {
@@ -705,60 +1049,77 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
-// TestHandshakesPerHost: one host cannot hold more than its share of
-// handshakes, and the slots come back when its connections end.
-func TestHandshakesPerHost(t *testing.T) {
+// TestHandshakeEviction: with every handshake place taken by silent
+// connections from one host, a new connection from another host is
+// admitted and served, and the place it took is the oldest silent one's;
+// a lone silent connection from a third host is not the one closed; and
+// the places come back when the connections end.
+func TestHandshakeEviction(t *testing.T) {
 	t.Parallel()
 	client := newIdentity(t)
+	const max = 8
 	ts := startServer(t, ServerConfig{
-		Allow:            map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
-		HandshakeTimeout: time.Minute,
+		Allow:              map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite},
+		MaxHandshakes:      max,
+		ClientHelloTimeout: time.Minute,
+		HandshakeTimeout:   time.Minute,
 	})
-	var silent []net.Conn
-	for range maxHandshakesPerHost {
-		conn, err := net.Dial("tcp", ts.addr)
+	dialFrom := func(host byte) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, host)}}
+		conn, err := d.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		silent = append(silent, conn)
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
 	}
-	// Wait until the server has admitted them all.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ts.srv.mu.Lock()
-		n := ts.srv.perHost["127.0.0.1"]
-		ts.srv.mu.Unlock()
-		if n == maxHandshakesPerHost {
-			break
+	waitAdmitted := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ts.srv.preauthCount() != n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections admitted, want %d", ts.srv.preauthCount(), n)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d handshakes admitted, want %d", n, maxHandshakesPerHost)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	extra, err := net.Dial("tcp", ts.addr)
+	// closed reports whether the server has closed conn (within d).
+	closed := func(conn net.Conn, d time.Duration) bool {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		_, err := conn.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	}
+	lone := dialFrom(3)
+	waitAdmitted(1)
+	var flood []net.Conn
+	for i := range max - 1 {
+		flood = append(flood, dialFrom(2))
+		waitAdmitted(2 + i)
+	}
+	// Full: each newcomer closes the flooding host's oldest.
+	for i := range 3 {
+		flood = append(flood, dialFrom(2))
+		if !closed(flood[i], 10*time.Second) {
+			t.Fatalf("flood connection %d was not closed to make room", i)
+		}
+		waitAdmitted(max)
+	}
+	// An allowed client from another host is served at once.
+	be, err := Create(t.Context(), ts.loc("r"), client)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("client with every place taken: %v", err)
 	}
-	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Errorf("connection over the per-host limit: read gave %v, want EOF", err)
+	_ = be.Close()
+	if !closed(flood[3], 10*time.Second) {
+		t.Error("the client's place was not the flooding host's oldest")
 	}
-	_ = extra.Close()
-	for _, c := range silent {
+	if closed(lone, 100*time.Millisecond) {
+		t.Error("the lone connection of another host was closed")
+	}
+	for _, c := range flood {
 		_ = c.Close()
 	}
-	for {
-		be, err := Create(t.Context(), ts.loc("r"), client)
-		if err == nil {
-			_ = be.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("client after the silent connections closed: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	_ = lone.Close()
+	waitAdmitted(0)
 }
 
 func TestConnectionsPerClient(t *testing.T) {

@@ -46,7 +46,9 @@
 // keys/, data/XX/ by the first two hex digits, index/, log/, locks/), so a
 // repository folder copied between a disk and a server works on both.
 // Put writes a temporary file named ".tmp-<random>" in the destination
-// folder (never a valid name, so List skips it), flushes it with
+// folder (never a valid name, so List skips it), made private (0600)
+// before any content goes in since an SFTP open leaves the mode to the
+// server's umask, flushes it with
 // fsync@openssh.com where offered, makes it read-only and renames it over
 // the final name with posix-rename@openssh.com, which replaces atomically
 // (plain SFTP rename, which cannot replace, on servers without it; then

@@ -26,8 +26,11 @@ var (
 )
 
 const (
-	dirMode    = 0o700
-	fileMode   = 0o400
+	dirMode  = 0o700
+	fileMode = 0o400
+	// tempMode is the mode of a temporary file while its content arrives:
+	// private, as backend/local's (os.CreateTemp) are.
+	tempMode   = 0o600
 	tempPrefix = backend.TempPrefix
 	// connections is Properties().Connections. Every request shares one
 	// SSH connection and one SFTP session, and OpenSSH's SFTP server
@@ -611,6 +614,14 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 		}
 	}()
 
+	// An SFTP open cannot give the new file a mode, so the server's
+	// umask decides it (often 0644): make it private before any byte of
+	// content is in it. A server that refuses permission changes still
+	// stores the file (in a folder that is 0700 where it allows that); a
+	// broken connection fails the put.
+	if err := f.Chmod(tempMode); err != nil && isConnError(err) {
+		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
+	}
 	src := &ctxReader{ctx: ctx, r: rd}
 	n, err := f.ReadFrom(io.LimitReader(src, size+1))
 	if err != nil {

@@ -732,3 +732,89 @@ func TestSFTPOnlyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// pausingReader hands out the first half of its content, then waits for
+// resume before it hands out the rest, signalling paused once.
+type pausingReader struct {
+	data   []byte
+	pos    int
+	paused chan struct{}
+	resume chan struct{}
+	once   bool
+}
+
+func (r *pausingReader) Read(p []byte) (int, error) {
+	if r.pos >= len(r.data) {
+		return 0, io.EOF
+	}
+	if half := len(r.data) / 2; r.pos >= half && !r.once {
+		r.once = true
+		close(r.paused)
+		<-r.resume
+	}
+	end := len(r.data)
+	if !r.once {
+		end = len(r.data) / 2
+	}
+	n := copy(p, r.data[r.pos:end])
+	r.pos += n
+	return n, nil
+}
+
+func (r *pausingReader) Rewind() error { r.pos = 0; return nil }
+func (r *pausingReader) Length() int64 { return int64(len(r.data)) }
+
+// TestTempFileMode: the temporary file of an upload is private (0600)
+// while its content arrives, whatever the server's umask makes of a new
+// file, and the stored file is read-only (0400), as backend/local's are.
+func TestTempFileMode(t *testing.T) {
+	t.Parallel()
+	srv := sftptest.Start(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	be := createTest(t, testConfig(srv, dir))
+	data := randomData(t, 1<<20)
+	h := handleOf(backend.PackFile, data)
+	rd := &pausingReader{data: data, paused: make(chan struct{}), resume: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- be.Put(t.Context(), h, rd) }()
+	select {
+	case <-rd.paused:
+	case err := <-done:
+		t.Fatalf("put ended before half its content was read: %v", err)
+	}
+	tmp := tempFiles(t, dir)
+	if len(tmp) != 1 {
+		close(rd.resume)
+		t.Fatalf("temporary files during the upload: %v, want one", tmp)
+	}
+	// The first half is on its way: wait until some of it has landed.
+	var fi os.FileInfo
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var err error
+		fi, err = os.Stat(tmp[0])
+		if err != nil {
+			close(rd.resume)
+			t.Fatal(err)
+		}
+		if fi.Size() > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	close(rd.resume)
+	if fi.Size() == 0 {
+		t.Errorf("no content reached the temporary file within 10 s")
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Errorf("temporary file %s has mode %#o with %d bytes in it, want 0600", filepath.Base(tmp[0]), m, fi.Size())
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "data", h.Name[:2], h.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o400 {
+		t.Errorf("stored file has mode %#o, want 0400", m)
+	}
+}

@@ -27,6 +27,10 @@ func (e *appEnv) checkCommand() *cli.Command {
 			"e.g. from cron:\n\n" +
 			"   cairn check --read-data-subset \"$(( $(date +%-j) % 30 + 1 ))/30\"\n\n" +
 			"and \"P%\" reads a random P percent of the packs.\n\n" +
+			"It first says what it checks (its plan, from listing the repository's files):\n" +
+			"how many key files, index files and packs, and how many packs (and bytes) it\n" +
+			"reads; --verbose names each pack read. There is no --dry-run: check changes\n" +
+			"nothing, and the plan costs only the listing.\n\n" +
 			"Each problem is printed on a line: a damaged pack is named by its file\n" +
 			"(data/<id>). Packs no index lists are warnings only (an interrupted backup\n" +
 			"or prune leaves them; the next prune removes them), and so is a missing\n" +
@@ -35,8 +39,9 @@ func (e *appEnv) checkCommand() *cli.Command {
 			"anyone who can add files may have put there are warnings too: a file under\n" +
 			"log/ that is not a log entry, one under keys/ that is not a key file, and a\n" +
 			"key file whose KDF exceeds the cost limit (never tried). The exit\n" +
-			"status is 1 when any damage is found. With --json each problem is a line\n" +
-			"{\"message_type\":\"problem\",...}, then a summary line.",
+			"status is 1 when any damage is found. With --json the plan is a first line\n" +
+			"{\"message_type\":\"plan\",...}, each problem a line {\"message_type\":\"problem\",...},\n" +
+			"then a summary line.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "read-data", Usage: "read and verify all data"},
 			&cli.StringFlag{Name: "read-data-subset", Usage: "read and verify a `SUBSET` of the packs: n/m or P%"},
@@ -64,6 +69,19 @@ type checkSummaryJSON struct {
 	Damage      bool   `json:"damage"`
 }
 
+// checkPlanJSON is the first line of "check --json": what it reads.
+type checkPlanJSON struct {
+	MessageType string `json:"message_type"`
+	KeyFiles    int    `json:"key_files"`
+	IndexFiles  int    `json:"index_files"`
+	Packs       int    `json:"packs"`
+	PackBytes   int64  `json:"pack_bytes"`
+	ReadData    bool   `json:"read_data"`
+	Subset      string `json:"subset"`
+	PacksToRead int    `json:"packs_to_read"`
+	BytesToRead int64  `json:"bytes_to_read"`
+}
+
 // damageError says check found damage: exit status 1.
 type damageError struct{ problems, damage int }
 
@@ -85,63 +103,104 @@ func (e *appEnv) runCheck(c *cli.Context) error {
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
 		opts.Progress = maintProgress(s.p)
-		s.p.Printf("checking the repository structure and index")
-		res, err := s.repo.Check(ctx, opts)
+		plan, err := s.repo.PlanCheck(ctx, opts)
 		if err != nil {
 			return err
 		}
-		problems := res.Problems
+		printCheckPlan(s.p, plan)
+		res, err := s.repo.ExecuteCheck(ctx, plan, opts)
+		if err != nil {
+			return err
+		}
 		s.p.Printf("checking snapshots")
-		l, err := readLog(ctx, s, false)
+		snapProblems, snapshots, err := checkSnapshotsAndLog(ctx, s)
 		if err != nil {
 			return err
 		}
-		snapProblems, err := snapshot.CheckSnapshots(ctx, s.repo, l)
-		if err != nil {
-			return err
-		}
-		problems = append(problems, snapProblems...)
-		rep := seenReport(s, l)
-		for _, msg := range rep.Problems {
-			problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Message: msg})
-		}
-		if rep.Behind != "" {
-			// A copy not mirrored to yet: said, but not damage.
-			problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Warning: true, Message: rep.Behind})
-		}
-		if opts.ReadData || !opts.Subset.IsAll() {
+		if plan.ReadData {
 			s.p.Printf("read %d of %d packs (%s)", res.PacksRead, res.Packs, formatBytes(uint64(res.BytesRead)))
 		}
-		damage := 0
-		for _, p := range problems {
-			if !p.Warning {
-				damage++
-			}
-			if s.g.JSON {
-				s.p.JSON(checkProblemJSON{"problem", p})
-			} else if p.Warning {
-				s.p.Printf("%s", p)
-			} else {
-				s.p.Printf("error: %s", p)
-			}
-		}
-		if s.g.JSON {
-			s.p.JSON(checkSummaryJSON{MessageType: "summary", IndexFiles: res.IndexFiles, Packs: res.Packs, Blobs: res.Blobs,
-				PacksRead: res.PacksRead, BytesRead: res.BytesRead, Snapshots: len(l.Snapshots()),
-				Problems: len(problems), Damage: damage > 0})
-		}
-		if damage > 0 {
-			return &damageError{problems: len(problems), damage: damage}
+		return reportCheck(s.p, res, append(res.Problems, snapProblems...), snapshots)
+	})
+}
+
+// printCheckPlan says what check reads: one JSON line with --json; with
+// --verbose every pack whose data it reads.
+func printCheckPlan(p *printer, plan *repo.CheckPlan) {
+	if p.json {
+		p.JSON(checkPlanJSON{MessageType: "plan", KeyFiles: len(plan.Keys), IndexFiles: len(plan.IndexFiles),
+			Packs: len(plan.Packs), PackBytes: plan.PackBytes, ReadData: plan.ReadData, Subset: plan.Subset.String(),
+			PacksToRead: len(plan.Read), BytesToRead: plan.ReadBytes})
+		return
+	}
+	p.Printf("checking the repository structure: %d key file(s), %d index file(s), %d pack(s) (%s)", len(plan.Keys), len(plan.IndexFiles),
+		len(plan.Packs), formatBytes(uint64(plan.PackBytes)))
+	if !plan.ReadData {
+		return
+	}
+	subset := ""
+	if !plan.Subset.IsAll() {
+		subset = ", subset " + plan.Subset.String()
+	}
+	p.Printf("then reading the data of %d of %d pack(s) (%s%s)", len(plan.Read), len(plan.Packs), formatBytes(uint64(plan.ReadBytes)), subset)
+	for _, pk := range plan.Read {
+		p.Verbosef("read data/%s (%s)", pk.ID, formatBytes(uint64(pk.Size)))
+	}
+}
+
+// checkSnapshotsAndLog checks every live snapshot's trees and the log,
+// and returns the problems found and the number of live snapshots.
+func checkSnapshotsAndLog(ctx context.Context, s *session) ([]repo.Problem, int, error) {
+	l, err := readLog(ctx, s, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	problems, err := snapshot.CheckSnapshots(ctx, s.repo, l)
+	if err != nil {
+		return nil, 0, err
+	}
+	rep := seenReport(s, l)
+	for _, msg := range rep.Problems {
+		problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Message: msg})
+	}
+	if rep.Behind != "" {
+		// A copy not mirrored to yet: said, but not damage.
+		problems = append(problems, repo.Problem{Kind: snapshot.ProblemLog, Warning: true, Message: rep.Behind})
+	}
+	return problems, len(l.Snapshots()), nil
+}
+
+// reportCheck prints the problems and the summary, and returns a
+// *damageError when any problem is damage.
+func reportCheck(p *printer, res repo.CheckResult, problems []repo.Problem, snapshots int) error {
+	damage := 0
+	for _, pr := range problems {
+		if !pr.Warning {
+			damage++
 		}
 		switch {
-		case s.g.JSON:
-		case len(problems) > 0:
-			s.p.Printf("no damage found (%d warning(s))", len(problems))
+		case p.json:
+			p.JSON(checkProblemJSON{"problem", pr})
+		case pr.Warning:
+			p.Printf("%s", pr)
 		default:
-			s.p.Printf("no problems found")
+			p.Printf("error: %s", pr)
 		}
-		return nil
-	})
+	}
+	if p.json {
+		p.JSON(checkSummaryJSON{MessageType: "summary", IndexFiles: res.IndexFiles, Packs: res.Packs, Blobs: res.Blobs,
+			PacksRead: res.PacksRead, BytesRead: res.BytesRead, Snapshots: snapshots,
+			Problems: len(problems), Damage: damage > 0})
+	}
+	switch {
+	case damage > 0:
+		return &damageError{problems: len(problems), damage: damage}
+	case len(problems) > 0:
+		p.Printf("no damage found (%d warning(s))", len(problems))
+	default:
+		p.Printf("no problems found")
+	}
+	return nil
 }
 
 // maintProgress shows the phase of a check, prune or repair as a status

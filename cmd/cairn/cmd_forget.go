@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/policy"
@@ -30,7 +27,7 @@ func (e *appEnv) forgetCommand() *cli.Command {
 		&cli.StringFlag{Name: "keep-within-yearly", Usage: "keep yearly snapshots within `DURATION` of the latest snapshot"},
 		&cli.StringSliceFlag{Name: "keep-tag", Usage: "keep snapshots with `TAG[,TAG...]` (repeatable)"},
 		&cli.StringFlag{Name: "group-by", Value: "host,paths", Usage: "apply the policy per group of `host,paths,tags` (any subset; \"\" for one group)"},
-		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print what would be forgotten"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be forgotten (and, with --prune, pruned)"},
 		&cli.BoolFlag{Name: "prune", Usage: "run prune afterwards to free the space"},
 	}
 	flags = append(flags, filterFlags()...)
@@ -45,7 +42,10 @@ func (e *appEnv) forgetCommand() *cli.Command {
 			"so on; a snapshot kept by any rule stays. Durations count back from the group's latest\n" +
 			"snapshot. The data stays in the repository until prune (or --prune) removes it. With\n" +
 			"--prune, prune runs even when there is nothing to forget, so a run that was killed\n" +
-			"during its prune is finished by the next.\n\n" +
+			"during its prune is finished by the next. --dry-run prints the plan (which snapshots\n" +
+			"go, and why the others stay; with --prune, the prune's plan for the snapshots left)\n" +
+			"and changes nothing. --json prints one document: restic's groups, or with --prune\n" +
+			"{\"forget\": groups, \"prune\": the prune's plan and outcome}.\n\n" +
 			"EXIT STATUS:\n   0 done, 1 error, 10 no repository, 11 locked, 12 wrong password.",
 		Flags:  flags,
 		Action: e.runForget,
@@ -110,6 +110,20 @@ type reasonJSON struct {
 	Counters policy.Counters `json:"counters"`
 }
 
+// forgetPruneJSON is the one document "forget --prune --json" prints:
+// forget's groups as "forget --json" prints them, and the prune.
+type forgetPruneJSON struct {
+	Forget []forgetGroupJSON `json:"forget"`
+	Prune  pruneJSON         `json:"prune"`
+}
+
+// forgetPlanOut is a forget's plan with the policy it applied, for
+// printing.
+type forgetPlanOut struct {
+	policy.ForgetPlan
+	policy policy.Policy
+}
+
 func (e *appEnv) runForget(c *cli.Context) error {
 	p, err := policyFrom(c)
 	if err != nil {
@@ -119,14 +133,11 @@ func (e *appEnv) runForget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ids := c.Args().Slice()
-	if p.Empty() && len(ids) == 0 {
-		return errors.New("no policy and no snapshots given: nothing to forget (see 'cairn help forget')")
+	req := policy.ForgetRequest{IDs: c.Args().Slice(), Policy: p, GroupBy: by, Filter: filterFrom(c)}
+	if err := req.Validate(); err != nil {
+		return err
 	}
-	if !p.Empty() && len(ids) > 0 {
-		return errors.New("give either snapshot IDs or a policy, not both")
-	}
-	dryRun := c.Bool("dry-run")
+	dryRun, prune := c.Bool("dry-run"), c.Bool("prune")
 	maxUnused, err := parseMaxUnused(c.String("max-unused"))
 	if err != nil {
 		return err
@@ -136,103 +147,74 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		var remove []backend.ID
-		if len(ids) > 0 {
-			for _, sel := range ids {
-				sn, err := snapshot.Find(l.Snapshots(), sel, filterFrom(c))
-				if errors.Is(err, snapshot.ErrNoSnapshot) {
-					// Forgetting is idempotent: a snapshot the log
-					// already records as forgotten (by an earlier run,
-					// perhaps one killed before its prune finished) is
-					// noted, and the run goes on to its prune.
-					if old, ferr := snapshot.Find(forgottenSnapshots(l), sel, filterFrom(c)); ferr == nil {
-						s.p.Printf("snapshot %s is already forgotten", old.ID.Str())
-						continue
-					}
-				}
-				if err != nil {
-					return err
-				}
-				remove = append(remove, sn.ID)
-			}
-		} else {
-			remove = applyPolicy(s, filterFrom(c).Apply(l.Snapshots()), p, by, e.now())
+		plan, err := policy.PlanForget(l, req, e.now())
+		if err != nil {
+			return err
 		}
-		if dryRun || len(remove) == 0 {
-			if dryRun && !s.g.JSON {
-				s.p.Printf("would forget %d snapshots (dry run)", len(remove))
+		if !s.g.JSON {
+			printForget(s.p, forgetPlanOut{plan, p})
+		}
+		live := plan.Left(l.Snapshots())
+		if remove := plan.Remove(); dryRun {
+			s.p.Printf("would forget %d snapshots (dry run)", len(remove))
+		} else if len(remove) > 0 {
+			ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+			if err != nil {
+				return fmt.Errorf("device identity: %w", err)
 			}
-			if !dryRun && c.Bool("prune") {
-				// Nothing (left) to forget, but a run killed during its
-				// prune may have left the prune half done: finish it.
-				return pruneWithLog(ctx, s, l, false, maxUnused)
+			if _, err := l.Forget(ctx, s.repo, ident, remove, e.now()); err != nil {
+				return err
+			}
+			rememberLog(s, l)
+			live = l.Snapshots()
+			s.p.Printf("forgot %d snapshots", len(remove))
+		}
+		if !prune {
+			if s.g.JSON {
+				s.p.JSON(forgetGroupsJSON(plan))
 			}
 			return nil
 		}
-		ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
+		// With nothing (left) to forget, prune still runs: a run killed
+		// during its prune may have left the prune half done.
+		out, err := pruneWithLog(ctx, s, l, live, dryRun, maxUnused)
 		if err != nil {
-			return fmt.Errorf("device identity: %w", err)
-		}
-		if _, err := l.Forget(ctx, s.repo, ident, remove, e.now()); err != nil {
 			return err
 		}
-		rememberLog(s, l)
-		if !s.g.JSON {
-			s.p.Printf("forgot %d snapshots", len(remove))
+		if s.g.JSON {
+			s.p.JSON(forgetPruneJSON{Forget: forgetGroupsJSON(plan), Prune: out})
+			return nil
 		}
-		if c.Bool("prune") {
-			return pruneWithLog(ctx, s, l, false, maxUnused)
-		}
+		printPrune(s.p, out)
 		return nil
 	})
 }
 
-// applyPolicy prints each group's decision and returns the IDs to forget.
-func applyPolicy(s *session, snaps []*snapshot.Snapshot, p policy.Policy, by policy.GroupBy, now time.Time) []backend.ID {
-	var remove []backend.ID
-	var out []forgetGroupJSON
-	if !s.g.JSON {
-		s.p.Printf("Applying policy: %s", p)
+// forgetGroupsJSON is the plan as "forget --json" prints it: restic's
+// groups; snapshots named by ID make one group with no key.
+func forgetGroupsJSON(plan policy.ForgetPlan) []forgetGroupJSON {
+	out := []forgetGroupJSON{}
+	if !plan.ByPolicy {
+		if len(plan.Named) > 0 {
+			out = append(out, forgetGroupJSON{Keep: []snapshotJSON{}, Remove: snapshotsJSON(plan.Named), Reasons: []reasonJSON{}})
+		}
+		return out
 	}
-	for _, g := range policy.Group(snaps, by) {
-		keep, rm, reasons := policy.Apply(g.Snapshots, p, now)
-		for _, sn := range rm {
-			remove = append(remove, sn.ID)
+	for _, g := range plan.Groups {
+		gj := forgetGroupJSON{Tags: g.Key.Tags, Host: g.Key.Hostname, Paths: g.Key.Paths,
+			Keep: snapshotsJSON(g.Keep), Remove: snapshotsJSON(g.Remove), Reasons: []reasonJSON{}}
+		for _, r := range g.Reasons {
+			gj.Reasons = append(gj.Reasons, reasonJSON{Snapshot: toSnapshotJSON(r.Snapshot), Matches: r.Matches, Counters: r.Counters})
 		}
-		if s.g.JSON {
-			gj := forgetGroupJSON{Tags: g.Key.Tags, Host: g.Key.Hostname, Paths: g.Key.Paths, Keep: []snapshotJSON{}, Remove: []snapshotJSON{}}
-			for _, sn := range keep {
-				gj.Keep = append(gj.Keep, toSnapshotJSON(sn))
-			}
-			for _, sn := range rm {
-				gj.Remove = append(gj.Remove, toSnapshotJSON(sn))
-			}
-			for _, r := range reasons {
-				gj.Reasons = append(gj.Reasons, reasonJSON{Snapshot: toSnapshotJSON(r.Snapshot), Matches: r.Matches, Counters: r.Counters})
-			}
-			out = append(out, gj)
-			continue
-		}
-		if k := g.Key.String(); k != "" {
-			s.p.Printf("snapshots for %s:", k)
-		}
-		s.p.Printf("keep %d snapshots:", len(keep))
-		for _, r := range reasons {
-			s.p.Printf("  %s  %s  %s", r.Snapshot.ID.Str(), r.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(r.Matches, ", "))
-		}
-		if len(rm) > 0 {
-			s.p.Printf("remove %d snapshots:", len(rm))
-			for _, sn := range rm {
-				s.p.Printf("  %s  %s", sn.ID.Str(), sn.Time.Local().Format("2006-01-02 15:04:05"))
-			}
-		}
-		s.p.Printf("")
+		out = append(out, gj)
 	}
-	if s.g.JSON {
-		if out == nil {
-			out = []forgetGroupJSON{}
-		}
-		s.p.JSON(out)
+	return out
+}
+
+func snapshotsJSON(snaps []*snapshot.Snapshot) []snapshotJSON {
+	out := make([]snapshotJSON, 0, len(snaps))
+	for _, sn := range snaps {
+		out = append(out, toSnapshotJSON(sn))
 	}
-	return remove
+	return out
 }

@@ -42,23 +42,24 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"is removed, the files are named, and the exit status is 1; heal the source with\n" +
 			"\"cairn repair packs --from DEST\", or \"cairn repair index\" for an index file.\n" +
 			"An append-only peer keeps removed files: old snapshots stay restorable from it.\n\n" +
+			"--dry-run prints the plan and changes nothing: how many packs, index files, keys\n" +
+			"and log entries would be copied (with sizes), each DEST file that would be\n" +
+			"replaced, what --prune would remove and why (or that it removes nothing, and\n" +
+			"which index files the source lost), and what would be skipped; with\n" +
+			"--verbose every file in the order it would be copied or removed. With --json the\n" +
+			"plan is one {\"message_type\":\"plan\",...} line per DEST listing every file with its\n" +
+			"size, before the summary line.\n\n" +
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
+			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
+			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only report what would be copied and removed"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
 			&cli.Int64Flag{Name: "limit-upload", Usage: "limit uploads to `KIB` KiB/s (0: no limit)"},
 		},
 		Action: e.runMirror,
 	}
-}
-
-// mirrorSummaryJSON is one destination's line of "mirror --json".
-type mirrorSummaryJSON struct {
-	MessageType string `json:"message_type"`
-	Destination string `json:"destination"`
-	DryRun      bool   `json:"dry_run"`
-	repo.MirrorStats
 }
 
 func (e *appEnv) runMirror(c *cli.Context) error {
@@ -138,7 +139,7 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
-	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, DryRun: dry, LimitUpload: c.Int64("limit-upload") * 1024,
+	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, LimitUpload: c.Int64("limit-upload") * 1024,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	if p.progress() {
 		opts.Progress = func(st repo.MirrorStats) {
@@ -147,40 +148,23 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		}
 	}
 	opts.Progress = e.testOnlyMirrorPause(ctx, p, opts.Progress)
-	st, err := repo.Mirror(ctx, src, dst, opts)
+	plan, err := repo.PlanMirror(ctx, src, dst, opts)
+	if err != nil {
+		return err
+	}
+	var st repo.MirrorStats
+	if dry {
+		printMirrorPlan(p, redactLocation(dest), plan)
+		st, err = plan.Stats(), plan.Err()
+	} else {
+		st, err = repo.ExecuteMirror(ctx, src, dst, plan, opts)
+	}
 	// A mirror that went through but could not copy everything still
 	// says what it did; the error follows.
 	var incomplete *repo.MirrorError
 	if err != nil && !errors.As(err, &incomplete) {
 		return err
 	}
-	if g := e.globals(c); g.JSON {
-		p.JSON(mirrorSummaryJSON{MessageType: "summary", Destination: redactLocation(dest), DryRun: dry, MirrorStats: st})
-		return err
-	}
-	verb := "copied"
-	if dry {
-		verb = "would copy"
-		st.FilesCopied, st.BytesCopied = st.FilesToCopy, st.BytesToCopy
-	}
-	p.Printf("%s: %s %d files (%s), %d already there (%s)", redactLocation(dest), verb,
-		st.FilesCopied, formatBytes(uint64(st.BytesCopied)), st.FilesSkipped, formatBytes(uint64(st.BytesSkipped)))
-	if opts.Prune {
-		removed := "removed"
-		if dry {
-			removed = "would remove"
-		}
-		p.Printf("%s: %s %d files (%s)", redactLocation(dest), removed, st.FilesRemoved, formatBytes(uint64(st.BytesRemoved)))
-		if st.FilesKept > 0 {
-			p.Printf("%s: kept %d files the destination does not let us delete (append-only)", redactLocation(dest), st.FilesKept)
-		}
-	}
-	if st.FilesReplaced > 0 {
-		p.Printf("%s: replaced %d file(s) whose size did not match their names", redactLocation(dest), st.FilesReplaced)
-	}
-	if st.TempFilesRemoved > 0 {
-		p.Printf("%s: removed %d stale temporary file(s) (%s) left by interrupted uploads", redactLocation(dest),
-			st.TempFilesRemoved, formatBytes(uint64(st.TempBytesRemoved)))
-	}
+	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
 	return err
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend/peer"
@@ -35,8 +40,15 @@ func (e *appEnv) peerCommand() *cli.Command {
 					"(TLS 1.3); a client whose ID is not allowed is refused. Modes: append-only (the\n" +
 					"default: deletes and overwrites are refused, so a compromised client cannot\n" +
 					"destroy its history here) or read-write. Each put is checked against its hash\n" +
-					"before it becomes visible. Runs until interrupted (SIGINT or SIGTERM), then\n" +
-					"exits 0.\n\n" +
+					"before it becomes visible; in append-only mode a damaged file (its content no\n" +
+					"longer hashes to its name) may be put again. Runs until interrupted (SIGINT or\n" +
+					"SIGTERM), then exits 0.\n\n" +
+					"--quota counts, over all of a peer's repositories, the bytes of its files plus\n" +
+					"4 KiB for each file and each folder (what the files cost the disk, not only their\n" +
+					"bytes); a repository's folders are made only when a file goes in them. Each peer\n" +
+					"may keep --max-repos repositories. What each peer's folder holds is counted at\n" +
+					"start, and again on SIGHUP (systemctl reload), for example after files were\n" +
+					"added or removed by hand.\n\n" +
 					"Example: cairn peer serve --listen :7484 --root /srv/cairn \\\n" +
 					"           --allow PEERID-OF-ALICE --allow PEERID-OF-BOB:read-write --quota 500G\n\n" +
 					"Clients use the location peer://PEERID-OF-THIS-SERVER@host:7484/NAME, where NAME\n" +
@@ -45,7 +57,8 @@ func (e *appEnv) peerCommand() *cli.Command {
 					&cli.StringFlag{Name: "listen", Value: ":7484", Usage: "listen on `ADDR` (host:port)"},
 					&cli.StringFlag{Name: "root", Usage: "store peers' folders under `DIR` (required)"},
 					&cli.StringSliceFlag{Name: "allow", Usage: "allow `PEERID[:append-only|:read-write]` (repeatable; default mode append-only)"},
-					&cli.StringFlag{Name: "quota", Usage: "limit each peer to `SIZE` bytes (e.g. 500G); default none"},
+					&cli.StringFlag{Name: "quota", Usage: "limit each peer to `SIZE` (e.g. 500G: bytes, plus 4 KiB per file and folder); default none"},
+					&cli.IntFlag{Name: "max-repos", Value: peer.DefaultMaxRepos, Usage: "let each peer keep at most `N` repositories"},
 				},
 				Action: e.runPeerServe,
 			},
@@ -113,6 +126,10 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 		}
 		quota = v
 	}
+	maxRepos := c.Int("max-repos")
+	if maxRepos < 1 {
+		return fmt.Errorf("--max-repos: %d is not a positive number", maxRepos)
+	}
 	id, err := e.identity(g)
 	if err != nil {
 		return err
@@ -122,6 +139,7 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 		Root:     root,
 		Allow:    allow,
 		Quota:    quota,
+		MaxRepos: maxRepos,
 		Logf: func(format string, args ...any) {
 			if !g.Quiet {
 				fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), escapeControl(fmt.Sprintf(format, args...)))
@@ -140,5 +158,23 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 		// without parsing stdout.
 		fmt.Fprintf(e.stderr, "serving peer %s on %s\n", id.PeerID(), ln.Addr())
 	}
-	return srv.Serve(c.Context, ln)
+	// SIGHUP: count the peers' folders again.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				srv.Recount()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return srv.Serve(ctx, ln)
 }

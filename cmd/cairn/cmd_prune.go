@@ -2,31 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cairn-backup/cairn/crypt"
-	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
-
-// logCheckpointAfter is how many log entries prune lets accumulate after
-// the newest checkpoint before it writes another: with hourly backups,
-// about once a week, so the log a client reads stays small.
-const logCheckpointAfter = 200
-
-// logRetention is how long prune keeps the entries a checkpoint covers: it
-// deletes those under the newest checkpoint at least this old. A copy
-// mirrored within that time still holds part of the log the source keeps,
-// which is how mirror tells the source's own older history from entries
-// someone else wrote (repo.Mirror refuses the latter as diverged); delete
-// the entries sooner and every copy that lags behind looks diverged.
-const logRetention = 7 * 24 * time.Hour
 
 func (e *appEnv) pruneCommand() *cli.Command {
 	return &cli.Command{
@@ -38,6 +22,10 @@ func (e *appEnv) pruneCommand() *cli.Command {
 			"until at most --max-unused of the stored data is unused: repacking costs a\n" +
 			"download and an upload of the used part, so a little waste is cheaper.\n" +
 			"--max-unused 0% repacks every partly used pack, \"unlimited\" none.\n\n" +
+			"Prune first makes a plan (which packs to delete, which to repack, which\n" +
+			"index files to replace, what the snapshot log loses), then carries it out.\n" +
+			"--dry-run prints the plan and changes nothing (--verbose lists every pack;\n" +
+			"--json prints the plan, and after a real run what was done too).\n\n" +
 			"Prune holds an exclusive lock: no backup can run meanwhile, so it never\n" +
 			"deletes data a running backup may reference. It refuses to run when the\n" +
 			"snapshot log shows problems or a live snapshot is damaged (run \"cairn check\"):\n" +
@@ -46,7 +34,7 @@ func (e *appEnv) pruneCommand() *cli.Command {
 			"Prune also writes a checkpoint of the snapshot log once it has grown long\n" +
 			"and deletes the entries the checkpoint covers.",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only report what would be done"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be done"},
 			&cli.StringFlag{Name: "max-unused", Value: "5%", Usage: "leave at most `LIMIT` of unused data in partly used packs: a percentage, or \"unlimited\""},
 		},
 		Action: e.runPrune,
@@ -69,13 +57,6 @@ func parseMaxUnused(s string) (float64, error) {
 	return v, nil
 }
 
-// pruneSummaryJSON is the output of "prune --json".
-type pruneSummaryJSON struct {
-	MessageType string `json:"message_type"`
-	repo.PruneStats
-	LogEntriesRemoved int `json:"log_entries_removed"`
-}
-
 func (e *appEnv) runPrune(c *cli.Context) error {
 	if err := wantArgs(c, 0, 0); err != nil {
 		return err
@@ -90,7 +71,17 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return pruneWithLog(ctx, s, l, dryRun, maxUnused)
+		out, err := pruneWithLog(ctx, s, l, l.Snapshots(), dryRun, maxUnused)
+		if err != nil {
+			return err
+		}
+		out.MessageType = "summary"
+		if s.g.JSON {
+			s.p.JSON(out)
+			return nil
+		}
+		printPrune(s.p, out)
+		return nil
 	})
 }
 
@@ -101,118 +92,44 @@ func pruneFlags() []cli.Flag {
 	}
 }
 
-// pruneWithLog prunes what the live snapshots of l do not use; the caller
-// holds an exclusive lock.
-func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, dryRun bool, maxUnused float64) error {
-	{
-		rep := seenReport(s, l)
-		if len(l.Problems) > 0 || len(rep.Problems) > 0 {
-			return errors.New("prune: refusing to run: the snapshot log shows problems (see the warnings above), so the set of live snapshots cannot be trusted to decide what to delete; run 'cairn check'")
-		}
-		if rep.Behind != "" {
-			// Its newer snapshots' data may be here already (a mirror
-			// copies data before the log): pruning would delete it.
-			return errors.New("prune: refusing to run: this copy's snapshot log is behind what this device has seen elsewhere, so snapshots it does not list yet may use data it holds; mirror to it first, or prune the repository it is mirrored from")
-		}
-		s.p.Printf("finding the data of %d snapshot(s)", len(l.Snapshots()))
-		used, err := snapshot.UsedBlobs(ctx, s.repo, l.Snapshots())
-		if err != nil {
-			return err
-		}
-		st, err := s.repo.Prune(ctx, used, repo.PruneOptions{DryRun: dryRun, MaxUnused: maxUnused, Progress: maintProgress(s.p)})
-		if err != nil {
-			return err
-		}
-		for _, id := range st.DamagedPacks {
-			s.p.Warnf("pack data/%s is in no index and its header does not read: left alone (run 'cairn check --read-data')", id)
-		}
-		for _, id := range st.MissingPacks {
-			s.p.Warnf("the index listed pack data/%s, which is missing: dropped from the index", id)
-		}
-		removed, checkpoint := 0, false
-		if !dryRun && s.g.ConfigDir != "" {
-			if checkpoint, removed, err = compactLog(ctx, s, l); err != nil {
-				return err
-			}
-			if checkpoint || removed > 0 {
-				rememberLog(s, l)
-			}
-		}
-		if s.g.JSON {
-			s.p.JSON(pruneSummaryJSON{"summary", st, removed})
-			return nil
-		}
-		printPruneStats(s.p, st)
-		if st.TempFilesRemoved > 0 {
-			s.p.Printf("removed %d stale temporary file(s) (%s) left by interrupted uploads",
-				st.TempFilesRemoved, formatBytes(uint64(st.TempBytesRemoved)))
-		}
-		if checkpoint {
-			s.p.Printf("snapshot log: wrote a checkpoint")
-		}
-		if removed > 0 {
-			s.p.Printf("snapshot log: removed %d entries covered by a checkpoint over %s old", removed, logRetention)
-		}
-		return nil
-	}
+// pruneJSON is the plan of a prune and, unless it was a dry run, what it
+// did: "prune --json" prints it, and "forget --prune --json" prints it
+// as its "prune" part.
+type pruneJSON struct {
+	MessageType string                `json:"message_type,omitempty"`
+	DryRun      bool                  `json:"dry_run"`
+	Plan        snapshot.PrunePlan    `json:"plan"`
+	Done        *snapshot.PruneResult `json:"done,omitempty"`
 }
 
-// compactLog writes a checkpoint once more than logCheckpointAfter
-// entries follow the newest one, and deletes the entries under the newest
-// checkpoint older than logRetention.
-func compactLog(ctx context.Context, s *session, l *snapshot.Log) (checkpoint bool, removed int, err error) {
-	var since int
-	cp := l.Checkpoint()
-	for _, e := range l.Entries {
-		if cp == nil || e.Seq > cp.Seq {
-			since++
-		}
+// pruneWithLog prunes what the snapshots live leaves (those of l, or
+// those a forget would leave) do not use, and compacts the log; in a dry
+// run it only plans both. The caller holds the exclusive lock, except
+// for a dry run.
+func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snapshot.Snapshot, dryRun bool, maxUnused float64) (pruneJSON, error) {
+	out := pruneJSON{DryRun: dryRun}
+	s.p.Printf("finding the data of %d snapshot(s)", len(live))
+	progress := maintProgress(s.p)
+	plan, err := snapshot.PlanPrune(ctx, s.repo, l, live, snapshot.PruneOptions{MaxUnused: maxUnused, Progress: progress,
+		Seen: seenReport(s, l), CompactLog: s.g.ConfigDir != "", Now: s.now()})
+	if err != nil {
+		return out, err
 	}
-	if since > logCheckpointAfter {
-		ident, err := crypt.LoadOrCreateIdentity(s.g.ConfigDir)
-		if err != nil {
-			return false, 0, fmt.Errorf("device identity: %w", err)
-		}
-		if _, err := l.WriteCheckpoint(ctx, s.repo, ident, s.now()); err != nil {
-			return false, 0, err
-		}
-		checkpoint = true
+	out.Plan = plan
+	for _, id := range plan.DamagedPacks {
+		s.p.Warnf("pack data/%s is in no index and its header does not read: left alone (run 'cairn check --read-data')", id)
 	}
-	removed, err = l.PruneCoveredBefore(ctx, s.repo, s.now().Add(-logRetention))
-	return checkpoint, removed, err
-}
-
-func printPruneStats(p *printer, st repo.PruneStats) {
-	p.Printf("repository: %d packs (%s)", st.Packs, formatBytes(uint64(st.PackBytes)))
-	if st.UnindexedPacks > 0 {
-		p.Printf("            %d of them in no index (left by an interrupted run)", st.UnindexedPacks)
+	for _, id := range plan.MissingPacks {
+		s.p.Warnf("the index listed pack data/%s, which is missing: dropped from the index", id)
 	}
-	p.Printf("used:       %d blobs, %s", st.UsedBlobs, formatBytes(uint64(st.UsedBytes)))
-	p.Printf("unused:     %d blobs, %s", st.UnusedBlobs, formatBytes(uint64(st.UnusedBytes)))
-	if st.DuplicateBlobs > 0 {
-		p.Printf("duplicates: %d blobs, %s", st.DuplicateBlobs, formatBytes(uint64(st.DuplicateBytes)))
+	if dryRun {
+		return out, nil
 	}
-	if st.NothingToDo {
-		p.Printf("nothing to prune")
-		return
+	identity := func() (*crypt.Identity, error) { return crypt.LoadOrCreateIdentity(s.g.ConfigDir) }
+	res, err := snapshot.ExecutePrune(ctx, s.repo, l, plan, identity, s.now(), progress)
+	out.Done = &res
+	if res.Log != nil && (res.Log.WriteCheckpoint || len(res.Log.Remove) > 0) {
+		rememberLog(s, l)
 	}
-	what := fmt.Sprintf("%d pack(s) holding only unused data", st.UnusedPacks)
-	repack := fmt.Sprintf("%d pack(s) (%d blobs, %s of used data)", st.RepackPacks, st.RepackBlobs, formatBytes(uint64(st.RepackBytes)))
-	if st.DryRun {
-		p.Printf("would remove %s and repack %s", what, repack)
-	} else {
-		p.Printf("removed %s; repacked %s", what, repack)
-	}
-	share := 0.0
-	if kept := st.UsedBytes + st.UnusedAfter; kept > 0 {
-		share = 100 * float64(st.UnusedAfter) / float64(kept)
-	}
-	p.Printf("unused data left in kept packs: %s (%.1f%%)", formatBytes(uint64(st.UnusedAfter)), share)
-	freed := formatBytes(uint64(max(st.FreedBytes, 0)))
-	if st.DryRun {
-		p.Printf("would free about %s", freed)
-		return
-	}
-	p.Printf("deleted %d pack(s), wrote %d new pack(s), %d index file(s) (replacing %d): freed %s",
-		st.DeletedPacks, st.NewPacks, st.IndexWritten, st.IndexRemoved, freed)
+	return out, err
 }

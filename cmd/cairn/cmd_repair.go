@@ -39,11 +39,15 @@ func (e *appEnv) repairCommand() *cli.Command {
 					"If it is killed, running it again fetches the rest. Unlike restic's \"repair\n" +
 					"packs\", which salvages the readable blobs of a damaged pack, it replaces the\n" +
 					"whole pack by an intact copy.\n\n" +
-					"Exit status: 0 when nothing was lost or everything was fetched, 1 when some\n" +
-					"file could not be fetched (each is named) or on any other error.",
+					"--dry-run prints the plan: each file lost or damaged, and whether LOCATION\n" +
+					"has it (log entries are read there, to follow their links); it fetches\n" +
+					"nothing.\n\n" +
+					"Exit status: 0 when nothing was lost or everything was fetched (with\n" +
+					"--dry-run: LOCATION has everything lost), 1 when some file could not be\n" +
+					"fetched (each is named) or on any other error.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "from", Usage: "fetch from the copy at `LOCATION`", Required: true},
-					&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only report what is lost or damaged and whether LOCATION has it"},
+					&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what is lost or damaged and whether LOCATION has it"},
 				},
 				Action: e.runRepairPacks,
 			},
@@ -54,7 +58,12 @@ func (e *appEnv) repairCommand() *cli.Command {
 				Description: "Reads the header of every pack and writes a new index listing them, then\n" +
 					"removes the old index files. A pack whose header does not read is reported\n" +
 					"and left in place, and no longer indexed. Holds an exclusive lock; if it is\n" +
-					"killed, running it again finishes the job.",
+					"killed, running it again finishes the job. --dry-run prints the plan (how\n" +
+					"many packs and blobs the new index lists, which packs it no longer lists,\n" +
+					"which index files it replaces) and changes nothing.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be done"},
+				},
 				Action: e.runRepairIndex,
 			},
 			{
@@ -78,41 +87,53 @@ func (e *appEnv) repairCommand() *cli.Command {
 	}
 }
 
-// repairIndexJSON is the output of "repair index --json".
+// repairIndexJSON is the one document "repair index --json" prints: the
+// plan and, unless it was a dry run, what was done.
 type repairIndexJSON struct {
-	MessageType string `json:"message_type"`
-	repo.RepairIndexStats
+	MessageType string                  `json:"message_type"`
+	DryRun      bool                    `json:"dry_run"`
+	Plan        repo.RepairIndexPlan    `json:"plan"`
+	Done        *repo.RepairIndexResult `json:"done,omitempty"`
 }
 
 func (e *appEnv) runRepairIndex(c *cli.Context) error {
 	if err := wantArgs(c, 0, 0); err != nil {
 		return err
 	}
-	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
-		st, err := s.repo.RepairIndex(ctx, repo.RepairIndexOptions{Progress: maintProgress(s.p)})
+	dry := c.Bool("dry-run")
+	return e.withRepo(c, dryRunLock(exclusiveLock, dry), func(ctx context.Context, s *session) error {
+		progress := maintProgress(s.p)
+		plan, err := s.repo.PlanRepairIndex(ctx, progress)
 		if err != nil {
 			return err
 		}
-		for _, p := range st.Damaged {
+		for _, p := range plan.Damaged {
 			s.p.Warnf("%s", p)
 		}
+		var res *repo.RepairIndexResult
+		if !dry {
+			done, err := s.repo.ExecuteRepairIndex(ctx, plan, progress)
+			if err != nil {
+				return err
+			}
+			res = &done
+		}
 		if s.g.JSON {
-			s.p.JSON(repairIndexJSON{"summary", st})
+			s.p.JSON(repairIndexJSON{"summary", dry, plan, res})
 			return nil
 		}
-		s.p.Printf("indexed %d blobs in %d pack(s); wrote %d index file(s), removed %d", st.Blobs, st.Packs, st.IndexWritten, st.IndexRemoved)
-		if len(st.Damaged) > 0 {
-			s.p.Printf("%d pack(s) could not be read and are no longer indexed: run 'cairn repair snapshots'", len(st.Damaged))
-		}
+		printRepairIndex(s.p, plan, res)
 		return nil
 	})
 }
 
-// repairPacksJSON is the summary of "repair packs --json".
+// repairPacksJSON is the one document "repair packs --json" prints: the
+// plan and, unless it was a dry run, what was done.
 type repairPacksJSON struct {
-	MessageType string `json:"message_type"`
-	DryRun      bool   `json:"dry_run"`
-	repo.RepairPacksStats
+	MessageType string                  `json:"message_type"`
+	DryRun      bool                    `json:"dry_run"`
+	Plan        repo.RepairPacksPlan    `json:"plan"`
+	Done        *repo.RepairPacksResult `json:"done,omitempty"`
 }
 
 func (e *appEnv) runRepairPacks(c *cli.Context) error {
@@ -120,7 +141,7 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 		return err
 	}
 	dry := c.Bool("dry-run")
-	return e.withRepo(c, exclusiveLock, func(ctx context.Context, s *session) error {
+	return e.withRepo(c, dryRunLock(exclusiveLock, dry), func(ctx context.Context, s *session) error {
 		from := c.String("from")
 		copyBe, err := openBackend(ctx, from, e.locEnv(s.g, s.p))
 		if errors.Is(err, backend.ErrNoRepository) {
@@ -131,32 +152,28 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 			return fmt.Errorf("--from %s: %w", redactLocation(from), err)
 		}
 		defer copyBe.Close()
-		st, err := s.repo.RepairPacks(ctx, copyBe, repo.RepairPacksOptions{DryRun: dry, Progress: maintProgress(s.p)})
+		progress := maintProgress(s.p)
+		plan, err := s.repo.PlanRepairPacks(ctx, copyBe, progress)
 		if err != nil {
 			return fmt.Errorf("repair packs: %w", err)
 		}
-		if s.g.JSON {
-			s.p.JSON(repairPacksJSON{"summary", dry, st})
-		} else {
-			for _, f := range st.Files {
-				switch {
-				case f.Fetched && dry:
-					s.p.Printf("%s: %s; %s has it", f.File, f.Problem, redactLocation(from))
-				case f.Fetched:
-					s.p.Printf("%s: %s; fetched from %s", f.File, f.Problem, redactLocation(from))
-				default:
-					s.p.Printf("%s: %s; cannot be fetched: %s", f.File, f.Problem, f.Error)
-				}
+		var res *repo.RepairPacksResult
+		missed := plan.Unavailable()
+		if !dry {
+			done, err := s.repo.ExecuteRepairPacks(ctx, copyBe, plan, progress)
+			if err != nil {
+				return fmt.Errorf("repair packs: %w", err)
 			}
-			done := "fetched"
-			if dry {
-				done = "available from the copy"
-			}
-			s.p.Printf("read %d packs (%s); %d file(s) lost or damaged, %d %s", st.PacksRead, formatBytes(uint64(st.BytesRead)),
-				len(st.Files), len(st.Files)-st.Unrecovered(), done)
+			res, missed = &done, done.Unrecovered()
 		}
-		if n := st.Unrecovered(); n > 0 {
-			return fmt.Errorf("repair packs: %d file(s) could not be fetched from %s (see above); try another copy, or see 'cairn help repair'", n, redactLocation(from))
+		if s.g.JSON {
+			s.p.JSON(repairPacksJSON{"summary", dry, plan, res})
+		} else {
+			printRepairPacks(s.p, redactLocation(from), plan, res)
+		}
+		if missed > 0 {
+			return fmt.Errorf("repair packs: %d file(s) %s fetched from %s (see above); try another copy, or see 'cairn help repair'",
+				missed, verb(dry, "cannot be", "could not be"), redactLocation(from))
 		}
 		return nil
 	})

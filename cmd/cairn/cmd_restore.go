@@ -22,9 +22,13 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"Content, mode, owner and group (when run as root), times with nanoseconds,\n" +
 			"symlinks, hardlinks, fifos, devices, extended attributes and sparse holes are\n" +
 			"restored. Existing folders are reused, other existing files in the way are\n" +
-			"replaced, and files not in the snapshot are left alone.\n\n" +
-			"A damaged or missing blob is reported with the file it belongs to and the\n" +
-			"restore goes on; the exit status is then 1.\n\n" +
+			"replaced, and files not in the snapshot are left alone. Metadata is set\n" +
+			"through each restored file itself and never follows a symlink: a name that\n" +
+			"another process (or a case-insensitive file system) turns into something\n" +
+			"else during the restore, a symlink for instance, is reported and left as it\n" +
+			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
+			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
+			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
 			"Patterns (--include, --exclude) are globs as for backup, matched against the\n" +
 			"paths inside the snapshot.\n\n" + selectorHelp,
 		Flags: append(filterFlags(),
@@ -68,10 +72,12 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 			return err
 		}
 		prog := &restoreProgress{p: s.p, start: time.Now()}
+		rootPath := path.Clean("/" + sel.subpath)
 		opts := restorer.Options{
 			Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"),
-			IgnoreCase: c.Bool("ignore-case"), RootPath: path.Clean("/" + sel.subpath),
+			IgnoreCase: c.Bool("ignore-case"), RootPath: rootPath,
 			Verify: c.Bool("verify"), Progress: prog,
+			TestOnlyBetween: e.restoreSwapSeam(target, rootPath),
 			Error: func(p string, err error) error {
 				prog.errors.Add(1)
 				s.p.ItemWarn("restore", p, err)

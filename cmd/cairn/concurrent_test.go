@@ -381,7 +381,7 @@ func TestIndexLoadedAfterLock(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		st, err := r.Prune(ctx, used, repo.PruneOptions{MaxUnused: -1})
+		_, st, err := lockedPrune(ctx, r, used, repo.PruneOptions{MaxUnused: -1})
 		if err != nil {
 			t.Error(err)
 			return

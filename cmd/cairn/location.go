@@ -43,6 +43,9 @@ type locEnv struct {
 	Warn func(format string, args ...any)
 	// TestFaults is $CAIRN_TESTONLY_FAULTS (see testonly.go).
 	TestFaults string
+	// PeerDialer connects to peer servers: the default timeouts, unless
+	// $CAIRN_TESTONLY_PEER_TIMEOUTS (see testonly.go) shortens them.
+	PeerDialer peer.Dialer
 }
 
 // schemes is the table of repository location kinds, built in code so the
@@ -101,7 +104,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return peer.Dial(ctx, pl, id) })
+				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return env.PeerDialer.Dial(ctx, pl, id) })
 				if err != nil {
 					return nil, err
 				}
@@ -112,7 +115,7 @@ func schemes() map[string]scheme {
 				if err != nil {
 					return nil, err
 				}
-				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return peer.Create(ctx, pl, id) })
+				be, err := connectRetry(ctx, env, func() (*peer.Backend, error) { return env.PeerDialer.Create(ctx, pl, id) })
 				if err != nil {
 					return nil, err
 				}
@@ -289,7 +292,10 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults)}
+	// An unparsable value was refused before the command ran
+	// (checkTestSeams): here it can only be valid.
+	d, _ := parsePeerTimeouts(e.getenv(envTestPeerTimeouts))
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.getenv(envTestFaults), PeerDialer: d}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

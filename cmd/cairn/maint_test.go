@@ -112,6 +112,23 @@ func lastJSON(t *testing.T, r result) map[string]any {
 	return lines[len(lines)-1]
 }
 
+// jsonObject returns the object under key in m.
+func jsonObject(t *testing.T, m map[string]any, key string) map[string]any {
+	t.Helper()
+	o, ok := m[key].(map[string]any)
+	if !ok {
+		t.Fatalf("no object %q in %v", key, m)
+	}
+	return o
+}
+
+// logRemoved is how many log entries "prune --json" says it removed.
+func logRemoved(t *testing.T, r result) int {
+	t.Helper()
+	log := jsonObject(t, jsonObject(t, lastJSON(t, r), "done"), "log")
+	return len(log["remove"].([]any))
+}
+
 func TestCheckPruneRepairCommands(t *testing.T) {
 	e := newTestEnv(t)
 	data := maintFixture(t, e, 300_000)
@@ -146,7 +163,8 @@ func TestCheckPruneRepairCommands(t *testing.T) {
 
 	// Prune removes the forgotten file's data and keeps the rest.
 	st := lastJSON(t, e.must("--json", "prune", "--max-unused", "0%"))
-	if st["unused_blobs"].(float64) == 0 || st["deleted_packs"].(float64) == 0 || st["freed_bytes"].(float64) < 250_000 {
+	plan, done := jsonObject(t, st, "plan"), jsonObject(t, st, "done")
+	if plan["unused_blobs"].(float64) == 0 || done["deleted_packs"].(float64) == 0 || done["freed_bytes"].(float64) < 250_000 {
 		t.Fatalf("prune --json: %v", st)
 	}
 	e.must("check", "--read-data")
@@ -277,7 +295,7 @@ func TestPruneSurvivesKill9(t *testing.T) {
 
 // TestPruneCompactsTheLog grows the log past the point where prune writes
 // a checkpoint, and checks that prune keeps the entries the checkpoint
-// covers for logRetention (so copies that lag behind can still be
+// covers for snapshot.LogRetention (so copies that lag behind can still be
 // mirrored to), deletes them after, and that every snapshot stays.
 func TestPruneCompactsTheLog(t *testing.T) {
 	e := newTestEnv(t)
@@ -308,7 +326,7 @@ func TestPruneCompactsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := *l.Snapshots()[0]
-	for i := 1; i <= logCheckpointAfter; i++ {
+	for i := 1; i <= snapshot.LogCheckpointAfter; i++ {
 		sn := first
 		sn.Time = first.Time.Add(time.Duration(i) * time.Minute)
 		if _, err := l.AddSnapshot(ctx, r, ident, &sn, sn.Time); err != nil {
@@ -325,31 +343,31 @@ func TestPruneCompactsTheLog(t *testing.T) {
 		return len(m)
 	}
 	before := entries()
-	if before <= logCheckpointAfter {
+	if before <= snapshot.LogCheckpointAfter {
 		t.Fatalf("only %d log entries", before)
 	}
 	res := e.must("--json", "prune")
-	if n := lastJSON(t, res)["log_entries_removed"].(float64); n != 0 {
-		t.Fatalf("prune removed %v log entries at once, want them kept for %v\n%s", n, logRetention, res)
+	if n := logRemoved(t, res); n != 0 {
+		t.Fatalf("prune removed %v log entries at once, want them kept for %v\n%s", n, snapshot.LogRetention, res)
 	}
 	if after := entries(); after != before+1 {
 		t.Errorf("%d log entries after prune, want %d and the checkpoint", after, before)
 	}
 	// Past the retention, the next prune deletes what the checkpoint
 	// covers, and writes no new one.
-	later := runOpts{env: []string{envTestClockShift + "=" + (logRetention + 24*time.Hour).String()}}
+	later := runOpts{env: []string{envTestClockShift + "=" + (snapshot.LogRetention + 24*time.Hour).String()}}
 	res = e.runWith(later, "--json", "prune")
 	if res.code != 0 {
 		t.Fatalf("prune a week later: %s", res)
 	}
-	if n := lastJSON(t, res)["log_entries_removed"].(float64); int(n) != before {
+	if n := logRemoved(t, res); n != before {
 		t.Fatalf("prune removed %v of %d log entries\n%s", n, before, res)
 	}
 	if after := entries(); after != 1 {
 		t.Errorf("%d log entries after prune, want the checkpoint alone", after)
 	}
-	if n := len(e.snapshotsJSON()); n != logCheckpointAfter+1 {
-		t.Errorf("%d snapshots after prune, want %d", n, logCheckpointAfter+1)
+	if n := len(e.snapshotsJSON()); n != snapshot.LogCheckpointAfter+1 {
+		t.Errorf("%d snapshots after prune, want %d", n, snapshot.LogCheckpointAfter+1)
 	}
 	e.must("check", "--read-data")
 	r2 := e.runWith(later, "prune")

@@ -56,6 +56,7 @@ func TestNoLock(t *testing.T) {
 		{"backup", "--dry-run", data},
 		{"forget", "--dry-run", "--keep-last", "1"},
 		{"prune", "--dry-run"},
+		{"repair", "index", "--dry-run"},
 		{"key", "list"},
 	}
 	for _, args := range reads {

@@ -125,7 +125,7 @@ func selectSnapshot(ctx context.Context, s *session, l *snapshot.Log, sel string
 		// entry and data stay: an append-only peer keeps them after the
 		// owner's forget and prune, so that old snapshots can still be
 		// restored from it.
-		if old, ferr := snapshot.Find(forgottenSnapshots(l), name, f); ferr == nil {
+		if old, ferr := snapshot.Find(l.Forgotten(), name, f); ferr == nil {
 			s.p.Warnf("snapshot %s was forgotten; using it because its log entry is still here (its data may be gone if this repository was pruned)", old.ID.Str())
 			sn, err = old, nil
 		}
@@ -141,23 +141,6 @@ func selectSnapshot(ctx context.Context, s *session, l *snapshot.Log, sel string
 		}
 	}
 	return selected{sn: sn, subpath: sub, tree: tree}, nil
-}
-
-// forgottenSnapshots returns the snapshots whose add entries are in the
-// log but which are not live: forgotten, or left out of a checkpoint.
-func forgottenSnapshots(l *snapshot.Log) []*snapshot.Snapshot {
-	live := make(map[backend.ID]bool, len(l.Snapshots()))
-	for _, sn := range l.Snapshots() {
-		live[sn.ID] = true
-	}
-	var out []*snapshot.Snapshot
-	for _, e := range l.Entries {
-		if e.Snapshot != nil && !live[e.ID] {
-			out = append(out, e.Snapshot)
-		}
-	}
-	snapshot.SortByTime(out)
-	return out
 }
 
 // snapshotJSON is a snapshot as restic prints it: its fields plus id and

@@ -70,10 +70,17 @@ func ageTemps(t *testing.T, dir string) []string {
 
 // killMirrorThenClean kills a mirror to dest (whose folder is dir), ages
 // the leftovers, and runs the mirror again: it must finish the copy,
-// remove every temporary file and say how many.
-func killMirrorThenClean(t *testing.T, e *testEnv, dest, dir string) {
+// remove every temporary file and say how many. settle, if not nil,
+// waits until the destination's server has stopped writing what the
+// killed mirror sent it (an sftp session outlives its client for a
+// moment): a temporary file it still wrote after being aged would look
+// fresh, and rightly be kept.
+func killMirrorThenClean(t *testing.T, e *testEnv, dest, dir string, settle func()) {
 	t.Helper()
 	killMirrorHalfway(t, e, dest, filepath.Join(dir, "data"))
+	if settle != nil {
+		settle()
+	}
 	tmp := ageTemps(t, dir)
 
 	r := e.must("mirror", dest)
@@ -105,7 +112,7 @@ func TestTempCleanSFTPMirrorKilled(t *testing.T) {
 	s := sftpServer(t, e)
 	killResumeFixture(t, e)
 	dir := filepath.Join(e.dir, "on-server", "mirror")
-	killMirrorThenClean(t, e, s.Location(dir), dir)
+	killMirrorThenClean(t, e, s.Location(dir), dir, func() { s.WaitSessionsEnded(t) })
 }
 
 func TestTempCleanLocalMirrorKilled(t *testing.T) {
@@ -116,7 +123,7 @@ func TestTempCleanLocalMirrorKilled(t *testing.T) {
 	t.Parallel()
 	killResumeFixture(t, e)
 	dir := filepath.Join(e.dir, "usb-disk", "mirror")
-	killMirrorThenClean(t, e, dir, dir)
+	killMirrorThenClean(t, e, dir, dir, nil)
 
 	// Prune sweeps its own repository: an old temporary file goes, a
 	// fresh one (an upload that may still be running) stays.

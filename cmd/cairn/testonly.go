@@ -5,13 +5,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/faulty"
+	"github.com/cairn-backup/cairn/backend/peer"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -45,6 +49,17 @@ const (
 	// backup, after its files are archived and their packs uploaded,
 	// before it confirms the packs it relies on and writes the snapshot.
 	envTestPause = "CAIRN_TESTONLY_PAUSE"
+	// envTestRestoreSwap makes restore play another user writing in the
+	// target: "PATH=LINK" swaps the node at PATH (inside the snapshot,
+	// absolute) for a symlink to LINK right after the restore made it,
+	// moving the node to PATH.swapped. The restore must then refuse to
+	// set the node's metadata through that name.
+	envTestRestoreSwap = "CAIRN_TESTONLY_RESTORE_SWAP"
+	// envTestPeerTimeouts shortens the peer client's timeouts
+	// (peer.Dialer), so that a test of a server that hangs sees the
+	// client give up in seconds: "connect=D,stream=D" with Go durations,
+	// either part left out for its default.
+	envTestPeerTimeouts = "CAIRN_TESTONLY_PEER_TIMEOUTS"
 )
 
 // testPausePoints are the values envTestPause accepts.
@@ -109,7 +124,77 @@ func (e *appEnv) checkTestSeams() error {
 			return fmt.Errorf("$%s: %q is not a count of log entries", envTestMirrorPause, s)
 		}
 	}
+	if s := e.getenv(envTestRestoreSwap); s != "" {
+		if p, link, ok := strings.Cut(s, "="); !ok || !path.IsAbs(p) || link == "" {
+			return fmt.Errorf("$%s: want ABSOLUTE-PATH=LINK-TARGET", envTestRestoreSwap)
+		}
+	}
+	if _, err := parsePeerTimeouts(e.getenv(envTestPeerTimeouts)); err != nil {
+		return fmt.Errorf("$%s: %w", envTestPeerTimeouts, err)
+	}
 	return nil
+}
+
+// restoreSwapSeam returns restorer.Options.TestOnlyBetween for
+// $CAIRN_TESTONLY_RESTORE_SWAP (see envTestRestoreSwap), or nil if it is
+// not set. The restore's target is target, and rootPath the path inside
+// the snapshot restored there.
+func (e *appEnv) restoreSwapSeam(target, rootPath string) func(string, bool) {
+	s := e.getenv(envTestRestoreSwap)
+	if s == "" {
+		return nil
+	}
+	node, link, _ := strings.Cut(s, "=") // checked by checkTestSeams
+	rel, ok := strings.CutPrefix(node, rootPath)
+	if !ok {
+		return nil
+	}
+	at := filepath.Join(target, rel)
+	var once sync.Once
+	return func(p string, made bool) {
+		if !made || p != node {
+			return
+		}
+		// Failures are left to the test to see: the node is then
+		// restored, and no error is reported for it.
+		once.Do(func() {
+			if err := os.Rename(at, at+".swapped"); err == nil {
+				_ = os.Symlink(link, at)
+			}
+		})
+	}
+}
+
+// parsePeerTimeouts reads $CAIRN_TESTONLY_PEER_TIMEOUTS; "" gives the
+// defaults.
+func parsePeerTimeouts(s string) (peer.Dialer, error) {
+	var d peer.Dialer
+	if s == "" {
+		return d, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return d, fmt.Errorf("%q is not key=value", part)
+		}
+		t, err := time.ParseDuration(v)
+		if err == nil && t <= 0 {
+			err = fmt.Errorf("%v is not positive", t)
+		}
+		switch {
+		case err != nil:
+		case k == "connect":
+			d.ConnectTimeout = t
+		case k == "stream":
+			d.StreamTimeout = t
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // testFaults is a parsed $CAIRN_TESTONLY_FAULTS.

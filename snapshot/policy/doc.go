@@ -2,6 +2,11 @@
 // functions of (snapshots, policy, now), with the semantics of restic's
 // `forget --keep-*` options.
 //
+// [PlanForget] is forget's whole decision: the snapshots named, or those a
+// policy does not keep group by group, with the reasons, as a
+// [ForgetPlan]; executing it is one forget entry in the log
+// (snapshot.Log.Forget of [ForgetPlan.Remove]).
+//
 // # Grouping
 //
 // The command first splits the snapshots into groups with [Group] (by

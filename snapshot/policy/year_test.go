@@ -192,7 +192,12 @@ func nightly(t *testing.T, ctx context.Context, r *repo.Repository, l *snapshot.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Prune(ctx, used, repo.PruneOptions{}); err != nil {
+	lock, err := r.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock(ctx)
+	if _, _, err := r.Prune(ctx, used, repo.PruneOptions{}); err != nil {
 		t.Fatalf("%s: prune: %v", now, err)
 	}
 	if _, err := l.WriteCheckpoint(ctx, r, ident, now); err != nil {

@@ -17,6 +17,18 @@
 // the snapshot; a pack needed by two batches is read twice, but only the
 // blobs each batch needs.
 //
+// Depth costs memory linear in it and no more descriptors than a shallow
+// tree. A node's path inside the snapshot is its name and a pointer to its
+// folder's (one name per level, shared below), made into a string only
+// to be reported or matched against patterns. The walker holds the
+// descriptors of at most 32 folders of its path, the deepest; a folder
+// whose descriptor it closed is opened again through ".." of its child on
+// the way back up and must be the very folder it made (device and inode),
+// or its rest is reported and skipped. A folder closed while entries of
+// the batch name it stays open, owned by the batch, until the batch is
+// flushed. A chain of 25,000 folders (paths of 50 KB, far beyond
+// PATH_MAX) is restored with about 33 descriptors.
+//
 //	restore(tree, target):
 //	    walk(tree, target)
 //	    flush()
@@ -28,7 +40,8 @@
 //	        file with several links: create now (later names link to it)
 //	        file: for each chunk: plan[pack of chunk][chunk] += (file, offset)
 //	              queue file for creation and metadata
-//	        symlink, fifo, device: create now; queue for metadata
+//	        symlink, fifo, device: create now; open it (O_PATH|O_NOFOLLOW),
+//	              check its type is the one made; queue for metadata
 //	        socket: skip
 //	        if batch full: flush()
 //
@@ -51,6 +64,7 @@
 //	    truncate to its full size if a chunk was not written (zeros kept
 //	    as holes: sparse files; a failed blob)
 //	    if Verify: re-read it, check each chunk's SHA-256
+//	    if its name no longer leads to it: report, set nothing (below)
 //	    chown (as root, unless created with the node's owner and group),
 //	    xattrs, chmod (after chown, so setuid bits stay; not if created
 //	    with its mode), atime/mtime with nanoseconds (futimens); close
@@ -61,7 +75,22 @@
 // (openat, mkdirat, symlinkat...) and never follows a symlink inside the
 // target: names come from trees decoded by snapshot.DecodeTree, which
 // refuses "..", "/" and the like, and directories are opened with
-// O_NOFOLLOW. Restoring into a directory that already has content:
+// O_NOFOLLOW.
+//
+// Metadata is set through a descriptor of the node itself, never through
+// a name that could meanwhile lead elsewhere: the descriptor a file was
+// created with (O_EXCL), the one a directory was opened with, and for
+// symlinks, fifos and devices an O_PATH|O_NOFOLLOW descriptor opened right
+// after making them and checked to be of the type made (a symlink: with
+// the link target made; a device: with its device number). Another user
+// writing in the target, or a case-insensitive file system where a later
+// name of the snapshot replaces an earlier one ("F" and "f"), could swap
+// a name for a symlink to a file outside between the making and the
+// metadata; before setting anything the restorer checks that the name
+// still leads to its node (device and inode), and otherwise reports
+// ErrChangedInTarget and sets nothing. See applyMetadata for the call
+// used for each kind of node and each attribute. Restoring into a
+// directory that already has content:
 //
 //   - an existing directory where the snapshot has a directory is reused;
 //   - an existing symlink where the snapshot has a directory is refused
@@ -76,9 +105,12 @@
 //
 // # Errors
 //
-// A damaged or missing blob, a tree that cannot be loaded and a metadata
-// call that fails are passed to Options.Error with the path (inside the
-// snapshot) they affect, and the restore goes on; Stats.Errors counts them.
-// Only Linux is supported: the restorer relies on its *at system calls and
-// on /proc/self/fd for the xattrs of symlinks and special files.
+// A damaged or missing blob, a tree that cannot be loaded, a metadata
+// call that fails and a node changed under the restore are passed to
+// Options.Error with the path (inside the snapshot) they affect, and the
+// restore goes on; Stats.Errors counts them. Only Linux is supported: the
+// restorer relies on its *at system calls and O_PATH, and on /proc/self/fd
+// to set the mode, times and xattrs of fifos and devices through their
+// O_PATH descriptors (Linux has no fchmod for those before 6.6) and the
+// xattrs of symlinks.
 package restorer

@@ -41,9 +41,10 @@ func lstatAt(dirfd int, name string) (st unix.Stat_t, exists bool, err error) {
 }
 
 // makeDir creates directory name in dirfd (mode 0700 until its metadata is
-// applied), or reuses an existing one, and opens it. An existing symlink is
-// refused; another non-directory is replaced.
-func makeDir(dirfd int, name string) (int, error) {
+// applied), or reuses an existing one, and opens it. An existing symlink
+// is refused; another non-directory is replaced. between, if not nil,
+// runs between creating and opening it (a test seam).
+func makeDir(dirfd int, name string, between func()) (int, error) {
 	st, exists, err := lstatAt(dirfd, name)
 	if err != nil {
 		return -1, err
@@ -64,13 +65,116 @@ func makeDir(dirfd int, name string) (int, error) {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
 			return -1, fmt.Errorf("mkdir: %w", err)
 		}
+		if between != nil {
+			between()
+		}
 	}
 	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, ErrSymlinkInTarget // swapped in since the lstat
+		return -1, ErrSymlinkInTarget // swapped in since the lstat or the mkdir
 	}
 	if err != nil {
 		return -1, fmt.Errorf("open directory: %w", err)
+	}
+	return fd, nil
+}
+
+// nodeID identifies a file system object: a descriptor re-opened by name
+// must name the same one.
+type nodeID struct{ dev, ino uint64 }
+
+func idOf(st *unix.Stat_t) nodeID { return nodeID{st.Dev, st.Ino} }
+
+// fdStat stats the object open as fd, an O_PATH descriptor included
+// (plain fstat refuses those before Linux 3.6).
+func fdStat(fd int) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, "", &st, unix.AT_EMPTY_PATH); err != nil {
+		return st, fmt.Errorf("stat: %w", err)
+	}
+	return st, nil
+}
+
+// typeName names a file type for messages.
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return "file of unknown type"
+}
+
+// sameNode checks that name in dirfd still is the object open as fd, so
+// its metadata may be set: a name another process swapped for something
+// else (a symlink, another file) during the restore is refused.
+func sameNode(dirfd int, name string, fd int) error {
+	own, err := fdStat(fd)
+	if err != nil {
+		return err
+	}
+	st, exists, err := lstatAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("%w: the name is gone", ErrChangedInTarget)
+	}
+	if idOf(&st) != idOf(&own) {
+		return fmt.Errorf("%w: the name now holds a %s", ErrChangedInTarget, typeName(st.Mode))
+	}
+	return nil
+}
+
+// openNode opens name in dirfd with O_PATH, without following a symlink,
+// and checks that it is of type ifmt: the node the restore just made, not
+// one swapped in since. A descriptor of the node itself is what its
+// metadata is then set through.
+func openNode(dirfd int, name string, ifmt uint32) (int, unix.Stat_t, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, unix.Stat_t{}, fmt.Errorf("open: %w", err)
+	}
+	st, err := fdStat(fd)
+	if err == nil && st.Mode&unix.S_IFMT != ifmt {
+		err = fmt.Errorf("%w: a %s where a %s was made", ErrChangedInTarget, typeName(st.Mode), typeName(ifmt))
+	}
+	if err != nil {
+		closeFD(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
+}
+
+// reopenDir opens the directory name in dirfd ("..": the parent of the
+// directory open as dirfd) again after its descriptor was closed, and
+// checks that it is the directory id.
+func reopenDir(dirfd int, name string, id nodeID) (int, error) {
+	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return -1, fmt.Errorf("%w: the name no longer holds a directory", ErrChangedInTarget)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open directory: %w", err)
+	}
+	st, err := fdStat(fd)
+	if err == nil && idOf(&st) != id {
+		err = fmt.Errorf("%w: the name now holds another directory", ErrChangedInTarget)
+	}
+	if err != nil {
+		closeFD(fd)
+		return -1, err
 	}
 	return fd, nil
 }
@@ -121,20 +225,45 @@ func truncateFD(fd int, size uint64) error {
 	return nil
 }
 
-func makeSymlink(dirfd int, name, linkTarget string) error {
+// makeSymlink creates a symlink and returns an O_PATH descriptor of it,
+// after checking that the name holds a symlink with linkTarget (not one
+// swapped in since). between, if not nil, runs between creating and
+// opening it (a test seam).
+func makeSymlink(dirfd int, name, linkTarget string, between func()) (int, error) {
 	if err := clearLeaf(dirfd, name); err != nil {
-		return err
+		return -1, err
 	}
 	if err := unix.Symlinkat(linkTarget, dirfd, name); err != nil {
-		return fmt.Errorf("symlink: %w", err)
+		return -1, fmt.Errorf("symlink: %w", err)
 	}
-	return nil
+	if between != nil {
+		between()
+	}
+	fd, _, err := openNode(dirfd, name, unix.S_IFLNK)
+	if err != nil {
+		return -1, err
+	}
+	buf := make([]byte, len(linkTarget)+1)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err == nil && (n != len(linkTarget) || string(buf[:n]) != linkTarget) {
+		err = fmt.Errorf("%w: a symlink to something else", ErrChangedInTarget)
+	} else if err != nil {
+		err = fmt.Errorf("readlink: %w", err)
+	}
+	if err != nil {
+		closeFD(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // makeSpecial creates a fifo or device node (mode 0600 until its metadata
-// is applied). Creating a device needs CAP_MKNOD; without it the error is
-// reported like any other.
-func makeSpecial(dirfd int, n *snapshot.Node) error {
+// is applied) and returns an O_PATH descriptor of it, after checking that
+// the name holds a node of that type (and device number), not one swapped
+// in since. Creating a device needs CAP_MKNOD; without it the error is
+// reported like any other. between, if not nil, runs between creating and
+// opening it (a test seam).
+func makeSpecial(dirfd int, n *snapshot.Node, between func()) (int, error) {
 	var mode uint32
 	switch n.Type {
 	case snapshot.NodeFifo:
@@ -147,25 +276,33 @@ func makeSpecial(dirfd int, n *snapshot.Node) error {
 		panic("restorer: makeSpecial called for " + string(n.Type) + " (a bug in the restorer)")
 	}
 	if err := clearLeaf(dirfd, n.Name); err != nil {
-		return err
+		return -1, err
 	}
 	if err := unix.Mknodat(dirfd, n.Name, mode|0o600, int(n.Device)); err != nil {
-		return fmt.Errorf("mknod: %w", err)
+		return -1, fmt.Errorf("mknod: %w", err)
 	}
-	return nil
+	if between != nil {
+		between()
+	}
+	fd, st, err := openNode(dirfd, n.Name, mode)
+	if err != nil {
+		return -1, err
+	}
+	if mode != unix.S_IFIFO && st.Rdev != n.Device {
+		closeFD(fd)
+		return -1, fmt.Errorf("%w: another device", ErrChangedInTarget)
+	}
+	return fd, nil
 }
 
-// openDirBeneath opens the directory rel (slash-separated, relative to
-// rootfd) one element at a time, never following a symlink.
-func openDirBeneath(rootfd int, rel string) (int, error) {
+// openDirBeneath opens the directory reached from rootfd through the
+// names elems, one at a time, never following a symlink.
+func openDirBeneath(rootfd int, elems []string) (int, error) {
 	fd, err := unix.Openat(rootfd, ".", dirFlags, 0)
 	if err != nil {
 		return -1, err
 	}
-	if rel == "" || rel == "." {
-		return fd, nil
-	}
-	for elem := range strings.SplitSeq(rel, "/") {
+	for _, elem := range elems {
 		next, err := unix.Openat(fd, elem, dirFlags, 0)
 		closeFD(fd)
 		if err != nil {
@@ -176,23 +313,27 @@ func openDirBeneath(rootfd int, rel string) (int, error) {
 	return fd, nil
 }
 
-// linkFile makes name in dirfd a hardlink to the file rel (relative to
-// rootfd).
-func linkFile(rootfd int, rel string, dirfd int, name string) error {
-	dir, base := "", rel
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		dir, base = rel[:i], rel[i+1:]
-	}
-	ofd, err := openDirBeneath(rootfd, dir)
+// linkFile makes name in dirfd a hardlink to the file first (reached from
+// rootfd through the directories dirs), which must still be the regular
+// file id the restore created there.
+func linkFile(rootfd int, dirs []string, first string, id nodeID, dirfd int, name string) error {
+	ofd, err := openDirBeneath(rootfd, dirs)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
+		return fmt.Errorf("open %s: %w", strings.Join(dirs, "/"), err)
 	}
 	defer closeFD(ofd)
+	st, exists, err := lstatAt(ofd, first)
+	if err != nil {
+		return err
+	}
+	if !exists || st.Mode&unix.S_IFMT != unix.S_IFREG || idOf(&st) != id {
+		return fmt.Errorf("%w: the first name of the file", ErrChangedInTarget)
+	}
 	if err := clearLeaf(dirfd, name); err != nil {
 		return err
 	}
 	// flags 0: link the name itself, do not follow it.
-	if err := unix.Linkat(ofd, base, dirfd, name, 0); err != nil {
+	if err := unix.Linkat(ofd, first, dirfd, name, 0); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
 	return nil
@@ -328,19 +469,44 @@ func procPath(dirfd int, name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 }
 
+// procFD names the object open as fd (an O_PATH descriptor of a fifo or
+// device) for calls that take only a path and follow it: /proc/self/fd/N
+// leads to that object itself, not to whatever its name holds now.
+func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
 // applyMetadata sets owner (as root), xattrs, mode and times of e, in that
 // order: chown clears setuid bits, and a read-only mode would forbid
-// setting xattrs as a normal user. Every step is tried; the failures are
-// returned joined.
+// setting xattrs as a normal user. It first checks that e's name still is
+// the node the restore made (sameNode); nothing is set through a name
+// that changed. Every call then goes through e's own descriptor, never a
+// name that could have become a symlink meanwhile:
+//
+//   - files and directories: fchown, fsetxattr, fchmod, futimens;
+//   - fifos and devices (O_PATH descriptors, checked to be of their type
+//     when made): fchownat(AT_EMPTY_PATH), and setxattr, chmod and
+//     utimensat on /proc/self/fd/N, which leads to the node itself (Linux
+//     has no fchmod for O_PATH descriptors before fchmodat2 in 6.6);
+//   - symlinks: fchownat(AT_EMPTY_PATH); xattrs and times by name, with
+//     lsetxattr and AT_SYMLINK_NOFOLLOW, right after the name was checked:
+//     Linux has no call that sets them through an O_PATH descriptor of a
+//     symlink, and these never follow one.
+//
+// Every step is tried; the failures are returned joined.
 func (rs *restore) applyMetadata(e *entry) error {
+	if e.dirfd >= 0 {
+		if err := sameNode(e.dirfd, e.name, e.fd); err != nil {
+			return err
+		}
+	}
 	n := e.node
 	var errs []error
 	if rs.chown && !e.ownerSet {
 		var err error
-		if e.fd >= 0 {
+		switch e.kind {
+		case kindDir, kindFile:
 			err = unix.Fchown(e.fd, int(n.UID), int(n.GID))
-		} else {
-			err = unix.Fchownat(e.dirfd, e.name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW)
+		case kindSpecial, kindSymlink:
+			err = unix.Fchownat(e.fd, "", int(n.UID), int(n.GID), unix.AT_EMPTY_PATH)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("chown: %w", err))
@@ -348,9 +514,12 @@ func (rs *restore) applyMetadata(e *entry) error {
 	}
 	for _, x := range n.ExtendedAttributes {
 		var err error
-		if e.fd >= 0 {
+		switch e.kind {
+		case kindDir, kindFile:
 			err = unix.Fsetxattr(e.fd, x.Name, x.Value, 0)
-		} else {
+		case kindSpecial:
+			err = unix.Setxattr(procFD(e.fd), x.Name, x.Value, 0)
+		case kindSymlink:
 			err = unix.Lsetxattr(procPath(e.dirfd, e.name), x.Name, x.Value, 0)
 		}
 		if err != nil {
@@ -364,7 +533,7 @@ func (rs *restore) applyMetadata(e *entry) error {
 			err = unix.Fchmod(e.fd, unixMode(n.Mode))
 		}
 	case kindSpecial:
-		err = unix.Fchmodat(e.dirfd, e.name, unixMode(n.Mode), 0)
+		err = unix.Fchmodat(unix.AT_FDCWD, procFD(e.fd), unixMode(n.Mode), 0)
 	case kindSymlink:
 		// Linux symlinks have no mode of their own.
 	}
@@ -376,9 +545,12 @@ func (rs *restore) applyMetadata(e *entry) error {
 		atime = n.ModTime
 	}
 	ts := [2]unix.Timespec{timespec(atime), timespec(n.ModTime)}
-	if e.fd >= 0 {
+	switch e.kind {
+	case kindDir, kindFile:
 		err = futimens(e.fd, &ts)
-	} else {
+	case kindSpecial:
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, procFD(e.fd), ts[:], 0)
+	case kindSymlink:
 		err = unix.UtimesNanoAt(e.dirfd, e.name, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 	}
 	if err != nil {

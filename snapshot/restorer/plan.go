@@ -30,11 +30,13 @@ const (
 type entry struct {
 	kind  entryKind
 	node  *snapshot.Node
-	path  string // inside the snapshot
-	dirfd int    // the parent directory; open until this entry is done
+	dir   *pathElem // the parent directory's place in the snapshot
+	dirfd int       // the parent directory; open until this entry is done (-1: lost, reported)
 	name  string
-	fd    int        // the node's own descriptor (file or directory), or -1
-	file  *fileEntry // for kindFile
+	// fd is the node's own descriptor, or -1: read-write for a file,
+	// read-only for a directory, O_PATH for a symlink, fifo or device.
+	fd   int
+	file *fileEntry // for kindFile
 	// create marks a file that flush or a pack worker creates; skip
 	// marks one whose creation failed (reported): it gets neither
 	// content nor metadata.
@@ -45,6 +47,9 @@ type entry struct {
 	// dirGID is the group a file created in dirfd gets.
 	dirGID uint32
 }
+
+// path returns e's path inside the snapshot.
+func (e *entry) path() string { return e.dir.path(e.name) }
 
 // fileEntry is a file whose content is planned.
 type fileEntry struct {
@@ -103,7 +108,8 @@ type batch struct {
 	packs   map[backend.ID]*packJob
 	order   []*packJob // packs in order of first use
 	refs    int        // planned chunk writes
-	fds     int        // descriptors owned by entries
+	fds     int        // descriptors owned by entries, and kept
+	kept    []int      // directories' descriptors the walker released to the batch
 	bytes   uint64
 }
 
@@ -124,6 +130,17 @@ func (b *batch) closeAll() {
 			e.fd = -1
 		}
 	}
+	for _, fd := range b.kept {
+		closeFD(fd)
+	}
+	b.kept = nil
+}
+
+// keep makes the batch close fd, a directory that its entries name, when
+// it is done: the walker no longer needs it.
+func (b *batch) keep(fd int) {
+	b.kept = append(b.kept, fd)
+	b.fds++
 }
 
 // maxPlaintext bounds one blob's plaintext (its length is a uint32).
@@ -157,7 +174,7 @@ func (rs *restore) planFile(f *fileEntry) error {
 			missing++
 			f.failed.Store(true)
 			f.short.Store(true)
-			if err := rs.report(f.path, fmt.Errorf("chunk %d: blob %s: %w", i, id.Str(), ErrBlobMissing)); err != nil {
+			if err := rs.report(f.path(), fmt.Errorf("chunk %d: blob %s: %w", i, id.Str(), ErrBlobMissing)); err != nil {
 				return err
 			}
 		}
@@ -304,9 +321,10 @@ func (rs *restore) createFile(f *fileEntry) error {
 	if err != nil {
 		e.skip = true
 		f.failed.Store(true)
-		return rs.report(e.path, err)
+		return rs.report(e.path(), err)
 	}
 	e.fd = fd
+	rs.madeFile(e)
 	rs.st.files.Add(1)
 	return nil
 }
@@ -337,7 +355,7 @@ func (rs *restore) createPerm(e *entry) uint32 {
 func (rs *restore) finishFile(f *fileEntry) error {
 	e := f.entry
 	if p := rs.opts.Progress; p != nil {
-		defer p.FileDone(f.path)
+		defer p.FileDone(f.path())
 	}
 	if !e.skip && e.fd < 0 {
 		if err := rs.createFile(f); err != nil || e.skip {
@@ -352,7 +370,7 @@ func (rs *restore) finishFile(f *fileEntry) error {
 	if f.create && f.short.Load() {
 		if err := truncateFD(e.fd, f.size); err != nil {
 			f.failed.Store(true)
-			if stop := rs.report(f.path, err); stop != nil {
+			if stop := rs.report(f.path(), err); stop != nil {
 				return stop
 			}
 		}
@@ -369,6 +387,9 @@ func (rs *restore) finishFile(f *fileEntry) error {
 func (rs *restore) finishEntry(e *entry) error {
 	var err error
 	if !e.skip {
+		if hook := rs.opts.TestOnlyBetween; hook != nil {
+			hook(e.path(), false)
+		}
 		err = rs.applyMetadata(e)
 	}
 	if e.fd >= 0 {
@@ -376,7 +397,7 @@ func (rs *restore) finishEntry(e *entry) error {
 		e.fd = -1
 	}
 	if err != nil {
-		return rs.report(e.path, err)
+		return rs.report(e.path(), err)
 	}
 	return nil
 }
@@ -472,7 +493,7 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 		t.f.short.Store(true)
 		if !reported[t.f] && !t.f.skip {
 			reported[t.f] = true
-			if stop := rs.report(t.f.path, err); stop != nil {
+			if stop := rs.report(t.f.path(), err); stop != nil {
 				return stop
 			}
 		}
@@ -506,7 +527,7 @@ func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 		} else if err := pwriteAll(f.fd, plain, t.off); err != nil {
 			f.failed.Store(true)
 			if f.writeFailed.CompareAndSwap(false, true) {
-				if stop := rs.report(f.path, fmt.Errorf("write: %w", err)); stop != nil {
+				if stop := rs.report(f.path(), fmt.Errorf("write: %w", err)); stop != nil {
 					return stop
 				}
 			}
@@ -578,7 +599,7 @@ func (rs *restore) verifyFile(f *fileEntry) error {
 	}
 	if err != nil {
 		f.failed.Store(true)
-		return rs.report(f.path, fmt.Errorf("verify: %w", err))
+		return rs.report(f.path(), fmt.Errorf("verify: %w", err))
 	}
 	rs.st.verified.Add(1)
 	return nil

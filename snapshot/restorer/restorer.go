@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sys/unix"
 )
 
 // Repository is what the restorer needs of a repository; *repo.Repository
@@ -44,6 +46,13 @@ var (
 	// ErrDirInTarget: an existing directory is where the snapshot has a
 	// non-directory; the restorer does not delete directories.
 	ErrDirInTarget = errors.New("refusing to replace an existing directory")
+	// ErrChangedInTarget: a node the restore made was replaced by
+	// something else (a symlink, another file) before its metadata was
+	// set, or a directory it made is no longer where it was; nothing is
+	// set through that name. Only another process writing in the target
+	// during the restore does that (or a case-insensitive file system
+	// giving two names of one folder the same place).
+	ErrChangedInTarget = errors.New("changed under the restore, left as it is")
 )
 
 // Progress receives progress reports. Its methods are called from many
@@ -85,10 +94,12 @@ type Options struct {
 	// limit below that.
 	Workers int
 	// BatchFiles caps the descriptors a batch keeps open (directories
-	// waiting for their metadata, hardlinked files, files whose chunks lie
-	// in several packs; a file whose chunks lie in one pack is open only
-	// while that pack is read). Default: a quarter of the soft limit on
-	// open files, at least 256 and at most 4096.
+	// waiting for their metadata or named by its entries, symlinks, fifos
+	// and devices, hardlinked files, files whose chunks lie in several
+	// packs; a file whose chunks lie in one pack is open only while that
+	// pack is read). The walk holds at most 32 directories' besides,
+	// however deep the tree. Default: a quarter of the soft limit on open
+	// files, at least 256 and at most 4096.
 	BatchFiles int
 	// BatchBlobs caps the chunk references planned in a batch before it is
 	// flushed; default 1<<14. A planned file costs several hundred bytes
@@ -107,6 +118,14 @@ type Options struct {
 	Error func(path string, err error) error
 	// Progress, if not nil, receives progress reports.
 	Progress Progress
+	// TestOnlyBetween is a seam for tests, which use it to swap a node
+	// for a symlink in the middle of a restore; nothing else may set it.
+	// If not nil it is called for every node the restore makes, with the
+	// node's path inside the snapshot: once right after the call that
+	// made it (made true; not for an existing directory reused, nor for
+	// a hardlink) and once right before its metadata is set (made
+	// false). It is called from many goroutines at once.
+	TestOnlyBetween func(path string, made bool)
 }
 
 func (o *Options) applyDefaults() {
@@ -192,8 +211,9 @@ type linkKey struct{ dev, ino uint64 }
 
 // linkRef is where the first restored name of a hardlinked inode lies.
 type linkRef struct {
-	rel  string // relative to the target
-	path string // inside the snapshot
+	dir  *pathElem
+	name string
+	id   nodeID // the file the restore created there
 }
 
 // restore is the state of one Restore call.
@@ -209,6 +229,9 @@ type restore struct {
 	// Owned by the walking goroutine.
 	links map[linkKey]linkRef
 	b     *batch
+	// open are the directories on the walk's path whose descriptors the
+	// walker holds, shallowest first; at most maxOpenDirs (see dirCtx).
+	open []*dirCtx
 }
 
 // errReported marks an error that was already passed to Options.Error: the
@@ -239,7 +262,7 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
 	}
-	root := &dirCtx{path: r.opts.RootPath, fd: fd, restored: true, fileGID: gid}
+	root := &dirCtx{elem: &pathElem{name: r.opts.RootPath}, fd: fd, created: true, fileGID: gid}
 	err = rs.walkTree(root, r.root)
 	if err == nil {
 		err = rs.flush()
@@ -298,20 +321,105 @@ func (rs *restore) selected(p string, isDir bool) (self, descend bool) {
 	return false, false
 }
 
-// dirCtx is a directory of the tree being walked.
-type dirCtx struct {
-	parent   *dirCtx
-	node     *snapshot.Node // nil for the target itself
-	name     string
-	path     string // inside the snapshot
-	rel      string // relative to the target; "" for the target
-	fd       int    // open descriptor, -1 until created
-	failed   bool   // creating it failed (reported): skip its contents
-	restored bool
-	fileGID  uint32 // the group of a file created in it
+// pathElem is a directory's place in the snapshot: its name and the
+// directory holding it. Everything below a directory shares its
+// pathElem, so the paths of a tree cost one name per level however deep
+// it is; a path string is made only to be reported or matched.
+type pathElem struct {
+	parent *pathElem // nil for the restore's root
+	name   string    // for the root: Options.RootPath
 }
 
-// ensureDir creates d (and its parents) in the target if not done yet.
+// rel returns the path of name in p relative to the restore's root (p's
+// own if name is "").
+func (p *pathElem) rel(name string) string {
+	size := len(name)
+	for q := p; q.parent != nil; q = q.parent {
+		if size > 0 {
+			size++
+		}
+		size += len(q.name)
+	}
+	b := make([]byte, size)
+	i := size
+	add := func(s string) {
+		if i < size {
+			i--
+			b[i] = '/'
+		}
+		i -= len(s)
+		copy(b[i:], s)
+	}
+	if name != "" {
+		add(name)
+	}
+	for q := p; q.parent != nil; q = q.parent {
+		add(q.name)
+	}
+	return string(b)
+}
+
+// path returns the path of name in p inside the snapshot (p's own if
+// name is "").
+func (p *pathElem) path(name string) string {
+	root := p
+	for root.parent != nil {
+		root = root.parent
+	}
+	return path.Join(root.name, p.rel(name))
+}
+
+// elems returns the names from the restore's root down to p.
+func (p *pathElem) elems() []string {
+	var out []string
+	for q := p; q.parent != nil; q = q.parent {
+		out = append(out, q.name)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// maxOpenDirs bounds the directory descriptors the walker holds: the
+// deepest directories of its path. A directory whose descriptor was
+// closed is opened again through ".." of its child on the way back up (or
+// by name from the nearest open one, if that child is gone), and must be
+// the directory the restore made (nodeID). So a tree of any depth needs
+// at most this many descriptors, plus those of the batch, and typical
+// trees, less deep than this, never re-open one.
+const maxOpenDirs = 32
+
+// dirCtx is a directory of the tree being walked.
+type dirCtx struct {
+	parent *dirCtx
+	elem   *pathElem
+	node   *snapshot.Node // nil for the target itself
+	// fd is its open descriptor, or -1: not made yet, or closed to keep
+	// the walker's descriptors at maxOpenDirs.
+	fd      int
+	id      nodeID // the directory made (or reused), once created
+	created bool
+	failed  bool   // making or re-opening it failed (reported): skip its contents
+	fileGID uint32 // the group of a file created in it
+	// usedBy is the batch whose entries name fd as their directory: fd
+	// must stay open until that batch is flushed.
+	usedBy *batch
+}
+
+// path returns d's path inside the snapshot.
+func (d *dirCtx) path() string { return d.elem.path("") }
+
+// between returns the TestOnlyBetween call for a node made at path
+// (built only if the seam is set), or nil.
+func (rs *restore) between(dir *pathElem, name string, made bool) func() {
+	hook := rs.opts.TestOnlyBetween
+	if hook == nil {
+		return nil
+	}
+	return func() { hook(dir.path(name), made) }
+}
+
+// ensureDir creates d (and its parents) in the target if not done yet,
+// or opens it again, and returns its descriptor.
 func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	if d.fd >= 0 {
 		return d.fd, nil
@@ -319,39 +427,84 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	if d.failed {
 		return -1, errReported
 	}
+	if d.created {
+		return rs.reopen(d)
+	}
 	pfd, err := rs.ensureDir(d.parent)
 	if err != nil {
 		d.failed = true
 		return -1, err
 	}
-	fd, err := makeDir(pfd, d.name)
+	fd, err := makeDir(pfd, d.elem.name, rs.between(d.parent.elem, d.elem.name, true))
 	if err != nil {
 		d.failed = true
-		return -1, rs.skip(d.path, err)
+		return -1, rs.skip(d.path(), err)
 	}
-	gid, err := newFileGID(fd, rs.egid)
+	st, err := fdStat(fd)
 	if err != nil {
 		closeFD(fd)
 		d.failed = true
-		return -1, rs.skip(d.path, err)
+		return -1, rs.skip(d.path(), err)
 	}
-	d.fd, d.restored, d.fileGID = fd, true, gid
-	rs.st.dirs.Add(1)
+	d.fd, d.id, d.created = fd, idOf(&st), true
+	d.fileGID = rs.egid
+	if st.Mode&unix.S_ISGID != 0 {
+		d.fileGID = st.Gid
+	}
+	rs.st.dirs.Add(1) // made or reused: its metadata is set
+	rs.hold(d)
 	return fd, nil
 }
 
-func (d *dirCtx) closeFD() {
-	if d.fd >= 0 && d.parent != nil {
-		closeFD(d.fd)
-		d.fd = -1
+// reopen opens a directory made earlier whose descriptor was closed, by
+// name from its parent (opened again first if need be), checking that it
+// is the directory made. A failure is reported and d skipped.
+func (rs *restore) reopen(d *dirCtx) (int, error) {
+	if d.fd >= 0 {
+		return d.fd, nil
+	}
+	if d.failed {
+		return -1, errReported
+	}
+	pfd, err := rs.reopen(d.parent)
+	if err != nil {
+		d.failed = true
+		return -1, err
+	}
+	fd, err := reopenDir(pfd, d.elem.name, d.id)
+	if err != nil {
+		d.failed = true
+		return -1, rs.skip(d.path(), err)
+	}
+	d.fd = fd
+	rs.hold(d)
+	return fd, nil
+}
+
+// hold makes d's descriptor one of the walker's, the deepest, and
+// releases the shallowest when more than maxOpenDirs are held.
+func (rs *restore) hold(d *dirCtx) {
+	rs.open = append(rs.open, d)
+	if len(rs.open) > maxOpenDirs {
+		rs.release(rs.open[0])
 	}
 }
 
-func joinRel(dir, name string) string {
-	if dir == "" {
-		return name
+// release closes d's descriptor, or hands it to the current batch if
+// entries of that batch name it as their directory.
+func (rs *restore) release(d *dirCtx) {
+	if i := slices.Index(rs.open, d); i >= 0 {
+		rs.open = slices.Delete(rs.open, i, i+1)
 	}
-	return dir + "/" + name
+	if d.fd < 0 || d.parent == nil {
+		return
+	}
+	if d.usedBy == rs.b {
+		rs.b.keep(d.fd)
+	} else {
+		closeFD(d.fd)
+	}
+	d.fd, d.usedBy = -1, nil
 }
 
 // walkTree restores the entries of tree id into d. It returns only errors
@@ -365,25 +518,28 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 		if rs.ctx.Err() != nil {
 			return context.Cause(rs.ctx)
 		}
-		return rs.report(d.path, err)
+		return rs.report(d.path(), err)
 	}
+	filtering := len(rs.include)+len(rs.exclude) > 0
 	for _, n := range tree.Nodes {
 		if rs.ctx.Err() != nil {
 			return context.Cause(rs.ctx)
 		}
-		p := path.Join(d.path, n.Name)
 		if err := snapshot.ValidName(n.Name); err != nil { // DecodeTree checked; belt and braces
-			if err := rs.report(p, err); err != nil {
+			if err := rs.report(d.elem.path(n.Name), err); err != nil {
 				return err
 			}
 			continue
 		}
-		self, descend := rs.selected(p, n.Type == snapshot.NodeDir)
+		self, descend := true, n.Type == snapshot.NodeDir
+		if filtering {
+			self, descend = rs.selected(d.elem.path(n.Name), n.Type == snapshot.NodeDir)
+		}
 		if !self && !descend {
 			continue
 		}
 		if n.Type == snapshot.NodeDir {
-			child := &dirCtx{parent: d, node: n, name: n.Name, path: p, rel: joinRel(d.rel, n.Name), fd: -1}
+			child := &dirCtx{parent: d, elem: &pathElem{parent: d.elem, name: n.Name}, node: n, fd: -1}
 			if self {
 				if _, err := rs.ensureDir(child); err != nil {
 					if errors.Is(err, errReported) {
@@ -393,7 +549,7 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 				}
 			}
 			if err := rs.walkTree(child, *n.Subtree); err != nil {
-				child.closeFD()
+				rs.release(child)
 				return err
 			}
 			if err := rs.leaveDir(child); err != nil {
@@ -408,28 +564,58 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 			}
 			return err
 		}
-		if err := rs.restoreLeaf(d, pfd, n, p); err != nil && !errors.Is(err, errReported) {
+		if err := rs.restoreLeaf(d, pfd, n); err != nil && !errors.Is(err, errReported) {
 			return err
 		}
 	}
 	return nil
 }
 
-// leaveDir queues a restored directory for its metadata, now that all its
-// contents are planned.
+// leaveDir queues a directory made in the target for its metadata, now
+// that all its contents are planned, and opens its parent again if the
+// parent's descriptor was released meanwhile: through ".." of d, or, if
+// d was moved elsewhere meanwhile, by name from above.
 func (rs *restore) leaveDir(d *dirCtx) error {
-	if d.fd < 0 {
+	if !d.created || d.failed {
+		rs.release(d)
 		return nil
 	}
-	rs.b.add(&entry{kind: kindDir, node: d.node, path: d.path, dirfd: d.parent.fd, name: d.name, fd: d.fd})
+	if _, err := rs.reopen(d); err != nil {
+		if errors.Is(err, errReported) {
+			return nil
+		}
+		return err
+	}
+	// d leaves the walk (the batch takes its descriptor below): out of
+	// the walker's, so that opening p cannot release it.
+	if i := slices.Index(rs.open, d); i >= 0 {
+		rs.open = slices.Delete(rs.open, i, i+1)
+	}
+	p := d.parent
+	if p.fd < 0 && !p.failed {
+		if fd, err := reopenDir(d.fd, "..", p.id); err == nil {
+			p.fd = fd
+		} else if _, err := rs.reopen(p); err != nil && !errors.Is(err, errReported) {
+			closeFD(d.fd)
+			d.fd = -1
+			return err
+		}
+	}
+	if p.fd >= 0 && p.parent != nil && !slices.Contains(rs.open, p) {
+		rs.hold(p)
+	}
+	// With its parent lost (reported), d's metadata is still set,
+	// through its own descriptor; there is no name to check it against.
+	rs.b.add(&entry{kind: kindDir, node: d.node, dir: p.elem, name: d.elem.name, dirfd: p.fd, fd: d.fd})
+	p.usedBy = rs.b
 	d.fd = -1 // the batch owns it now
 	return rs.maybeFlush()
 }
 
-// restoreLeaf restores a non-directory node n named p into directory d,
-// open as pfd.
-func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node, p string) error {
-	e := &entry{node: n, path: p, dirfd: pfd, name: n.Name, fd: -1, dirGID: d.fileGID}
+// restoreLeaf restores a non-directory node n into directory d, open as
+// pfd.
+func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
+	e := &entry{node: n, dir: d.elem, dirfd: pfd, name: n.Name, fd: -1, dirGID: d.fileGID}
 	switch n.Type {
 	case snapshot.NodeFile:
 		return rs.restoreFile(d, e)
@@ -438,20 +624,25 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node, p string) e
 		return nil
 	case snapshot.NodeSymlink:
 		e.kind = kindSymlink
-		if err := makeSymlink(pfd, n.Name, n.LinkTarget); err != nil {
-			return rs.skip(p, err)
+		fd, err := makeSymlink(pfd, n.Name, n.LinkTarget, rs.between(d.elem, n.Name, true))
+		if err != nil {
+			return rs.skip(e.path(), err)
 		}
+		e.fd = fd
 		rs.st.symlinks.Add(1)
 	case snapshot.NodeFifo, snapshot.NodeDev, snapshot.NodeCharDev:
 		e.kind = kindSpecial
-		if err := makeSpecial(pfd, n); err != nil {
-			return rs.skip(p, err)
+		fd, err := makeSpecial(pfd, n, rs.between(d.elem, n.Name, true))
+		if err != nil {
+			return rs.skip(e.path(), err)
 		}
+		e.fd = fd
 		rs.st.special.Add(1)
 	default:
-		return rs.skip(p, fmt.Errorf("unknown node type %q", n.Type))
+		return rs.skip(e.path(), fmt.Errorf("unknown node type %q", n.Type))
 	}
-	rs.b.add(e)
+	rs.b.add(e) // owns e.fd from here on
+	d.usedBy = rs.b
 	return rs.maybeFlush()
 }
 
@@ -463,13 +654,13 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 	hardlinked := n.Links > 1 && n.Inode != 0
 	if hardlinked {
 		if first, ok := rs.links[key]; ok {
-			err := linkFile(rs.rootFD, first.rel, e.dirfd, e.name)
+			err := linkFile(rs.rootFD, first.dir.elems(), first.name, first.id, e.dirfd, e.name)
 			if err == nil {
 				rs.st.hardlinks.Add(1)
 				return nil
 			}
 			// Report, then restore a copy: the content is still wanted.
-			if err := rs.report(e.path, fmt.Errorf("hardlink to %s: %w", first.path, err)); err != nil {
+			if err := rs.report(e.path(), fmt.Errorf("hardlink to %s: %w", first.dir.path(first.name), err)); err != nil {
 				return err
 			}
 		}
@@ -483,6 +674,7 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 		f := &fileEntry{entry: e}
 		e.file = f
 		rs.b.add(e)
+		d.usedBy = rs.b
 		if err := rs.planFile(f); err != nil {
 			return err
 		}
@@ -495,27 +687,36 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 	// this batch, is linked to it during the walk.
 	fd, err := createFile(e.dirfd, e.name, rs.createPerm(e))
 	if err != nil {
-		return rs.skip(e.path, err)
+		return rs.skip(e.path(), err)
 	}
+	rs.madeFile(e)
 	e.kind, e.fd = kindFile, fd
 	f := &fileEntry{entry: e}
 	e.file = f
 	rs.b.add(e) // owns fd from here on
+	d.usedBy = rs.b
 	if err := rs.planFile(f); err != nil {
 		return err
 	}
 	if err := truncateFD(fd, f.size); err != nil {
-		if err := rs.report(e.path, err); err != nil {
+		if err := rs.report(e.path(), err); err != nil {
 			return err
 		}
 	}
 	rs.st.files.Add(1)
-	if hardlinked {
-		if _, ok := rs.links[key]; !ok {
-			rs.links[key] = linkRef{rel: joinRel(d.rel, e.name), path: e.path}
+	if _, ok := rs.links[key]; !ok {
+		if st, err := fdStat(fd); err == nil {
+			rs.links[key] = linkRef{dir: d.elem, name: e.name, id: idOf(&st)}
 		}
 	}
 	return rs.maybeFlush()
+}
+
+// madeFile runs the TestOnlyBetween seam for a file just created.
+func (rs *restore) madeFile(e *entry) {
+	if hook := rs.opts.TestOnlyBetween; hook != nil {
+		hook(e.path(), true)
+	}
 }
 
 func (rs *restore) maybeFlush() error {

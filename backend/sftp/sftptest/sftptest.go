@@ -67,6 +67,7 @@ type Server struct {
 	dir  string
 	logs *syncBuffer
 	stop func() // ends sshd and its session processes
+	pid  int    // the listening sshd; its session processes share its process group
 }
 
 // Addr is host:port.
@@ -224,6 +225,60 @@ func (s *Server) Close() {
 	}
 }
 
+// WaitSessionsEnded waits, at most a minute, until every session process
+// of sshd has exited, and fails t otherwise. After a client is killed its
+// session goes on for a moment with what it had received: a test that
+// looks at or changes the files a killed client was writing calls this
+// first, or the server may still write to them afterwards.
+func (s *Server) WaitSessionsEnded(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := s.sessions()
+		if err != nil {
+			t.Fatalf("sshd sessions: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sshd session process(es) still running after a minute", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sessions counts the processes in sshd's process group other than the
+// listener itself.
+func (s *Server) sessions() (int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == s.pid {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// Fields after the command name, which is in parentheses and
+		// may hold spaces: state, ppid, pgrp, ...
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(s.pid) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Log returns what sshd has logged so far.
 func (s *Server) Log() string { return s.logs.String() }
 
@@ -296,7 +351,7 @@ func (s *Server) run(sshd string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.logs, s.stop = logs, stop
+	s.logs, s.stop, s.pid = logs, stop, cmd.Process.Pid
 	return nil
 }
 
