@@ -528,50 +528,14 @@ func (s *soak) night(at time.Time) {
 
 	ev := s.nightEvents()
 	s.logf("night events: %+v", ev)
-
-	// forget --prune, sometimes while beta's backup runs.
-	before, ok := s.accountMain()
-	if !ok {
+	if !s.nightForget(ev) {
 		return
 	}
-	plan := s.plan("forget", 0.15, 0.12, 0.06)
-	forgetArgs := append([]string{"-r", s.main.url, "forget", "--prune"}, s.policyArgs...)
-	var res result
-	if ev.overlap {
-		res = s.forgetBesidePausedBackup(forgetArgs)
-	} else if s.rng.IntN(6) == 0 {
-		s.mutate(s.beta, 2)
-		var wg sync.WaitGroup
-		wg.Go(func() { res = s.run.run("forget", s.alpha, s.sim, plan, nil, forgetArgs...) })
-		wg.Go(func() { s.backup(s.beta, noFaults, s.sim, true) })
-		wg.Wait()
-		s.judge("forget", res, plan, true)
-	} else {
-		res = s.run.run("forget", s.alpha, s.sim, plan, nil, forgetArgs...)
-		s.judge("forget", res, plan)
-	}
-	if res.code != 0 {
-		// The next run must clean up after the failed one.
-		s.sim = s.sim.Add(10 * time.Minute)
-		res = s.run.run("forget", s.alpha, s.sim, noFaults, nil, forgetArgs...)
-		s.judge("forget", res, noFaults)
-	}
-	after, ok := s.listSnapshots(s.main)
-	if !ok {
-		return
-	}
-	s.allowRemovals(before, after)
-	if _, ok := s.accountMain(); !ok {
-		return
-	}
-	s.mu.Lock()
-	s.st.maxRepoBytes = max(s.st.maxRepoBytes, dirSize(s.main.dir))
-	s.mu.Unlock()
 
 	// check --read-data-subset: one seventh of the packs a night.
 	s.sim = s.sim.Add(20 * time.Minute)
 	subset := fmt.Sprintf("%d/7", s.sim.YearDay()%7+1)
-	plan = s.plan("check", 0.1, 0, 0)
+	plan := s.plan("check", 0.1, 0, 0)
 	cres, probs := s.check(s.main, plan, "--read-data-subset", subset)
 	if cres.code != 0 && plan.any() {
 		cres, probs = s.check(s.main, noFaults, "--read-data-subset", subset)
@@ -603,8 +567,57 @@ func (s *soak) night(at time.Time) {
 			s.damageCopy(loc)
 		}
 	}
+	s.verifyNight()
+}
 
-	// Every live snapshot, from every place.
+// nightForget runs the night's forget --prune, sometimes while beta's
+// backup runs, and accounts for what it removed; false when the night
+// cannot go on.
+func (s *soak) nightForget(ev nightEvents) bool {
+	before, ok := s.accountMain()
+	if !ok {
+		return false
+	}
+	plan := s.plan("forget", 0.15, 0.12, 0.06)
+	forgetArgs := append([]string{"-r", s.main.url, "forget", "--prune"}, s.policyArgs...)
+	var res result
+	if ev.overlap {
+		res = s.forgetBesidePausedBackup(forgetArgs)
+	} else if s.rng.IntN(6) == 0 {
+		s.mutate(s.beta, 2)
+		var wg sync.WaitGroup
+		wg.Go(func() { res = s.run.run("forget", s.alpha, s.sim, plan, nil, forgetArgs...) })
+		wg.Go(func() { s.backup(s.beta, noFaults, s.sim, true) })
+		wg.Wait()
+		s.judge("forget", res, plan, true)
+	} else {
+		res = s.run.run("forget", s.alpha, s.sim, plan, nil, forgetArgs...)
+		s.judge("forget", res, plan)
+	}
+	if res.code != 0 {
+		// The next run must clean up after the failed one.
+		s.sim = s.sim.Add(10 * time.Minute)
+		res = s.run.run("forget", s.alpha, s.sim, noFaults, nil, forgetArgs...)
+		s.judge("forget", res, noFaults)
+	}
+	after, ok := s.listSnapshots(s.main)
+	if !ok {
+		return false
+	}
+	s.allowRemovals(before, after)
+	if _, ok := s.accountMain(); !ok {
+		return false
+	}
+	s.mu.Lock()
+	s.st.maxRepoBytes = max(s.st.maxRepoBytes, dirSize(s.main.dir))
+	s.mu.Unlock()
+	return true
+}
+
+// verifyNight ends a night: it restores and compares every live
+// snapshot, from every place, checks the copies, and forgets the
+// manifests no snapshot anywhere refers to any more.
+func (s *soak) verifyNight() {
 	s.sim = s.sim.Add(20 * time.Minute)
 	mainLive, ok := s.accountMain()
 	if !ok {

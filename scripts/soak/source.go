@@ -31,6 +31,30 @@ import (
 // check --read-data must find no damage. unindexed are the packs check
 // called unindexed tonight: no index lists them, so they are no damage.
 func (s *soak) damageSource(unindexed map[string]bool) {
+	dmg, covered, atCopies := s.plantSourceDamage(unindexed)
+	if len(dmg) == 0 {
+		return
+	}
+	s.logf("damaged the main repository before mirror --prune: %v", dmg)
+	byMirror := s.mirrorDamagedSource(dmg, covered, atCopies)
+
+	// check --read-data must name the rest.
+	cres, probs := s.check(s.main, noFaults, "--read-data")
+	s.judgeDamage(s.main, "main (before mirror --prune)", dmg, cres, probs, unindexed, covered, byMirror)
+	s.mu.Lock()
+	for _, d := range dmg {
+		if byMirror[d.file] {
+			s.st.outcomes["source damage: named by mirror --prune (and kept at the copies)"]++
+		}
+	}
+	s.mu.Unlock()
+	s.healSource(dmg)
+}
+
+// plantSourceDamage damages one or two files of the main repository for
+// damageSource, and returns them; covered are the log entries the newest
+// checkpoint covers, atCopies the damaged files both copies hold intact.
+func (s *soak) plantSourceDamage(unindexed map[string]bool) (dmg []damage, covered, atCopies map[string]bool) {
 	mainFiles, err1 := repoFiles(s.main.dir)
 	sftpFiles, err2 := repoFiles(s.sftp.dir)
 	peerFiles, err3 := repoFiles(s.peer.dir)
@@ -38,17 +62,17 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 		s.mu.Lock()
 		s.failf("SOAK BUG: listing files for source damage: %v", err)
 		s.mu.Unlock()
-		return
+		return nil, nil, nil
 	}
 	covered, named, ok := s.logGraph(s.main)
 	if !ok {
-		return
+		return nil, nil, nil
 	}
 	// Candidates: not junk; packs and log entries intact at both copies
 	// (so a copy can heal them).
 	byDir := map[string][]string{}
 	sizes := map[string]int64{}
-	atCopies := map[string]bool{}
+	atCopies = map[string]bool{}
 	for name, p := range mainFiles {
 		dir, _, _ := strings.Cut(name, "/")
 		s.mu.Lock()
@@ -77,7 +101,6 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	for _, l := range byDir {
 		sort.Strings(l)
 	}
-	var dmg []damage
 	for range 1 + s.rng.IntN(4)/3 {
 		// Packs most (they are most of the bytes), then log entries,
 		// then index files.
@@ -106,17 +129,17 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 			s.mu.Lock()
 			s.failf("SOAK BUG: damaging %s of the main repository: %v", name, err)
 			s.mu.Unlock()
-			return
+			return nil, nil, nil
 		}
 		dmg = append(dmg, damage{file: name, kind: kind})
 	}
-	if len(dmg) == 0 {
-		return
-	}
-	s.logf("damaged the main repository before mirror --prune: %v", dmg)
+	return dmg, covered, atCopies
+}
 
-	// The mirror must keep the copies' good files and name what it can
-	// tell is lost.
+// mirrorDamagedSource runs mirror --prune from the damaged main
+// repository: it must keep the copies' good files and name what it can
+// tell is lost. It returns the damaged files the mirror named.
+func (s *soak) mirrorDamagedSource(dmg []damage, covered, atCopies map[string]bool) map[string]bool {
 	res := s.run.run("mirror", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "mirror", "--prune", s.sftp.url, s.peer.url)
 	s.logOutput(res)
 	byMirror := map[string]bool{}
@@ -179,19 +202,13 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 	if spread {
 		s.keepEvidence("spread", s.main, s.sftp, s.peer)
 	}
+	return byMirror
+}
 
-	// check --read-data must name the rest.
-	cres, probs := s.check(s.main, noFaults, "--read-data")
-	s.judgeDamage(s.main, "main (before mirror --prune)", dmg, cres, probs, unindexed, covered, byMirror)
-	s.mu.Lock()
-	for _, d := range dmg {
-		if byMirror[d.file] {
-			s.st.outcomes["source damage: named by mirror --prune (and kept at the copies)"]++
-		}
-	}
-	s.mu.Unlock()
-
-	// Heal from a copy.
+// healSource heals the main repository, damaged with dmg, from a copy
+// with repair packs --from (and repair index after index damage); check
+// --read-data must then find no damage.
+func (s *soak) healSource(dmg []damage) {
 	from := []*location{s.sftp, s.peer}[s.rng.IntN(2)]
 	rres := s.run.run("repair", s.alpha, s.sim, noFaults, nil, "-r", s.main.url, "repair", "packs", "--from", from.url)
 	s.logOutput(rres)
@@ -226,7 +243,7 @@ func (s *soak) damageSource(unindexed map[string]bool) {
 		s.st.outcomes["source damage: index rebuilt with repair index"]++
 		s.mu.Unlock()
 	}
-	cres, probs = s.check(s.main, noFaults, "--read-data")
+	cres, probs := s.check(s.main, noFaults, "--read-data")
 	if cres.code != 0 || len(damageOnly(probs)) > 0 {
 		s.keepEvidence("unhealed", s.main, from)
 		s.unexpectedf("check --read-data of the main repository after repair packs --from %s still finds damage: %s\n%s", from.name, cres, cres.stdout)
