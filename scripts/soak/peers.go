@@ -303,9 +303,13 @@ func (s *soak) injectDamage(dir string, n int) ([]damage, error) {
 		return nil, err
 	}
 	names := make([]string, 0, len(files))
+	s.mu.Lock()
 	for f := range files {
-		names = append(names, f)
+		if !s.junk[f] { // junk is nobody's data: damaging it hides nothing
+			names = append(names, f)
+		}
 	}
+	s.mu.Unlock()
 	sort.Strings(names)
 	var out []damage
 	for range n {
