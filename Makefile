@@ -17,6 +17,10 @@ export CAIRN_TEST_REQUIRE ?= sftp fuse shells
 # test target passes it; build and demo do not, so the release binary
 # holds neither (cmd/cairn.TestReleaseBinaryHasNoTestSeams checks it).
 export TESTTAGS := cairn_testonly
+# Per test binary. go test's default of 10 minutes is too tight for the
+# CLI package under -race on a loaded 2-core machine; a hung test still
+# ends the run, with a stack dump, within this bound.
+TESTTIMEOUT ?= 25m
 
 .PHONY: build demo test deps fmt-check vet staticcheck unit race fuzz-smoke bench-compile fuzz clean
 
@@ -52,7 +56,7 @@ staticcheck:
 	$(STATICCHECK) -tests=false ./cmd/cairn
 
 unit:
-	$(GO) test -tags $(TESTTAGS) ./...
+	$(GO) test -tags $(TESTTAGS) -timeout $(TESTTIMEOUT) ./...
 
 # The race detector on every package whose code or tests start goroutines
 # or use sync primitives. -short: the long scenario tests (a simulated year,
@@ -60,7 +64,7 @@ unit:
 # full length, in `unit`.
 race:
 	@pkgs="$$(scripts/race-packages.sh)"; \
-	if [ -n "$$pkgs" ]; then echo "go test -tags $(TESTTAGS) -race -short $$pkgs"; $(GO) test -tags $(TESTTAGS) -race -short $$pkgs; fi
+	if [ -n "$$pkgs" ]; then echo "go test -tags $(TESTTAGS) -race -short $$pkgs"; $(GO) test -tags $(TESTTAGS) -timeout $(TESTTIMEOUT) -race -short $$pkgs; fi
 
 # Each Fuzz target briefly, so they keep running, not just compiling.
 fuzz-smoke:
