@@ -3,7 +3,7 @@
 // programs (the soak test, scripts/soak). It is test infrastructure, kept
 // out of the release binary: only _test.go files, test helpers
 // (backend/sftp/sftptest wraps it for tests) and the programs under
-// scripts/ import it.
+// scripts/ import it, as scripts/layers checks.
 //
 // Launch makes, in a folder it is given, the server's own host keys (one
 // Ed25519, one ECDSA), a client key in authorized_keys, a known_hosts file

@@ -5,7 +5,8 @@
 // scripts/bench/gen, its command-line front end for scripts/bench/run.sh,
 // writes for the comparison with restic and borg. It lives beside the
 // lowest code that uses it, so no benchmark imports from scripts/; it is
-// test infrastructure and no product package imports it.
+// test infrastructure and no product package imports it (scripts/layers
+// checks both).
 //
 // The trees:
 //
