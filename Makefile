@@ -107,7 +107,8 @@ funclen:
 
 # Checks the import graph against docs/architecture.md (scripts/layers):
 # each layer imports only its own or lower ones, test helpers only from
-# tests, test infrastructure never from the product.
+# tests, test infrastructure never from the product; and that the page
+# names every package and only files and functions that exist.
 .PHONY: layers
 layers:
 	$(GO) run ./scripts/layers .

@@ -17,6 +17,10 @@
 //     imported only from _test.go files, test helpers and scripts/, so
 //     it stays out of the release binary.
 //
+// It also keeps docs/architecture.md, the code map, true to the code
+// (doc.go): the page must name every package outside scripts/, and every
+// file, folder and Go name it cites in a code span must exist.
+//
 // `make layers` runs it (and `make test`):
 //
 //	go run ./scripts/layers [DIR]
@@ -81,7 +85,12 @@ func main() {
 // run checks the module in dir, reports to out, and returns the exit
 // status: 0 for no violation, 1 for some, 2 on an error.
 func run(out, errw io.Writer, dir string) int {
-	vs, err := checkModule(dir)
+	vs, dirs, err := checkModule(dir)
+	if err != nil {
+		fmt.Fprintf(errw, "layers: %v\n", err)
+		return 2
+	}
+	stale, err := checkDoc(dir, dirs)
 	if err != nil {
 		fmt.Fprintf(errw, "layers: %v\n", err)
 		return 2
@@ -89,32 +98,48 @@ func run(out, errw io.Writer, dir string) int {
 	for _, v := range vs {
 		fmt.Fprintln(out, v)
 	}
+	for _, s := range stale {
+		fmt.Fprintln(out, s)
+	}
 	if len(vs) > 0 {
-		fmt.Fprintf(out, "%d import(s) break the layering (see docs/architecture.md)\n", len(vs))
+		fmt.Fprintf(out, "%d import(s) break the layering (see %s)\n", len(vs), archDoc)
+	}
+	if len(stale) > 0 {
+		fmt.Fprintf(out, "%d problem(s) in %s: update it with the code\n", len(stale), archDoc)
+	}
+	if len(vs)+len(stale) > 0 {
 		return 1
 	}
 	return 0
 }
 
 // checkModule lists the packages of the module in dir in both builds and
-// checks them.
-func checkModule(dir string) ([]violation, error) {
-	module, err := goCmd(dir, "list", "-m")
+// checks them. It also returns the module-relative directories of the
+// packages, sorted.
+func checkModule(dir string) ([]violation, []string, error) {
+	out, err := goCmd(dir, "list", "-m")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	module := strings.TrimSpace(string(out))
 	seen := map[string]bool{}
+	dirSet := map[string]bool{}
 	var all []violation
 	for _, tags := range []string{"-tags=" + testTag, "-tags="} {
 		data, err := goCmd(dir, "list", "-e", "-json", tags, "./...")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pkgs, err := decode(data)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		for _, v := range check(strings.TrimSpace(string(module)), pkgs) {
+		for _, p := range pkgs {
+			if rel, ok := strings.CutPrefix(p.ImportPath, module+"/"); ok {
+				dirSet[rel] = true
+			}
+		}
+		for _, v := range check(module, pkgs) {
 			if s := v.String(); !seen[s] {
 				seen[s] = true
 				all = append(all, v)
@@ -122,7 +147,12 @@ func checkModule(dir string) ([]violation, error) {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].String() < all[j].String() })
-	return all, nil
+	var dirs []string
+	for d := range dirSet {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return all, dirs, nil
 }
 
 // goCmd runs the go command in dir and returns its standard output.
