@@ -32,9 +32,11 @@ build:
 demo: build
 	scripts/demo.sh bin/cairn
 
-# Every check CI runs. Installs what the tests need first. The plain test
-# run comes last so that the run closes on its results.
-test: deps fmt-check vet staticcheck bench-compile fuzz-smoke race soak-ci unit
+# Every check CI runs. Installs what the tests need first; the quick
+# static checks (format, vet, function length, import layering) before the
+# slow ones. The plain test run comes last so that the run closes on its
+# results.
+test: deps fmt-check vet funclen layers staticcheck bench-compile fuzz-smoke race soak-ci unit
 
 deps:
 	scripts/test-deps.sh
@@ -102,11 +104,18 @@ soak-ci:
 	$(GO) run ./scripts/soak -cycles $(SOAK_CYCLES_CI)
 
 # Lists the functions over 120 lines outside tests and generated code
-# (scripts/funclen) and fails if there are any. Not yet part of `test`:
-# it joins once the whole tree passes.
+# (scripts/funclen) and fails if there are any.
 .PHONY: funclen
 funclen:
 	$(GO) run ./scripts/funclen .
+
+# Checks the import graph against docs/architecture.md (scripts/layers):
+# each layer imports only its own or lower ones, test helpers only from
+# tests, test infrastructure never from the product; and that the page
+# names every package and only files and functions that exist.
+.PHONY: layers
+layers:
+	$(GO) run ./scripts/layers .
 
 clean:
 	rm -rf bin

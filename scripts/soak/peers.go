@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/cairn-backup/cairn/backend/sftp/sftptest"
+	"github.com/cairn-backup/cairn/backend/sftp/sshd"
 )
 
 // location is a place that holds the repository or a copy of it.
@@ -44,7 +44,7 @@ func (s *soak) setupSFTP() (*location, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	srv, err := sftptest.Launch(dir)
+	srv, err := sshd.Launch(dir)
 	if err != nil {
 		return nil, "", fmt.Errorf("sshd: %w", err)
 	}
