@@ -21,6 +21,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.logCommand(),
 		e.mirrorCommand(),
 		e.repairCommand(),
+		e.rewriteCommand(),
 		e.mountCommand(),
 		e.cacheCommand(),
 		e.generateCommand(),
