@@ -22,6 +22,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.mirrorCommand(),
 		e.repairCommand(),
 		e.rewriteCommand(),
+		e.copyCommand(),
 		e.mountCommand(),
 		e.cacheCommand(),
 		e.generateCommand(),
