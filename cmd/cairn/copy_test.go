@@ -103,6 +103,14 @@ func TestCopy(t *testing.T) {
 		}
 	}
 	d.restoreAll(xattrs, want)
+	// The two snapshots share most of their data (the tree of makeTree,
+	// 4 MiB of it random): stored once, the destination's packs are the
+	// size of the source's; stored twice, they would be 4 MiB larger.
+	srcPacks, dstPacks := srcSize(t, e.repo), srcSize(t, d.repo)
+	t.Logf("two snapshots sharing data: source packs %d bytes, destination packs %d bytes", srcPacks, dstPacks)
+	if diff := dstPacks - srcPacks; diff > srcPacks/50 || -diff > srcPacks/50 {
+		t.Fatalf("the copy of 2 snapshots sharing data stored %d bytes of packs, the source %d", dstPacks, srcPacks)
+	}
 	// Re-encrypted: no pack file is in both, and the source's password
 	// opens nothing in the destination.
 	srcFiles := dataFiles(t, e.repo)
