@@ -208,19 +208,23 @@ func mapsEqual(a, b map[string]int64) bool {
 	return true
 }
 
-// TestCopySelect copies snapshots named by ID and by --tag only.
+// TestCopySelect copies snapshots chosen by --host, --path, --tag and ID,
+// with the source and its password given by every flag and environment
+// variable.
 func TestCopySelect(t *testing.T) {
 	e := newTestEnv(t)
 	e.init()
-	src := filepath.Join(e.dir, "src")
+	src, other := filepath.Join(e.dir, "src"), filepath.Join(e.dir, "other")
 	mkdirAll(t, src)
-	for i, tag := range []string{"a", "b", "a"} {
-		e.writeFile(filepath.Join(src, "f"), strconv.Itoa(i))
-		e.must("backup", "--tag", tag, src)
+	mkdirAll(t, other)
+	for i, b := range []struct{ tag, host, path string }{{"a", "h1", src}, {"b", "h2", src}, {"a", "h1", src}, {"a", "h1", other}} {
+		e.writeFile(filepath.Join(b.path, "f"), strconv.Itoa(i))
+		e.must("backup", "--tag", b.tag, "--host", b.host, b.path)
 	}
 	snaps := e.snapshotsJSON()
 	d := copyDest(t, e)
-	from := []string{"--from-repo", e.repo, "--from-password-file", e.pwFile}
+	locFile := filepath.Join(e.dir, "source-location")
+	e.writeFile(locFile, e.repo+"\n")
 	originals := func() []any {
 		var out []any
 		for _, sn := range d.snapshotsJSON() {
@@ -228,13 +232,28 @@ func TestCopySelect(t *testing.T) {
 		}
 		return out
 	}
-	d.must(append([]string{"copy", "--tag", "a"}, from...)...)
-	if got, want := originals(), []any{snaps[0]["id"], snaps[2]["id"]}; !slices.Equal(got, want) {
-		t.Fatalf("copy --tag a copied %v, want %v", got, want)
+	r := d.must("copy", "--from-repo", e.repo, "--from-password-file", e.pwFile, "--host", "h9")
+	if !strings.Contains(r.stdout, "no snapshot to copy") || len(originals()) != 0 {
+		t.Fatalf("copy --host h9:\n%s", r)
 	}
-	d.must(append([]string{"copy"}, append(from, snaps[1]["id"].(string)[:8])...)...)
+	d.must("copy", "--from-repo", e.repo, "--from-password-command", "cat '"+e.pwFile+"'", "--tag", "a", "--path", src)
+	if got, want := originals(), []any{snaps[0]["id"], snaps[2]["id"]}; !slices.Equal(got, want) {
+		t.Fatalf("copy --tag a --path %s copied %v, want %v", src, got, want)
+	}
+	// (snapshots lists them by time, and copies keep the source's times)
+	r = d.runWith(runOpts{env: []string{envFromRepositoryFile + "=" + locFile, envFromPasswordFile + "=" + e.pwFile}}, "copy", snaps[1]["id"].(string)[:8])
+	if r.code != 0 {
+		t.Fatalf("copy by ID:\n%s", r)
+	}
 	if got, want := originals(), []any{snaps[0]["id"], snaps[1]["id"], snaps[2]["id"]}; !slices.Equal(got, want) {
 		t.Fatalf("copy by ID: the destination holds copies of %v, want %v", got, want)
+	}
+	r = d.runWith(runOpts{env: []string{envFromRepository + "=" + e.repo, envFromPasswordCommand + "=cat '" + e.pwFile + "'"}}, "copy", "--host", "h1")
+	if r.code != 0 || !strings.Contains(r.stdout, "copied 1 snapshot(s), 2 in the destination already") {
+		t.Fatalf("copy --host h1:\n%s", r)
+	}
+	if got, want := originals(), []any{snaps[0]["id"], snaps[1]["id"], snaps[2]["id"], snaps[3]["id"]}; !slices.Equal(got, want) {
+		t.Fatalf("copy --host h1: the destination holds copies of %v, want %v", got, want)
 	}
 }
 
@@ -262,7 +281,8 @@ func TestCopyErrors(t *testing.T) {
 		{[]string{"copy", "--from-repo", e.repo, "--from-repository-file", locFile}, 1, "not both"},
 		{[]string{"copy", "--from-repository-file", filepath.Join(e.dir, "none")}, 1, "repository file"},
 		{[]string{"copy", "--from-repo", filepath.Join(e.dir, "none"), "--from-password-file", e.pwFile}, 10, "--from-repo .*none"},
-		{[]string{"copy", "--from-repo", e.repo, "--from-password-file", wrong}, 12, "--from-repo"},
+		{[]string{"copy", "--from-repo", e.repo, "--from-password-file", wrong}, 12, "^cairn: --from-repo .*: wrong password"},
+		{[]string{"copy", "--from-repo", e.repo, "--from-password-command", "echo not it"}, 12, "^cairn: --from-repo .*: wrong password"},
 		{[]string{"copy", "--from-repo", e.repo}, 1, "no password given for the source repository"},
 		{[]string{"copy", "--from-repo", d.repo, "--from-password-file", d.pwFile}, 1, "is the repository itself"},
 		{[]string{"copy", "--from-repo", e.repo, "--from-password-file", e.pwFile, "deadbeef"}, 1, "no matching snapshot"},
