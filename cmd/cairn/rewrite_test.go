@@ -216,6 +216,60 @@ func TestRewriteKeepsOriginals(t *testing.T) {
 	}
 }
 
+// TestRewriteSelect checks --host, --path and --iexclude-file: only the
+// snapshots that pass the filters are rewritten, with the patterns of the
+// file matched ignoring case.
+func TestRewriteSelect(t *testing.T) {
+	e := newTestEnv(t)
+	e.init()
+	src, other := filepath.Join(e.dir, "src"), filepath.Join(e.dir, "other")
+	for _, dir := range []string{src, other} {
+		mkdirAll(t, dir)
+		e.writeFile(filepath.Join(dir, "Token.TXT"), "secret")
+		e.writeFile(filepath.Join(dir, "keep"), "kept")
+	}
+	e.must("backup", "--host", "h1", src)
+	e.must("backup", "--host", "h2", src)
+	e.must("backup", "--host", "h1", other)
+	snaps := e.snapshotsJSON()
+	pats := filepath.Join(e.dir, "patterns")
+	e.writeFile(pats, "# case does not matter here\n**/token.txt\n")
+	rewritten := func(r result) []string {
+		var out []string
+		for _, l := range jsonLines(t, r.stdout) {
+			if l["message_type"] == "rewritten" {
+				out = append(out, l["snapshot"].(string))
+			}
+		}
+		return out
+	}
+	r := e.must("--json", "rewrite", "--iexclude-file", pats, "--host", "h1", "--path", src)
+	if got := rewritten(r); len(got) != 1 || got[0] != snaps[0]["id"] {
+		t.Fatalf("rewrite --host h1 --path %s rewrote %v, want %v\n%s", src, got, snaps[0]["id"], r)
+	}
+	r = e.must("--json", "rewrite", "--iexclude-file", pats, "--host", "h2")
+	if got := rewritten(r); len(got) != 1 || got[0] != snaps[1]["id"] {
+		t.Fatalf("rewrite --host h2 rewrote %v, want %v\n%s", got, snaps[1]["id"], r)
+	}
+	// Without --iexclude-file's case folding the pattern matches nothing.
+	r = e.must("rewrite", "--exclude-file", pats, "--path", other)
+	if !strings.Contains(r.stdout, "no snapshot holds a path to remove (1 snapshot(s) looked at)") {
+		t.Fatalf("rewrite --exclude-file (case-sensitive):\n%s", r)
+	}
+	r = e.must("--json", "rewrite", "--iexclude-file", pats, "--path", other)
+	if got := rewritten(r); len(got) != 1 || got[0] != snaps[2]["id"] {
+		t.Fatalf("rewrite --path %s rewrote %v, want %v\n%s", other, got, snaps[2]["id"], r)
+	}
+	for _, sn := range e.snapshotsJSON() {
+		if _, ok := sn["original"]; !ok {
+			continue
+		}
+		if r := e.must("ls", sn["id"].(string)); strings.Contains(r.stdout, "Token.TXT") || !strings.Contains(r.stdout, "keep") {
+			t.Fatalf("ls of rewritten snapshot %v:\n%s", sn["id"], r)
+		}
+	}
+}
+
 // TestRewriteErrors checks rewrite's refusals: one line on stderr, exit
 // status 1, nothing written.
 func TestRewriteErrors(t *testing.T) {
