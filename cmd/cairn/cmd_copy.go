@@ -50,9 +50,11 @@ func (e *appEnv) copyCommand() *cli.Command {
 			"into the destination later do not deduplicate against the copied ones (copy\n" +
 			"says so).\n\n" +
 			"The source's password comes from --from-password-file, --from-password-command,\n" +
-			"$" + envFromPassword + ", else a prompt on a terminal. copy holds a shared lock on\n" +
-			"the source and a shared (append) lock on the destination. With --json: one\n" +
-			"{\"message_type\":\"copied\",...} line per snapshot, then a summary line.\n\n" + selectorHelp,
+			"$" + envFromPassword + ", else a prompt on a terminal. A source that does not exist\n" +
+			"exits 10, a wrong source password 12, as for the destination; the message then\n" +
+			"names --from-repo. copy holds a shared lock on the source and a shared (append)\n" +
+			"lock on the destination. With --json: one {\"message_type\":\"copied\",...} line\n" +
+			"per snapshot, then a summary line.\n\n" + selectorHelp,
 		Flags:  append(flags, filterFlags()...),
 		Action: e.runCopy,
 	}
