@@ -62,6 +62,10 @@ type Snapshot struct {
 	Tags           []string    `json:"tags,omitempty"`
 	ProgramVersion string      `json:"program_version,omitempty"`
 	Summary        *Summary    `json:"summary,omitempty"`
+	// Original is set on a snapshot made from another: the ID of the
+	// snapshot rewrite made it from, or, for copy, of the first snapshot
+	// of the chain of copies it comes from (restic's "original").
+	Original *backend.ID `json:"original,omitempty"`
 }
 
 // HasTags reports whether the snapshot carries every tag in tags.

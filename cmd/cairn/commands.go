@@ -21,6 +21,8 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.logCommand(),
 		e.mirrorCommand(),
 		e.repairCommand(),
+		e.rewriteCommand(),
+		e.copyCommand(),
 		e.mountCommand(),
 		e.cacheCommand(),
 		e.generateCommand(),

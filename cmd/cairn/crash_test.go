@@ -145,6 +145,9 @@ type killPlan struct {
 	// kill shortens it to the time it took (the machine may be less
 	// busy than when span was measured).
 	span time.Duration
+	// from, if set, aims the kills at [from, span): past the part of a
+	// run that only opens and reads.
+	from time.Duration
 	// start puts the starting state back before each run, so that every
 	// kill lands in a run with work to do.
 	start func()
@@ -165,7 +168,7 @@ func (e *testEnv) killLoop(rnd *rand.Rand, p killPlan) {
 	kills := 0
 	for i := 0; i < p.runs; i++ {
 		p.start()
-		d := time.Duration(rnd.Int64N(int64(p.span)))
+		d := p.from + time.Duration(rnd.Int64N(int64(max(p.span-p.from, 1))))
 		killed, took, r := e.runKilled(d, p.args...)
 		if killed {
 			kills++

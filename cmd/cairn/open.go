@@ -67,8 +67,10 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 		mode = noLock
 	}
 	p := e.printer(g)
-	// A command's other locations (repair packs --from) count too.
-	if err := checkOptionsUsed(g.Options, g.Repo, c.String("from")); err != nil {
+	// A command's other locations (repair packs --from, copy --from-repo)
+	// count too; a bad copy source is reported by copy itself.
+	from, _ := fromLocation(c)
+	if err := checkOptionsUsed(g.Options, g.Repo, c.String("from"), from); err != nil {
 		return err
 	}
 	be, err := openBackend(ctx, g.Repo, e.locEnv(g, p))

@@ -60,9 +60,13 @@ const (
 	// envTestPause stops the run at a named point until a line (or EOF)
 	// arrives on standard input, after printing "cairn: testonly: paused
 	// at POINT" on stderr, so that a test can act on the repository
-	// while the run holds its lock. The one point is "before-snapshot":
+	// while the run holds its lock. The points: "before-snapshot":
 	// backup, after its files are archived and their packs uploaded,
-	// before it confirms the packs it relies on and writes the snapshot.
+	// before it confirms the packs it relies on and writes the snapshot;
+	// "rewrite-before-forget": rewrite --forget, after it recorded the new
+	// snapshots, before it forgets the originals; "copy-before-snapshot":
+	// copy, once a snapshot's data is in the destination, before its log
+	// entry.
 	envTestPause = "CAIRN_TESTONLY_PAUSE"
 	// envTestRestoreSwap makes restore play another user writing in the
 	// target: "PATH=LINK" swaps the node at PATH (inside the snapshot,
@@ -78,7 +82,7 @@ const (
 )
 
 // testPausePoints are the values envTestPause accepts.
-var testPausePoints = []string{"before-snapshot"}
+var testPausePoints = []string{"before-snapshot", "rewrite-before-forget", "copy-before-snapshot"}
 
 // testPause returns the function a run calls at the pause point named
 // point: it stops there when $CAIRN_TESTONLY_PAUSE names the point, and

@@ -223,6 +223,12 @@ func (s *selector) excluded(p string, fi os.FileInfo) bool {
 	if s.maxSize > 0 && fi.Mode().IsRegular() && fi.Size() > s.maxSize {
 		return true
 	}
+	return s.matchPath(p, fi.IsDir())
+}
+
+// matchPath reports whether the patterns leave out the item at the
+// absolute path p, a directory when isDir.
+func (s *selector) matchPath(p string, isDir bool) bool {
 	if len(s.lists) == 0 {
 		return false
 	}
@@ -237,7 +243,7 @@ func (s *selector) excluded(p string, fi os.FileInfo) bool {
 			}
 			c = lower
 		}
-		if l.excluded(c, fi.IsDir()) {
+		if l.excluded(c, isDir) {
 			return true
 		}
 	}
