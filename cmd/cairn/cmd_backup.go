@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -50,6 +48,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
 			&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
 			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
+			&cli.BoolFlag{Name: "no-scan", Usage: "do not count the files ahead of the backup: progress then shows no total, percentage or ETA"},
 		},
 		Action: e.runBackup,
 	}
@@ -115,6 +114,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	noScan := c.Bool("no-scan")
 	var compression *repo.CompressionMode
 	if s := c.String("compression"); s != "" {
 		m, err := repo.ParseCompression(s)
@@ -138,8 +138,11 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		prog := &backupProgress{p: s.p, start: time.Now(), expectBytes: expectedBytes(l, opts, e.now())}
+		prog := newBackupProgress(s.p, !noScan)
 		opts.Progress = prog
+		if !noScan {
+			opts.Scanned = prog.Scanned
+		}
 		opts.Warn = func(msg string) { s.p.Warnf("%s", msg) }
 		opts.Error = func(path string, err error) error {
 			prog.errors.Add(1)
@@ -159,22 +162,4 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		return nil
 	})
-}
-
-// expectedBytes estimates the backup's size from the snapshot it will
-// likely compare with, for the progress display's percentage and ETA.
-func expectedBytes(l *snapshot.Log, o archiver.BackupOptions, now time.Time) uint64 {
-	var paths []string
-	for _, p := range o.Paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return 0
-		}
-		paths = append(paths, abs)
-	}
-	parent := snapshot.FindParent(l.Snapshots(), o.Hostname, paths, now)
-	if parent == nil || parent.Summary == nil {
-		return 0
-	}
-	return parent.Summary.TotalBytesProcessed
 }
