@@ -42,12 +42,18 @@ func (e *appEnv) restoreCommand() *cli.Command {
 	}
 }
 
-// restoreSummaryJSON is the last line of "restore --json".
+// restoreSummaryJSON is the last line of "restore --json": restic's
+// summary (files_deleted and bytes_skipped stay 0: cairn's restore
+// deletes nothing and skips no content) and cairn's counts.
 type restoreSummaryJSON struct {
-	MessageType    string  `json:"message_type"`
-	SecondsElapsed float64 `json:"seconds_elapsed"`
-	SnapshotID     string  `json:"snapshot_id"`
-	Target         string  `json:"target"`
+	MessageType    string `json:"message_type"`
+	SecondsElapsed uint64 `json:"seconds_elapsed"`
+	TotalFiles     uint64 `json:"total_files"`
+	TotalBytes     uint64 `json:"total_bytes"`
+	FilesDeleted   uint64 `json:"files_deleted"`
+	BytesSkipped   uint64 `json:"bytes_skipped"`
+	SnapshotID     string `json:"snapshot_id"`
+	Target         string `json:"target"`
 	restorer.Stats
 }
 
@@ -100,7 +106,9 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		elapsed := time.Since(prog.start)
 		if s.g.JSON {
-			s.p.JSON(restoreSummaryJSON{"summary", elapsed.Seconds(), sel.sn.ID.String(), target, st})
+			s.p.JSON(restoreSummaryJSON{MessageType: "summary", SecondsElapsed: uint64(elapsed / time.Second),
+				TotalFiles: prog.totalFiles.Load(), TotalBytes: prog.totalBytes.Load(),
+				SnapshotID: sel.sn.ID.String(), Target: target, Stats: st})
 		} else {
 			s.p.Printf("restored %d files (%s), %d folders, %d symlinks, %d hardlinks, %d special files in %s",
 				st.Files, formatBytes(st.Bytes), st.Dirs, st.Symlinks, st.Hardlinks, st.Special, formatDuration(elapsed))

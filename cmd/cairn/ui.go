@@ -86,6 +86,15 @@ func (p *printer) ItemWarn(during, item string, err error) {
 	p.writeLine(p.errw, "cairn: warning: "+msg)
 }
 
+// Raw writes s to stdout as it is: part of a JSON document streamed
+// piece by piece (find --json).
+func (p *printer) Raw(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearStatusLocked()
+	_, _ = io.WriteString(p.out, s)
+}
+
 // JSON writes v as one line of JSON to stdout.
 func (p *printer) JSON(v any) { p.jsonLine(p.out, v) }
 
