@@ -69,15 +69,15 @@ type checkSummaryJSON struct {
 	HintRepairIndex bool `json:"suggest_repair_index"`
 	// HintPrune: packs no index lists, or missing packs whose blobs are
 	// stored again elsewhere; the next prune tidies them up.
-	HintPrune  bool `json:"suggest_prune"`
-	IndexFiles int  `json:"index_files"`
-	Packs       int    `json:"packs"`
-	Blobs       int    `json:"blobs"`
-	PacksRead   int    `json:"packs_read"`
-	BytesRead   int64  `json:"bytes_read"`
-	Snapshots   int    `json:"snapshots"`
-	Problems    int    `json:"problems"`
-	Damage      bool   `json:"damage"`
+	HintPrune  bool  `json:"suggest_prune"`
+	IndexFiles int   `json:"index_files"`
+	Packs      int   `json:"packs"`
+	Blobs      int   `json:"blobs"`
+	PacksRead  int   `json:"packs_read"`
+	BytesRead  int64 `json:"bytes_read"`
+	Snapshots  int   `json:"snapshots"`
+	Problems   int   `json:"problems"`
+	Damage     bool  `json:"damage"`
 }
 
 // checkPlanJSON is the first line of "check --json": what it reads.
