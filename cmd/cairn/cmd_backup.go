@@ -31,9 +31,13 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
 			"any depth. In an exclude file, empty lines and lines starting with \"#\" are\n" +
 			"ignored.\n\n" +
+			"On a terminal one status line shows the files and bytes done of the total,\n" +
+			"the percentage, the rate and the time left; a scanner counts the total ahead\n" +
+			"of the backup (--no-scan skips it: no total, percentage or ETA then).\n\n" +
 			"With --json, status lines ({\"message_type\":\"status\",...}) are printed every\n" +
-			"second on a terminal and every minute otherwise, then one summary line\n" +
-			"{\"message_type\":\"summary\",...} with restic's field names.",
+			"second on a terminal and every minute otherwise ($CAIRN_PROGRESS_FPS changes\n" +
+			"that), then one summary line {\"message_type\":\"summary\",...}, with restic's\n" +
+			"fields.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},

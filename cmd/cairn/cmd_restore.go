@@ -27,6 +27,9 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"another process (or a case-insensitive file system) turns into something\n" +
 			"else during the restore, a symlink for instance, is reported and left as it\n" +
 			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
+			"On a terminal one status line shows the files and bytes written of the\n" +
+			"total (counted before anything is written), the percentage, the rate and the\n" +
+			"time left. With --json: status lines, then a summary, with restic's fields.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
 			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
 			"Patterns (--include, --exclude) are globs as for backup, matched against the\n" +
