@@ -219,6 +219,10 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 			return root, sum, fmt.Errorf("backup: confirm packs: %w", err)
 		}
 		if len(missing) == 0 {
+			// The backup ends when its last pack is uploaded and
+			// confirmed, not when the archiver has read the last file:
+			// the flush can take most of the time on a slow link.
+			sum.BackupEnd = opts.Now()
 			return root, sum, nil
 		}
 		if pass == backupPasses {
