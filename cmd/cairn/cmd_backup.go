@@ -33,7 +33,9 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"ignored.\n\n" +
 			"On a terminal one status line shows the files and bytes done of the total,\n" +
 			"the percentage, the rate and the time left; a scanner counts the total ahead\n" +
-			"of the backup (--no-scan skips it: no total, percentage or ETA then).\n\n" +
+			"of the backup (--no-scan skips it: no total, percentage or ETA then).\n" +
+			"The summary says what the new data adds, and in brackets what it takes\n" +
+			"stored (compressed and encrypted); --verbose adds the new blob counts.\n\n" +
 			"With --json, status lines ({\"message_type\":\"status\",...}) are printed every\n" +
 			"second on a terminal and every minute otherwise ($CAIRN_PROGRESS_FPS changes\n" +
 			"that), then one summary line {\"message_type\":\"summary\",...}, with restic's\n" +

@@ -113,8 +113,8 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 				TotalFiles: prog.totalFiles.Load(), TotalBytes: prog.totalBytes.Load(),
 				SnapshotID: sel.sn.ID.String(), Target: target, Stats: st})
 		} else {
-			s.p.Printf("restored %d files (%s), %d folders, %d symlinks, %d hardlinks, %d special files in %s",
-				st.Files, formatBytes(st.Bytes), st.Dirs, st.Symlinks, st.Hardlinks, st.Special, formatDuration(elapsed))
+			s.p.Printf("restored %d files (%s) in %s", st.Files, formatBytes(st.Bytes), formatDuration(elapsed))
+			s.p.Printf("and %d folders, %d symlinks, %d hardlinks, %d special files", st.Dirs, st.Symlinks, st.Hardlinks, st.Special)
 			if st.Verified > 0 {
 				s.p.Printf("verified %d files", st.Verified)
 			}
