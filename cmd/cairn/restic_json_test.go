@@ -63,6 +63,13 @@ func findRestic(t *testing.T) string {
 // the same.
 var resticNotApplicable = map[string]string{}
 
+// resticMustPrint names, by command, the message types each comparison
+// covers besides the one document of the other commands.
+var resticMustPrint = map[string][]string{
+	"backup":  {"status", "summary"},
+	"restore": {"status", "summary"},
+}
+
 // jsonShape is the set of JSON types seen at each path of a message
 // ("" the message itself, ".a.b" a field, "[]" the elements of an array).
 type jsonShape map[string]map[string]bool
@@ -265,6 +272,14 @@ func TestJSONMatchesRestic(t *testing.T) {
 		restic := jsonMessages(t, "restic "+cmd, resticOut)
 		for _, mt := range skip {
 			delete(restic, mt)
+		}
+		// The message types this comparison must cover: restic has to
+		// have printed them (a restic too quick for a status line would
+		// leave cairn's unchecked).
+		for _, mt := range resticMustPrint[cmd] {
+			if restic[mt] == nil && !slices.Contains(skip, mt) {
+				t.Fatalf("%s: restic printed no %q message, so cairn's is not compared\n%s", cmd, mt, resticOut)
+			}
 		}
 		problems, extras := compareShapes(cmd, restic, jsonMessages(t, "cairn "+cmd, cairnRes.stdout))
 		for _, p := range problems {
