@@ -553,7 +553,7 @@ func (c *checkRun) readBatch(ctx context.Context, v *verifier, batch []CheckPack
 			c.res.PacksRead++
 			c.res.BytesRead += p.Size
 			*done += p.Size
-			c.progress("read data", *done, c.plan.ReadBytes)
+			c.progress(PhaseReadData, *done, c.plan.ReadBytes)
 			c.mu.Unlock()
 			return nil
 		})

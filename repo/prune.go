@@ -49,6 +49,10 @@ var ErrMissingBlobs = errors.New("blobs used by live snapshots are missing")
 // caller's goroutine.
 type ProgressFunc func(phase string, done, total int64)
 
+// PhaseReadData is check's phase of reading packs' data; its units are
+// bytes (every other phase counts files or packs).
+const PhaseReadData = "read data"
+
 // PruneOptions configure PlanPrune and ExecutePrune; the zero value works.
 type PruneOptions struct {
 	// MaxUnused is how many unused bytes, in percent of the blob bytes

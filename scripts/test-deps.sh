@@ -4,11 +4,16 @@
 #   - time (GNU time: a CLI test measures a child's peak memory)
 #   - fuse3 (fusermount3: the mount tests mount as a user other than root)
 #   - zsh and fish (the generated completions are checked by the shells)
+#   - tmux (a CLI test watches the progress line in an 80-column pane)
 #   - staticcheck, at a pinned version
+#   - restic 0.19.1, built from source with go install into GOPATH/bin (a
+#     minute or two, once: it is kept there and in Go's caches), whose
+#     --json output a CLI test compares cairn's with
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+RESTIC_VERSION=v0.19.1
 
 need=()
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
@@ -25,6 +30,9 @@ if ! command -v zsh >/dev/null 2>&1; then
 fi
 if ! command -v fish >/dev/null 2>&1; then
 	need+=(fish)
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+	need+=(tmux)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -48,4 +56,8 @@ want="(${STATICCHECK_VERSION#v})"
 if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "$want"; then
 	echo "test-deps: installing staticcheck $STATICCHECK_VERSION"
 	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+if ! "$gobin/restic" version 2>/dev/null | grep -qF "restic ${RESTIC_VERSION#v} "; then
+	echo "test-deps: installing restic $RESTIC_VERSION (go install, a minute or two)"
+	GOBIN="$gobin" go install "github.com/restic/restic/cmd/restic@$RESTIC_VERSION"
 fi

@@ -43,21 +43,35 @@ type Change struct {
 // change on every backup of a restored copy. A tree that fails to load, or
 // an error returned by fn, stops Diff and is returned.
 func Diff(ctx context.Context, repo TreeLoader, rootA, rootB backend.ID, fn func(Change) error) error {
-	return diffTrees(ctx, repo, "/", rootA, rootB, fn)
+	d := &differ{repo: repo, fn: fn, trees: func(_, _ *backend.ID) {}}
+	return d.compare(ctx, "/", rootA, rootB)
 }
 
-func diffTrees(ctx context.Context, repo TreeLoader, dir string, a, b backend.ID, fn func(Change) error) error {
+// differ is the state of one Diff: where trees come from and who is told
+// about differences. trees is told about every tree blob of a directory
+// that is only in the first tree (oldID set, newID nil), only in the
+// second (newID set), or replaced by another at the same path (both
+// set); DiffWithStats uses it.
+type differ struct {
+	repo  TreeLoader
+	fn    func(Change) error
+	trees func(oldID, newID *backend.ID)
+}
+
+// compare compares the trees a and b of the directory dir.
+func (d *differ) compare(ctx context.Context, dir string, a, b backend.ID) error {
 	if a == b {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ta, err := LoadTree(ctx, repo, a)
+	d.trees(&a, &b)
+	ta, err := LoadTree(ctx, d.repo, a)
 	if err != nil {
 		return err
 	}
-	tb, err := LoadTree(ctx, repo, b)
+	tb, err := LoadTree(ctx, d.repo, b)
 	if err != nil {
 		return err
 	}
@@ -76,47 +90,47 @@ func diffTrees(ctx context.Context, repo TreeLoader, dir string, a, b backend.ID
 			i++
 			j++
 		}
-		if err := diffNodes(ctx, repo, dir, na, nb, fn); err != nil {
+		if err := d.nodes(ctx, dir, na, nb); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func diffNodes(ctx context.Context, repo TreeLoader, dir string, na, nb *Node, fn func(Change) error) error {
+func (d *differ) nodes(ctx context.Context, dir string, na, nb *Node) error {
 	switch {
 	case nb == nil:
-		return reportAll(ctx, repo, dir, na, Removed, fn)
+		return d.all(ctx, dir, na, Removed)
 	case na == nil:
-		return reportAll(ctx, repo, dir, nb, Added, fn)
+		return d.all(ctx, dir, nb, Added)
 	}
 	p := path.Join(dir, na.Name)
 	if na.Type != nb.Type {
-		if err := fn(Change{Path: p, Kind: TypeChanged, Old: na, New: nb}); err != nil {
+		if err := d.fn(Change{Path: p, Kind: TypeChanged, Old: na, New: nb}); err != nil {
 			return err
 		}
-		if err := reportContents(ctx, repo, p, na, Removed, fn); err != nil {
+		if err := d.contents(ctx, p, na, Removed); err != nil {
 			return err
 		}
-		return reportContents(ctx, repo, p, nb, Added, fn)
+		return d.contents(ctx, p, nb, Added)
 	}
 	if na.Type != NodeDir && contentDiffers(na, nb) {
-		if err := fn(Change{Path: p, Kind: Modified, Old: na, New: nb}); err != nil {
+		if err := d.fn(Change{Path: p, Kind: Modified, Old: na, New: nb}); err != nil {
 			return err
 		}
 	} else if metadataDiffers(na, nb) {
-		if err := fn(Change{Path: p, Kind: MetadataChanged, Old: na, New: nb}); err != nil {
+		if err := d.fn(Change{Path: p, Kind: MetadataChanged, Old: na, New: nb}); err != nil {
 			return err
 		}
 	}
 	if na.Type == NodeDir {
-		return diffTrees(ctx, repo, p, *na.Subtree, *nb.Subtree, fn)
+		return d.compare(ctx, p, *na.Subtree, *nb.Subtree)
 	}
 	return nil
 }
 
-// reportAll reports n and, for a directory, everything below it as kind.
-func reportAll(ctx context.Context, repo TreeLoader, dir string, n *Node, kind ChangeKind, fn func(Change) error) error {
+// all reports n and, for a directory, everything below it as kind.
+func (d *differ) all(ctx context.Context, dir string, n *Node, kind ChangeKind) error {
 	p := path.Join(dir, n.Name)
 	c := Change{Path: p, Kind: kind}
 	if kind == Added {
@@ -124,26 +138,31 @@ func reportAll(ctx context.Context, repo TreeLoader, dir string, n *Node, kind C
 	} else {
 		c.Old = n
 	}
-	if err := fn(c); err != nil {
+	if err := d.fn(c); err != nil {
 		return err
 	}
-	return reportContents(ctx, repo, p, n, kind, fn)
+	return d.contents(ctx, p, n, kind)
 }
 
-// reportContents reports everything below n (if it is a directory) as kind.
-func reportContents(ctx context.Context, repo TreeLoader, p string, n *Node, kind ChangeKind, fn func(Change) error) error {
+// contents reports everything below n (if it is a directory) as kind.
+func (d *differ) contents(ctx context.Context, p string, n *Node, kind ChangeKind) error {
 	if n.Type != NodeDir {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tree, err := LoadTree(ctx, repo, *n.Subtree)
+	if kind == Added {
+		d.trees(nil, n.Subtree)
+	} else {
+		d.trees(n.Subtree, nil)
+	}
+	tree, err := LoadTree(ctx, d.repo, *n.Subtree)
 	if err != nil {
 		return err
 	}
 	for _, child := range tree.Nodes {
-		if err := reportAll(ctx, repo, p, child, kind, fn); err != nil {
+		if err := d.all(ctx, p, child, kind); err != nil {
 			return err
 		}
 	}

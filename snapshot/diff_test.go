@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/pack"
 )
 
 func diffFile(name string, content string, mtime int64) *Node {
@@ -130,5 +131,46 @@ func TestDiff(t *testing.T) {
 	}
 	if ChangeKind('M').String() != "M" {
 		t.Error("ChangeKind.String")
+	}
+}
+
+// TestDiffWithStats counts what restic's diff statistics count: entries
+// added and removed by type, files whose content changed, and the blobs
+// (with their bytes) only the new or only the old entries use.
+func TestDiffWithStats(t *testing.T) {
+	m := newMemTrees()
+	ctx := context.Background()
+	shared := diffFile("shared", "shared content", 1) // in both, unchanged
+	sub := m.tree(t, diffFile("inner", "inner", 1))
+	rootA := m.tree(t, shared, diffFile("changed", "before", 1), diffFile("gone", "gone!", 1),
+		diffDir("olddir", sub), &Node{Name: "oldlink", Type: NodeSymlink, LinkTarget: "x"})
+	rootB := m.tree(t, shared, diffFile("changed", "after!!", 1), diffFile("new", "new", 1),
+		diffDir("newdir", m.tree(t, diffFile("inner2", "inner2", 1))))
+	sizes := map[backend.ID]uint64{}
+	for _, s := range []string{"before", "after!!", "gone!", "new", "inner", "inner2"} {
+		sizes[backend.Hash([]byte(s))] = uint64(len(s))
+	}
+	size := func(tp pack.BlobType, id backend.ID) (uint64, bool) {
+		if tp == pack.TreeBlob {
+			return 100, true
+		}
+		n, ok := sizes[id]
+		return n, ok
+	}
+	var changes int
+	st, err := DiffWithStats(ctx, m, size, rootA, rootB, func(Change) error { changes++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DiffStats{ChangedFiles: 1, Modified: 1,
+		// new, newdir, newdir/inner2; blobs "after!!", "new", "inner2"; trees rootB and newdir's
+		Added: DiffStat{Files: 2, Dirs: 1, DataBlobs: 3, TreeBlobs: 2, Bytes: 7 + 3 + 6 + 200},
+		// gone, olddir, olddir/inner, oldlink; blobs "before", "gone!", "inner"; trees rootA and olddir's
+		Removed: DiffStat{Files: 2, Dirs: 1, Others: 1, DataBlobs: 3, TreeBlobs: 2, Bytes: 6 + 5 + 5 + 200}}
+	if st != want {
+		t.Errorf("stats\n%+v, want\n%+v", st, want)
+	}
+	if changes != 8 {
+		t.Errorf("%d changes reported, want 8", changes)
 	}
 }

@@ -16,6 +16,9 @@ import (
 // one type the archiver fills (snapshot/archiver), the snapshot stores and
 // the CLI prints.
 type Summary struct {
+	// BackupStart is when the archiver started; BackupEnd is when the
+	// last pack was uploaded and confirmed (for a dry run, when the
+	// archiver was done).
 	BackupStart time.Time `json:"backup_start"`
 	BackupEnd   time.Time `json:"backup_end"`
 	// Files and directories are new when the parent snapshot has no node

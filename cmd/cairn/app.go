@@ -25,6 +25,9 @@ type appEnv struct {
 	stdinTTY bool
 	// getenv reads the environment; tests may replace it.
 	getenv func(string) string
+	// stdoutWidth gives the width of the terminal stdout is on (0:
+	// unknown); nil when stdout is not a terminal.
+	stdoutWidth func() int
 }
 
 // isTerminal reports whether v is an *os.File open on a terminal.
@@ -39,6 +42,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		stdin: stdin, stdout: stdout, stderr: stderr,
 		stdoutTTY: isTerminal(stdout), stdinTTY: isTerminal(stdin),
 		getenv: os.Getenv,
+	}
+	if f, ok := stdout.(*os.File); ok && e.stdoutTTY {
+		e.stdoutWidth = terminalWidth(f, term.GetSize)
 	}
 	return e.newApp()
 }
@@ -67,6 +73,9 @@ func (e *appEnv) newApp() *cli.App {
 		OnUsageError:          usageError,
 		Before: func(c *cli.Context) error {
 			if err := e.checkTestSeams(); err != nil {
+				return err
+			}
+			if _, err := progressFPS(e.getenv(envProgressFPS)); err != nil {
 				return err
 			}
 			_, err := parseBackendOptions(optionValues(c))

@@ -39,12 +39,13 @@ func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum snapshot.Summary,
 	}
 	p.Printf("Files:  %6d new, %6d changed, %6d unmodified", sum.FilesNew, sum.FilesChanged, sum.FilesUnmodified)
 	p.Printf("Dirs:   %6d new, %6d changed, %6d unmodified", sum.DirsNew, sum.DirsChanged, sum.DirsUnmodified)
+	// restic's lines, each within 80 columns whatever the figures.
 	if dryRun {
-		p.Printf("Would add to the repository: %s (%d data blobs, %d tree blobs)", formatBytes(sum.DataAdded), sum.DataBlobs, sum.TreeBlobs)
+		p.Printf("Would add to the repository: %s", formatBytes(sum.DataAdded))
 	} else {
-		p.Printf("Added to the repository: %s, %s stored (%d data blobs, %d tree blobs)",
-			formatBytes(sum.DataAdded), formatBytes(sum.DataAddedPacked), sum.DataBlobs, sum.TreeBlobs)
+		p.Printf("Added to the repository: %s (%s stored)", formatBytes(sum.DataAdded), formatBytes(sum.DataAddedPacked))
 	}
+	p.Verbosef("  %d data blobs, %d tree blobs", sum.DataBlobs, sum.TreeBlobs)
 	p.Printf("processed %d files, %s in %s", sum.TotalFilesProcessed, formatBytes(sum.TotalBytesProcessed), formatDuration(dur))
 	if dryRun {
 		p.Printf("dry run: no snapshot saved")

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -33,9 +31,15 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
 			"any depth. In an exclude file, empty lines and lines starting with \"#\" are\n" +
 			"ignored.\n\n" +
+			"On a terminal one status line shows the files and bytes done of the total,\n" +
+			"the percentage, the rate and the time left; a scanner counts the total ahead\n" +
+			"of the backup (--no-scan skips it: no total, percentage or ETA then).\n" +
+			"The summary says what the new data adds, and in brackets what it takes\n" +
+			"stored (compressed and encrypted); --verbose adds the new blob counts.\n\n" +
 			"With --json, status lines ({\"message_type\":\"status\",...}) are printed every\n" +
-			"second on a terminal and every minute otherwise, then one summary line\n" +
-			"{\"message_type\":\"summary\",...} with restic's field names.",
+			"second on a terminal and every minute otherwise ($CAIRN_PROGRESS_FPS changes\n" +
+			"that), then one summary line {\"message_type\":\"summary\",...}, with restic's\n" +
+			"fields.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
@@ -50,6 +54,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
 			&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
 			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
+			&cli.BoolFlag{Name: "no-scan", Usage: "do not count the files ahead of the backup: progress then shows no total, percentage or ETA"},
 		},
 		Action: e.runBackup,
 	}
@@ -115,6 +120,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	noScan := c.Bool("no-scan")
 	var compression *repo.CompressionMode
 	if s := c.String("compression"); s != "" {
 		m, err := repo.ParseCompression(s)
@@ -138,8 +144,11 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		prog := &backupProgress{p: s.p, start: time.Now(), expectBytes: expectedBytes(l, opts, e.now())}
+		prog := newBackupProgress(s.p, !noScan)
 		opts.Progress = prog
+		if !noScan {
+			opts.Scanned = prog.Scanned
+		}
 		opts.Warn = func(msg string) { s.p.Warnf("%s", msg) }
 		opts.Error = func(path string, err error) error {
 			prog.errors.Add(1)
@@ -159,22 +168,4 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		return nil
 	})
-}
-
-// expectedBytes estimates the backup's size from the snapshot it will
-// likely compare with, for the progress display's percentage and ETA.
-func expectedBytes(l *snapshot.Log, o archiver.BackupOptions, now time.Time) uint64 {
-	var paths []string
-	for _, p := range o.Paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return 0
-		}
-		paths = append(paths, abs)
-	}
-	parent := snapshot.FindParent(l.Snapshots(), o.Hostname, paths, now)
-	if parent == nil || parent.Summary == nil {
-		return 0
-	}
-	return parent.Summary.TotalBytesProcessed
 }

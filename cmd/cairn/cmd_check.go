@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -56,17 +58,29 @@ type checkProblemJSON struct {
 	repo.Problem
 }
 
-// checkSummaryJSON is the last line of "check --json".
+// checkSummaryJSON is the last line of "check --json": restic's summary,
+// then cairn's counts.
 type checkSummaryJSON struct {
 	MessageType string `json:"message_type"`
-	IndexFiles  int    `json:"index_files"`
-	Packs       int    `json:"packs"`
-	Blobs       int    `json:"blobs"`
-	PacksRead   int    `json:"packs_read"`
-	BytesRead   int64  `json:"bytes_read"`
-	Snapshots   int    `json:"snapshots"`
-	Problems    int    `json:"problems"`
-	Damage      bool   `json:"damage"`
+	// NumErrors counts the problems that are damage (not warnings).
+	NumErrors int `json:"num_errors"`
+	// BrokenPacks are the IDs of packs whose bytes or size are wrong:
+	// "cairn repair packs" fetches them from a copy.
+	BrokenPacks []string `json:"broken_packs"`
+	// HintRepairIndex: an index file is damaged, lists a missing pack, or
+	// disagrees with a pack's header; "cairn repair index" fixes that.
+	HintRepairIndex bool `json:"suggest_repair_index"`
+	// HintPrune: packs no index lists, or missing packs whose blobs are
+	// stored again elsewhere; the next prune tidies them up.
+	HintPrune  bool  `json:"suggest_prune"`
+	IndexFiles int   `json:"index_files"`
+	Packs      int   `json:"packs"`
+	Blobs      int   `json:"blobs"`
+	PacksRead  int   `json:"packs_read"`
+	BytesRead  int64 `json:"bytes_read"`
+	Snapshots  int   `json:"snapshots"`
+	Problems   int   `json:"problems"`
+	Damage     bool  `json:"damage"`
 }
 
 // checkPlanJSON is the first line of "check --json": what it reads.
@@ -102,13 +116,16 @@ func (e *appEnv) runCheck(c *cli.Context) error {
 		opts.Subset = sub
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
-		opts.Progress = maintProgress(s.p)
+		pp := startPhaseProgress(s.p, true)
+		defer pp.stop()
+		opts.Progress = pp.report
 		plan, err := s.repo.PlanCheck(ctx, opts)
 		if err != nil {
 			return err
 		}
 		printCheckPlan(s.p, plan)
 		res, err := s.repo.ExecuteCheck(ctx, plan, opts)
+		pp.stop()
 		if err != nil {
 			return err
 		}
@@ -188,9 +205,29 @@ func reportCheck(p *printer, res repo.CheckResult, problems []repo.Problem, snap
 		}
 	}
 	if p.json {
-		p.JSON(checkSummaryJSON{MessageType: "summary", IndexFiles: res.IndexFiles, Packs: res.Packs, Blobs: res.Blobs,
+		sum := checkSummaryJSON{MessageType: "summary", NumErrors: damage, BrokenPacks: []string{},
+			IndexFiles: res.IndexFiles, Packs: res.Packs, Blobs: res.Blobs,
 			PacksRead: res.PacksRead, BytesRead: res.BytesRead, Snapshots: snapshots,
-			Problems: len(problems), Damage: damage > 0})
+			Problems: len(problems), Damage: damage > 0}
+		for _, pr := range problems {
+			switch pr.Kind {
+			case repo.ProblemPackDamaged, repo.ProblemPackSize:
+				if id, ok := strings.CutPrefix(pr.File, "data/"); ok && !slices.Contains(sum.BrokenPacks, id) {
+					sum.BrokenPacks = append(sum.BrokenPacks, id)
+				}
+			case repo.ProblemIndexFile, repo.ProblemPackIndex:
+				sum.HintRepairIndex = true
+			case repo.ProblemPackMissing:
+				if pr.Warning {
+					sum.HintPrune = true
+				} else {
+					sum.HintRepairIndex = true
+				}
+			case repo.ProblemPackUnindexed:
+				sum.HintPrune = true
+			}
+		}
+		p.JSON(sum)
 	}
 	switch {
 	case damage > 0:
@@ -201,16 +238,4 @@ func reportCheck(p *printer, res repo.CheckResult, problems []repo.Problem, snap
 		p.Printf("no problems found")
 	}
 	return nil
-}
-
-// maintProgress shows the phase of a check, prune or repair as a status
-// line (on a terminal only).
-func maintProgress(p *printer) repo.ProgressFunc {
-	return func(phase string, done, total int64) {
-		if total > 0 {
-			p.Status(fmt.Sprintf("%s: %d/%d", phase, done, total))
-		} else {
-			p.Status(phase + "...")
-		}
-	}
 }

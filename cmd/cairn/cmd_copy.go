@@ -221,7 +221,9 @@ func (e *appEnv) copyFrom(ctx context.Context, c *cli.Context, s, src *session) 
 		return err
 	}
 	sum := copySummaryJSON{MessageType: "summary", PolynomialsDiffer: src.repo.ChunkerPolynomial() != s.repo.ChunkerPolynomial()}
-	opts := snapshot.CopyOptions{Now: e.now, Progress: maintProgress(s.p), TestOnlyBeforeSnapshot: e.testPause("copy-before-snapshot"),
+	pp := startPhaseProgress(s.p, false)
+	defer pp.stop()
+	opts := snapshot.CopyOptions{Now: e.now, Progress: pp.report, TestOnlyBeforeSnapshot: e.testPause("copy-before-snapshot"),
 		Done: func(cs snapshot.CopiedSnapshot) { printCopied(s.p, cs, &sum) }}
 	_, err = snapshot.Copy(ctx, src.repo, s.repo, dstLog, ident, snaps, opts)
 	if sum.Copied > 0 {

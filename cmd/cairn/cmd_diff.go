@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/pack"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -19,21 +22,33 @@ func (e *appEnv) diffCommand() *cli.Command {
 			"then a count of each kind. Access and change times, inode numbers and link\n" +
 			"counts are not compared. With --json each change is a line\n" +
 			"{\"message_type\":\"change\",\"path\":...,\"modifier\":...} and the last line is\n" +
-			"{\"message_type\":\"statistics\",...}.\n\n" + selectorHelp,
+			"{\"message_type\":\"statistics\",...} with restic's fields: changed_files, and added and\n" +
+			"removed, each {files, dirs, others, data_blobs, tree_blobs, bytes}.\n\n" + selectorHelp,
 		Action: e.runDiff,
 	}
 }
 
-// diffStats counts changes by kind, as the "statistics" message reports.
-type diffStats struct {
-	MessageType    string `json:"message_type"`
-	SourceSnapshot string `json:"source_snapshot"`
-	TargetSnapshot string `json:"target_snapshot"`
-	Added          uint64 `json:"added"`
-	Removed        uint64 `json:"removed"`
-	Modified       uint64 `json:"modified"`
-	Metadata       uint64 `json:"metadata_changed"`
-	TypeChanged    uint64 `json:"type_changed"`
+// diffStatsJSON is the last line of "diff --json": restic's statistics
+// message, and cairn's counts of changes by kind.
+type diffStatsJSON struct {
+	MessageType    string            `json:"message_type"`
+	SourceSnapshot string            `json:"source_snapshot"`
+	TargetSnapshot string            `json:"target_snapshot"`
+	ChangedFiles   int               `json:"changed_files"`
+	Added          snapshot.DiffStat `json:"added"`
+	Removed        snapshot.DiffStat `json:"removed"`
+	// cairn's: changes by kind.
+	Modified    int `json:"modified"`
+	Metadata    int `json:"metadata_changed"`
+	TypeChanged int `json:"type_changed"`
+}
+
+// blobSize is the plaintext size of a blob the index knows.
+func blobSize(r *repo.Repository) snapshot.BlobSizer {
+	return func(t pack.BlobType, id backend.ID) (uint64, bool) {
+		pb, ok := r.Lookup(t, id)
+		return uint64(pb.Blob.PlaintextLength()), ok
+	}
 }
 
 func (e *appEnv) runDiff(c *cli.Context) error {
@@ -53,23 +68,10 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		st := diffStats{MessageType: "statistics", SourceSnapshot: a.sn.ID.String(), TargetSnapshot: b.sn.ID.String()}
 		if !s.g.JSON {
 			s.p.Printf("comparing snapshot %s to %s:", a.sn.ID.Str(), b.sn.ID.Str())
 		}
-		err = snapshot.Diff(ctx, s.repo, a.tree, b.tree, func(ch snapshot.Change) error {
-			switch ch.Kind {
-			case snapshot.Added:
-				st.Added++
-			case snapshot.Removed:
-				st.Removed++
-			case snapshot.Modified:
-				st.Modified++
-			case snapshot.MetadataChanged:
-				st.Metadata++
-			case snapshot.TypeChanged:
-				st.TypeChanged++
-			}
+		st, err := snapshot.DiffWithStats(ctx, s.repo, blobSize(s.repo), a.tree, b.tree, func(ch snapshot.Change) error {
 			if s.g.JSON {
 				s.p.JSON(struct {
 					MessageType string `json:"message_type"`
@@ -85,12 +87,22 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 			return err
 		}
 		if s.g.JSON {
-			s.p.JSON(st)
+			s.p.JSON(diffStatsJSON{MessageType: "statistics", SourceSnapshot: a.sn.ID.String(), TargetSnapshot: b.sn.ID.String(),
+				ChangedFiles: st.ChangedFiles, Added: st.Added, Removed: st.Removed,
+				Modified: st.Modified, Metadata: st.MetadataChanged, TypeChanged: st.TypeChanged})
 			return nil
 		}
 		s.p.Printf("")
-		s.p.Printf("added: %d, removed: %d, changed: %d, metadata changed: %d, type changed: %d",
-			st.Added, st.Removed, st.Modified, st.Metadata, st.TypeChanged)
+		s.p.Printf("Files:       %5d new, %5d removed, %5d changed", st.Added.Files, st.Removed.Files, st.ChangedFiles)
+		s.p.Printf("Dirs:        %5d new, %5d removed", st.Added.Dirs, st.Removed.Dirs)
+		s.p.Printf("Others:      %5d new, %5d removed", st.Added.Others, st.Removed.Others)
+		s.p.Printf("Data Blobs:  %5d new, %5d removed", st.Added.DataBlobs, st.Removed.DataBlobs)
+		s.p.Printf("Tree Blobs:  %5d new, %5d removed", st.Added.TreeBlobs, st.Removed.TreeBlobs)
+		s.p.Printf("  Added:   %s", formatBytes(st.Added.Bytes))
+		s.p.Printf("  Removed: %s", formatBytes(st.Removed.Bytes))
+		s.p.Printf("changes: %d added, %d removed, %d changed, %d metadata changed, %d type changed",
+			st.Added.Files+st.Added.Dirs+st.Added.Others, st.Removed.Files+st.Removed.Dirs+st.Removed.Others,
+			st.Modified, st.MetadataChanged, st.TypeChanged)
 		return nil
 	})
 }

@@ -43,8 +43,8 @@ func (e *appEnv) forgetCommand() *cli.Command {
 			"--prune, prune runs even when there is nothing to forget, so a run that was killed\n" +
 			"during its prune is finished by the next. --dry-run prints the plan (which snapshots\n" +
 			"go, and why the others stay; with --prune, the prune's plan for the snapshots left)\n" +
-			"and changes nothing. --json prints one document: restic's groups, or with --prune\n" +
-			"{\"forget\": groups, \"prune\": the prune's plan and outcome}.\n\n" +
+			"and changes nothing. --json prints one document, restic's array of groups; with\n" +
+			"--prune the last group also holds \"prune\": the prune's plan and outcome.\n\n" +
 			"EXIT STATUS:\n   0 done, 1 error, 10 no repository, 11 locked, 12 wrong password.",
 		Flags:  flags,
 		Action: e.runForget,
@@ -101,19 +101,15 @@ type forgetGroupJSON struct {
 	Keep    []snapshotJSON `json:"keep"`
 	Remove  []snapshotJSON `json:"remove"`
 	Reasons []reasonJSON   `json:"reasons"`
+	// Prune is cairn's: with --prune, the last group carries the prune's
+	// plan and outcome, so that the output stays restic's one array.
+	Prune *pruneJSON `json:"prune,omitempty"`
 }
 
 type reasonJSON struct {
 	Snapshot snapshotJSON    `json:"snapshot"`
 	Matches  []string        `json:"matches"`
 	Counters policy.Counters `json:"counters"`
-}
-
-// forgetPruneJSON is the one document "forget --prune --json" prints:
-// forget's groups as "forget --json" prints them, and the prune.
-type forgetPruneJSON struct {
-	Forget []forgetGroupJSON `json:"forget"`
-	Prune  pruneJSON         `json:"prune"`
 }
 
 // forgetPlanOut is a forget's plan with the policy it applied, for
@@ -181,7 +177,13 @@ func (e *appEnv) runForget(c *cli.Context) error {
 			return err
 		}
 		if s.g.JSON {
-			s.p.JSON(forgetPruneJSON{Forget: forgetGroupsJSON(plan), Prune: out})
+			groups := forgetGroupsJSON(plan)
+			if len(groups) == 0 {
+				// Nothing to group: one group with no key, to carry the prune.
+				groups = append(groups, forgetGroupJSON{Keep: []snapshotJSON{}, Remove: []snapshotJSON{}, Reasons: []reasonJSON{}})
+			}
+			groups[len(groups)-1].Prune = &out
+			s.p.JSON(groups)
 			return nil
 		}
 		printPrune(s.p, out)

@@ -144,13 +144,9 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	defer dst.Close()
 	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, LimitUpload: c.Int64("limit-upload") * 1024,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
-	if p.progress() {
-		opts.Progress = func(st repo.MirrorStats) {
-			p.Status(fmt.Sprintf("%s: %d/%d files, %s/%s copied", redactLocation(dest), st.FilesCopied, st.FilesToCopy,
-				formatBytes(uint64(st.BytesCopied)), formatBytes(uint64(st.BytesToCopy))))
-		}
-	}
-	opts.Progress = e.testOnlyMirrorPause(ctx, p, opts.Progress)
+	mp := startMirrorProgress(p, redactLocation(dest))
+	defer mp.stop()
+	opts.Progress = e.testOnlyMirrorPause(ctx, p, mp.report)
 	plan, err := repo.PlanMirror(ctx, src, dst, opts)
 	if err != nil {
 		return err
@@ -162,6 +158,7 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	} else {
 		st, err = repo.ExecuteMirror(ctx, src, dst, plan, opts)
 	}
+	mp.stop()
 	// A mirror that went through but could not copy everything still
 	// says what it did; the error follows.
 	var incomplete *repo.MirrorError

@@ -108,7 +108,9 @@ type pruneJSON struct {
 func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snapshot.Snapshot, dryRun bool, maxUnused float64) (pruneJSON, error) {
 	out := pruneJSON{DryRun: dryRun}
 	s.p.Printf("finding the data of %d snapshot(s)", len(live))
-	progress := maintProgress(s.p)
+	pp := startPhaseProgress(s.p, false)
+	defer pp.stop()
+	progress := pp.report
 	plan, err := snapshot.PlanPrune(ctx, s.repo, l, live, snapshot.PruneOptions{MaxUnused: maxUnused, Progress: progress,
 		Seen: seenReport(s, l), CompactLog: s.g.ConfigDir != "", Now: s.now()})
 	if err != nil {

@@ -102,7 +102,9 @@ func (e *appEnv) runRepairIndex(c *cli.Context) error {
 	}
 	dry := c.Bool("dry-run")
 	return e.withRepo(c, dryRunLock(exclusiveLock, dry), func(ctx context.Context, s *session) error {
-		progress := maintProgress(s.p)
+		pp := startPhaseProgress(s.p, false)
+		defer pp.stop()
+		progress := pp.report
 		plan, err := s.repo.PlanRepairIndex(ctx, progress)
 		if err != nil {
 			return err
@@ -118,6 +120,7 @@ func (e *appEnv) runRepairIndex(c *cli.Context) error {
 			}
 			res = &done
 		}
+		pp.stop()
 		if s.g.JSON {
 			s.p.JSON(repairIndexJSON{"summary", dry, plan, res})
 			return nil
@@ -152,7 +155,9 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 			return fmt.Errorf("--from %s: %w", redactLocation(from), err)
 		}
 		defer copyBe.Close()
-		progress := maintProgress(s.p)
+		pp := startPhaseProgress(s.p, false)
+		defer pp.stop()
+		progress := pp.report
 		plan, err := s.repo.PlanRepairPacks(ctx, copyBe, progress)
 		if err != nil {
 			return fmt.Errorf("repair packs: %w", err)
@@ -166,6 +171,7 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 			}
 			res, missed = &done, done.Unrecovered()
 		}
+		pp.stop()
 		if s.g.JSON {
 			s.p.JSON(repairPacksJSON{"summary", dry, plan, res})
 		} else {

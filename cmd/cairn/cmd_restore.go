@@ -27,6 +27,9 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"another process (or a case-insensitive file system) turns into something\n" +
 			"else during the restore, a symlink for instance, is reported and left as it\n" +
 			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
+			"On a terminal one status line shows the files and bytes written of the\n" +
+			"total (counted before anything is written), the percentage, the rate and the\n" +
+			"time left. With --json: status lines, then a summary, with restic's fields.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
 			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
 			"Patterns (--include, --exclude) are globs as for backup, matched against the\n" +
@@ -42,12 +45,18 @@ func (e *appEnv) restoreCommand() *cli.Command {
 	}
 }
 
-// restoreSummaryJSON is the last line of "restore --json".
+// restoreSummaryJSON is the last line of "restore --json": restic's
+// summary (files_deleted and bytes_skipped stay 0: cairn's restore
+// deletes nothing and skips no content) and cairn's counts.
 type restoreSummaryJSON struct {
-	MessageType    string  `json:"message_type"`
-	SecondsElapsed float64 `json:"seconds_elapsed"`
-	SnapshotID     string  `json:"snapshot_id"`
-	Target         string  `json:"target"`
+	MessageType    string `json:"message_type"`
+	SecondsElapsed uint64 `json:"seconds_elapsed"`
+	TotalFiles     uint64 `json:"total_files"`
+	TotalBytes     uint64 `json:"total_bytes"`
+	FilesDeleted   uint64 `json:"files_deleted"`
+	BytesSkipped   uint64 `json:"bytes_skipped"`
+	SnapshotID     string `json:"snapshot_id"`
+	Target         string `json:"target"`
 	restorer.Stats
 }
 
@@ -100,10 +109,12 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		elapsed := time.Since(prog.start)
 		if s.g.JSON {
-			s.p.JSON(restoreSummaryJSON{"summary", elapsed.Seconds(), sel.sn.ID.String(), target, st})
+			s.p.JSON(restoreSummaryJSON{MessageType: "summary", SecondsElapsed: uint64(elapsed / time.Second),
+				TotalFiles: prog.totalFiles.Load(), TotalBytes: prog.totalBytes.Load(),
+				SnapshotID: sel.sn.ID.String(), Target: target, Stats: st})
 		} else {
-			s.p.Printf("restored %d files (%s), %d folders, %d symlinks, %d hardlinks, %d special files in %s",
-				st.Files, formatBytes(st.Bytes), st.Dirs, st.Symlinks, st.Hardlinks, st.Special, formatDuration(elapsed))
+			s.p.Printf("restored %d files (%s) in %s", st.Files, formatBytes(st.Bytes), formatDuration(elapsed))
+			s.p.Printf("and %d folders, %d symlinks, %d hardlinks, %d special files", st.Dirs, st.Symlinks, st.Hardlinks, st.Special)
 			if st.Verified > 0 {
 				s.p.Printf("verified %d files", st.Verified)
 			}

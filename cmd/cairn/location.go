@@ -45,6 +45,9 @@ type locEnv struct {
 	// TestFaults asks for fault injection (testonly.go); always "" in a
 	// release build.
 	TestFaults string
+	// TestThrottle slows the backends to this many bytes a second
+	// (testonly.go); always 0 in a release build.
+	TestThrottle int64
 	// PeerDialer connects to peer servers: the default timeouts, unless
 	// a test seam (testonly.go) shortens them.
 	PeerDialer peer.Dialer
@@ -306,7 +309,7 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), PeerDialer: e.testPeerDialer(), Options: g.Options}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), TestThrottle: e.testThrottle(), PeerDialer: e.testPeerDialer(), Options: g.Options}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

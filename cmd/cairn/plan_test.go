@@ -131,8 +131,27 @@ func TestPruneDryRunIsThePlan(t *testing.T) {
 	restoreMatches(t, e, data)
 }
 
+// forgetPruneJSON parses "forget --prune --json": one JSON document,
+// restic's array of groups, the last of which holds the prune.
+func forgetPruneJSON(t *testing.T, r result) (groups []map[string]any, prune map[string]any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	if err := dec.Decode(&groups); err != nil || len(groups) == 0 {
+		t.Fatalf("not a JSON array of groups: %v\n%s", err, r)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON document\n%s", r)
+	}
+	for _, g := range groups[:len(groups)-1] {
+		if g["prune"] != nil {
+			t.Fatalf("a group other than the last holds the prune\n%s", r)
+		}
+	}
+	return groups, jsonObject(t, groups[len(groups)-1], "prune")
+}
+
 // TestForgetPruneDryRunIsThePlan: "forget --prune --json" prints one JSON
-// document (forget's groups and the prune); with --dry-run, the prune
+// document (restic's groups, the last holding the prune); with --dry-run, the prune
 // part is planned for the snapshots the forget would leave, changes
 // nothing, and is what the real run then does.
 func TestForgetPruneDryRunIsThePlan(t *testing.T) {
@@ -143,18 +162,16 @@ func TestForgetPruneDryRunIsThePlan(t *testing.T) {
 	e.must("backup", data)
 	before := withoutLocks(listing(t, e.repo))
 
-	dry := oneJSON(t, e.must("--json", "forget", "--keep-last", "1", "--prune", "--dry-run"))
+	groups, dryPrune := forgetPruneJSON(t, e.must("--json", "forget", "--keep-last", "1", "--prune", "--dry-run"))
 	if after := withoutLocks(listing(t, e.repo)); after != before {
 		t.Fatal("forget --prune --dry-run changed the repository")
 	}
 	if n := len(e.snapshotsJSON()); n != 3 {
 		t.Fatalf("%d snapshots after a dry run, want 3", n)
 	}
-	groups := dry["forget"].([]any)
-	if len(groups) != 1 || len(groups[0].(map[string]any)["remove"].([]any)) != 2 {
-		t.Fatalf("forget part: %v", dry["forget"])
+	if len(groups) != 1 || len(groups[0]["remove"].([]any)) != 2 {
+		t.Fatalf("forget part: %v", groups)
 	}
-	dryPrune := jsonObject(t, dry, "prune")
 	if dryPrune["dry_run"] != true {
 		t.Fatalf("prune part: %v", dryPrune)
 	}
@@ -165,8 +182,7 @@ func TestForgetPruneDryRunIsThePlan(t *testing.T) {
 	}
 
 	r := e.must("--json", "forget", "--keep-last", "1", "--prune")
-	real := oneJSON(t, r)
-	prune := jsonObject(t, real, "prune")
+	_, prune := forgetPruneJSON(t, r)
 	plan := jsonObject(t, prune, "plan")
 	dryPlan := jsonObject(t, dryPrune, "plan")
 	delete(plan, "log") // the forget adds a log entry after the dry run

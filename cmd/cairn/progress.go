@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,75 +11,71 @@ import (
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 )
 
-// ticker runs fn every interval until stopped, then once more. It is how
-// both progress displays refresh.
-type ticker struct {
-	stop chan struct{}
-	done sync.WaitGroup
-}
-
-func startTicker(interval time.Duration, fn func(final bool)) *ticker {
-	t := &ticker{stop: make(chan struct{})}
-	t.done.Go(func() {
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-t.stop:
-				fn(true)
-				return
-			case <-tk.C:
-				fn(false)
-			}
-		}
-	})
-	return t
-}
-
-// Stop ends the ticker after its final call.
-func (t *ticker) Stop() {
-	close(t.stop)
-	t.done.Wait()
-}
-
-// statusInterval is how often progress is shown: a terminal is redrawn
-// often; JSON status lines to a log come once a minute.
-func (p *printer) statusInterval() time.Duration {
-	switch {
-	case p.tty && !p.json:
-		return time.Second / 5
-	case p.tty:
-		return time.Second
-	}
-	return time.Minute
-}
-
-// backupProgress implements archiver.Progress: a status line on a
-// terminal, status messages with --json, item lines with --verbose. Its
-// methods run on many goroutines; counters are atomic.
+// backupProgress implements archiver.Progress and receives the scanner's
+// totals: a status line on a terminal, status messages with --json, item
+// lines with --verbose. Its methods run on many goroutines.
 type backupProgress struct {
 	p     *printer
 	start time.Time
-	// expectBytes estimates the total from the parent snapshot (0: none).
-	expectBytes uint64
 
-	files, bytes, errors atomic.Uint64
-	mu                   sync.Mutex // guards current
-	current              string
+	files, errors atomic.Uint64
+
+	mu sync.Mutex // guards the fields below
+	// bytes is the content of the files completed; reading holds the
+	// bytes read so far of the files being read (at most one per
+	// reader), so that a large file moves the display as it is read.
+	bytes   uint64
+	reading map[string]uint64
+	current string // the file most recently started, while it is read
+	// scan is the scanner's latest report; scanning says one runs
+	// (no --no-scan).
+	scan     archiver.ScanStats
+	scanning bool
+
+	meter rateMeter // the ticker's goroutine only
+}
+
+func newBackupProgress(p *printer, scan bool) *backupProgress {
+	return &backupProgress{p: p, start: time.Now(), reading: map[string]uint64{}, scanning: scan}
+}
+
+// Scanned receives the scanner's running totals (BackupOptions.Scanned).
+func (b *backupProgress) Scanned(s archiver.ScanStats) {
+	b.mu.Lock()
+	b.scan = s
+	b.mu.Unlock()
 }
 
 func (b *backupProgress) StartFile(path string) {
 	b.mu.Lock()
+	b.reading[path] = 0
 	b.current = path
 	b.mu.Unlock()
 }
 
-func (b *backupProgress) BytesRead(string, uint64) {}
+func (b *backupProgress) BytesRead(path string, n uint64) {
+	b.mu.Lock()
+	if done, ok := b.reading[path]; ok {
+		b.reading[path] = done + n
+	}
+	b.mu.Unlock()
+}
+
+// doneWith forgets a file that was being read.
+func (b *backupProgress) doneWith(path string) {
+	delete(b.reading, path)
+	if b.current == path {
+		b.current = ""
+	}
+}
 
 func (b *backupProgress) CompleteItem(path string, n *snapshot.Node, st archiver.Status) {
 	if n.Type == snapshot.NodeFile {
 		b.files.Add(1)
-		b.bytes.Add(n.Size)
+		b.mu.Lock()
+		b.doneWith(path)
+		b.bytes += n.Size
+		b.mu.Unlock()
 	}
 	if !b.p.verbose {
 		return
@@ -95,29 +92,61 @@ func (b *backupProgress) CompleteItem(path string, n *snapshot.Node, st archiver
 	b.p.Printf("%-9s %s", st, path)
 }
 
-func (b *backupProgress) Error(string, error) {} // reported by Options.Error
+// Error forgets the file; the error itself is reported by Options.Error.
+func (b *backupProgress) Error(path string, _ error) {
+	b.mu.Lock()
+	b.doneWith(path)
+	b.mu.Unlock()
+}
 
 func (b *backupProgress) Warn(path string, err error) {
 	b.p.ItemWarn("archival", path, err)
 }
 
+// backupState is what one refresh shows.
+type backupState struct {
+	files, bytes uint64
+	scan         archiver.ScanStats
+	scanning     bool
+	current      []string
+	last         string
+}
+
+func (b *backupProgress) state() backupState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := backupState{files: b.files.Load(), bytes: b.bytes, scan: b.scan, scanning: b.scanning, last: b.current}
+	for path, n := range b.reading {
+		st.bytes += n
+		st.current = append(st.current, path)
+	}
+	slices.Sort(st.current)
+	return st
+}
+
 // tick shows the current state; it runs on the ticker's goroutine.
 func (b *backupProgress) tick(final bool) {
+	if final {
+		if b.p.progress() {
+			b.p.Status("") // the summary follows
+		}
+		return
+	}
 	elapsed := time.Since(b.start)
-	files, bytes := b.files.Load(), b.bytes.Load()
-	b.mu.Lock()
-	current := b.current
-	b.mu.Unlock()
+	st := b.state()
+	b.meter.add(elapsed, st.bytes)
+	rate := b.meter.rate(elapsed, st.bytes)
+	left := time.Duration(-1)
+	if st.scan.Done {
+		left = eta(st.bytes, st.scan.Bytes, rate)
+	}
 	if b.p.json {
-		if final {
-			return // the summary follows
-		}
-		msg := backupStatusJSON{MessageType: "status", SecondsElapsed: uint64(elapsed.Seconds()), FilesDone: files, BytesDone: bytes, ErrorCount: b.errors.Load()}
-		if b.expectBytes > 0 {
-			msg.PercentDone = min(float64(bytes)/float64(b.expectBytes), 1)
-		}
-		if current != "" {
-			msg.CurrentFiles = []string{current}
+		msg := backupStatusJSON{MessageType: "status", SecondsElapsed: uint64(elapsed / time.Second), SecondsRemaining: secondsLeft(left),
+			PercentDone: fraction(st.bytes, st.scan.Bytes), TotalFiles: st.scan.Files, FilesDone: st.files,
+			TotalBytes: st.scan.Bytes, BytesDone: st.bytes, ErrorCount: b.errors.Load(), CurrentFiles: st.current,
+			ScanFinished: st.scan.Done}
+		if msg.CurrentFiles == nil {
+			msg.CurrentFiles = []string{}
 		}
 		b.p.JSON(msg)
 		return
@@ -125,66 +154,101 @@ func (b *backupProgress) tick(final bool) {
 	if !b.p.progress() {
 		return
 	}
-	if final {
-		b.p.Status("")
-		return
+	line := statusText{elapsed: elapsed, percent: -1, eta: -1, rate: rate, errors: b.errors.Load(), item: st.last}
+	switch {
+	case st.scan.Done:
+		line.percent, line.eta = percent(st.bytes, st.scan.Bytes), left
+		line.counts = []string{fmt.Sprintf("%d / %d files", st.files, st.scan.Files),
+			formatBytes(st.bytes) + " / " + formatBytes(st.scan.Bytes)}
+	case st.scanning:
+		line.counts = []string{fmt.Sprintf("%d files %s", st.files, formatBytes(st.bytes)),
+			fmt.Sprintf("scanned %d files %s", st.scan.Files, formatBytes(st.scan.Bytes))}
+	default:
+		line.counts = []string{fmt.Sprintf("%d files %s", st.files, formatBytes(st.bytes))}
 	}
-	line := fmt.Sprintf("[%s] %d files %s", formatDuration(elapsed), files, formatBytes(bytes))
-	if s := elapsed.Seconds(); s >= 1 {
-		rate := float64(bytes) / s
-		line += fmt.Sprintf(", %s/s", formatBytes(uint64(rate)))
-		if b.expectBytes > bytes && rate > 0 {
-			pct := 100 * float64(bytes) / float64(b.expectBytes)
-			eta := time.Duration(float64(b.expectBytes-bytes) / rate * float64(time.Second))
-			line = fmt.Sprintf("%s, %.1f%% ETA %s", line, pct, formatDuration(eta))
-		}
-	}
-	b.p.Status(line + "  " + current)
+	b.p.Status(line.String())
 }
 
-// backupStatusJSON follows restic's backup status message.
+// backupStatusJSON is restic's backup status message, every field
+// always present; scan_finished is cairn's: the totals are final.
 type backupStatusJSON struct {
-	MessageType    string   `json:"message_type"`
-	SecondsElapsed uint64   `json:"seconds_elapsed"`
-	PercentDone    float64  `json:"percent_done"`
-	FilesDone      uint64   `json:"files_done"`
-	BytesDone      uint64   `json:"bytes_done"`
-	ErrorCount     uint64   `json:"error_count"`
-	CurrentFiles   []string `json:"current_files,omitempty"`
+	MessageType      string   `json:"message_type"`
+	SecondsElapsed   uint64   `json:"seconds_elapsed"`
+	SecondsRemaining uint64   `json:"seconds_remaining"`
+	PercentDone      float64  `json:"percent_done"`
+	TotalFiles       uint64   `json:"total_files"`
+	FilesDone        uint64   `json:"files_done"`
+	TotalBytes       uint64   `json:"total_bytes"`
+	BytesDone        uint64   `json:"bytes_done"`
+	ErrorCount       uint64   `json:"error_count"`
+	CurrentFiles     []string `json:"current_files"`
+	ScanFinished     bool     `json:"scan_finished"`
 }
 
-// restoreProgress implements restorer.Progress on a terminal.
+// restoreProgress implements restorer.Progress: a status line on a
+// terminal, status messages with --json. Its methods run on many
+// goroutines; counters are atomic.
 type restoreProgress struct {
 	p                            *printer
 	start                        time.Time
-	planFiles, planBytes         atomic.Uint64
+	totalFiles, totalBytes       atomic.Uint64
 	doneFiles, doneBytes, errors atomic.Uint64
+
+	meter rateMeter // the ticker's goroutine only
 }
 
-func (r *restoreProgress) Planned(files, bytes uint64) {
-	r.planFiles.Add(files)
-	r.planBytes.Add(bytes)
+func (r *restoreProgress) Totals(files, bytes uint64) {
+	r.totalFiles.Store(files)
+	r.totalBytes.Store(bytes)
 }
 
 func (r *restoreProgress) Restored(n uint64) { r.doneBytes.Add(n) }
 
 func (r *restoreProgress) FileDone(string) { r.doneFiles.Add(1) }
 
+// restoreStatusJSON is restic's restore status message, every field
+// always present. files_deleted and bytes_skipped stay 0: cairn's
+// restore deletes nothing and skips no content.
+type restoreStatusJSON struct {
+	MessageType    string  `json:"message_type"`
+	SecondsElapsed uint64  `json:"seconds_elapsed"`
+	PercentDone    float64 `json:"percent_done"`
+	TotalFiles     uint64  `json:"total_files"`
+	FilesRestored  uint64  `json:"files_restored"`
+	FilesSkipped   uint64  `json:"files_skipped"`
+	FilesDeleted   uint64  `json:"files_deleted"`
+	TotalBytes     uint64  `json:"total_bytes"`
+	BytesRestored  uint64  `json:"bytes_restored"`
+	BytesSkipped   uint64  `json:"bytes_skipped"`
+	// SecondsRemaining is cairn's.
+	SecondsRemaining uint64 `json:"seconds_remaining"`
+	ErrorCount       uint64 `json:"error_count"`
+}
+
 func (r *restoreProgress) tick(final bool) {
-	if !r.p.progress() {
-		return
-	}
 	if final {
-		r.p.Status("")
+		if r.p.progress() {
+			r.p.Status("")
+		}
 		return
 	}
 	elapsed := time.Since(r.start)
-	line := fmt.Sprintf("[%s] %d / %d files, %s / %s", formatDuration(elapsed),
-		r.doneFiles.Load(), r.planFiles.Load(), formatBytes(r.doneBytes.Load()), formatBytes(r.planBytes.Load()))
-	if n := r.errors.Load(); n > 0 {
-		line += fmt.Sprintf(", %d errors", n)
+	files, bytes := r.doneFiles.Load(), r.doneBytes.Load()
+	totalFiles, totalBytes := r.totalFiles.Load(), r.totalBytes.Load()
+	r.meter.add(elapsed, bytes)
+	rate := r.meter.rate(elapsed, bytes)
+	left := eta(bytes, totalBytes, rate)
+	if r.p.json {
+		r.p.JSON(restoreStatusJSON{MessageType: "status", SecondsElapsed: uint64(elapsed / time.Second),
+			PercentDone: fraction(bytes, totalBytes), TotalFiles: totalFiles, FilesRestored: files,
+			TotalBytes: totalBytes, BytesRestored: bytes, SecondsRemaining: secondsLeft(left), ErrorCount: r.errors.Load()})
+		return
 	}
-	r.p.Status(line)
+	if !r.p.progress() {
+		return
+	}
+	r.p.Status(statusText{elapsed: elapsed, percent: percent(bytes, totalBytes), eta: left, rate: rate, errors: r.errors.Load(),
+		counts: []string{fmt.Sprintf("%d / %d files", files, totalFiles), formatBytes(bytes) + " / " + formatBytes(totalBytes)}}.String())
 }
 
 // formatDuration prints h:mm:ss or m:ss.

@@ -210,13 +210,24 @@ func TestJSONOutputs(t *testing.T) {
 	if changes[filepath.Join(src, "new.txt")] != "+" || changes[filepath.Join(src, "a.txt")] != "M" {
 		t.Errorf("diff --json changes: %v", changes)
 	}
-	if st := msgs[len(msgs)-1]; st["message_type"] != "statistics" || st["added"].(float64) != 1 {
+	if st := msgs[len(msgs)-1]; st["message_type"] != "statistics" || st["added"].(map[string]any)["files"].(float64) != 1 || st["changed_files"].(float64) != 1 {
 		t.Errorf("diff --json statistics: %v", st)
 	}
 
-	msgs = jsonLines(t, e.must("find", "--json", "*.txt").stdout)
-	if len(msgs) < 6 || msgs[0]["message_type"] != "match" || msgs[0]["snapshot"] == "" {
-		t.Errorf("find --json: %v", msgs)
+	// restic's find: one array, an object per snapshot with matches.
+	var matched []struct {
+		Matches  []map[string]any `json:"matches"`
+		Hits     int              `json:"hits"`
+		Snapshot string           `json:"snapshot"`
+	}
+	if err := json.Unmarshal([]byte(e.must("find", "--json", "*.txt").stdout), &matched); err != nil {
+		t.Fatal(err)
+	}
+	if len(matched) != 2 || matched[0].Hits < 3 || len(matched[0].Matches) != matched[0].Hits || len(matched[0].Snapshot) != 64 || matched[0].Matches[0]["path"] == "" {
+		t.Errorf("find --json: %+v", matched)
+	}
+	if out := e.must("find", "--json", "nothing-matches-this").stdout; out != "[]\n" {
+		t.Errorf("find --json without matches: %q", out)
 	}
 
 	var st map[string]any

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -79,6 +80,12 @@ const (
 	// client give up in seconds: "connect=D,stream=D" with Go durations,
 	// either part left out for its default.
 	envTestPeerTimeouts = "CAIRN_TESTONLY_PEER_TIMEOUTS"
+	// envTestThrottle slows every backend the run opens to about N bytes
+	// a second per request: a Put waits its length's worth before it
+	// starts, a Get's content is handed over at that pace. The progress
+	// tests use it to watch a backup and a restore that last seconds on
+	// a tree of a few MiB.
+	envTestThrottle = "CAIRN_TESTONLY_THROTTLE"
 )
 
 // testPausePoints are the values envTestPause accepts.
@@ -171,6 +178,11 @@ func (e *appEnv) checkTestSeams() error {
 	}
 	if _, err := parsePeerTimeouts(e.getenv(envTestPeerTimeouts)); err != nil {
 		return fmt.Errorf("$%s: %w", envTestPeerTimeouts, err)
+	}
+	if s := e.getenv(envTestThrottle); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
+			return fmt.Errorf("$%s: %q is not a number of bytes a second", envTestThrottle, s)
+		}
 	}
 	return nil
 }
@@ -276,9 +288,14 @@ func parseTestFaults(s string) (testFaults, error) {
 }
 
 // injectTestFaults wraps be in a random fault injector when
-// $CAIRN_TESTONLY_FAULTS is set (see envTestFaults); otherwise it returns
-// be as it is. It passes err through, so it can wrap an open's result.
+// $CAIRN_TESTONLY_FAULTS is set (see envTestFaults), and in a throttle
+// when $CAIRN_TESTONLY_THROTTLE is (envTestThrottle); otherwise it
+// returns be as it is. It passes err through, so it can wrap an open's
+// result.
 func (env locEnv) injectTestFaults(be backend.Backend, err error) (backend.Backend, error) {
+	if err == nil && env.TestThrottle > 0 {
+		be = &throttledBackend{Backend: be, rate: env.TestThrottle}
+	}
 	if err != nil || env.TestFaults == "" {
 		return be, err
 	}
@@ -350,5 +367,72 @@ func (e *appEnv) testOnlyMirrorPause(ctx context.Context, p *printer, next func(
 			p.Warnf("testonly: mirror paused after %d log entries", n)
 			<-ctx.Done()
 		}
+	}
+}
+
+// testThrottle is $CAIRN_TESTONLY_THROTTLE (see envTestThrottle), for
+// locEnv.TestThrottle: 0 when unset.
+func (e *appEnv) testThrottle() int64 {
+	n, _ := strconv.ParseInt(e.getenv(envTestThrottle), 10, 64) // checked by checkTestSeams
+	return n
+}
+
+// throttledBackend slows Put and Get to about rate bytes a second per
+// request (see envTestThrottle).
+type throttledBackend struct {
+	backend.Backend
+	rate int64
+}
+
+// Unwrap returns the wrapped backend (the backend.Wrapper convention).
+func (b *throttledBackend) Unwrap() backend.Backend { return b.Backend }
+
+func (b *throttledBackend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
+	if err := sleepCtx(ctx, time.Duration(float64(rd.Length())/float64(b.rate)*float64(time.Second))); err != nil {
+		return err
+	}
+	return b.Backend.Put(ctx, h, rd)
+}
+
+func (b *throttledBackend) Get(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) error {
+	return b.Backend.Get(ctx, h, length, offset, func(r io.Reader) error {
+		return fn(&throttledReader{ctx: ctx, r: r, rate: b.rate, start: time.Now()})
+	})
+}
+
+// throttledReader hands r's bytes over at about rate bytes a second.
+type throttledReader struct {
+	ctx   context.Context
+	r     io.Reader
+	rate  int64
+	start time.Time
+	read  int64
+}
+
+func (t *throttledReader) Read(p []byte) (int, error) {
+	if step := max(t.rate/10, 1); int64(len(p)) > step {
+		p = p[:step]
+	}
+	n, err := t.r.Read(p)
+	t.read += int64(n)
+	due := t.start.Add(time.Duration(float64(t.read) / float64(t.rate) * float64(time.Second)))
+	if serr := sleepCtx(t.ctx, time.Until(due)); serr != nil {
+		return n, serr
+	}
+	return n, err
+}
+
+// sleepCtx waits for d or for ctx to end.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }

@@ -29,6 +29,9 @@ func (e *appEnv) testHostname() string { return "" }
 // testFaultSpec is "": no fault injection.
 func (e *appEnv) testFaultSpec() string { return "" }
 
+// testThrottle is 0: no backend is slowed.
+func (e *appEnv) testThrottle() int64 { return 0 }
+
 // testPeerDialer is the peer client's default dialer.
 func (e *appEnv) testPeerDialer() peer.Dialer { return peer.Dialer{} }
 

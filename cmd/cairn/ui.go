@@ -18,19 +18,27 @@ import (
 // Its methods are safe for concurrent use: progress callbacks run on many
 // goroutines.
 type printer struct {
-	mu      sync.Mutex // guards writes to out and errw, and statusLen
+	mu      sync.Mutex // guards writes to out and errw, and statusShown
 	out     io.Writer
 	errw    io.Writer
 	json    bool
 	quiet   bool
 	verbose bool
 	tty     bool
-	// statusLen is nonzero while a progress line is on screen.
-	statusLen int
+	// width gives the terminal's width in columns (0: unknown); nil
+	// means unknown.
+	width func() int
+	// fps is $CAIRN_PROGRESS_FPS, 0 when unset (statusInterval).
+	fps float64
+	// statusShown is set while a status line is on screen.
+	statusShown bool
 }
 
 func (e *appEnv) printer(g globalOptions) *printer {
-	return &printer{out: e.stdout, errw: e.stderr, json: g.JSON, quiet: g.Quiet, verbose: g.Verbose && !g.Quiet, tty: e.stdoutTTY}
+	// A malformed value was refused before the command ran (app Before).
+	fps, _ := progressFPS(e.getenv(envProgressFPS))
+	return &printer{out: e.stdout, errw: e.stderr, json: g.JSON, quiet: g.Quiet, verbose: g.Verbose && !g.Quiet, tty: e.stdoutTTY,
+		width: e.stdoutWidth, fps: fps}
 }
 
 // progress reports whether live progress should be drawn.
@@ -78,30 +86,51 @@ func (p *printer) ItemWarn(during, item string, err error) {
 	p.writeLine(p.errw, "cairn: warning: "+msg)
 }
 
+// Raw writes s to stdout as it is: part of a JSON document streamed
+// piece by piece (find --json).
+func (p *printer) Raw(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearStatusLocked()
+	_, _ = io.WriteString(p.out, s)
+}
+
 // JSON writes v as one line of JSON to stdout.
 func (p *printer) JSON(v any) { p.jsonLine(p.out, v) }
 
-// Status draws a progress line in place (terminal only).
+// Status draws the status line in place (terminal only), cut to the
+// terminal's width so that it never wraps: a wrapped line could not be
+// redrawn in place and would leave stale lines behind. The line is drawn
+// from the start of the row and the rest of the row is erased; "" erases
+// it.
 func (p *printer) Status(line string) {
 	if !p.progress() {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	line = escapeControl(line)
-	pad := ""
-	if n := utf8.RuneCountInString(line); n < p.statusLen {
-		pad = strings.Repeat(" ", p.statusLen-n)
+	cols := defaultWidth
+	if p.width != nil {
+		if w := p.width(); w > 0 {
+			cols = w
+		}
 	}
-	fmt.Fprintf(p.out, "\r%s%s\r", line, pad)
-	p.statusLen = utf8.RuneCountInString(line)
+	// One column short of the width: a line filling the last column
+	// leaves some terminals' cursor on the next row.
+	line = fitWidth(escapeControl(line), cols-1)
+	if line == "" {
+		p.clearStatusLocked()
+		return
+	}
+	fmt.Fprintf(p.out, "\r%s\x1b[K", line)
+	p.statusShown = true
 }
 
-// clearStatusLocked removes the progress line; p.mu must be held.
+// clearStatusLocked erases the status line; p.mu must be held.
 func (p *printer) clearStatusLocked() {
-	if p.statusLen > 0 {
-		fmt.Fprintf(p.out, "\r%s\r", strings.Repeat(" ", p.statusLen))
-		p.statusLen = 0
+	if p.statusShown {
+		fmt.Fprint(p.out, "\r\x1b[K")
+		p.statusShown = false
 	}
 }
 

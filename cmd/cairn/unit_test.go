@@ -311,7 +311,8 @@ func TestProgressConcurrent(t *testing.T) {
 		{out: &bytes.Buffer{}, errw: &bytes.Buffer{}, tty: true, json: true, verbose: true},
 		{out: &bytes.Buffer{}, errw: &bytes.Buffer{}},
 	} {
-		bp := &backupProgress{p: p, start: time.Now(), expectBytes: 1 << 20}
+		bp := newBackupProgress(p, true)
+		bp.Scanned(archiver.ScanStats{Files: 1600, Bytes: 16000, Done: true})
 		rp := &restoreProgress{p: p, start: time.Now()}
 		bt := startTicker(time.Millisecond, bp.tick)
 		rt := startTicker(time.Millisecond, rp.tick)
@@ -327,7 +328,7 @@ func TestProgressConcurrent(t *testing.T) {
 						bp.Warn(name, errors.New("changed while read"))
 						p.Warnf("warning %d", i)
 					}
-					rp.Planned(1, 10)
+					rp.Totals(1600, 16000)
 					rp.Restored(10)
 					rp.FileDone(name)
 				}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -62,6 +63,11 @@ type BackupOptions struct {
 	// Warn receives problems that do not stop the backup (packs found
 	// missing); nil discards them.
 	Warn func(msg string)
+	// Scanned, if set, makes Backup run a scanner (Archiver.Scan) on a
+	// goroutine of its own, ahead of the archiver, and receives its
+	// running totals; Backup stops it and waits for it before returning.
+	// Nil runs no scanner (restic's --no-scan).
+	Scanned func(ScanStats)
 }
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
@@ -132,6 +138,13 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		if len(missing) > 0 {
 			opts.Warn(fmt.Sprintf("%s missing from the repository: a backup uploads the data it held again where it has it (run 'cairn check')", packList(missing)))
 		}
+	}
+	if opts.Scanned != nil {
+		scanCtx, stopScan := context.WithCancel(ctx)
+		var scan sync.WaitGroup
+		scan.Go(func() { _, _ = a.Scan(scanCtx, paths, opts.Scanned) }) // what it cannot read, the archiver reports
+		defer scan.Wait()
+		defer stopScan()
 	}
 	root, sum, err := archivePasses(ctx, r, a, paths, opts)
 	if err != nil {
@@ -206,6 +219,10 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 			return root, sum, fmt.Errorf("backup: confirm packs: %w", err)
 		}
 		if len(missing) == 0 {
+			// The backup ends when its last pack is uploaded and
+			// confirmed, not when the archiver has read the last file:
+			// the flush can take most of the time on a slow link.
+			sum.BackupEnd = opts.Now()
 			return root, sum, nil
 		}
 		if pass == backupPasses {

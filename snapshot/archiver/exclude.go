@@ -256,14 +256,22 @@ func (s *selector) matchPath(p string, isDir bool) bool {
 // exclusion is visible in the snapshot). It returns nil when everything is
 // kept. A tag file that cannot be read excludes nothing, with a warning.
 func (r *run) tagFilter(dir string, names []string) func(string) bool {
+	return r.a.sel.tagFilter(dir, names, r.warn)
+}
+
+// tagFilter is run.tagFilter; warn (nil: none) is told about a tag file
+// that cannot be read.
+func (s *selector) tagFilter(dir string, names []string, warn func(string, error)) func(string) bool {
 	var tagged []string
-	for _, t := range r.a.sel.tags {
+	for _, t := range s.tags {
 		if _, found := slices.BinarySearch(names, t.name); !found {
 			continue
 		}
 		ok, err := hasTag(filepath.Join(dir, t.name), t.header)
 		if err != nil {
-			r.warn(filepath.Join(dir, t.name), fmt.Errorf("exclusion tag file: %w", err))
+			if warn != nil {
+				warn(filepath.Join(dir, t.name), fmt.Errorf("exclusion tag file: %w", err))
+			}
 			continue
 		}
 		if ok {

@@ -75,14 +75,7 @@ func splitPath(abs string) []string {
 // target. For OneFileSystem it collects the devices of every path given,
 // also of those inside another target: "-x / /home" enters /home.
 func (r *run) statTargets(root *vdir) error {
-	r.devices = map[uint64]bool{}
-	for _, p := range root.all {
-		if fi, err := os.Lstat(p); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				r.devices[st.Dev] = true
-			}
-		}
-	}
+	r.devices = targetDevices(root.all)
 	keep, err := r.statTarget("/", root)
 	if err != nil {
 		return err
@@ -215,11 +208,30 @@ func (r *run) saveNode(ctx context.Context, path string, fi os.FileInfo, node *s
 // sameFileSystem reports whether a directory may be entered under
 // OneFileSystem: it lies on the device of one of the targets.
 func (r *run) sameFileSystem(fi os.FileInfo) bool {
-	if !r.a.opts.OneFileSystem {
+	return r.a.enters(r.devices, fi)
+}
+
+// enters reports whether a directory may be entered under OneFileSystem,
+// given the devices of the targets (targetDevices).
+func (a *Archiver) enters(devices map[uint64]bool, fi os.FileInfo) bool {
+	if !a.opts.OneFileSystem {
 		return true
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && r.devices[st.Dev]
+	return ok && devices[st.Dev]
+}
+
+// targetDevices returns the devices of the paths given to back up.
+func targetDevices(paths []string) map[uint64]bool {
+	devices := map[uint64]bool{}
+	for _, p := range paths {
+		if fi, err := os.Lstat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				devices[st.Dev] = true
+			}
+		}
+	}
+	return devices
 }
 
 // walkDir lists a directory, saves its entries in name order and queues

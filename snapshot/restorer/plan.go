@@ -111,7 +111,6 @@ type batch struct {
 	refs    int        // planned chunk writes
 	fds     int        // descriptors owned by entries, and kept
 	kept    []int      // directories' descriptors the walker released to the batch
-	bytes   uint64
 }
 
 func newBatch() *batch { return &batch{packs: map[backend.ID]*packJob{}} }
@@ -242,7 +241,6 @@ func (rs *restore) planFile(f *fileEntry) error {
 	}
 	f.remaining.Store(int64(len(f.chunks)))
 	rs.b.files = append(rs.b.files, f)
-	rs.b.bytes += f.size
 	return nil
 }
 
@@ -254,9 +252,6 @@ func (rs *restore) flush() error {
 	defer b.closeAll()
 	if len(b.entries) == 0 {
 		return nil
-	}
-	if p := rs.opts.Progress; p != nil {
-		p.Planned(uint64(len(b.files)), b.bytes)
 	}
 	// Files that are not created by a pack worker: those whose chunks lie
 	// in several packs are created now, and those without a chunk to

@@ -59,10 +59,12 @@ var (
 // goroutines at once (the walker and the pack workers): they must be safe
 // for concurrent use and return quickly.
 type Progress interface {
-	// Planned is called when a batch has been planned, with the number of
-	// files and bytes of content it will write. Totals grow batch by batch
-	// as the walk proceeds.
-	Planned(files, bytes uint64)
+	// Totals is called once, before any content is written, with the
+	// number of files and bytes of content the restore will write: a
+	// first walk over the selected trees counts them (hardlinks once),
+	// so that progress can be shown against the whole snapshot although
+	// the restore itself is planned batch by batch.
+	Totals(files, bytes uint64)
 	// Restored is called with n bytes of file content written (a hole of
 	// zeros counts as written).
 	Restored(n uint64)
@@ -263,6 +265,13 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
 	}
 	root := &dirCtx{elem: &pathElem{name: r.opts.RootPath}, fd: fd, created: true, fileGID: gid}
+	if p := r.opts.Progress; p != nil {
+		var t totals
+		if err := rs.count(root.elem, r.root, &t); err != nil {
+			return Stats{}, err
+		}
+		p.Totals(t.files, t.bytes)
+	}
 	err = rs.walkTree(root, r.root)
 	if err == nil {
 		err = rs.flush()
@@ -722,6 +731,56 @@ func (rs *restore) madeFile(e *entry) {
 func (rs *restore) maybeFlush() error {
 	if rs.b.fds >= rs.opts.BatchFiles || rs.b.refs >= rs.opts.BatchBlobs {
 		return rs.flush()
+	}
+	return nil
+}
+
+// totals are what Progress.Totals reports.
+type totals struct {
+	files, bytes uint64
+	// links holds the hardlinked inodes counted, whose later names are
+	// restored as links, with no content of their own.
+	links map[linkKey]bool
+}
+
+// count adds to t the files and bytes of content the restore of tree id
+// at elem will write, with the selection walkTree applies. It loads each
+// tree once more than the restore itself does (the repository caches
+// them), holds one tree per level of the walk, and leaves every error to
+// the restore's walk to report; it returns only ctx's.
+func (rs *restore) count(elem *pathElem, id backend.ID, t *totals) error {
+	if rs.ctx.Err() != nil {
+		return context.Cause(rs.ctx)
+	}
+	tree, err := snapshot.LoadTree(rs.ctx, rs.repo, id)
+	if err != nil {
+		return nil
+	}
+	filtering := len(rs.include)+len(rs.exclude) > 0
+	for _, n := range tree.Nodes {
+		self, descend := true, n.Type == snapshot.NodeDir
+		if filtering {
+			self, descend = rs.selected(elem.path(n.Name), n.Type == snapshot.NodeDir)
+		}
+		switch {
+		case n.Type == snapshot.NodeDir && descend && n.Subtree != nil:
+			if err := rs.count(&pathElem{parent: elem, name: n.Name}, *n.Subtree, t); err != nil {
+				return err
+			}
+		case n.Type == snapshot.NodeFile && self:
+			if n.Links > 1 && n.Inode != 0 {
+				key := linkKey{n.DeviceID, n.Inode}
+				if t.links[key] {
+					continue
+				}
+				if t.links == nil {
+					t.links = map[linkKey]bool{}
+				}
+				t.links[key] = true
+			}
+			t.files++
+			t.bytes += n.Size
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -288,6 +289,55 @@ func TestRestoreHardlinks(t *testing.T) {
 		t.Errorf("include: %+v", st)
 	}
 	checkFile(t, filepath.Join(target2, "sub2/c"), content)
+}
+
+// TestRestoreTotalsUpFront: Totals gives the whole restore's files and
+// bytes once, before any content is written, however many batches the
+// restore is planned in, counting a hardlinked file once and only what
+// --include and --exclude select.
+func TestRestoreTotalsUpFront(t *testing.T) {
+	repo := newFakeRepo()
+	rnd := rand.New(rand.NewPCG(11, 12))
+	shared := randBytes(rnd, 700)
+	a := fileNode(repo, "a", shared, 100)
+	a.Links, a.Inode, a.DeviceID = 2, 5, 1
+	b := fileNode(repo, "b", shared, 100)
+	b.Links, b.Inode, b.DeviceID = 2, 5, 1
+	var files []*snapshot.Node
+	sizes := map[string]uint64{}
+	for i := range 30 {
+		name := fmt.Sprintf("f%02d", i)
+		files = append(files, fileNode(repo, name, randBytes(rnd, 50*i), 100))
+		sizes[name] = uint64(50 * i)
+	}
+	root := repo.addTree(t, a, dirNode("d", repo.addTree(t, files...)), dirNode("e", repo.addTree(t, b)),
+		dirNode("x", repo.addTree(t, fileNode(repo, "big", randBytes(rnd, 5000), 1000))))
+	var all uint64
+	for _, n := range sizes {
+		all += n
+	}
+	for _, tc := range []struct {
+		name         string
+		opts         Options
+		files, bytes uint64
+	}{
+		{"all", Options{}, 32, 700 + all + 5000},
+		{"exclude", Options{Exclude: []string{"/x", "f0*"}}, 21, 700 + all - (0+1+2+3+4+5+6+7+8+9)*50},
+		{"include", Options{Include: []string{"/e", "/d/f29"}}, 2, 700 + 29*50},
+	} {
+		prog := &countProgress{seen: map[string]int{}}
+		tc.opts.Progress, tc.opts.BatchBlobs = prog, 4 // many batches
+		st, rep := restoreT(t, repo, root, tc.opts, t.TempDir())
+		if len(rep.errs) > 0 {
+			t.Fatal(rep.errs)
+		}
+		if prog.totalsCalls.Load() != 1 || prog.lateTotals.Load() != 0 {
+			t.Errorf("%s: Totals called %d times, %d after content was written", tc.name, prog.totalsCalls.Load(), prog.lateTotals.Load())
+		}
+		if f, b := prog.plannedFiles.Load(), prog.plannedBytes.Load(); f != tc.files || b != tc.bytes || f != st.Files || b != st.Bytes {
+			t.Errorf("%s: totals %d files %d bytes, want %d and %d; restored %d files %d bytes", tc.name, f, b, tc.files, tc.bytes, st.Files, st.Bytes)
+		}
+	}
 }
 
 func TestRestoreSparse(t *testing.T) {
@@ -595,11 +645,18 @@ func TestRestoreErrorStops(t *testing.T) {
 // countProgress counts progress reports from many goroutines.
 type countProgress struct {
 	plannedFiles, plannedBytes, restored, done atomic.Uint64
-	mu                                         sync.Mutex
-	seen                                       map[string]int
+	// totalsCalls counts Totals calls, lateTotals those made after
+	// content was written.
+	totalsCalls, lateTotals atomic.Uint64
+	mu                      sync.Mutex
+	seen                    map[string]int
 }
 
-func (p *countProgress) Planned(files, bytes uint64) {
+func (p *countProgress) Totals(files, bytes uint64) {
+	p.totalsCalls.Add(1)
+	if p.restored.Load() > 0 {
+		p.lateTotals.Add(1)
+	}
 	p.plannedFiles.Add(files)
 	p.plannedBytes.Add(bytes)
 }
@@ -642,6 +699,9 @@ func TestRestoreParallel(t *testing.T) {
 	}
 	if st.Files != 240 || st.Verified != 240 || st.Bytes != uint64(total) {
 		t.Errorf("stats %+v", st)
+	}
+	if prog.totalsCalls.Load() != 1 || prog.lateTotals.Load() != 0 {
+		t.Errorf("Totals called %d times, %d of them after content was written; want once, before", prog.totalsCalls.Load(), prog.lateTotals.Load())
 	}
 	if prog.plannedFiles.Load() != 240 || prog.plannedBytes.Load() != uint64(total) || prog.restored.Load() != uint64(total) || prog.done.Load() != 240 {
 		t.Errorf("progress: planned %d files %d bytes, restored %d, done %d",
