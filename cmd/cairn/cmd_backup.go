@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+
 	"path/filepath"
 	"time"
 
@@ -36,21 +36,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"With --json, status lines ({\"message_type\":\"status\",...}) are printed every\n" +
 			"second on a terminal and every minute otherwise, then one summary line\n" +
 			"{\"message_type\":\"summary\",...} with restic's field names.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
-			&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-			&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude `PATTERN`, ignoring case (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude-file", Usage: "read exclude patterns from `FILE`, one a line (repeatable)"},
-			&cli.BoolFlag{Name: "exclude-caches", Usage: "leave out the content of folders holding a CACHEDIR.TAG file"},
-			&cli.StringSliceFlag{Name: "exclude-if-present", Usage: "leave out the content of folders holding a file `NAME[:HEADER]` (repeatable)"},
-			&cli.StringFlag{Name: "exclude-larger-than", Usage: "leave out files larger than `SIZE` (bytes, or with K, M, G, T suffix)"},
-			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "read everything but save nothing"},
-			&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
-			&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
-			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
-		},
+		Flags:  backupFlags(),
 		Action: e.runBackup,
 	}
 }
@@ -64,47 +50,6 @@ type partialBackupError struct {
 
 func (e *partialBackupError) Error() string {
 	return fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read", e.snapshot, e.skipped)
-}
-
-func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
-	o := archiver.BackupOptions{
-		Paths: c.Args().Slice(), Hostname: c.String("host"), Tags: c.StringSlice("tag"),
-		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + version,
-		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-	}
-	o.Now = e.now
-	o.TestOnlyBeforeSnapshot = e.testPause("before-snapshot")
-	if o.Hostname == "" {
-		o.Hostname = e.hostname()
-	}
-	o.Excludes = c.StringSlice("exclude")
-	o.IExcludes = c.StringSlice("iexclude")
-	for _, f := range c.StringSlice("exclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return o, err
-		}
-		o.Excludes = append(o.Excludes, pats...)
-	}
-	if _, err := snapshot.ParsePatterns(o.Excludes, false); err != nil {
-		return o, fmt.Errorf("--exclude: %w", err)
-	}
-	if _, err := snapshot.ParsePatterns(o.IExcludes, true); err != nil {
-		return o, fmt.Errorf("--iexclude: %w", err)
-	}
-	o.ExcludeCaches = c.Bool("exclude-caches")
-	o.ExcludeIfPresent = c.StringSlice("exclude-if-present")
-	if s := c.String("exclude-larger-than"); s != "" {
-		n, err := parseSize(s)
-		if err != nil {
-			return o, fmt.Errorf("--exclude-larger-than: %w", err)
-		}
-		o.ExcludeLargerThan = n
-	}
-	o.OneFileSystem = c.Bool("one-file-system")
-	o.DryRun = c.Bool("dry-run")
-	o.Force = c.Bool("force")
-	return o, nil
 }
 
 func (e *appEnv) runBackup(c *cli.Context) error {

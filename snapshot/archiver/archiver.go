@@ -118,6 +118,13 @@ type Options struct {
 	// system than the backup targets; such mount points are recorded as
 	// empty directories.
 	OneFileSystem bool
+	// WithAtime records each item's access time. Without it the access
+	// time recorded is the modification time, as restic does: reading a
+	// file or listing a folder (another program's, since the archiver
+	// itself reads with O_NOATIME where it may) then does not make the
+	// item differ from the parent snapshot, so its tree is not stored
+	// again.
+	WithAtime bool
 
 	// Error is called when an item cannot be read (it vanished, a read
 	// failed, its name cannot be stored). Returning nil skips the item and

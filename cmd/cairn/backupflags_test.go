@@ -1,0 +1,126 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// statTimes returns a path's atime and ctime.
+func statTimes(t *testing.T, p string) (atime, ctime time.Time) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(st.Atim.Unix()), time.Unix(st.Ctim.Unix())
+}
+
+// lsNodes lists a snapshot with ls --json and returns its nodes by path.
+func (e *testEnv) lsNodes(snap string) map[string]map[string]any {
+	e.t.Helper()
+	r := e.must("--json", "ls", snap)
+	nodes := map[string]map[string]any{}
+	for _, m := range jsonLines(e.t, r.stdout) {
+		if m["message_type"] == "node" {
+			nodes[m["path"].(string)] = m
+		}
+	}
+	return nodes
+}
+
+// TestBackupAtime: reading files and listing folders (which, on a
+// relatime mount, moves their atime without touching their ctime) between
+// two backups makes the second store no tree; --with-atime records the
+// real access times.
+func TestBackupAtime(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	makeTree(t, src, 3)
+	// An atime older than the mtime is what relatime updates on the
+	// next read.
+	old := time.Now().Add(-72 * time.Hour)
+	var dirs, files []string
+	if err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			files = append(files, p)
+		default:
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, old, fi.ModTime())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.init()
+	e.backupJSON(0, src)
+
+	// Another program reads every file and lists every folder.
+	before, ctimeBefore := statTimes(t, files[0])
+	dirBefore, _ := statTimes(t, dirs[0])
+	for _, f := range files {
+		if _, err := os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.ReadDir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, ctimeAfter := statTimes(t, files[0])
+	dirAfter, _ := statTimes(t, dirs[0])
+	if !after.After(before) || !dirAfter.After(dirBefore) || !ctimeAfter.Equal(ctimeBefore) {
+		t.Fatalf("reading did not move the atime alone (file atime %v -> %v, ctime %v -> %v; folder atime %v -> %v): the test needs a relatime or strictatime mount",
+			before, after, ctimeBefore, ctimeAfter, dirBefore, dirAfter)
+	}
+
+	// The folders above src (/tmp ...) may change meanwhile; every item
+	// of src must be unchanged.
+	second, r := e.backupJSON(0, "-v", src)
+	items := 0
+	for _, m := range jsonLines(t, r.stdout) {
+		item, _ := m["item"].(string)
+		if m["message_type"] != "verbose_status" || !strings.HasPrefix(item+"/", src+"/") {
+			continue
+		}
+		items++
+		if m["action"] != "unchanged" {
+			t.Errorf("%s is %v after it was only read", item, m["action"])
+		}
+	}
+	if items < len(files)+len(dirs) {
+		t.Fatalf("%d items of src reported, want %d\n%s", items, len(files)+len(dirs), r)
+	}
+	id := second["snapshot_id"].(string)
+	fi, err := os.Stat(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := e.lsNodes(id)[files[0]]
+	if got, _ := time.Parse(time.RFC3339Nano, node["atime"].(string)); !got.Equal(fi.ModTime()) {
+		t.Errorf("without --with-atime the atime recorded is %v, want the mtime %v", node["atime"], fi.ModTime())
+	}
+
+	third, r := e.backupJSON(0, "--with-atime", src)
+	if third["tree_blobs"].(float64) == 0 {
+		t.Fatalf("--with-atime stored no tree although every atime differs from the mtime\n%s", r)
+	}
+	node = e.lsNodes(third["snapshot_id"].(string))[files[0]]
+	if got, _ := time.Parse(time.RFC3339Nano, node["atime"].(string)); !got.Equal(after) {
+		t.Errorf("--with-atime recorded atime %v, want %v", node["atime"], after)
+	}
+}
