@@ -124,3 +124,34 @@ func TestBackupAtime(t *testing.T) {
 		t.Errorf("--with-atime recorded atime %v, want %v", node["atime"], after)
 	}
 }
+
+// TestBackupMissingPath: a backup path that does not exist is reported,
+// left out of the snapshot's paths (so the next backup of the same
+// command line finds the snapshot as its parent) and makes the exit
+// status 3; when no path exists, no snapshot is made (exit 1).
+func TestBackupMissingPath(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	makeTree(t, src, 4)
+	gone := filepath.Join(e.dir, "gone")
+	e.init()
+	first, r := e.backupJSON(3, src, gone)
+	if !strings.Contains(r.stderr, gone+" does not exist, skipping") {
+		t.Errorf("no warning naming the missing path\n%s", r)
+	}
+	if first["error_count"].(float64) != 1 {
+		t.Errorf("error_count %v, want 1", first["error_count"])
+	}
+	snaps := e.snapshotsJSON()
+	if paths := snaps[0]["paths"].([]any); len(paths) != 1 || paths[0] != src {
+		t.Fatalf("snapshot paths %v, want only %s", paths, src)
+	}
+	second, r := e.backupJSON(3, src, gone)
+	if second["files_new"].(float64) != 0 || second["files_unmodified"] != first["total_files_processed"] {
+		t.Fatalf("the second backup found no parent: %v\n%s", second, r)
+	}
+	r = e.run("backup", gone)
+	if r.code != 1 || len(e.snapshotsJSON()) != 2 {
+		t.Fatalf("a backup of only missing paths: want exit 1 and no snapshot\n%s", r)
+	}
+}

@@ -23,7 +23,10 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"whose size, mtime, ctime and inode are unchanged since the parent snapshot\n" +
 			"(the newest one of the same host and paths, or --parent) are not read again.\n\n" +
 			"A file that cannot be read is reported on stderr and left out; the snapshot\n" +
-			"is still made and the exit status is 3.\n\n" +
+			"is still made and the exit status is 3. So is a PATH that does not exist: it\n" +
+			"is also left out of the snapshot's paths (so the next backup of the same\n" +
+			"command line finds this one as its parent); with no PATH left, no snapshot\n" +
+			"is made (exit status 1).\n\n" +
 			"No snapshot relies on a missing pack: the packs are listed before the snapshot\n" +
 			"is recorded, and a pack found missing (lost, or deleted meanwhile) makes the\n" +
 			"backup warn and run over the paths again, which uploads the data it held;\n" +

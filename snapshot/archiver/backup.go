@@ -2,7 +2,10 @@ package archiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -100,6 +103,10 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		paths = append(paths, abs)
 	}
 	sort.Strings(paths)
+	paths, missing, err := existingPaths(paths, opts.Error)
+	if err != nil {
+		return nil, snapshot.Summary{}, err
+	}
 	start := opts.Now()
 
 	var parent *snapshot.Snapshot
@@ -134,6 +141,7 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		}
 	}
 	root, sum, err := archivePasses(ctx, r, a, paths, opts)
+	sum.ErrorCount += missing
 	if err != nil {
 		return nil, sum, err
 	}
@@ -169,6 +177,49 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	}
 	return sn, sum, nil
 }
+
+// existingPaths drops the backup paths that cannot be looked at (they do
+// not exist, or a folder on the way cannot be searched), as restic does:
+// each goes to onError (nil aborts on the first) and is left out of the
+// snapshot's paths, so that the next backup of the same paths finds this
+// snapshot as its parent. It returns the paths kept and how many were
+// dropped; none kept is ErrNoTargets.
+func existingPaths(paths []string, onError func(string, error) error) (kept []string, dropped uint64, err error) {
+	for _, p := range paths {
+		_, lerr := os.Lstat(p)
+		if lerr == nil {
+			kept = append(kept, p)
+			continue
+		}
+		lerr = &skippedPathError{path: p, err: lerr}
+		if onError == nil {
+			return nil, 0, lerr
+		}
+		if ferr := onError(p, lerr); ferr != nil {
+			return nil, 0, ferr
+		}
+		dropped++
+	}
+	if len(kept) == 0 {
+		return nil, dropped, ErrNoTargets
+	}
+	return kept, dropped, nil
+}
+
+// skippedPathError reports a backup path left out (existingPaths).
+type skippedPathError struct {
+	path string
+	err  error // from lstat
+}
+
+func (e *skippedPathError) Error() string {
+	if errors.Is(e.err, fs.ErrNotExist) {
+		return e.path + " does not exist, skipping"
+	}
+	return e.err.Error() + ", skipping"
+}
+
+func (e *skippedPathError) Unwrap() error { return e.err }
 
 // archivePasses archives paths with a, flushes the repository and confirms
 // that every pack its index lists is in the backend, archiving the paths
