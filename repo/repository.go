@@ -49,7 +49,19 @@ type Options struct {
 	// tries that one first next time (see Repository.unlock); empty
 	// remembers nothing.
 	StateDir string
+	// IndexInterval is the longest time an uploaded pack waits for an
+	// index file to list it (see packer); 0 means DefaultIndexInterval.
+	IndexInterval time.Duration
 }
+
+// DefaultIndexInterval is how often, at most, a job that uploads packs
+// writes an index file for them: a backup killed (or a machine that lost
+// power) leaves at most that much upload unindexed, which the next run
+// uploads again. Five minutes of uploading at 10 MB/s is 3 GB, at 100
+// MB/s 30 GB: the 64-pack bound (indexEvery, 1 GiB of the default packs)
+// is then reached first. An index file costs a few hundred bytes per
+// pack; one every five minutes is nothing beside the packs.
+const DefaultIndexInterval = 5 * time.Minute
 
 func (o *Options) applyDefaults() {
 	if o.Warn == nil {
@@ -57,6 +69,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = DefaultIndexInterval
 	}
 }
 

@@ -145,6 +145,8 @@ func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 		Username: username(),
 		StateDir: g.ConfigDir,
 		Now:      e.now,
+		// 0 (the default) unless a test shortens it.
+		IndexInterval: e.testIndexInterval(),
 	}
 }
 

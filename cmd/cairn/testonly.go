@@ -168,7 +168,7 @@ func (e *appEnv) checkTestSeams() error {
 	if _, err := parsePeerTimeouts(e.getenv(envTestPeerTimeouts)); err != nil {
 		return fmt.Errorf("$%s: %w", envTestPeerTimeouts, err)
 	}
-	return nil
+	return e.checkIndexIntervalSeam()
 }
 
 // restoreSwapSeam returns restorer.Options.TestOnlyBetween for

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -35,7 +36,15 @@ type BackupRepository interface {
 	// blobs are then unknown unless stored elsewhere) and returns them.
 	// It is not called while blobs are saved.
 	ForgetMissingPacks(ctx context.Context) ([]backend.ID, error)
+	// SaveUploadedIndex indexes the packs uploaded so far (without
+	// finishing the packs being filled): Backup calls it when it stops
+	// early, so that a rerun reuses what was uploaded.
+	SaveUploadedIndex(ctx context.Context) error
 }
+
+// stopIndexGrace bounds the index write of a backup that stops early:
+// after SIGINT or SIGTERM the user waits for it.
+const stopIndexGrace = 30 * time.Second
 
 // backupPasses bounds how often Backup archives the paths when packs
 // vanish under it (see Backup).
@@ -143,6 +152,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	root, sum, err := archivePasses(ctx, r, a, paths, opts)
 	sum.ErrorCount += missing
 	if err != nil {
+		if !opts.DryRun {
+			saveUploadedIndex(ctx, r, opts.Warn)
+		}
 		return nil, sum, err
 	}
 	stored := sum
@@ -176,6 +188,21 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		return nil, sum, err
 	}
 	return sn, sum, nil
+}
+
+// saveUploadedIndex indexes what a backup that stops early (interrupted,
+// failed) uploaded, so that the next run does not upload it again. It runs
+// after ctx is cancelled, with a short grace period of its own, but not
+// after the lock was lost: a prune may then be deleting those packs.
+func saveUploadedIndex(ctx context.Context, r BackupRepository, warn func(string)) {
+	if errors.Is(context.Cause(ctx), repo.ErrLockLost) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopIndexGrace)
+	defer cancel()
+	if err := r.SaveUploadedIndex(ctx); err != nil {
+		warn(fmt.Sprintf("index the packs uploaded before the backup stopped: %v (the next backup uploads their data again)", err))
+	}
 }
 
 // existingPaths drops the backup paths that cannot be looked at (they do
