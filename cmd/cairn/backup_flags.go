@@ -11,7 +11,7 @@ import (
 
 // backupFlags are the backup command's own flags.
 func backupFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
@@ -27,9 +27,26 @@ func backupFlags() []cli.Flag {
 		&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
 		&cli.BoolFlag{Name: "with-atime", Usage: "record access times (default: the modification time stands in, so reading a file does not change its snapshot entry)"},
 	}
+	return append(flags, streamFlags()...)
 }
 
-func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
+func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, *streamSpec, error) {
+	stream, err := streamOptions(c)
+	if err != nil {
+		return archiver.BackupOptions{}, nil, err
+	}
+	o, err := e.pathOptions(c)
+	if stream == nil && err == nil && len(o.Paths) == 0 {
+		err = wantArgs(c, 1, -1)
+	}
+	if stream != nil {
+		o.Paths = nil // --stdin-from-command's arguments are the command
+	}
+	return o, stream, err
+}
+
+// pathOptions reads the options of a backup of paths.
+func (e *appEnv) pathOptions(c *cli.Context) (archiver.BackupOptions, error) {
 	o := archiver.BackupOptions{
 		Paths: c.Args().Slice(), Hostname: c.String("host"), Tags: c.StringSlice("tag"),
 		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + version,

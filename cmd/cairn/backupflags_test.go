@@ -155,3 +155,95 @@ func TestBackupMissingPath(t *testing.T) {
 		t.Fatalf("a backup of only missing paths: want exit 1 and no snapshot\n%s", r)
 	}
 }
+
+// TestBackupStdin: --stdin and --stdin-from-command store a stream as one
+// file that restores byte for byte; a command that fails makes no
+// snapshot and exit status 1.
+func TestBackupStdin(t *testing.T) {
+	e := newTestEnv(t)
+	e.init()
+	data := make([]byte, 3<<20+12345) // several chunks
+	rnd := testRand(t)
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	restored := func(snap, name string) []byte {
+		t.Helper()
+		target := filepath.Join(e.dir, "r-"+snap)
+		e.must("restore", snap, "--target", target)
+		got, err := os.ReadFile(filepath.Join(target, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(filepath.Join(target, name))
+		if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s restored with mode %v, want 0644", name, fi.Mode())
+		}
+		return got
+	}
+
+	stdinBackup := func(args ...string) string {
+		t.Helper()
+		r := e.runWith(runOpts{stdin: string(data)}, append([]string{"--json", "backup", "--stdin"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("backup --stdin\n%s", r)
+		}
+		msgs := jsonLines(t, r.stdout)
+		return msgs[len(msgs)-1]["snapshot_id"].(string)
+	}
+	for _, c := range []struct {
+		args []string
+		name string
+	}{
+		{nil, "stdin"},
+		{[]string{"--stdin-filename", "db/dump.sql"}, "db/dump.sql"},
+	} {
+		id := stdinBackup(c.args...)
+		if got := restored(id, c.name); string(got) != string(data) {
+			t.Fatalf("--stdin %q: restored %d bytes differ from the %d given", c.args, len(got), len(data))
+		}
+		snaps := e.snapshotsJSON()
+		if paths := snaps[len(snaps)-1]["paths"].([]any); len(paths) != 1 || paths[0] != "/"+c.name {
+			t.Errorf("snapshot paths %v, want [/%s]", paths, c.name)
+		}
+	}
+
+	// --stdin-from-command: the database-dump case.
+	src := filepath.Join(e.dir, "dump")
+	if err := os.WriteFile(src, data[:1<<20], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := e.backupJSON(0, "--stdin-from-command", "--stdin-filename", "dump.sql", "--", "cat", src)
+	if got := restored(sum["snapshot_id"].(string), "dump.sql"); string(got) != string(data[:1<<20]) {
+		t.Fatalf("--stdin-from-command: restored content differs")
+	}
+
+	before := len(e.snapshotsJSON())
+	for _, args := range [][]string{
+		{"sh", "-c", "head -c 100000 " + src + "; echo dump failed >&2; exit 3"},
+		{filepath.Join(e.dir, "no-such-program")},
+	} {
+		r := e.run(append([]string{"backup", "--stdin-from-command", "--"}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "no snapshot saved") && !strings.Contains(r.stderr, "start") {
+			t.Errorf("a failing command: want exit 1 and why\n%s", r)
+		}
+		if n := len(e.snapshotsJSON()); n != before {
+			t.Fatalf("a failing command made a snapshot (%d, was %d)\n%s", n, before, r)
+		}
+	}
+	if r := e.run("backup", "--stdin-from-command", "--", "sh", "-c", "echo dump failed >&2; exit 3"); !strings.Contains(r.stderr, "dump failed") || !strings.Contains(r.stderr, "exit status 3") {
+		t.Errorf("the command's stderr and exit status are not shown\n%s", r)
+	}
+
+	for _, bad := range [][]string{
+		{"backup", "--stdin", src},
+		{"backup", "--stdin-filename", "x", src},
+		{"backup", "--stdin-from-command"},
+		{"backup", "--stdin", "--stdin-filename", "/"},
+		{"backup", "--stdin", "--stdin-from-command", "--", "true"},
+	} {
+		if r := e.run(bad...); r.code != 1 {
+			t.Errorf("want exit 1\n%s", r)
+		}
+	}
+}

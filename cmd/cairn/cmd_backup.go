@@ -18,7 +18,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 		Name:      "backup",
 		Usage:     "back files and folders up into a new snapshot",
 		Before:    useGCPercent(backupGCPercent),
-		ArgsUsage: "PATH...",
+		ArgsUsage: "PATH... | --stdin | --stdin-from-command -- COMMAND [ARG...]",
 		Description: "Backs up the PATHs (recorded as absolute paths) into a new snapshot. Files\n" +
 			"whose size, mtime, ctime and inode are unchanged since the parent snapshot\n" +
 			"(the newest one of the same host and paths, or --parent) are not read again.\n\n" +
@@ -31,6 +31,11 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"is recorded, and a pack found missing (lost, or deleted meanwhile) makes the\n" +
 			"backup warn and run over the paths again, which uploads the data it held;\n" +
 			"after three such passes it fails (exit status 1) and records nothing.\n\n" +
+			"--stdin backs up standard input, --stdin-from-command the standard output of\n" +
+			"the command given as arguments (run without a shell), as one file named by\n" +
+			"--stdin-filename (default \"stdin\", stored as /stdin; mode 0644, dated now).\n" +
+			"If the command exits non-zero or cannot start, no snapshot is made and the\n" +
+			"exit status is 1.\n\n" +
 			"Patterns (--exclude, --iexclude, lines of --exclude-file) are globs: \"*\", \"?\",\n" +
 			"\"[a-z]\" match within one path element, \"**\" any number of elements; a\n" +
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
@@ -56,10 +61,7 @@ func (e *partialBackupError) Error() string {
 }
 
 func (e *appEnv) runBackup(c *cli.Context) error {
-	if err := wantArgs(c, 1, -1); err != nil {
-		return err
-	}
-	opts, err := e.backupOptions(c)
+	opts, stream, err := e.backupOptions(c)
 	if err != nil {
 		return err
 	}
@@ -74,6 +76,14 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 	return e.withRepo(c, dryRunLock(appendLock, opts.DryRun), func(ctx context.Context, s *session) error {
 		if compression != nil {
 			s.repo.SetCompression(*compression)
+		}
+		if stream != nil {
+			st, cleanup, err := stream.open(ctx, e, e.now())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			opts.Stream = st
 		}
 		if !opts.DryRun {
 			ident, err := s.device.Identity()
@@ -113,6 +123,9 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 // likely compare with, for the progress display's percentage and ETA.
 func expectedBytes(l *snapshot.Log, o archiver.BackupOptions, now time.Time) uint64 {
 	var paths []string
+	if o.Stream != nil {
+		paths = []string{o.Stream.Name}
+	}
 	for _, p := range o.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {

@@ -74,6 +74,12 @@ type BackupOptions struct {
 	// Warn receives problems that do not stop the backup (packs found
 	// missing); nil discards them.
 	Warn func(msg string)
+	// Stream, if set, is backed up instead of Paths (which must then be
+	// empty): the snapshot's one path is Stream.Name. Exclusions do not
+	// apply to it. Its Wait runs after its content is stored and before
+	// the snapshot is recorded; packs found missing then fail the
+	// backup, since a stream cannot be read twice.
+	Stream *Stream
 }
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
@@ -94,25 +100,13 @@ type BackupOptions struct {
 // backup a second listing. A dry run lists the packs before it starts
 // instead, so that its summary counts the data of lost packs.
 func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts BackupOptions) (*snapshot.Snapshot, snapshot.Summary, error) {
-	if len(opts.Paths) == 0 {
-		return nil, snapshot.Summary{}, fmt.Errorf("backup: no paths given")
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
-	paths := make([]string, 0, len(opts.Paths))
-	for _, p := range opts.Paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, snapshot.Summary{}, fmt.Errorf("backup %s: %w", p, err)
-		}
-		paths = append(paths, abs)
-	}
-	sort.Strings(paths)
-	paths, missing, err := existingPaths(paths, opts.Error)
+	paths, missing, err := backupPaths(opts)
 	if err != nil {
 		return nil, snapshot.Summary{}, err
 	}
@@ -151,6 +145,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	}
 	root, sum, err := archivePasses(ctx, r, a, paths, opts)
 	sum.ErrorCount += missing
+	if err == nil && opts.Stream != nil && opts.Stream.Wait != nil {
+		err = opts.Stream.Wait()
+	}
 	if err != nil {
 		if !opts.DryRun {
 			saveUploadedIndex(ctx, r, opts.Warn)
@@ -188,6 +185,34 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		return nil, sum, err
 	}
 	return sn, sum, nil
+}
+
+// backupPaths returns the snapshot's paths: the stream's name, or the
+// absolute, sorted paths given that exist (existingPaths), with how many
+// were dropped.
+func backupPaths(opts BackupOptions) ([]string, uint64, error) {
+	if opts.Stream != nil {
+		if len(opts.Paths) > 0 {
+			return nil, 0, errors.New("backup: paths given with a stream")
+		}
+		if err := CheckStreamName(opts.Stream.Name); err != nil {
+			return nil, 0, err
+		}
+		return []string{opts.Stream.Name}, 0, nil
+	}
+	if len(opts.Paths) == 0 {
+		return nil, 0, errors.New("backup: no paths given")
+	}
+	paths := make([]string, 0, len(opts.Paths))
+	for _, p := range opts.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("backup %s: %w", p, err)
+		}
+		paths = append(paths, abs)
+	}
+	sort.Strings(paths)
+	return existingPaths(paths, opts.Error)
 }
 
 // saveUploadedIndex indexes what a backup that stops early (interrupted,
@@ -258,7 +283,11 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 	var added snapshot.Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
 	uploaded := r.UploadedPackBytes()
 	for pass := 1; ; pass++ {
-		root, sum, err = a.Snapshot(ctx, paths)
+		if opts.Stream != nil {
+			root, sum, err = a.SnapshotStream(ctx, opts.Stream)
+		} else {
+			root, sum, err = a.Snapshot(ctx, paths)
+		}
 		sum.DataBlobs += added.DataBlobs
 		sum.TreeBlobs += added.TreeBlobs
 		sum.DataAdded += added.DataAdded
@@ -285,6 +314,10 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 		}
 		if len(missing) == 0 {
 			return root, sum, nil
+		}
+		if opts.Stream != nil {
+			return root, sum, fmt.Errorf("backup: %s missing from the repository (lost, or deleted while this backup ran): a stream cannot be read again, so no snapshot was written: run the backup again (and 'cairn check')",
+				packList(missing))
 		}
 		if pass == backupPasses {
 			return root, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",
