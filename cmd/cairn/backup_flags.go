@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -27,6 +28,7 @@ func backupFlags() []cli.Flag {
 		&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
 		&cli.BoolFlag{Name: "with-atime", Usage: "record access times (default: the modification time stands in, so reading a file does not change its snapshot entry)"},
 	}
+	flags = append(flags, fileListFlags()...)
 	return append(flags, streamFlags()...)
 }
 
@@ -36,13 +38,26 @@ func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, *streamS
 		return archiver.BackupOptions{}, nil, err
 	}
 	o, err := e.pathOptions(c)
-	if stream == nil && err == nil && len(o.Paths) == 0 {
-		err = wantArgs(c, 1, -1)
+	if err != nil {
+		return o, nil, err
 	}
 	if stream != nil {
 		o.Paths = nil // --stdin-from-command's arguments are the command
+		return o, stream, nil
 	}
-	return o, stream, err
+	p := e.printer(e.globals(c))
+	listed, err := listedPaths(c, e.stdin, func(msg string) { p.Warnf("%s", msg) })
+	if err != nil {
+		return o, nil, err
+	}
+	o.Paths = append(listed, o.Paths...)
+	if len(o.Paths) == 0 {
+		if len(listed) == 0 && !c.IsSet("files-from") && !c.IsSet("files-from-verbatim") && !c.IsSet("files-from-raw") {
+			return o, nil, wantArgs(c, 1, -1)
+		}
+		return o, nil, errors.New("backup: the --files-from lists name nothing to back up")
+	}
+	return o, nil, nil
 }
 
 // pathOptions reads the options of a backup of paths.
@@ -64,7 +79,14 @@ func (e *appEnv) pathOptions(c *cli.Context) (archiver.BackupOptions, error) {
 		if err != nil {
 			return o, err
 		}
-		o.Excludes = append(o.Excludes, pats...)
+		o.Excludes = append(o.Excludes, expandPatterns(pats, e.getenv)...)
+	}
+	for _, f := range c.StringSlice("iexclude-file") {
+		pats, err := readPatternFile(f)
+		if err != nil {
+			return o, err
+		}
+		o.IExcludes = append(o.IExcludes, expandPatterns(pats, e.getenv)...)
 	}
 	if _, err := snapshot.ParsePatterns(o.Excludes, false); err != nil {
 		return o, fmt.Errorf("--exclude: %w", err)

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -245,5 +246,102 @@ func TestBackupStdin(t *testing.T) {
 		if r := e.run(bad...); r.code != 1 {
 			t.Errorf("want exit 1\n%s", r)
 		}
+	}
+}
+
+// snapshotPaths returns the newest snapshot's paths.
+func (e *testEnv) snapshotPaths() []string {
+	e.t.Helper()
+	snaps := e.snapshotsJSON()
+	var out []string
+	for _, p := range snaps[len(snaps)-1]["paths"].([]any) {
+		out = append(out, p.(string))
+	}
+	return out
+}
+
+// TestBackupFileLists: --files-from (globs, comments, "-" for stdin),
+// --files-from-verbatim and --files-from-raw name the paths to back up.
+func TestBackupFileLists(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	for _, f := range []string{"a.txt", "b.log", "dir/c.txt", "sp ace.txt ", "#hash"} {
+		mkdirAll(t, filepath.Dir(filepath.Join(src, f)))
+		e.writeFile(filepath.Join(src, f), f)
+	}
+	e.init()
+	abs := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, filepath.Join(src, n))
+		}
+		slices.Sort(out)
+		return out
+	}
+	list := filepath.Join(e.dir, "list")
+	check := func(want []string, o runOpts, args ...string) {
+		t.Helper()
+		r := e.runWith(o, append([]string{"backup"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("want exit 0\n%s", r)
+		}
+		if got := e.snapshotPaths(); !slices.Equal(got, want) {
+			t.Fatalf("snapshot paths %q, want %q\n%s", got, want, r)
+		}
+	}
+	// Globs relative to the working folder, white space and comments.
+	e.writeFile(list, "  src/*.txt  \n# src/b.log\n\nsrc/nomatch*\n")
+	r := e.runWith(runOpts{}, "backup", "--files-from", list)
+	if !strings.Contains(r.stderr, `pattern "src/nomatch*" matches no file, skipping`) {
+		t.Errorf("no warning for a glob that matches nothing\n%s", r)
+	}
+	if got := e.snapshotPaths(); !slices.Equal(got, abs("a.txt")) {
+		t.Fatalf("--files-from: paths %q", got)
+	}
+	check(abs("a.txt", "b.log"), runOpts{stdin: "src/b.log\n"}, "--files-from", "-", filepath.Join(src, "a.txt"))
+	// Verbatim: no globbing, no trimming, no comments.
+	e.writeFile(list, "src/sp ace.txt \n\nsrc/#hash\n")
+	check(abs("sp ace.txt ", "#hash"), runOpts{}, "--files-from-verbatim", list)
+	// Raw: NUL-terminated.
+	e.writeFile(list, "src/dir\x00src/b.log\x00")
+	check(abs("dir", "b.log"), runOpts{}, "--files-from-raw", list)
+	e.writeFile(list, "src/dir\x00src/b.log")
+	if r := e.run("backup", "--files-from-raw", list); r.code != 1 || !strings.Contains(r.stderr, "NUL") {
+		t.Errorf("a raw list without its last NUL: want exit 1\n%s", r)
+	}
+	e.writeFile(list, "# nothing\n")
+	if r := e.run("backup", "--files-from", list); r.code != 1 {
+		t.Errorf("an empty list: want exit 1\n%s", r)
+	}
+}
+
+// TestBackupExcludeFiles: $VAR and ${VAR} are expanded in exclude files,
+// --iexclude-file ignores case, and a later "!pattern" re-includes what
+// an earlier one excluded.
+func TestBackupExcludeFiles(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	for _, f := range []string{"a.txt", "keep.txt", "B.LOG", "cache/x", "tmp/y", "z"} {
+		mkdirAll(t, filepath.Dir(filepath.Join(src, f)))
+		e.writeFile(filepath.Join(src, f), f)
+	}
+	e.init()
+	ex := filepath.Join(e.dir, "ex")
+	iex := filepath.Join(e.dir, "iex")
+	e.writeFile(ex, "$SKIP/cache\n${SKIP}/tmp/\n*.txt\n!keep.txt\n")
+	e.writeFile(iex, "*.log\n")
+	r := e.runWith(runOpts{env: []string{"SKIP=" + src}}, "--json", "backup", "--exclude-file", ex, "--iexclude-file", iex, src)
+	if r.code != 0 {
+		t.Fatalf("want exit 0\n%s", r)
+	}
+	var got []string
+	for p := range e.lsNodes("latest") {
+		if rel, err := filepath.Rel(src, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			got = append(got, rel)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"keep.txt", "z"}; !slices.Equal(got, want) {
+		t.Fatalf("snapshot holds %q, want %q", got, want)
 	}
 }

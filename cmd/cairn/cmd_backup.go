@@ -39,8 +39,13 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"Patterns (--exclude, --iexclude, lines of --exclude-file) are globs: \"*\", \"?\",\n" +
 			"\"[a-z]\" match within one path element, \"**\" any number of elements; a\n" +
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
-			"any depth. In an exclude file, empty lines and lines starting with \"#\" are\n" +
-			"ignored.\n\n" +
+			"any depth. The last pattern that matches decides: \"!PATTERN\" re-includes what\n" +
+			"an earlier one excluded (not inside an excluded folder, which is not\n" +
+			"entered). In an exclude file, empty lines and lines starting with \"#\" are\n" +
+			"ignored and $VAR or ${VAR} is replaced by the environment variable's value.\n\n" +
+			"--files-from lists paths one a line (globs; \"#\" comments), --files-from-verbatim\n" +
+			"one a line as they are, --files-from-raw each ended by a NUL byte; \"-\" is\n" +
+			"standard input. They add to the PATHs given.\n\n" +
 			"With --json, status lines ({\"message_type\":\"status\",...}) are printed every\n" +
 			"second on a terminal and every minute otherwise, then one summary line\n" +
 			"{\"message_type\":\"summary\",...} with restic's field names.",
