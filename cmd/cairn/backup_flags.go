@@ -4,11 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/urfave/cli/v2"
 )
+
+// envReadConcurrency is restic's RESTIC_READ_CONCURRENCY.
+const envReadConcurrency = "CAIRN_READ_CONCURRENCY"
+
+// maxReadConcurrency bounds --read-concurrency: each reader holds a file
+// open and up to one chunk buffer in flight, and beyond a few dozen more
+// readers only add seeks.
+const maxReadConcurrency = 256
+
+// snapshotTimeLayout is --time's format, restic's.
+const snapshotTimeLayout = "2006-01-02 15:04:05"
 
 // backupFlags are the backup command's own flags.
 func backupFlags() []cli.Flag {
@@ -26,6 +38,11 @@ func backupFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
 		&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
 		&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
+		&cli.StringFlag{Name: "time", Usage: "record `TIME` (\"2006-01-02 15:04:05\", local time) as the snapshot's time (default: now)"},
+		&cli.BoolFlag{Name: "skip-if-unchanged", Usage: "make no snapshot when nothing changed since the parent snapshot"},
+		&cli.IntFlag{Name: "read-concurrency", EnvVars: []string{envReadConcurrency}, Usage: "read `N` files at once (default: the number of cores, at least 2 and at most 8)"},
+		&cli.BoolFlag{Name: "ignore-ctime", Usage: "read a file again only if its size, mtime or inode changed, not its ctime alone"},
+		&cli.BoolFlag{Name: "ignore-inode", Usage: "read a file again only if its size or mtime changed (implies --ignore-ctime; for file systems that renumber inodes)"},
 		&cli.BoolFlag{Name: "with-atime", Usage: "record access times (default: the modification time stands in, so reading a file does not change its snapshot entry)"},
 	}
 	flags = append(flags, fileListFlags()...)
@@ -107,5 +124,19 @@ func (e *appEnv) pathOptions(c *cli.Context) (archiver.BackupOptions, error) {
 	o.DryRun = c.Bool("dry-run")
 	o.Force = c.Bool("force")
 	o.WithAtime = c.Bool("with-atime")
+	o.IgnoreCtime = c.Bool("ignore-ctime")
+	o.IgnoreInode = c.Bool("ignore-inode")
+	o.SkipIfUnchanged = c.Bool("skip-if-unchanged")
+	o.ReadConcurrency = c.Int("read-concurrency")
+	if n := o.ReadConcurrency; n < 0 || n > maxReadConcurrency {
+		return o, fmt.Errorf("--read-concurrency: %d is not between 1 and %d (0: the default)", n, maxReadConcurrency)
+	}
+	if s := c.String("time"); s != "" {
+		t, err := time.ParseInLocation(snapshotTimeLayout, s, time.Local)
+		if err != nil {
+			return o, fmt.Errorf("--time %q: want \"YYYY-MM-DD hh:mm:ss\" (local time)", s)
+		}
+		o.Time = t
+	}
 	return o, nil
 }

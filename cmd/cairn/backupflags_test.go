@@ -3,6 +3,7 @@ package main
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -343,5 +344,96 @@ func TestBackupExcludeFiles(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"keep.txt", "z"}; !slices.Equal(got, want) {
 		t.Fatalf("snapshot holds %q, want %q", got, want)
+	}
+}
+
+// TestBackupChangeFlags: --time dates the snapshot, --skip-if-unchanged
+// makes none when nothing changed, --ignore-ctime and --ignore-inode keep
+// a file whose ctime or inode alone changed from being read again, and
+// --read-concurrency is checked.
+func TestBackupChangeFlags(t *testing.T) {
+	e := newTestEnv(t)
+	// The folders above the paths are part of the tree: /tmp, where the
+	// test's folder is, changes as other tests run; /var/tmp seldom does.
+	stable, err := os.MkdirTemp("/var/tmp", "cairn-skip-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(stable) })
+	src := filepath.Join(stable, "src")
+	mkdirAll(t, src)
+	f := filepath.Join(src, "f")
+	e.writeFile(f, "content")
+	e.init()
+	e.backupJSON(0, "--time", "2024-02-03 04:05:06", "--read-concurrency", "1", src)
+	snaps := e.snapshotsJSON()
+	if got := snaps[0]["time"].(string); !strings.HasPrefix(got, "2024-02-03T04:05:06") {
+		t.Errorf("--time: snapshot time %s", got)
+	}
+
+	sum, r := e.backupJSON(0, "--skip-if-unchanged", src)
+	if _, ok := sum["snapshot_id"]; ok || len(e.snapshotsJSON()) != 1 {
+		t.Fatalf("--skip-if-unchanged made a snapshot of an unchanged tree\n%s", r)
+	}
+	if r := e.must("backup", "--skip-if-unchanged", src); !strings.Contains(r.stdout, "skipped creating snapshot") {
+		t.Errorf("no word of the skipped snapshot\n%s", r)
+	}
+	e.writeFile(filepath.Join(src, "g"), "new")
+	e.backupJSON(0, "--skip-if-unchanged", src)
+	if n := len(e.snapshotsJSON()); n != 2 {
+		t.Fatalf("--skip-if-unchanged after a change: %d snapshots, want 2", n)
+	}
+
+	// The ctime alone changes: read again unless --ignore-ctime.
+	changes := func(args ...string) float64 {
+		t.Helper()
+		sum, _ := e.backupJSON(0, append(args, src)...)
+		return sum["files_changed"].(float64)
+	}
+	if err := os.Chmod(f, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes("--ignore-ctime"); n != 0 {
+		t.Errorf("--ignore-ctime: %v files read again after a ctime change", n)
+	}
+	if err := os.Chmod(f, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes(); n != 1 {
+		t.Errorf("without --ignore-ctime: %v files read again after a ctime change, want 1", n)
+	}
+	// A new inode (cp -p and rename keep size and mtime).
+	if out, err := exec.Command("cp", "-p", f, f+".new").CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.Rename(f+".new", f); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes("--ignore-ctime"); n != 1 {
+		t.Errorf("--ignore-ctime: %v files read again after an inode change, want 1", n)
+	}
+	if out, err := exec.Command("cp", "-p", f, f+".new").CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.Rename(f+".new", f); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes("--ignore-inode"); n != 0 {
+		t.Errorf("--ignore-inode: %v files read again after an inode change", n)
+	}
+
+	for _, bad := range [][]string{
+		{"backup", "--time", "yesterday", src},
+		{"backup", "--read-concurrency", "-1", src},
+	} {
+		if r := e.run(bad...); r.code != 1 {
+			t.Errorf("want exit 1\n%s", r)
+		}
+	}
+	if r := e.runWith(runOpts{env: []string{envReadConcurrency + "=x"}}, "backup", src); r.code != 1 {
+		t.Errorf("a bad $%s: want exit 1\n%s", envReadConcurrency, r)
 	}
 }

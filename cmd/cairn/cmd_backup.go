@@ -83,7 +83,11 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 			s.repo.SetCompression(*compression)
 		}
 		if stream != nil {
-			st, cleanup, err := stream.open(ctx, e, e.now())
+			modTime := opts.Time
+			if modTime.IsZero() {
+				modTime = e.now()
+			}
+			st, cleanup, err := stream.open(ctx, e, modTime)
 			if err != nil {
 				return err
 			}
@@ -117,7 +121,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		rememberLog(s, l)
 		printBackupSummary(s.p, sn, sum, opts.DryRun)
-		if sum.ErrorCount > 0 && !opts.DryRun {
+		if sum.ErrorCount > 0 && !opts.DryRun && sn != nil {
 			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.ErrorCount}
 		}
 		return nil

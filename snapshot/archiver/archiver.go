@@ -96,6 +96,12 @@ type Options struct {
 	Parent backend.ID
 	// Force reads every file even when it is unchanged since the parent.
 	Force bool
+	// IgnoreCtime leaves the ctime out of the comparison with the parent
+	// that decides whether a file is read again; IgnoreInode leaves out
+	// the inode and the ctime (restic's --ignore-inode implies
+	// --ignore-ctime: file systems that renumber inodes, FUSE ones, also
+	// report ctimes that move).
+	IgnoreCtime, IgnoreInode bool
 	// DryRun reads and chunks everything but saves nothing; the summary
 	// reports what would have been added.
 	DryRun bool

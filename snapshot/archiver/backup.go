@@ -74,6 +74,12 @@ type BackupOptions struct {
 	// Warn receives problems that do not stop the backup (packs found
 	// missing); nil discards them.
 	Warn func(msg string)
+	// Time is the snapshot's time; zero means the start of the backup.
+	// The parent is then the newest snapshot not newer than Time.
+	Time time.Time
+	// SkipIfUnchanged makes no snapshot when the backed-up tree is the
+	// parent's: Backup then returns a nil snapshot and no error.
+	SkipIfUnchanged bool
 	// Stream, if set, is backed up instead of Paths (which must then be
 	// empty): the snapshot's one path is Stream.Name. Exclusions do not
 	// apply to it. Its Wait runs after its content is stored and before
@@ -84,7 +90,9 @@ type BackupOptions struct {
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
 // records a snapshot in the log. In a dry run nothing is saved and the
-// returned snapshot has no ID. The parent is chosen from log.
+// returned snapshot has no ID. The parent is chosen from log. With
+// SkipIfUnchanged, a tree equal to the parent's records nothing and the
+// snapshot returned is nil.
 //
 // Backup never records a snapshot that refers to a pack it did not see
 // in the backend after its data was flushed. After archiving and
@@ -111,6 +119,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		return nil, snapshot.Summary{}, err
 	}
 	start := opts.Now()
+	if !opts.Time.IsZero() {
+		start = opts.Time
+	}
 
 	var parent *snapshot.Snapshot
 	if opts.ParentSelector != "" {
@@ -153,6 +164,9 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 			saveUploadedIndex(ctx, r, opts.Warn)
 		}
 		return nil, sum, err
+	}
+	if opts.SkipIfUnchanged && parent != nil && root == parent.Tree {
+		return nil, sum, nil
 	}
 	stored := sum
 	sn := &snapshot.Snapshot{
