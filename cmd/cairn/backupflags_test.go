@@ -345,6 +345,20 @@ func TestBackupExcludeFiles(t *testing.T) {
 	if want := []string{"keep.txt", "z"}; !slices.Equal(got, want) {
 		t.Fatalf("snapshot holds %q, want %q", got, want)
 	}
+
+	// --iexclude and --exclude-larger-than on the command line.
+	e.writeFile(filepath.Join(src, "big"), strings.Repeat("x", 2048))
+	e.must("backup", "--iexclude", "*.TXT", "--iexclude", "/"+strings.ToUpper(src[1:])+"/CACHE", "--exclude-larger-than", "1K", src)
+	got = nil
+	for p := range e.lsNodes("latest") {
+		if rel, err := filepath.Rel(src, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			got = append(got, rel)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"B.LOG", "tmp", "tmp/y", "z"}; !slices.Equal(got, want) {
+		t.Fatalf("--iexclude, --exclude-larger-than: snapshot holds %q, want %q", got, want)
+	}
 }
 
 // TestBackupChangeFlags: --time dates the snapshot, --skip-if-unchanged
