@@ -284,7 +284,7 @@ func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
 	// (and garbage) of a growing buffer; a reused writer has it already.
 	// Tree packs (above) are mostly small (a backup with few changed
 	// folders) and grow as needed.
-	w.Grow(p.r.cfg.PackSize + packSlack)
+	w.Grow(p.r.packSize + packSlack)
 	return w
 }
 
@@ -418,7 +418,7 @@ func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed
 			w = p.newWriter(t)
 			p.writers[t] = w
 		}
-		if t == pack.DataBlob && w.Count() > 0 && w.Size()+len(sealed) > p.r.cfg.PackSize+packSlack {
+		if t == pack.DataBlob && w.Count() > 0 && w.Size()+len(sealed) > p.r.packSize+packSlack {
 			// The blob would take the pack past the room newWriter
 			// made: Add would regrow the buffer (the old one turning
 			// into 16 MiB of garbage, the writer keeping the larger
@@ -436,7 +436,7 @@ func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed
 			return fmt.Errorf("save blob %s: %w", id.Str(), err)
 		}
 		var full *pack.Writer
-		if w.Size() >= p.r.cfg.PackSize {
+		if w.Size() >= p.r.packSize {
 			full = w
 			delete(p.writers, t)
 		}

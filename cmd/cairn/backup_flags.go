@@ -25,7 +25,7 @@ const snapshotTimeLayout = "2006-01-02 15:04:05"
 // backupFlags are the backup command's own flags.
 func backupFlags() []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
+		&cli.StringFlag{Name: "host", EnvVars: []string{envHost}, Usage: "record `HOST` as the hostname (default: $CAIRN_HOST, else this machine's)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
 		&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude `PATTERN`, ignoring case (repeatable)"},
@@ -37,7 +37,7 @@ func backupFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "read everything but save nothing"},
 		&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
 		&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
-		&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
+		&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: $CAIRN_COMPRESSION, else the repository's mode)"},
 		&cli.StringFlag{Name: "time", Usage: "record `TIME` (\"2006-01-02 15:04:05\", local time) as the snapshot's time (default: now)"},
 		&cli.BoolFlag{Name: "skip-if-unchanged", Usage: "make no snapshot when nothing changed since the parent snapshot"},
 		&cli.IntFlag{Name: "read-concurrency", EnvVars: []string{envReadConcurrency}, Usage: "read `N` files at once (default: the number of cores, at least 2 and at most 8)"},

@@ -37,9 +37,15 @@ func (e *appEnv) runInit(c *cli.Context) error {
 	ctx := c.Context
 	g := e.globals(c)
 	p := e.printer(g)
+	if g.runOptions.err != nil {
+		return g.runOptions.err
+	}
 	mode, err := repo.ParseCompression(c.String("compression"))
 	if err != nil {
 		return err
+	}
+	if g.Compression != nil && !c.IsSet("compression") {
+		mode = *g.Compression // $CAIRN_COMPRESSION
 	}
 	loc := redactLocation(g.Repo)
 	if err := checkOptionsUsed(g.Options, g.Repo); err != nil {
@@ -66,7 +72,7 @@ func (e *appEnv) runInit(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
-	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf,
+	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf, PackSize: g.PackSize,
 		TestOnlyAfterKeyFile: e.testPauseInit()})
 	if err != nil {
 		return err
