@@ -22,9 +22,11 @@ func (e *appEnv) initCommand() *cli.Command {
 			"An init that was interrupted between writing its key file and its config\n" +
 			"(other commands then say \"repository initialisation was interrupted\", exit\n" +
 			"status 10) is finished by running init again with the same password.\n" +
+			"The global --pack-size MIB sets the repository's target pack size (16 MiB\n" +
+			"otherwise).\n" +
 			"Keep the password safe: without it the repository cannot be read.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "compression", Value: "auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
+			&cli.StringFlag{Name: "compression", Value: "auto", DefaultText: "$CAIRN_COMPRESSION, else auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
 		},
 		Action: e.runInit,
 	}

@@ -46,11 +46,11 @@ const maxRepositoryFile = 64 << 10
 // runFlags are the run options' flags; root and env as in globalFlags.
 func runFlags(root bool, env func(string) []string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "repository-file", Usage: "read the repository `LOCATION` from FILE (instead of -r)", EnvVars: env(envRepositoryFile), Hidden: !root},
-		&cli.DurationFlag{Name: "retry-lock", Usage: "if the repository is locked, retry for up to `DURATION` (e.g. 10m) before giving up", Hidden: !root},
-		&cli.Int64Flag{Name: "limit-upload", Usage: "upload at most `KiB` per second to every location (0: no limit)", Hidden: !root},
-		&cli.Int64Flag{Name: "limit-download", Usage: "download at most `KiB` per second from every location (0: no limit)", Hidden: !root},
-		&cli.IntFlag{Name: "pack-size", Usage: fmt.Sprintf("target size in `MiB` of the packs this run writes, %d to %d (default: the repository's, 16)", minPackSizeMiB, maxPackSizeMiB), EnvVars: env(envPackSize), Hidden: !root},
+		&cli.StringFlag{Name: "repository-file", Usage: "read the repository location from `FILE` (instead of -r)", EnvVars: env(envRepositoryFile), Hidden: !root},
+		&cli.DurationFlag{Name: "retry-lock", Usage: "if the repository is locked, retry for up to `DURATION` (e.g. 10m) before giving up", DefaultText: "0s: fail at once", Hidden: !root},
+		&cli.Int64Flag{Name: "limit-upload", Usage: "upload at most `KiB` per second to every location", DefaultText: "0: no limit", Hidden: !root},
+		&cli.Int64Flag{Name: "limit-download", Usage: "download at most `KiB` per second from every location", DefaultText: "0: no limit", Hidden: !root},
+		&cli.IntFlag{Name: "pack-size", Usage: fmt.Sprintf("target size in `MiB` of the packs this run writes, %d to %d; with init, the repository's", minPackSizeMiB, maxPackSizeMiB), DefaultText: "the repository's, 16 unless init set another", EnvVars: env(envPackSize), Hidden: !root},
 	}
 }
 
