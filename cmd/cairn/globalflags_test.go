@@ -112,27 +112,11 @@ func TestRetryLock(t *testing.T) {
 }
 
 // TestLimitUploadDownload is issue 13's --limit-upload/--limit-download
-// reaching the backend (the limiter itself: backend/limit's tests): a
-// backup of 1 MiB at 256 KiB/s cannot take less than about 4 s, a restore
-// of it with --limit-download 256 neither; bad values are refused.
+// reaching the backend (the limiter itself: backend/limit's tests), on a
+// local repository: see checkLimits. Bad values are refused.
 func TestLimitUploadDownload(t *testing.T) {
 	e := newTestEnv(t)
-	data := filepath.Join(e.dir, "data")
-	writeRandom(t, filepath.Join(data, "a"), 1<<20, 2)
-	e.init()
-	start := time.Now()
-	e.must("--limit-upload", "256", "backup", data)
-	// 1 MiB of packs and more: at 256 KiB/s, 4 s less the 0.1 s burst.
-	if d := time.Since(start); d < 3800*time.Millisecond {
-		t.Fatalf("backup of 1 MiB with --limit-upload 256 took %v", d)
-	}
-	target := filepath.Join(e.dir, "restored")
-	start = time.Now()
-	e.must("--limit-download", "256", "--no-cache", "restore", "latest", "--target", target)
-	if d := time.Since(start); d < 3800*time.Millisecond {
-		t.Fatalf("restore of 1 MiB with --limit-download 256 took %v", d)
-	}
-	compareTrees(t, data, filepath.Join(target, data), false)
+	checkLimits(t, e, e.repo)
 	for _, args := range [][]string{{"--limit-upload", "-1"}, {"--limit-download", "-5"}} {
 		r := e.run(append(args, "snapshots")...)
 		if r.code != exitError {
@@ -140,6 +124,39 @@ func TestLimitUploadDownload(t *testing.T) {
 		}
 		checkOneErrorLine(t, r, `^cairn: `+args[0]+` -\d+: want KiB per second, 0 for no limit`)
 	}
+}
+
+// TestLimitSFTP: the limits hold on an sftp repository too (see
+// checkLimits); peer:// is covered by the mirror tests of peer_e2e_test.go,
+// which time a mirror under --limit-upload.
+func TestLimitSFTP(t *testing.T) {
+	e := newTestEnv(t)
+	s := sftpServer(t, e)
+	checkLimits(t, e, s.Location(filepath.Join(e.dir, "on-server", "repo")))
+}
+
+// checkLimits makes a repository at loc and backs 1 MiB up into it with
+// --limit-upload 256, which cannot take less than about 4 s, then
+// restores it with --limit-download 256 (no cache: every pack is read
+// from loc), which cannot either; the restore is compared byte for byte.
+func checkLimits(t *testing.T, e *testEnv, loc string) {
+	t.Helper()
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 1<<20, 2)
+	e.must("-r", loc, "init")
+	start := time.Now()
+	e.must("-r", loc, "--limit-upload", "256", "backup", data)
+	// 1 MiB of packs and more: at 256 KiB/s, 4 s less the 0.1 s burst.
+	if d := time.Since(start); d < 3800*time.Millisecond {
+		t.Fatalf("backup of 1 MiB to %s with --limit-upload 256 took %v", loc, d)
+	}
+	target := filepath.Join(e.dir, "restored")
+	start = time.Now()
+	e.must("-r", loc, "--limit-download", "256", "--no-cache", "restore", "latest", "--target", target)
+	if d := time.Since(start); d < 3800*time.Millisecond {
+		t.Fatalf("restore of 1 MiB from %s with --limit-download 256 took %v", loc, d)
+	}
+	compareTrees(t, data, filepath.Join(target, data), false)
 }
 
 // packSizes returns the pack files of a local repository: name -> size.
