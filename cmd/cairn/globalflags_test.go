@@ -384,3 +384,35 @@ func TestRepositoryFile(t *testing.T) {
 		checkOneErrorLine(t, r, c.want)
 	}
 }
+
+// TestBackupDryRun checks issue 13's backup --dry-run (it was there
+// before): it reads everything and reports what it would add, but the
+// repository's files stay as they were and no snapshot is made; after a
+// real backup, a dry run finds the files unmodified (the folders above
+// PATH, /tmp here, may have changed: the tree it would add is small).
+func TestBackupDryRun(t *testing.T) {
+	e := newTestEnv(t)
+	data := filepath.Join(e.dir, "data")
+	writeRandom(t, filepath.Join(data, "a"), 2<<20, 5)
+	writeRandom(t, filepath.Join(data, "b"), 10<<10, 6)
+	e.init()
+	before := repoFiles(t, e.repo)
+	sum, r := e.backupJSON(0, "--dry-run", data)
+	if sum["dry_run"] != true || sum["snapshot_id"] != nil || sum["files_new"] != 2.0 || sum["data_added"].(float64) < 2<<20 {
+		t.Fatalf("a dry run's summary: %v\n%s", sum, r)
+	}
+	if after := repoFiles(t, e.repo); !sameSizes(after, before) {
+		t.Fatalf("a dry run changed the repository: %v, was %v", after, before)
+	}
+	if n := len(e.snapshotsJSON()); n != 0 {
+		t.Fatalf("a dry run made %d snapshots", n)
+	}
+	e.must("backup", data)
+	before = repoFiles(t, e.repo)
+	if sum, r := e.backupJSON(0, "-n", data); sum["files_unmodified"] != 2.0 || sum["data_blobs"] != 0.0 {
+		t.Fatalf("a dry run after the backup: %v\n%s", sum, r)
+	}
+	if after := repoFiles(t, e.repo); !sameSizes(after, before) || len(e.snapshotsJSON()) != 1 {
+		t.Fatal("the second dry run changed the repository")
+	}
+}
