@@ -41,7 +41,8 @@ type globalOptions struct {
 	NoLock          bool
 	// Options are the -o backend options, checked (checkOptionsBefore).
 	Options []backendOption
-	// The run options of repoOptions.go (flagsb): see there.
+	// runOptions are --retry-lock, the limits, --pack-size and
+	// $CAIRN_COMPRESSION (see run_options.go).
 	runOptions
 }
 
