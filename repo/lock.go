@@ -103,11 +103,61 @@ type Lock struct {
 	done sync.WaitGroup
 }
 
+// Retrying a conflicting lock (Options.RetryLock): the first retry comes
+// after lockRetryStart, each later one after twice the wait before, up to
+// lockRetryMax, as restic's --retry-lock does. Each try writes a lock file,
+// lists and reads the others, and removes its own on a conflict: a few
+// requests, so a try every minute costs a remote repository nothing.
+var (
+	lockRetryStart = 5 * time.Second
+	lockRetryMax   = time.Minute
+)
+
 // Lock takes a shared (backup, restore, check) or exclusive (prune, repair)
 // lock. A conflicting lock that is not stale makes it fail with a
-// *LockedError. A location that refuses to store the lock file makes it
-// fail with an error wrapping ErrLocationReadOnly.
+// *LockedError, at once, or after retrying for Options.RetryLock. A
+// location that refuses to store the lock file makes it fail with an
+// error wrapping ErrLocationReadOnly.
+//
+// Each try looks at the other locks anew, and records this device's
+// sightings of them (see the staleness rule above): a retry that watches
+// a lock for longer than lockStale without its holder refreshing it finds
+// it stale and takes the lock. A live holder refreshes its lock every
+// lockRefresh, so only a lock whose holder is gone goes stale so; with
+// --retry-lock longer than 30 minutes, waiting out a crashed process's
+// lock is what a retry does.
 func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
+	l, err := r.tryLock(ctx, exclusive)
+	var locked *LockedError
+	if r.opts.RetryLock <= 0 || !errors.As(err, &locked) {
+		return l, err
+	}
+	start := time.Now() // monotonic: a wait, not a time recorded
+	wait := lockRetryStart
+	for {
+		left := r.opts.RetryLock - time.Since(start)
+		if left <= 0 {
+			return nil, fmt.Errorf("%w (gave up after retrying for %s)", err, r.opts.RetryLock)
+		}
+		d := min(wait, left)
+		r.opts.Warn(fmt.Sprintf("%v; retrying in %s (--retry-lock: %s left)", err, d.Round(time.Second), left.Round(time.Second)))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("lock: %w", context.Cause(ctx))
+		}
+		wait = min(2*wait, lockRetryMax)
+		l, err = r.tryLock(ctx, exclusive)
+		if !errors.As(err, &locked) {
+			return l, err
+		}
+	}
+}
+
+// tryLock is one try of Lock.
+func (r *Repository) tryLock(ctx context.Context, exclusive bool) (*Lock, error) {
 	info := LockInfo{
 		Time:      r.opts.Now().UTC(),
 		Exclusive: exclusive,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"golang.org/x/sync/errgroup"
@@ -48,15 +47,11 @@ type MirrorOptions struct {
 	// index lists is damage, never something to remove from the
 	// destination. Prune requires it; without Prune it is optional.
 	Refs *MirrorRefs
-	// LimitUpload caps the upload rate in bytes per second; 0 means none.
-	LimitUpload int64
 	// Progress is called after each file copied or removed, from several
 	// goroutines at once; it must be safe for concurrent use. Log entries
 	// are copied one at a time, and Progress is called after each on the
 	// goroutine that called ExecuteMirror, before the next one is copied.
 	Progress func(MirrorStats)
-	// Now is the clock for the rate limit; nil means time.Now.
-	Now func() time.Time
 	// Warn receives problems that do not fail the mirror: files under
 	// log/ that are not log entries (skipped), destination files of the
 	// wrong size (replaced, or why not), log entries held back, stale

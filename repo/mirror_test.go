@@ -244,24 +244,6 @@ func TestMirrorRefusesDamagedSource(t *testing.T) {
 	}
 }
 
-func TestRateLimiter(t *testing.T) {
-	now := time.Unix(0, 0)
-	clock := func() time.Time { return now }
-	l := newRateLimiter(1000, clock)
-	start := time.Now()
-	if err := l.wait(context.Background(), 100); err != nil {
-		t.Fatal(err)
-	}
-	if time.Since(start) > 50*time.Millisecond {
-		t.Fatal("the first burst waited")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := l.wait(ctx, 100000); !errors.Is(err, context.Canceled) {
-		t.Fatalf("a long wait ignored cancellation: %v", err)
-	}
-}
-
 // plantTemps writes, in the local repository at root, temporary files
 // three hours old in the config's folder, index/ and data/ab/, as killed
 // uploads leave them, and one ten minutes old in data/ab/, as an upload

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"golang.org/x/sync/errgroup"
@@ -21,7 +20,6 @@ type mirrorRun struct {
 	src, dst backend.Backend
 	plan     *MirrorPlan
 	opts     MirrorOptions
-	lim      *rateLimiter
 
 	mu sync.Mutex // guards st and problems while workers run
 	st MirrorStats
@@ -60,10 +58,7 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 		return MirrorStats{}, fmt.Errorf("mirror: internal error: a plan from %s to %s carried out from %s to %s",
 			plan.Source, plan.Dest, src.Location(), dst.Location())
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	m := &mirrorRun{src: src, dst: dst, plan: plan, opts: opts, lim: newRateLimiter(opts.LimitUpload, opts.Now)}
+	m := &mirrorRun{src: src, dst: dst, plan: plan, opts: opts}
 	m.st = plan.Stats()
 	m.st.FilesRemoved, m.st.BytesRemoved = 0, 0
 	m.problems = MirrorError{Dest: dst.Location(), Missing: slices.Clone(plan.Missing), Damaged: slices.Clone(plan.Damaged),
@@ -207,7 +202,7 @@ var errSourceCopyDamaged = errors.New("the source's copy is damaged")
 // size, are recorded and return (false, nil); other errors are returned.
 func (m *mirrorRun) copy(ctx context.Context, c MirrorCopy) (bool, error) {
 	h := c.Handle
-	n, err := copyFile(ctx, m.src, m.dst, h, c.Size, m.lim)
+	n, err := copyFile(ctx, m.src, m.dst, h, c.Size)
 	m.mu.Lock()
 	switch {
 	case errors.Is(err, errSourceCopyDamaged):
@@ -261,7 +256,7 @@ func getCopyBuf(size int64) *[]byte {
 
 // copyFile reads h from src, checks its hash against its name, and writes
 // it to dst.
-func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, size int64, lim *rateLimiter) (int64, error) {
+func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, size int64) (int64, error) {
 	buf := getCopyBuf(size)
 	data, err := readAllInto(ctx, src, h, maxMirrorFile, *buf)
 	if err != nil {
@@ -277,11 +272,7 @@ func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, s
 	if h.Type != backend.ConfigFile && backend.Hash(data).String() != h.Name {
 		return 0, fmt.Errorf("mirror %s: %w: %w (run 'cairn check' on the source)", h, backend.ErrHashMismatch, errSourceCopyDamaged)
 	}
-	var rd backend.RewindReader = backend.NewByteReader(data)
-	if lim != nil {
-		rd = &limitedReader{RewindReader: rd, lim: lim, ctx: ctx}
-	}
-	if err := dst.Put(ctx, h, rd); err != nil {
+	if err := dst.Put(ctx, h, backend.NewByteReader(data)); err != nil {
 		return 0, fmt.Errorf("copy %s to %s: %w", h, dst.Location(), err)
 	}
 	fi, err := dst.Stat(ctx, h)
@@ -292,62 +283,4 @@ func copyFile(ctx context.Context, src, dst backend.Backend, h backend.Handle, s
 		return 0, fmt.Errorf("copy %s to %s: stored %d bytes, want %d", h, dst.Location(), fi.Size, len(data))
 	}
 	return int64(len(data)), nil
-}
-
-// rateLimiter is a token bucket shared by all uploads of one mirror.
-type rateLimiter struct {
-	rate int64 // bytes per second
-	now  func() time.Time
-
-	mu     sync.Mutex // guards tokens and last
-	tokens float64
-	last   time.Time
-}
-
-func newRateLimiter(rate int64, now func() time.Time) *rateLimiter {
-	if rate <= 0 {
-		return nil
-	}
-	return &rateLimiter{rate: rate, now: now, tokens: float64(rate) / 10, last: now()}
-}
-
-// wait blocks until n bytes may be sent.
-func (l *rateLimiter) wait(ctx context.Context, n int) error {
-	l.mu.Lock()
-	t := l.now()
-	l.tokens = min(l.tokens+t.Sub(l.last).Seconds()*float64(l.rate), float64(l.rate))
-	l.last = t
-	l.tokens -= float64(n)
-	deficit := -l.tokens
-	l.mu.Unlock()
-	if deficit <= 0 {
-		return nil
-	}
-	d := time.Duration(deficit / float64(l.rate) * float64(time.Second))
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// limitedReader paces reads through a rateLimiter in small slices.
-type limitedReader struct {
-	backend.RewindReader
-	lim *rateLimiter
-	ctx context.Context
-}
-
-func (r *limitedReader) Read(p []byte) (int, error) {
-	if len(p) > 32<<10 {
-		p = p[:32<<10]
-	}
-	n, err := r.RewindReader.Read(p)
-	if n > 0 {
-		if werr := r.lim.wait(r.ctx, n); werr != nil {
-			return n, werr
-		}
-	}
-	return n, err
 }

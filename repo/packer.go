@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
@@ -18,7 +19,9 @@ import (
 
 // indexEvery is how many packs may be uploaded before an index file covering
 // them is written, so a long backup that is killed leaves most of its
-// uploaded data indexed and the next run does not upload it again.
+// uploaded data indexed and the next run does not upload it again. On a
+// slow link Options.IndexInterval comes first: an index file is also
+// written whenever packs have waited that long for one.
 const indexEvery = 64
 
 type blobKey struct {
@@ -172,7 +175,27 @@ func newPacker(r *Repository) *packer {
 	for i := 0; i < n; i++ {
 		p.workers.Go(p.uploadLoop)
 	}
+	p.workers.Go(func() { p.indexLoop(r.opts.IndexInterval) })
 	return p
+}
+
+// indexLoop writes an index file for the packs uploaded and not yet
+// listed by one every interval, until the packer is closed, so that
+// uploaded packs wait at most that long to be indexed (a tick with none
+// writes nothing). It runs beside the count bound in upload.
+func (p *packer) indexLoop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.uploadCtx.Done():
+			return
+		case <-t.C:
+		}
+		if err := p.writeIndex(p.uploadCtx); err != nil && p.uploadCtx.Err() == nil {
+			p.setErr(fmt.Errorf("write index: %w", err))
+		}
+	}
 }
 
 // Sealed blob buffers are made in two sizes, smallBlobBuf for small
@@ -261,7 +284,7 @@ func (p *packer) newWriter(t pack.BlobType) *pack.Writer {
 	// (and garbage) of a growing buffer; a reused writer has it already.
 	// Tree packs (above) are mostly small (a backup with few changed
 	// folders) and grow as needed.
-	w.Grow(p.r.cfg.PackSize + packSlack)
+	w.Grow(p.r.packSize + packSlack)
 	return w
 }
 
@@ -395,7 +418,7 @@ func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed
 			w = p.newWriter(t)
 			p.writers[t] = w
 		}
-		if t == pack.DataBlob && w.Count() > 0 && w.Size()+len(sealed) > p.r.cfg.PackSize+packSlack {
+		if t == pack.DataBlob && w.Count() > 0 && w.Size()+len(sealed) > p.r.packSize+packSlack {
 			// The blob would take the pack past the room newWriter
 			// made: Add would regrow the buffer (the old one turning
 			// into 16 MiB of garbage, the writer keeping the larger
@@ -413,7 +436,7 @@ func (p *packer) add(ctx context.Context, t pack.BlobType, id backend.ID, sealed
 			return fmt.Errorf("save blob %s: %w", id.Str(), err)
 		}
 		var full *pack.Writer
-		if w.Size() >= p.r.cfg.PackSize {
+		if w.Size() >= p.r.packSize {
 			full = w
 			delete(p.writers, t)
 		}
@@ -518,6 +541,16 @@ func (p *packer) writeIndex(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// SaveUploadedIndex writes an index file for the packs uploaded so far
+// that no index file lists yet. Unlike Flush it neither finishes the packs
+// being filled nor waits for uploads in progress: it is what a job that
+// stops early (cancelled, or failed) calls so that a rerun finds, and does
+// not upload again, what was uploaded. It works after the packer failed:
+// an uploaded pack is whole whatever happened since.
+func (r *Repository) SaveUploadedIndex(ctx context.Context) error {
+	return r.packer.writeIndex(ctx)
 }
 
 // UploadedPackBytes is the total size of the packs this Repository has

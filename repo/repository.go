@@ -49,7 +49,22 @@ type Options struct {
 	// tries that one first next time (see Repository.unlock); empty
 	// remembers nothing.
 	StateDir string
+	// RetryLock is how long Lock keeps trying while another process
+	// holds a conflicting lock (restic's --retry-lock); 0 fails at once.
+	RetryLock time.Duration
+	// IndexInterval is the longest time an uploaded pack waits for an
+	// index file to list it (see packer); 0 means DefaultIndexInterval.
+	IndexInterval time.Duration
 }
+
+// DefaultIndexInterval is how often, at most, a job that uploads packs
+// writes an index file for them: a backup killed (or a machine that lost
+// power) leaves at most that much upload unindexed, which the next run
+// uploads again. Five minutes of uploading at 10 MB/s is 3 GB, at 100
+// MB/s 30 GB: the 64-pack bound (indexEvery, 1 GiB of the default packs)
+// is then reached first. An index file costs a few hundred bytes per
+// pack; one every five minutes is nothing beside the packs.
+const DefaultIndexInterval = 5 * time.Minute
 
 func (o *Options) applyDefaults() {
 	if o.Warn == nil {
@@ -57,6 +72,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = DefaultIndexInterval
 	}
 }
 
@@ -105,6 +123,9 @@ type Repository struct {
 	supersededMu    sync.Mutex
 
 	compression CompressionMode
+	// packSize is the target size of the packs this Repository writes:
+	// the config's, unless SetPackSize changed it.
+	packSize int
 
 	// bootID names this machine's current boot (see clock); clockFn,
 	// if set, replaces clock (a test seam).
@@ -311,6 +332,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 }
 
 func (r *Repository) setup() error {
+	r.packSize = r.cfg.PackSize
 	c, err := newCodec()
 	if err != nil {
 		return err
@@ -359,6 +381,20 @@ func (r *Repository) Index() *index.Index { return r.idx }
 // SetCompression overrides the config's compression mode for blobs saved
 // from now on.
 func (r *Repository) SetCompression(m CompressionMode) { r.compression = m }
+
+// SetPackSize sets the target size of the packs this Repository writes,
+// in bytes, from MinPackSize to MaxPackSize (restic's --pack-size); the
+// repository's config is unchanged. Packs may come out up to one blob
+// larger. Each data pack being filled or uploaded holds a buffer of that
+// size: with the default two upload slots, 128 MiB packs cost about
+// 260 MiB of memory. It must be called before any blob is saved.
+func (r *Repository) SetPackSize(n int) error {
+	if n < MinPackSize || n > MaxPackSize {
+		return fmt.Errorf("pack size %d bytes is not between %d and %d", n, MinPackSize, MaxPackSize)
+	}
+	r.packSize = n
+	return nil
+}
 
 // Has reports whether the blob is in the index or already queued.
 func (r *Repository) Has(t pack.BlobType, id backend.ID) bool {

@@ -1,5 +1,7 @@
 // Package limit wraps a backend to bound how many requests run at once,
-// normally to the backend's own Properties().Connections.
+// normally to the backend's own Properties().Connections (New), or how
+// many bytes a second go up and come down (NewRate: --limit-upload and
+// --limit-download).
 //
 // A request holds a slot from its start until it returns; for Get that
 // includes the callback, since the reader it is given is a live

@@ -155,3 +155,10 @@ func TestWaitHonoursContext(t *testing.T) {
 		t.Errorf("stat after the slot was freed: %v", err)
 	}
 }
+
+func TestSuiteRate(t *testing.T) {
+	backendtest.RunTests(t, func(t *testing.T) backend.Backend {
+		// Fast enough for the suite, still through the wrapper.
+		return limit.NewRate(mem.New(), 1<<30, 1<<30)
+	})
+}

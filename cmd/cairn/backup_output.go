@@ -31,7 +31,7 @@ func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum snapshot.Summary,
 	if p.json {
 		j := backupSummaryJSON{MessageType: "summary", DryRun: dryRun, Summary: sum,
 			ErrorCount: sum.ErrorCount, TotalDuration: dur.Seconds()}
-		if !dryRun {
+		if !dryRun && sn != nil { // nil: skipped, unchanged
 			j.SnapshotID = sn.ID.String()
 		}
 		p.JSON(j)
@@ -49,6 +49,8 @@ func printBackupSummary(p *printer, sn *snapshot.Snapshot, sum snapshot.Summary,
 	p.Printf("processed %d files, %s in %s", sum.TotalFilesProcessed, formatBytes(sum.TotalBytesProcessed), formatDuration(dur))
 	if dryRun {
 		p.Printf("dry run: no snapshot saved")
+	} else if sn == nil {
+		p.Printf("skipped creating snapshot: nothing changed since the parent snapshot (--skip-if-unchanged)")
 	} else {
 		p.Printf("snapshot %s saved", sn.ID.Str())
 	}

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/urfave/cli/v2"
 )
@@ -16,21 +14,34 @@ func (e *appEnv) backupCommand() *cli.Command {
 		Name:      "backup",
 		Usage:     "back files and folders up into a new snapshot",
 		Before:    useGCPercent(backupGCPercent),
-		ArgsUsage: "PATH...",
+		ArgsUsage: "PATH... | --stdin | --stdin-from-command -- COMMAND [ARG...]",
 		Description: "Backs up the PATHs (recorded as absolute paths) into a new snapshot. Files\n" +
 			"whose size, mtime, ctime and inode are unchanged since the parent snapshot\n" +
 			"(the newest one of the same host and paths, or --parent) are not read again.\n\n" +
 			"A file that cannot be read is reported on stderr and left out; the snapshot\n" +
-			"is still made and the exit status is 3.\n\n" +
+			"is still made and the exit status is 3. So is a PATH that does not exist: it\n" +
+			"is also left out of the snapshot's paths (so the next backup of the same\n" +
+			"command line finds this one as its parent); with no PATH left, no snapshot\n" +
+			"is made (exit status 1).\n\n" +
 			"No snapshot relies on a missing pack: the packs are listed before the snapshot\n" +
 			"is recorded, and a pack found missing (lost, or deleted meanwhile) makes the\n" +
 			"backup warn and run over the paths again, which uploads the data it held;\n" +
 			"after three such passes it fails (exit status 1) and records nothing.\n\n" +
+			"--stdin backs up standard input, --stdin-from-command the standard output of\n" +
+			"the command given as arguments (run without a shell), as one file named by\n" +
+			"--stdin-filename (default \"stdin\", stored as /stdin; mode 0644, dated now).\n" +
+			"If the command exits non-zero or cannot start, no snapshot is made and the\n" +
+			"exit status is 1.\n\n" +
 			"Patterns (--exclude, --iexclude, lines of --exclude-file) are globs: \"*\", \"?\",\n" +
 			"\"[a-z]\" match within one path element, \"**\" any number of elements; a\n" +
 			"pattern starting with \"/\" is anchored at the root, any other may match at\n" +
-			"any depth. In an exclude file, empty lines and lines starting with \"#\" are\n" +
-			"ignored.\n\n" +
+			"any depth. The last pattern that matches decides: \"!PATTERN\" re-includes what\n" +
+			"an earlier one excluded (not inside an excluded folder, which is not\n" +
+			"entered). In an exclude file, empty lines and lines starting with \"#\" are\n" +
+			"ignored and $VAR or ${VAR} is replaced by the environment variable's value.\n\n" +
+			"--files-from lists paths one a line (globs; \"#\" comments), --files-from-verbatim\n" +
+			"one a line as they are, --files-from-raw each ended by a NUL byte; \"-\" is\n" +
+			"standard input. They add to the PATHs given.\n\n" +
 			"On a terminal one status line shows the files and bytes done of the total,\n" +
 			"the percentage, the rate and the time left; a scanner counts the total ahead\n" +
 			"of the backup (--no-scan skips it: no total, percentage or ETA then).\n" +
@@ -40,22 +51,7 @@ func (e *appEnv) backupCommand() *cli.Command {
 			"second on a terminal and every minute otherwise ($CAIRN_PROGRESS_FPS changes\n" +
 			"that), then one summary line {\"message_type\":\"summary\",...}, with restic's\n" +
 			"fields.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "host", Usage: "record `HOST` as the hostname (default: this machine's)"},
-			&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-			&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude `PATTERN`, ignoring case (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude-file", Usage: "read exclude patterns from `FILE`, one a line (repeatable)"},
-			&cli.BoolFlag{Name: "exclude-caches", Usage: "leave out the content of folders holding a CACHEDIR.TAG file"},
-			&cli.StringSliceFlag{Name: "exclude-if-present", Usage: "leave out the content of folders holding a file `NAME[:HEADER]` (repeatable)"},
-			&cli.StringFlag{Name: "exclude-larger-than", Usage: "leave out files larger than `SIZE` (bytes, or with K, M, G, T suffix)"},
-			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "read everything but save nothing"},
-			&cli.BoolFlag{Name: "force", Usage: "read every file, even unchanged ones"},
-			&cli.StringFlag{Name: "parent", Usage: "compare with snapshot `ID` instead of the newest of the same host and paths"},
-			&cli.StringFlag{Name: "compression", Usage: "compress this backup's new data with `MODE`: off, fastest, auto or max (default: the repository's mode)"},
-			&cli.BoolFlag{Name: "no-scan", Usage: "do not count the files ahead of the backup: progress then shows no total, percentage or ETA"},
-		},
+		Flags:  backupFlags(),
 		Action: e.runBackup,
 	}
 }
@@ -71,52 +67,8 @@ func (e *partialBackupError) Error() string {
 	return fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read", e.snapshot, e.skipped)
 }
 
-func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, error) {
-	o := archiver.BackupOptions{
-		Paths: c.Args().Slice(), Hostname: c.String("host"), Tags: c.StringSlice("tag"),
-		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + version,
-		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-	}
-	o.Now = e.now
-	o.TestOnlyBeforeSnapshot = e.testPause("before-snapshot")
-	if o.Hostname == "" {
-		o.Hostname = e.hostname()
-	}
-	o.Excludes = c.StringSlice("exclude")
-	o.IExcludes = c.StringSlice("iexclude")
-	for _, f := range c.StringSlice("exclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return o, err
-		}
-		o.Excludes = append(o.Excludes, pats...)
-	}
-	if _, err := snapshot.ParsePatterns(o.Excludes, false); err != nil {
-		return o, fmt.Errorf("--exclude: %w", err)
-	}
-	if _, err := snapshot.ParsePatterns(o.IExcludes, true); err != nil {
-		return o, fmt.Errorf("--iexclude: %w", err)
-	}
-	o.ExcludeCaches = c.Bool("exclude-caches")
-	o.ExcludeIfPresent = c.StringSlice("exclude-if-present")
-	if s := c.String("exclude-larger-than"); s != "" {
-		n, err := parseSize(s)
-		if err != nil {
-			return o, fmt.Errorf("--exclude-larger-than: %w", err)
-		}
-		o.ExcludeLargerThan = n
-	}
-	o.OneFileSystem = c.Bool("one-file-system")
-	o.DryRun = c.Bool("dry-run")
-	o.Force = c.Bool("force")
-	return o, nil
-}
-
 func (e *appEnv) runBackup(c *cli.Context) error {
-	if err := wantArgs(c, 1, -1); err != nil {
-		return err
-	}
-	opts, err := e.backupOptions(c)
+	opts, stream, err := e.backupOptions(c)
 	if err != nil {
 		return err
 	}
@@ -133,6 +85,18 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		if compression != nil {
 			s.repo.SetCompression(*compression)
 		}
+		if stream != nil {
+			modTime := opts.Time
+			if modTime.IsZero() {
+				modTime = e.now()
+			}
+			st, cleanup, err := stream.open(ctx, e, modTime)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			opts.Stream = st
+		}
 		if !opts.DryRun {
 			ident, err := s.device.Identity()
 			if err != nil {
@@ -144,9 +108,10 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		prog := newBackupProgress(s.p, !noScan)
+		scan := !noScan && opts.Stream == nil // a stream's size is not known ahead
+		prog := newBackupProgress(s.p, scan)
 		opts.Progress = prog
-		if !noScan {
+		if scan {
 			opts.Scanned = prog.Scanned
 		}
 		opts.Warn = func(msg string) { s.p.Warnf("%s", msg) }
@@ -163,7 +128,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		rememberLog(s, l)
 		printBackupSummary(s.p, sn, sum, opts.DryRun)
-		if sum.ErrorCount > 0 && !opts.DryRun {
+		if sum.ErrorCount > 0 && !opts.DryRun && sn != nil {
 			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.ErrorCount}
 		}
 		return nil

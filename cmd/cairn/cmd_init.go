@@ -22,9 +22,11 @@ func (e *appEnv) initCommand() *cli.Command {
 			"An init that was interrupted between writing its key file and its config\n" +
 			"(other commands then say \"repository initialisation was interrupted\", exit\n" +
 			"status 10) is finished by running init again with the same password.\n" +
+			"The global --pack-size MIB sets the repository's target pack size (16 MiB\n" +
+			"otherwise).\n" +
 			"Keep the password safe: without it the repository cannot be read.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "compression", Value: "auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
+			&cli.StringFlag{Name: "compression", Value: "auto", DefaultText: "$CAIRN_COMPRESSION, else auto", Usage: "the repository's default compression `MODE`: off, fastest, auto or max"},
 		},
 		Action: e.runInit,
 	}
@@ -37,9 +39,15 @@ func (e *appEnv) runInit(c *cli.Context) error {
 	ctx := c.Context
 	g := e.globals(c)
 	p := e.printer(g)
+	if g.runOptions.err != nil {
+		return g.runOptions.err
+	}
 	mode, err := repo.ParseCompression(c.String("compression"))
 	if err != nil {
 		return err
+	}
+	if g.Compression != nil && !c.IsSet("compression") {
+		mode = *g.Compression // $CAIRN_COMPRESSION
 	}
 	loc := redactLocation(g.Repo)
 	if err := checkOptionsUsed(g.Options, g.Repo); err != nil {
@@ -66,7 +74,7 @@ func (e *appEnv) runInit(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
-	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf,
+	r, err := repo.Init(ctx, be, pw, repo.InitOptions{Options: e.repoOptions(g, p), Compression: mode, KDF: kdf, PackSize: g.PackSize,
 		TestOnlyAfterKeyFile: e.testPauseInit()})
 	if err != nil {
 		return err

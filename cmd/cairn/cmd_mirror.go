@@ -56,7 +56,6 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
-			&cli.Int64Flag{Name: "limit-upload", Usage: "limit uploads to `KIB` KiB/s (0: no limit)"},
 		},
 		Action: e.runMirror,
 	}
@@ -66,12 +65,12 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	if err := wantArgs(c, 1, -1); err != nil {
 		return err
 	}
-	if c.Int64("limit-upload") < 0 {
-		return errors.New("--limit-upload must not be negative")
-	}
 	ctx := c.Context
 	g := e.globals(c)
 	p := e.printer(g)
+	if g.runOptions.err != nil {
+		return g.runOptions.err
+	}
 	if err := checkOptionsUsed(g.Options, append([]string{g.Repo}, c.Args().Slice()...)...); err != nil {
 		return err
 	}
@@ -142,7 +141,7 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
-	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs, LimitUpload: c.Int64("limit-upload") * 1024,
+	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	mp := startMirrorProgress(p, redactLocation(dest))
 	defer mp.stop()

@@ -18,6 +18,14 @@ const (
 	envPassword        = "CAIRN_PASSWORD"
 	envCacheDir        = "CAIRN_CACHE_DIR"
 	envConfigDir       = "CAIRN_CONFIG_DIR"
+	envRepositoryFile  = "CAIRN_REPOSITORY_FILE"
+	envPackSize        = "CAIRN_PACK_SIZE"
+	// envHost is the default of every --host flag: the host backup
+	// records and the filters select by (restic's RESTIC_HOST).
+	envHost = "CAIRN_HOST"
+	// envCompression sets the compression of the data a command writes
+	// (restic's RESTIC_COMPRESSION); backup --compression wins over it.
+	envCompression = "CAIRN_COMPRESSION"
 )
 
 // globalOptions are the options every command shares.
@@ -33,6 +41,9 @@ type globalOptions struct {
 	NoLock          bool
 	// Options are the -o backend options, checked (checkOptionsBefore).
 	Options []backendOption
+	// runOptions are --retry-lock, the limits, --pack-size and
+	// $CAIRN_COMPRESSION (see run_options.go).
+	runOptions
 }
 
 // globalFlags returns the global flags. The root's copy binds environment
@@ -46,7 +57,7 @@ func globalFlags(root bool) []cli.Flag {
 		}
 		return nil
 	}
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, Usage: "repository `LOCATION`: a path or local:PATH", EnvVars: env(envRepository), Hidden: !root},
 		&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed)", EnvVars: env(envPasswordFile), Hidden: !root},
 		&cli.StringFlag{Name: "password-command", Usage: "run `COMMAND` with sh -c and read the password from its output", EnvVars: env(envPasswordCommand), Hidden: !root},
@@ -58,7 +69,7 @@ func globalFlags(root bool) []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail", Hidden: !root},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not lock the repository: for commands that only read (and dry runs), e.g. from a read-only copy", Hidden: !root},
 		optionFlag(root),
-	}
+	}, runFlags(root, env)...)
 }
 
 // globalLevel finds the command level whose value of the global flag
@@ -120,6 +131,7 @@ func (e *appEnv) globals(c *cli.Context) globalOptions {
 	}
 	// Refused before the command ran if bad (checkOptionsBefore).
 	g.Options, _ = parseBackendOptions(optionValues(c))
+	g.runOptions = e.runOptionsFrom(c, &g.Repo)
 	if globalBool(c, "no-cache", "") {
 		g.CacheDir = ""
 	} else if g.CacheDir == "" {

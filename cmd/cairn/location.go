@@ -53,6 +53,17 @@ type locEnv struct {
 	PeerDialer peer.Dialer
 	// Options are the -o backend options; each scheme applies its own.
 	Options []backendOption
+	// LimitUpload and LimitDownload bound the bytes per second to and
+	// from every location opened (limit.NewRate); 0 means no limit.
+	LimitUpload, LimitDownload int64
+}
+
+// limitRate wraps a location's backend in the bandwidth limits.
+func (env locEnv) limitRate(be backend.Backend, err error) (backend.Backend, error) {
+	if err != nil {
+		return be, err
+	}
+	return limit.NewRate(be, env.LimitUpload, env.LimitDownload), nil
 }
 
 // sftpConfig parses an sftp: location and applies the sftp.* options.
@@ -285,7 +296,7 @@ func openBackend(ctx context.Context, loc string, env locEnv) (backend.Backend, 
 	if err != nil {
 		return nil, err
 	}
-	be, err := s.open(ctx, loc, rest, env)
+	be, err := env.limitRate(s.open(ctx, loc, rest, env))
 	if errors.Is(err, backend.ErrNoRepository) {
 		// Look closer; if that fails, the first answer stands.
 		if pb, perr := s.probe(ctx, loc, rest, env); perr == nil {
@@ -304,12 +315,13 @@ func createBackend(ctx context.Context, loc string, env locEnv) (backend.Backend
 	if err != nil {
 		return nil, err
 	}
-	return s.create(ctx, loc, rest, env)
+	return env.limitRate(s.create(ctx, loc, rest, env))
 }
 
 // locEnv returns what opening locations needs from the global options.
 func (e *appEnv) locEnv(g globalOptions, p *printer) locEnv {
-	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), TestThrottle: e.testThrottle(), PeerDialer: e.testPeerDialer(), Options: g.Options}
+	return locEnv{ConfigDir: g.ConfigDir, Warn: p.Warnf, TestFaults: e.testFaultSpec(), TestThrottle: e.testThrottle(), PeerDialer: e.testPeerDialer(), Options: g.Options,
+		LimitUpload: g.LimitUpload, LimitDownload: g.LimitDownload}
 }
 
 // redactLocation returns loc fit for messages: a password in a URL's user

@@ -60,6 +60,9 @@ type session struct {
 func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Context, s *session) error) error {
 	ctx := c.Context
 	g := e.globals(c)
+	if g.runOptions.err != nil {
+		return g.runOptions.err
+	}
 	if g.NoLock {
 		if mode != noLock && !mode.ReadOnly() {
 			return fmt.Errorf("--no-lock: %q writes to the repository and must lock it (only commands that read, and dry runs, run without a lock)", commandPath(c))
@@ -88,6 +91,9 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 		return err
 	}
 	defer r.Close()
+	if err := g.applyRun(r); err != nil {
+		return err
+	}
 	p.Verbosef("opened with key file %s (tried %d)", r.KeyFileID().Str(), r.KeysTried())
 	defer func() {
 		if err := l.Unlock(ctx); err != nil {
@@ -141,12 +147,15 @@ func commandPath(c *cli.Context) string {
 // repoOptions are the repo.Options every command uses.
 func (e *appEnv) repoOptions(g globalOptions, p *printer) repo.Options {
 	return repo.Options{
-		CacheDir: g.CacheDir,
-		Warn:     func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) },
-		Hostname: e.hostname(),
-		Username: username(),
-		StateDir: g.ConfigDir,
-		Now:      e.now,
+		CacheDir:  g.CacheDir,
+		Warn:      func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) },
+		Hostname:  e.hostname(),
+		Username:  username(),
+		StateDir:  g.ConfigDir,
+		Now:       e.now,
+		RetryLock: g.RetryLock,
+		// 0 (the default) unless a test shortens it.
+		IndexInterval: e.testIndexInterval(),
 	}
 }
 

@@ -22,7 +22,7 @@ const selectorHelp = `SNAPSHOTS:
 // filterFlags are the snapshot filter flags.
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "host", Usage: "only snapshots of `HOST` (repeatable)"},
+		&cli.StringSliceFlag{Name: "host", EnvVars: []string{envHost}, Usage: "only snapshots of `HOST` (repeatable; default: $CAIRN_HOST)"},
 		&cli.StringSliceFlag{Name: "path", Usage: "only snapshots that include `PATH` (repeatable; all must be included)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with `TAG[,TAG...]` (repeatable; any entry may match)"},
 	}

@@ -184,7 +184,7 @@ func (e *appEnv) checkTestSeams() error {
 			return fmt.Errorf("$%s: %q is not a number of bytes a second", envTestThrottle, s)
 		}
 	}
-	return nil
+	return e.checkIndexIntervalSeam()
 }
 
 // restoreSwapSeam returns restorer.Options.TestOnlyBetween for

@@ -38,6 +38,9 @@ func (e *appEnv) testPeerDialer() peer.Dialer { return peer.Dialer{} }
 // checkTestSeams has nothing to check.
 func (e *appEnv) checkTestSeams() error { return nil }
 
+// testIndexInterval is 0: repo.DefaultIndexInterval.
+func (e *appEnv) testIndexInterval() time.Duration { return 0 }
+
 // testPause never pauses.
 func (e *appEnv) testPause(string) func(ctx context.Context) error { return nil }
 

@@ -96,6 +96,12 @@ type Options struct {
 	Parent backend.ID
 	// Force reads every file even when it is unchanged since the parent.
 	Force bool
+	// IgnoreCtime leaves the ctime out of the comparison with the parent
+	// that decides whether a file is read again; IgnoreInode leaves out
+	// the inode and the ctime (restic's --ignore-inode implies
+	// --ignore-ctime: file systems that renumber inodes, FUSE ones, also
+	// report ctimes that move).
+	IgnoreCtime, IgnoreInode bool
 	// DryRun reads and chunks everything but saves nothing; the summary
 	// reports what would have been added.
 	DryRun bool
@@ -118,6 +124,13 @@ type Options struct {
 	// system than the backup targets; such mount points are recorded as
 	// empty directories.
 	OneFileSystem bool
+	// WithAtime records each item's access time. Without it the access
+	// time recorded is the modification time, as restic does: reading a
+	// file or listing a folder (another program's, since the archiver
+	// itself reads with O_NOATIME where it may) then does not make the
+	// item differ from the parent snapshot, so its tree is not stored
+	// again.
+	WithAtime bool
 
 	// Error is called when an item cannot be read (it vanished, a read
 	// failed, its name cannot be stored). Returning nil skips the item and

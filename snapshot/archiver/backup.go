@@ -2,7 +2,10 @@ package archiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -33,7 +37,15 @@ type BackupRepository interface {
 	// blobs are then unknown unless stored elsewhere) and returns them.
 	// It is not called while blobs are saved.
 	ForgetMissingPacks(ctx context.Context) ([]backend.ID, error)
+	// SaveUploadedIndex indexes the packs uploaded so far (without
+	// finishing the packs being filled): Backup calls it when it stops
+	// early, so that a rerun reuses what was uploaded.
+	SaveUploadedIndex(ctx context.Context) error
 }
+
+// stopIndexGrace bounds the index write of a backup that stops early:
+// after SIGINT or SIGTERM the user waits for it.
+const stopIndexGrace = 30 * time.Second
 
 // backupPasses bounds how often Backup archives the paths when packs
 // vanish under it (see Backup).
@@ -68,11 +80,25 @@ type BackupOptions struct {
 	// running totals; Backup stops it and waits for it before returning.
 	// Nil runs no scanner (restic's --no-scan).
 	Scanned func(ScanStats)
+	// Time is the snapshot's time; zero means the start of the backup.
+	// The parent is then the newest snapshot not newer than Time.
+	Time time.Time
+	// SkipIfUnchanged makes no snapshot when the backed-up tree is the
+	// parent's: Backup then returns a nil snapshot and no error.
+	SkipIfUnchanged bool
+	// Stream, if set, is backed up instead of Paths (which must then be
+	// empty): the snapshot's one path is Stream.Name. Exclusions do not
+	// apply to it. Its Wait runs after its content is stored and before
+	// the snapshot is recorded; packs found missing then fail the
+	// backup, since a stream cannot be read twice.
+	Stream *Stream
 }
 
 // Backup runs the archiver over opts.Paths, flushes the repository and
 // records a snapshot in the log. In a dry run nothing is saved and the
-// returned snapshot has no ID. The parent is chosen from log.
+// returned snapshot has no ID. The parent is chosen from log. With
+// SkipIfUnchanged, a tree equal to the parent's records nothing and the
+// snapshot returned is nil.
 //
 // Backup never records a snapshot that refers to a pack it did not see
 // in the backend after its data was flushed. After archiving and
@@ -88,25 +114,20 @@ type BackupOptions struct {
 // backup a second listing. A dry run lists the packs before it starts
 // instead, so that its summary counts the data of lost packs.
 func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts BackupOptions) (*snapshot.Snapshot, snapshot.Summary, error) {
-	if len(opts.Paths) == 0 {
-		return nil, snapshot.Summary{}, fmt.Errorf("backup: no paths given")
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
-	paths := make([]string, 0, len(opts.Paths))
-	for _, p := range opts.Paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, snapshot.Summary{}, fmt.Errorf("backup %s: %w", p, err)
-		}
-		paths = append(paths, abs)
+	paths, missing, err := backupPaths(opts)
+	if err != nil {
+		return nil, snapshot.Summary{}, err
 	}
-	sort.Strings(paths)
 	start := opts.Now()
+	if !opts.Time.IsZero() {
+		start = opts.Time
+	}
 
 	var parent *snapshot.Snapshot
 	if opts.ParentSelector != "" {
@@ -147,8 +168,18 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 		defer stopScan()
 	}
 	root, sum, err := archivePasses(ctx, r, a, paths, opts)
+	sum.ErrorCount += missing
+	if err == nil && opts.Stream != nil && opts.Stream.Wait != nil {
+		err = opts.Stream.Wait()
+	}
 	if err != nil {
+		if !opts.DryRun {
+			saveUploadedIndex(ctx, r, opts.Warn)
+		}
 		return nil, sum, err
+	}
+	if opts.SkipIfUnchanged && parent != nil && root == parent.Tree {
+		return nil, sum, nil
 	}
 	stored := sum
 	sn := &snapshot.Snapshot{
@@ -183,6 +214,92 @@ func Backup(ctx context.Context, r BackupRepository, log *snapshot.Log, opts Bac
 	return sn, sum, nil
 }
 
+// backupPaths returns the snapshot's paths: the stream's name, or the
+// absolute, sorted paths given that exist (existingPaths), with how many
+// were dropped.
+func backupPaths(opts BackupOptions) ([]string, uint64, error) {
+	if opts.Stream != nil {
+		if len(opts.Paths) > 0 {
+			return nil, 0, errors.New("backup: paths given with a stream")
+		}
+		if err := CheckStreamName(opts.Stream.Name); err != nil {
+			return nil, 0, err
+		}
+		return []string{opts.Stream.Name}, 0, nil
+	}
+	if len(opts.Paths) == 0 {
+		return nil, 0, errors.New("backup: no paths given")
+	}
+	paths := make([]string, 0, len(opts.Paths))
+	for _, p := range opts.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("backup %s: %w", p, err)
+		}
+		paths = append(paths, abs)
+	}
+	sort.Strings(paths)
+	return existingPaths(paths, opts.Error)
+}
+
+// saveUploadedIndex indexes what a backup that stops early (interrupted,
+// failed) uploaded, so that the next run does not upload it again. It runs
+// after ctx is cancelled, with a short grace period of its own, but not
+// after the lock was lost: a prune may then be deleting those packs.
+func saveUploadedIndex(ctx context.Context, r BackupRepository, warn func(string)) {
+	if errors.Is(context.Cause(ctx), repo.ErrLockLost) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopIndexGrace)
+	defer cancel()
+	if err := r.SaveUploadedIndex(ctx); err != nil {
+		warn(fmt.Sprintf("index the packs uploaded before the backup stopped: %v (the next backup uploads their data again)", err))
+	}
+}
+
+// existingPaths drops the backup paths that cannot be looked at (they do
+// not exist, or a folder on the way cannot be searched), as restic does:
+// each goes to onError (nil aborts on the first) and is left out of the
+// snapshot's paths, so that the next backup of the same paths finds this
+// snapshot as its parent. It returns the paths kept and how many were
+// dropped; none kept is ErrNoTargets.
+func existingPaths(paths []string, onError func(string, error) error) (kept []string, dropped uint64, err error) {
+	for _, p := range paths {
+		_, lerr := os.Lstat(p)
+		if lerr == nil {
+			kept = append(kept, p)
+			continue
+		}
+		lerr = &skippedPathError{path: p, err: lerr}
+		if onError == nil {
+			return nil, 0, lerr
+		}
+		if ferr := onError(p, lerr); ferr != nil {
+			return nil, 0, ferr
+		}
+		dropped++
+	}
+	if len(kept) == 0 {
+		return nil, dropped, ErrNoTargets
+	}
+	return kept, dropped, nil
+}
+
+// skippedPathError reports a backup path left out (existingPaths).
+type skippedPathError struct {
+	path string
+	err  error // from lstat
+}
+
+func (e *skippedPathError) Error() string {
+	if errors.Is(e.err, fs.ErrNotExist) {
+		return e.path + " does not exist, skipping"
+	}
+	return e.err.Error() + ", skipping"
+}
+
+func (e *skippedPathError) Unwrap() error { return e.err }
+
 // archivePasses archives paths with a, flushes the repository and confirms
 // that every pack its index lists is in the backend, archiving the paths
 // again (up to backupPasses times in all) while packs are found missing;
@@ -193,7 +310,11 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 	var added snapshot.Summary // DataBlobs, TreeBlobs and DataAdded of earlier passes
 	uploaded := r.UploadedPackBytes()
 	for pass := 1; ; pass++ {
-		root, sum, err = a.Snapshot(ctx, paths)
+		if opts.Stream != nil {
+			root, sum, err = a.SnapshotStream(ctx, opts.Stream)
+		} else {
+			root, sum, err = a.Snapshot(ctx, paths)
+		}
 		sum.DataBlobs += added.DataBlobs
 		sum.TreeBlobs += added.TreeBlobs
 		sum.DataAdded += added.DataAdded
@@ -224,6 +345,10 @@ func archivePasses(ctx context.Context, r BackupRepository, a *Archiver, paths [
 			// the flush can take most of the time on a slow link.
 			sum.BackupEnd = opts.Now()
 			return root, sum, nil
+		}
+		if opts.Stream != nil {
+			return root, sum, fmt.Errorf("backup: %s missing from the repository (lost, or deleted while this backup ran): a stream cannot be read again, so no snapshot was written: run the backup again (and 'cairn check')",
+				packList(missing))
 		}
 		if pass == backupPasses {
 			return root, sum, fmt.Errorf("backup: %s missing from the repository, after %d passes that each found packs gone: no snapshot written (is a prune running that does not see this backup's lock?)",

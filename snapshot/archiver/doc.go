@@ -29,8 +29,8 @@
 //     each entry, apply the exclusions and build its node (system calls
 //     are most of an unchanged backup's work):
 //     mode (os.FileMode with setuid, setgid and sticky bits), uid, gid and
-//     names (looked up once per ID), mtime, atime and ctime with
-//     nanoseconds in UTC, inode, size, link count, device number, symlink
+//     names (looked up once per ID), mtime, atime (the mtime unless
+//     Options.WithAtime) and ctime with nanoseconds in UTC, inode, size, link count, device number, symlink
 //     target and extended attributes. Symlinks are never followed.
 //   - A regular file whose type, size, mtime, ctime and inode equal its node
 //     in the parent snapshot, and whose content blobs are all still in the

@@ -75,12 +75,14 @@ func (r *run) saveFile(ctx context.Context, path string, node, prev *snapshot.No
 }
 
 // unchanged reports whether a file may reuse the parent's content: same
-// type, size, mtime, ctime and inode, and every content blob still in the
-// repository.
+// type, size, mtime, ctime and inode (the last two unless ignored), and
+// every content blob still in the repository.
 func (r *run) unchanged(node, prev *snapshot.Node) bool {
+	o := &r.a.opts
 	if prev == nil || prev.Type != snapshot.NodeFile || prev.Size != node.Size ||
-		!prev.ModTime.Equal(node.ModTime) || !prev.ChangeTime.Equal(node.ChangeTime) ||
-		prev.Inode != node.Inode {
+		!prev.ModTime.Equal(node.ModTime) ||
+		!o.IgnoreCtime && !o.IgnoreInode && !prev.ChangeTime.Equal(node.ChangeTime) ||
+		!o.IgnoreInode && prev.Inode != node.Inode {
 		return false
 	}
 	if node.Size > 0 && len(prev.Content) == 0 {

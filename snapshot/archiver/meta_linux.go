@@ -51,7 +51,8 @@ func (r *run) nodeFromInfo(path, name string, fi os.FileInfo, follow bool) (*sna
 // where a restorer needs it to group hard links; st_dev of other items
 // can change across reboots (NFS, btrfs) and would make every tree differ.
 // Links is not recorded for directories, whose count changes with every
-// subdirectory added.
+// subdirectory added. The access time is the modification time unless
+// Options.WithAtime asks for the real one.
 func (r *run) nodeFromStat(path, name string, fi os.FileInfo, st *syscall.Stat_t) (*snapshot.Node, error) {
 	mode := fi.Mode()
 	n := &snapshot.Node{
@@ -65,6 +66,9 @@ func (r *run) nodeFromStat(path, name string, fi os.FileInfo, st *syscall.Stat_t
 		User:       r.a.names.user(st.Uid),
 		Group:      r.a.names.group(st.Gid),
 		Inode:      st.Ino,
+	}
+	if !r.a.opts.WithAtime {
+		n.AccessTime = n.ModTime
 	}
 	switch {
 	case mode.IsRegular():
