@@ -34,6 +34,9 @@ func TestReleaseBinaryHasNoTestSeams(t *testing.T) {
 	}
 	release := filepath.Join(t.TempDir(), "cairn-release")
 	build := exec.Command("go", "build", "-o", release, "-ldflags", "-X main.version="+testVersion, ".")
+	// The release build is the plain one: GOFLAGS=-tags=cairn_testonly,
+	// which someone running the tests may have set, must not leak into it.
+	build.Env = append(os.Environ(), "GOFLAGS=")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
