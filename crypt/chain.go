@@ -38,7 +38,7 @@ type Chain struct {
 	// deleted (by hand or rot; prune deletes oldest first and never
 	// leaves such a gap): they were covered before the gap formed, so
 	// the checkpoint sums them up, and counting them again would bring
-	// back snapshots long forgotten. See findCutOff for how they are
+	// back snapshots long forgotten. See Cover for how they are
 	// told from entries a writer appended after the checkpoint.
 	CutOff map[[32]byte]bool
 	// Problems lists every rule broken, one line each, sorted.
@@ -56,25 +56,50 @@ func (c *Chain) MaxSeq() uint64 {
 
 func shortID(id [32]byte) string { return hex.EncodeToString(id[:4]) }
 
-// findCutOff adds to CutOff and Covered the uncovered entries with a
-// lower sequence than the checkpoint that either descend from no covered
-// entry or are dated more than MaxClockSkew before it.
+// Cover returns what the checkpoint cp (an entry of entries) covers:
+// itself, every present entry it descends from, and the entries cut off
+// from it (also returned on their own). It is VerifyChain's rule, for a
+// caller who must judge entries against a checkpoint chosen elsewhere
+// (mirror judges a destination's entries by the source's checkpoint).
 //
-// The one legitimate uncovered entry with a lower sequence is one a
-// writer appended after the checkpoint on a view of the log that lacked
-// entries (a read failed): it names present, older entries as parents
-// (pruning keeps those while it is uncovered), so it descends from
-// covered ones, and it was written after the checkpoint. An entry cut off
-// by a gap was written before the checkpoint, and its line of parents
-// either reaches a covered entry or, above a pruned part, nothing.
-func (c *Chain) findCutOff() {
+// Cut off are the uncovered entries with a lower sequence than cp that
+// either descend from no covered entry or are dated more than
+// MaxClockSkew before it. The one legitimate uncovered entry with a lower
+// sequence is one a writer appended after the checkpoint on a view of
+// the log that lacked entries (a read failed): it names present, older
+// entries as parents (pruning keeps those while it is uncovered), so it
+// descends from covered ones, and it was written after the checkpoint.
+// An entry cut off by a gap was written before the checkpoint, and its
+// line of parents either reaches a covered entry or, above a pruned part,
+// nothing.
+//
+// Without dated, only the entries that descend from no covered entry are
+// cut off: mirror judges a destination's entries so, because an entry
+// someone else wrote there descends from covered ones, whatever its date,
+// and must be refused, not removed.
+func Cover(entries map[[32]byte]*Entry, cp [32]byte, dated bool) (covered, cutOff map[[32]byte]bool) {
+	covered = make(map[[32]byte]bool)
+	stack := [][32]byte{cp}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if covered[id] {
+			continue
+		}
+		e, ok := entries[id]
+		if !ok {
+			continue
+		}
+		covered[id] = true
+		stack = append(stack, e.Parents...)
+	}
 	children := make(map[[32]byte][][32]byte)
 	var queue [][32]byte
-	for id, e := range c.Entries {
+	for id, e := range entries {
 		for _, p := range e.Parents {
 			children[p] = append(children[p], id)
 		}
-		if c.Covered[id] {
+		if covered[id] {
 			queue = append(queue, id)
 		}
 	}
@@ -83,23 +108,27 @@ func (c *Chain) findCutOff() {
 		id := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
 		for _, ch := range children[id] {
-			if !c.Covered[ch] && !linked[ch] {
+			if !covered[ch] && !linked[ch] {
 				linked[ch] = true
 				queue = append(queue, ch)
 			}
 		}
 	}
-	cp := c.Entries[c.Checkpoint]
-	c.CutOff = make(map[[32]byte]bool)
-	for id, e := range c.Entries {
-		older := e.Seq < cp.Seq && (!linked[id] || e.Time < cp.Time-int64(MaxClockSkew))
-		if !c.Covered[id] && older {
-			c.CutOff[id] = true
+	cpe := entries[cp]
+	cutOff = make(map[[32]byte]bool)
+	if cpe == nil {
+		return covered, cutOff
+	}
+	for id, e := range entries {
+		older := e.Seq < cpe.Seq && (!linked[id] || dated && e.Time < cpe.Time-int64(MaxClockSkew))
+		if !covered[id] && older {
+			cutOff[id] = true
 		}
 	}
-	for id := range c.CutOff {
-		c.Covered[id] = true
+	for id := range cutOff {
+		covered[id] = true
 	}
+	return covered, cutOff
 }
 
 // VerifyChain checks the links between decoded (hence signature-checked)
@@ -128,21 +157,7 @@ func VerifyChain(entries map[[32]byte]*Entry) *Chain {
 		}
 	}
 	if c.HasCheckpoint {
-		stack := [][32]byte{c.Checkpoint}
-		for len(stack) > 0 {
-			id := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if c.Covered[id] {
-				continue
-			}
-			e, ok := entries[id]
-			if !ok {
-				continue
-			}
-			c.Covered[id] = true
-			stack = append(stack, e.Parents...)
-		}
-		c.findCutOff()
+		c.Covered, c.CutOff = Cover(entries, c.Checkpoint, true)
 	}
 	named := make(map[[32]byte]bool)
 	for id, e := range entries {

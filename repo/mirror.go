@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -652,7 +653,7 @@ func (p *mirrorPlanner) planRemovals(lv *logView) {
 		var why RemoveReason
 		switch h.Type {
 		case backend.LogFile:
-			if !lv.covered[h.Name] {
+			if _, ok := lv.covered[h.Name]; !ok {
 				continue
 			}
 			why = RemoveLogCompacted
@@ -674,6 +675,11 @@ func (p *mirrorPlanner) planRemovals(lv *logView) {
 	slices.SortFunc(plan.Remove, func(a, b MirrorRemoval) int {
 		if c := order[a.Handle.Type] - order[b.Handle.Type]; c != 0 {
 			return c
+		}
+		if a.Handle.Type == backend.LogFile {
+			if c := cmp.Compare(lv.covered[a.Handle.Name], lv.covered[b.Handle.Name]); c != 0 {
+				return c // oldest first
+			}
 		}
 		return strings.Compare(a.Handle.Name, b.Handle.Name)
 	})

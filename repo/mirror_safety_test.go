@@ -359,3 +359,40 @@ func TestMirrorDryRunWithoutPrune(t *testing.T) {
 		t.Fatalf("%+v, %v", st, err)
 	}
 }
+
+// TestMirrorDestinationEntriesCutOff is the 1,000-cycle soak's second
+// finding: a mirror killed while it removed compacted entries from a copy
+// (or a gap below the checkpoint, dropped at the copy) left older
+// entries there that nothing names any more. The source's checkpoint
+// covers them (crypt.Cover): the next mirror must remove them, not refuse
+// the copy as diverged.
+func TestMirrorDestinationEntriesCutOff(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, r := mirrorSource(t, ident, 5)
+	appendOps(t, src, ident, 1, crypt.OpCheckpoint)
+	appendEntries(t, src, ident, 1)
+	dst := mem.New()
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The source compacts: the five entries under the checkpoint go.
+	// The copy lost only the newer three, as a mirror killed while
+	// removing them in another order would leave it.
+	for id, e := range logOf(t, src) {
+		h := backend.Handle{Type: backend.LogFile, Name: backend.ID(id).String()}
+		if e.Op == crypt.OpCheckpoint || e.Seq > 5 {
+			continue
+		}
+		src.DeleteRaw(h)
+		if e.Seq >= 3 {
+			dst.DeleteRaw(h)
+		}
+	}
+	appendEntries(t, src, ident, 1)
+	st, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs()})
+	if err != nil {
+		t.Fatalf("mirror to a copy holding entries cut off from the checkpoint: %+v, %v", st, err)
+	}
+	sameFiles(t, src, dst)
+}

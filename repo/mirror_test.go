@@ -46,6 +46,12 @@ func mirrorSource(t *testing.T, ident *crypt.Identity, entries int) (*mem.Backen
 // current heads.
 func appendEntries(t *testing.T, be *mem.Backend, ident *crypt.Identity, n int) {
 	t.Helper()
+	appendOps(t, be, ident, n, 'a')
+}
+
+// appendOps is appendEntries with entries of the given op.
+func appendOps(t *testing.T, be *mem.Backend, ident *crypt.Identity, n int, op byte) {
+	t.Helper()
 	for i := 0; i < n; i++ {
 		var parents [][32]byte
 		var seq uint64
@@ -64,7 +70,7 @@ func appendEntries(t *testing.T, be *mem.Backend, ident *crypt.Identity, n int) 
 			parents = append(parents, h)
 			seq = max(seq, all[h].Seq)
 		}
-		e := &crypt.Entry{Seq: seq + 1, Time: time.Now().UnixNano(), Op: 'a', Parents: parents, Body: []byte("opaque sealed body")}
+		e := &crypt.Entry{Seq: seq + 1, Time: time.Now().UnixNano(), Op: op, Parents: parents, Body: []byte("opaque sealed body")}
 		data, err := ident.EncodeEntry(e)
 		if err != nil {
 			t.Fatal(err)

@@ -30,8 +30,11 @@ type logView struct {
 	// matching their names.
 	skip map[string]bool
 	// covered are destination entries the source lacks that its newest
-	// checkpoint covers: it pruned them on purpose.
-	covered map[string]bool
+	// checkpoint covers: it pruned them on purpose. The value is the
+	// entry's sequence number: they are removed oldest first, so that a
+	// mirror killed while removing them leaves the rest linked to the
+	// checkpoint, as a killed compaction does.
+	covered map[string]uint64
 }
 
 // loadedEntry is one log file read by a mirror.
@@ -51,7 +54,7 @@ type loadedEntry struct {
 // log/ that is not a valid entry goes to the plan's Junk. It refuses a
 // destination whose log has diverged from the source's.
 func (p *mirrorPlanner) readLogs(ctx context.Context) (*logView, error) {
-	lv := &logView{parents: make(map[string][]string), skip: make(map[string]bool), covered: make(map[string]bool)}
+	lv := &logView{parents: make(map[string][]string), skip: make(map[string]bool), covered: make(map[string]uint64)}
 	var toCopy, extra []backend.Handle
 	for h, size := range p.srcFiles {
 		if h.Type == backend.LogFile {
@@ -123,7 +126,8 @@ func (p *mirrorPlanner) readLogs(ctx context.Context) (*logView, error) {
 }
 
 // classifyExtra sorts the destination's valid entries the source lacks:
-// those the source's newest checkpoint covers it pruned on purpose; those
+// those the source's newest checkpoint covers (crypt.Cover) it pruned on
+// purpose; those
 // the source's own entries name (directly or through others) it lost,
 // which is damage to report; any other was written by someone else, and
 // the mirror is refused.
@@ -143,9 +147,13 @@ func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all
 		}
 		return seen
 	}
+	// Covered, through the links of both sides: what the source's
+	// checkpoint reaches, and what a gap below it cut off (an entry the
+	// checkpoint covered that was lost, after which the source's
+	// compaction deleted the entries it cut off; see crypt.Cover).
 	var covered map[[32]byte]bool
 	if sc := crypt.VerifyChain(srcOnly); sc.HasCheckpoint {
-		covered = reach([][32]byte{sc.Checkpoint})
+		covered, _ = crypt.Cover(all, sc.Checkpoint, false)
 	}
 	var roots [][32]byte
 	for id := range srcOnly {
@@ -161,7 +169,7 @@ func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all
 		id, _ := backend.ParseID(le.h.Name)
 		switch {
 		case covered[id]:
-			lv.covered[le.h.Name] = true
+			lv.covered[le.h.Name] = le.e.Seq
 		case named[id]:
 			p.plan.Missing = append(p.plan.Missing, le.h)
 		default:
