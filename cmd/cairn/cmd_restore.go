@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/restorer"
 	"github.com/urfave/cli/v2"
 )
@@ -29,13 +30,25 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
 			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
-			"Patterns (--include, --exclude) are globs as for backup, matched against the\n" +
-			"paths inside the snapshot.\n\n" + selectorHelp,
+			"Patterns are globs as for backup, matched against the full paths inside the\n" +
+			"snapshot (with SNAPSHOT:SUBPATH too: /home/me/docs/a, not /a).\n" +
+			"--include restores only matching paths (and the folders that lead to them),\n" +
+			"--exclude leaves matching paths out; --iinclude and --iexclude match without\n" +
+			"regard to case, and --ignore-case makes --include and --exclude do so too.\n" +
+			"The -file forms read patterns from a file, one a line (empty lines and lines\n" +
+			"starting with # are skipped). All may be repeated and combined: a path is\n" +
+			"restored if no exclude matches it and, when there are includes, one does.\n\n" + selectorHelp,
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "restore into `DIR` (required)"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching `PATTERN`, with their parent folders (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude without regard to case"},
+			&cli.StringSliceFlag{Name: "iinclude", Usage: "like --include, without regard to case (repeatable)"},
+			&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude, without regard to case (repeatable)"},
+			&cli.StringSliceFlag{Name: "include-file", Usage: "read --include patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude-file", Usage: "read --exclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "iinclude-file", Usage: "read --iinclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "iexclude-file", Usage: "read --iexclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude (and their -file forms) without regard to case"},
 			&cli.BoolFlag{Name: "verify", Usage: "read every restored file back and check it against the snapshot"},
 		),
 		Action: e.runRestore,
@@ -59,6 +72,10 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 	if target == "" {
 		return errors.New("restore: --target is required")
 	}
+	opts, err := restorePatterns(c)
+	if err != nil {
+		return err
+	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
 		if err := forgetMissingPacks(ctx, s); err != nil {
 			return err
@@ -73,16 +90,12 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		prog := &restoreProgress{p: s.p, start: time.Now()}
 		rootPath := path.Clean("/" + sel.subpath)
-		opts := restorer.Options{
-			Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"),
-			IgnoreCase: c.Bool("ignore-case"), RootPath: rootPath,
-			Verify: c.Bool("verify"), Progress: prog,
-			TestOnlyBetween: e.restoreSwapSeam(target, rootPath),
-			Error: func(p string, err error) error {
-				prog.errors.Add(1)
-				s.p.ItemWarn("restore", p, err)
-				return nil
-			},
+		opts.RootPath, opts.Progress = rootPath, prog
+		opts.TestOnlyBetween = e.restoreSwapSeam(target, rootPath)
+		opts.Error = func(p string, err error) error {
+			prog.errors.Add(1)
+			s.p.ItemWarn("restore", p, err)
+			return nil
 		}
 		res, err := restorer.New(s.repo, sel.tree, opts)
 		if err != nil {
@@ -113,4 +126,34 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// restorePatterns reads the pattern flags and files into opts, and checks
+// the patterns' syntax before the repository is opened.
+func restorePatterns(c *cli.Context) (restorer.Options, error) {
+	opts := restorer.Options{IgnoreCase: c.Bool("ignore-case"), Verify: c.Bool("verify")}
+	lists := []struct {
+		flag, fileFlag string
+		dst            *[]string
+		fold           bool
+	}{
+		{"include", "include-file", &opts.Include, c.Bool("ignore-case")},
+		{"exclude", "exclude-file", &opts.Exclude, c.Bool("ignore-case")},
+		{"iinclude", "iinclude-file", &opts.IInclude, true},
+		{"iexclude", "iexclude-file", &opts.IExclude, true},
+	}
+	for _, l := range lists {
+		*l.dst = c.StringSlice(l.flag)
+		for _, name := range c.StringSlice(l.fileFlag) {
+			pats, err := readPatternFile(name)
+			if err != nil {
+				return opts, fmt.Errorf("--%s: %w", l.fileFlag, err)
+			}
+			*l.dst = append(*l.dst, pats...)
+		}
+		if _, err := snapshot.ParsePatterns(*l.dst, l.fold); err != nil {
+			return opts, fmt.Errorf("--%s: %w", l.flag, err)
+		}
+	}
+	return opts, nil
 }

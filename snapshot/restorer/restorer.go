@@ -81,6 +81,9 @@ type Options struct {
 	Exclude []string
 	// IgnoreCase matches Include and Exclude without regard to case.
 	IgnoreCase bool
+	// IInclude and IExclude are more patterns like Include and Exclude,
+	// matched without regard to case whatever IgnoreCase says.
+	IInclude, IExclude []string
 	// RootPath is where the restored tree lies inside the snapshot, "/"
 	// unless a subtree (SNAPSHOT:SUBPATH) is restored. Patterns are matched
 	// against, and errors name, RootPath joined with a node's path.
@@ -179,11 +182,11 @@ type Restorer struct {
 // include or exclude pattern.
 func New(repo Repository, root backend.ID, opts Options) (*Restorer, error) {
 	opts.applyDefaults()
-	inc, err := snapshot.ParsePatterns(opts.Include, opts.IgnoreCase)
+	inc, err := parsePatterns(opts.Include, opts.IInclude, opts.IgnoreCase)
 	if err != nil {
 		return nil, fmt.Errorf("include: %w", err)
 	}
-	exc, err := snapshot.ParsePatterns(opts.Exclude, opts.IgnoreCase)
+	exc, err := parsePatterns(opts.Exclude, opts.IExclude, opts.IgnoreCase)
 	if err != nil {
 		return nil, fmt.Errorf("exclude: %w", err)
 	}
@@ -191,6 +194,20 @@ func New(repo Repository, root backend.ID, opts Options) (*Restorer, error) {
 		euid: uint32(os.Geteuid()), egid: uint32(os.Getegid())}
 	r.umask, r.umaskOK = processUmask()
 	return r, nil
+}
+
+// parsePatterns parses list (without regard to case if fold) and ilist
+// (without regard to case).
+func parsePatterns(list, ilist []string, fold bool) ([]snapshot.Pattern, error) {
+	pats, err := snapshot.ParsePatterns(list, fold)
+	if err != nil {
+		return nil, err
+	}
+	ipats, err := snapshot.ParsePatterns(ilist, true)
+	if err != nil {
+		return nil, err
+	}
+	return append(pats, ipats...), nil
 }
 
 // counters are the Stats, updated from many goroutines.
