@@ -29,7 +29,11 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"else during the restore, a symlink for instance, is reported and left as it\n" +
 			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
-			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
+			"with the file it belongs to and the restore goes on; the exit status is then 1.\n" +
+			"A file that could not be restored whole keeps the time of the restore as its\n" +
+			"modification time, so it never passes for complete. A full disk (or quota)\n" +
+			"stops the restore at once, with one error line and exit status 1: the files\n" +
+			"being written are removed, so every file left is complete, with its metadata.\n\n" +
 			"Patterns are globs as for backup, matched against the full paths inside the\n" +
 			"snapshot (with SNAPSHOT:SUBPATH too: /home/me/docs/a, not /a).\n" +
 			"--include restores only matching paths (and the folders that lead to them),\n" +
@@ -108,6 +112,9 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		t := startTicker(s.p.statusInterval(), prog.tick)
 		st, err := res.Restore(ctx, target)
 		t.Stop()
+		if errors.Is(err, restorer.ErrNoSpace) {
+			return fmt.Errorf("restore stopped: %w; %d file(s) were restored whole before, the files being written were removed", err, st.Files)
+		}
 		if err != nil {
 			return err
 		}

@@ -64,6 +64,7 @@
 //	    truncate to its full size if a chunk was not written (zeros kept
 //	    as holes: sparse files; a failed blob)
 //	    if Verify: re-read it, check each chunk's SHA-256
+//	    if its content is not whole: set everything below but the times
 //	    if its name no longer leads to it: report, set nothing (below)
 //	    chown (as root, unless created with the node's owner and group),
 //	    xattrs, chmod (after chown, so setuid bits stay; not if created
@@ -108,7 +109,19 @@
 // A damaged or missing blob, a tree that cannot be loaded, a metadata
 // call that fails and a node changed under the restore are passed to
 // Options.Error with the path (inside the snapshot) they affect, and the
-// restore goes on; Stats.Errors counts them. Only Linux is supported: the
+// restore goes on; Stats.Errors counts them. A file whose content could
+// not be restored whole gets its mode, owner and xattrs but keeps the
+// restore's time as its modification time, so it never passes for
+// complete; Stats.Files counts only files restored whole.
+//
+// Lack of space is not passed over: the first write, or creation of a
+// file, folder or link, that fails with ENOSPC or EDQUOT stops the
+// restore with a *NoSpaceError (ErrNoSpace). Whenever a restore stops
+// (no space, ctx, Options.Error), the files it was writing are emptied
+// and their names removed, so that every file the restore leaves is
+// either complete, with its metadata, or absent; the other names of a
+// hardlinked file being written are left empty. Folders made keep mode
+// 0700 and the restore's times. Only Linux is supported: the
 // restorer relies on its *at system calls and O_PATH, and on /proc/self/fd
 // to set the mode, times and xattrs of fifos and devices through their
 // O_PATH descriptors (Linux has no fchmod for those before 6.6) and the

@@ -540,6 +540,9 @@ func (rs *restore) applyMetadata(e *entry) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("chmod: %w", err))
 	}
+	if e.keepTimes {
+		return errors.Join(errs...)
+	}
 	atime := n.AccessTime
 	if atime.IsZero() {
 		atime = n.ModTime

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -45,6 +46,9 @@ type entry struct {
 	// ownerSet says a file was created with the owner and group its node
 	// has, modeSet with its mode: applyMetadata skips chown or chmod.
 	ownerSet, modeSet bool
+	// keepTimes makes applyMetadata leave the times alone: a file whose
+	// content could not be restored whole.
+	keepTimes bool
 	// dirGID is the group a file created in dirfd gets.
 	dirGID uint32
 }
@@ -251,7 +255,7 @@ func (rs *restore) planFile(f *fileEntry) error {
 func (rs *restore) flush() error {
 	b := rs.b
 	rs.b = newBatch()
-	defer b.closeAll()
+	defer rs.closeBatch(b)
 	if len(b.entries) == 0 {
 		return nil
 	}
@@ -324,7 +328,6 @@ func (rs *restore) createFile(f *fileEntry) error {
 	}
 	e.fd = fd
 	rs.madeFile(e)
-	rs.st.files.Add(1)
 	return nil
 }
 
@@ -379,7 +382,32 @@ func (rs *restore) finishFile(f *fileEntry) error {
 			return err
 		}
 	}
+	if f.failed.Load() {
+		// Its content is not the snapshot's: it keeps the restore's
+		// time, so that it does not pass for complete (a later restore
+		// with --overwrite if-changed restores it again).
+		e.keepTimes = true
+	} else {
+		rs.st.files.Add(1)
+	}
 	return rs.finishEntry(e)
+}
+
+// closeBatch closes the descriptors b still owns. A file still open then
+// was not finished (the restore stopped while it was written: no space
+// left, an interrupt, an error that stops it): it is emptied and its name
+// removed, so that no file the restore left looks complete but is not;
+// other names of a hardlinked file are left empty.
+func (rs *restore) closeBatch(b *batch) {
+	for _, e := range b.entries {
+		if e.kind == kindFile && e.file != nil && e.fd >= 0 {
+			_ = unix.Ftruncate(e.fd, 0) // frees its space whatever follows
+			if e.dirfd >= 0 && sameNode(e.dirfd, e.name, e.fd) == nil {
+				_ = unix.Unlinkat(e.dirfd, e.name, 0)
+			}
+		}
+	}
+	b.closeAll()
 }
 
 // finishEntry applies an entry's metadata and closes its descriptor.
@@ -514,6 +542,9 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 	zero := isZero(plain)
 	for _, t := range bj.targets {
+		if rs.ctx.Err() != nil {
+			return context.Cause(rs.ctx) // stopped: create and write nothing more
+		}
 		f := t.f
 		if f.fd < 0 && !f.skip && !zero {
 			if err := rs.createFile(f); err != nil {

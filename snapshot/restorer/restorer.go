@@ -46,6 +46,11 @@ var (
 	// ErrDirInTarget: an existing directory is where the snapshot has a
 	// non-directory; the restorer does not delete directories.
 	ErrDirInTarget = errors.New("refusing to replace an existing directory")
+	// ErrNoSpace: the target's file system is full (ENOSPC) or the
+	// user's disk quota is used up (EDQUOT). It is never passed to
+	// Options.Error: the first one stops the restore, with an error
+	// (a *NoSpaceError) wrapping it.
+	ErrNoSpace = errors.New("no space left in the restore target")
 	// ErrChangedInTarget: a node the restore made was replaced by
 	// something else (a symlink, another file) before its metadata was
 	// set, or a directory it made is no longer where it was; nothing is
@@ -54,6 +59,30 @@ var (
 	// giving two names of one folder the same place).
 	ErrChangedInTarget = errors.New("changed under the restore, left as it is")
 )
+
+// NoSpaceError stops a restore at the first write, or creation of a file,
+// folder or link, that fails for lack of space (ErrNoSpace). Path is the
+// node (inside the snapshot) being written; Errno is ENOSPC or EDQUOT.
+type NoSpaceError struct {
+	Path  string
+	Errno unix.Errno
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%v (writing %s)", e.Errno, e.Path)
+}
+
+// Unwrap makes errors.Is find both ErrNoSpace and the errno.
+func (e *NoSpaceError) Unwrap() []error { return []error{ErrNoSpace, e.Errno} }
+
+// noSpace returns the NoSpaceError err is, for p, or nil.
+func noSpace(p string, err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) {
+		return &NoSpaceError{Path: p, Errno: errno}
+	}
+	return nil
+}
 
 // Progress receives progress reports. Its methods are called from many
 // goroutines at once (the walker and the pack workers): they must be safe
@@ -149,7 +178,7 @@ func (o *Options) applyDefaults() {
 // Stats summarises a restore. JSON names follow restic's restore summary
 // where the concept is the same.
 type Stats struct {
-	Files     uint64 `json:"files_restored"`     // regular files with content written
+	Files     uint64 `json:"files_restored"`     // regular files whose content was written whole
 	Hardlinks uint64 `json:"hardlinks_restored"` // extra names of a file restored as links
 	Dirs      uint64 `json:"dirs_restored"`
 	Symlinks  uint64 `json:"symlinks_restored"`
@@ -273,7 +302,7 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	}
 	rs.rootFD = fd
 	defer closeFD(fd)
-	defer func() { rs.b.closeAll() }()
+	defer func() { rs.closeBatch(rs.b) }()
 
 	gid, err := newFileGID(fd, r.egid)
 	if err != nil {
@@ -297,6 +326,12 @@ func (rs *restore) report(p string, err error) error {
 	defer rs.errMu.Unlock()
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
+	}
+	if stop := noSpace(p, err); stop != nil {
+		// Going on would only fail again for every file left, and
+		// leave thousands of them half written.
+		rs.cancel(stop)
+		return stop
 	}
 	rs.st.errors.Add(1)
 	stop := err
@@ -720,7 +755,6 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 			return err
 		}
 	}
-	rs.st.files.Add(1)
 	if _, ok := rs.links[key]; !ok {
 		if st, err := fdStat(fd); err == nil {
 			rs.links[key] = linkRef{dir: d.elem, name: e.name, id: idOf(&st)}
