@@ -16,18 +16,38 @@ func (e *appEnv) restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "restore a snapshot into a folder",
-		ArgsUsage: "SNAPSHOT[:SUBPATH]",
+		ArgsUsage: "[--host HOST] [--path PATH] [--tag TAG] SNAPSHOT[:SUBPATH] --target DIR",
 		Description: "Restores the snapshot into the --target folder, which is created if needed:\n" +
 			"the snapshot's absolute paths appear under it (TARGET/home/me/...). With\n" +
 			"SNAPSHOT:SUBPATH the contents of that folder are restored at TARGET itself.\n" +
-			"Content, mode, owner and group (when run as root), times with nanoseconds,\n" +
-			"symlinks, hardlinks, fifos, devices, extended attributes and sparse holes are\n" +
-			"restored. Existing folders are reused, other existing files in the way are\n" +
-			"replaced, and files not in the snapshot are left alone. Metadata is set\n" +
-			"through each restored file itself and never follows a symlink: a name that\n" +
-			"another process (or a case-insensitive file system) turns into something\n" +
-			"else during the restore, a symlink for instance, is reported and left as it\n" +
-			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
+			"--host, --path and --tag choose which snapshot \"latest\" is. Content, mode,\n" +
+			"owner and group (when run as root), times with nanoseconds, symlinks,\n" +
+			"hardlinks, fifos, devices, extended attributes and sparse holes are restored.\n" +
+			"Metadata is set through each restored file itself and never follows a\n" +
+			"symlink: a name that another process (or a case-insensitive file system) turns\n" +
+			"into something else during the restore, a symlink for instance, is reported\n" +
+			"and left as it is. Folders of any depth are restored, with a bounded number of\n" +
+			"open files.\n\n" +
+			"What the target holds already: existing folders are reused (their metadata\n" +
+			"set). Where the snapshot has a file (or symlink, fifo, device) and the target\n" +
+			"has something, --overwrite decides, as restic's does:\n" +
+			"   always      replace it, unless it is a file with the snapshot's content (read\n" +
+			"               and compared): that one is kept and its metadata set (default)\n" +
+			"   if-changed  the same, but a file of the snapshot's size and modification\n" +
+			"               time is taken to have its content, without reading it\n" +
+			"   if-newer    replace it only if the snapshot's is newer (modification time);\n" +
+			"               otherwise leave it as it is\n" +
+			"   never       leave it as it is\n" +
+			"A file is replaced by a new one, never written through: its other hardlinks\n" +
+			"(perhaps outside the target) keep their content, and a file with other links\n" +
+			"is never kept. Files not in the snapshot are left alone unless --delete: then,\n" +
+			"in each folder restored, entries the snapshot does not have are removed (with\n" +
+			"all they hold; only those the patterns select), and a folder is replaced by the\n" +
+			"snapshot's file of the same name. --delete into / needs --include or\n" +
+			"--exclude. --dry-run writes nothing and prints what would be restored,\n" +
+			"updated (replaced) and deleted, one line each (with --verbose the files\n" +
+			"unchanged and skipped too; --json: \"verbose_status\" lines); with --verbose a\n" +
+			"real restore prints those lines as well.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
 			"with the file it belongs to and the restore goes on; the exit status is then 1.\n" +
 			"A file that could not be restored whole keeps the time of the restore as its\n" +
@@ -54,18 +74,12 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "iexclude-file", Usage: "read --iexclude patterns from `FILE`, one a line (repeatable)"},
 			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude (and their -file forms) without regard to case"},
 			&cli.BoolFlag{Name: "verify", Usage: "read every restored file back and check it against the snapshot"},
+			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: `MODE` always, if-changed, if-newer or never"},
+			&cli.BoolFlag{Name: "delete", Usage: "delete files in the restored folders of the target that the snapshot does not have"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "write nothing: print what would be restored, replaced and deleted"},
 		),
 		Action: e.runRestore,
 	}
-}
-
-// restoreSummaryJSON is the last line of "restore --json".
-type restoreSummaryJSON struct {
-	MessageType    string  `json:"message_type"`
-	SecondsElapsed float64 `json:"seconds_elapsed"`
-	SnapshotID     string  `json:"snapshot_id"`
-	Target         string  `json:"target"`
-	restorer.Stats
 }
 
 func (e *appEnv) runRestore(c *cli.Context) error {
@@ -101,17 +115,27 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 			s.p.ItemWarn("restore", p, err)
 			return nil
 		}
+		opts.Report = restoreReporter(s.p, opts.DryRun)
 		res, err := restorer.New(s.repo, sel.tree, opts)
 		if err != nil {
 			return err
 		}
 		if !s.g.JSON {
-			s.p.Printf("restoring snapshot %s of %v at %s to %s", sel.sn.ID.Str(), sel.sn.Paths,
+			verb := "restoring"
+			if opts.DryRun {
+				verb = "dry run: would restore"
+			}
+			s.p.Printf("%s snapshot %s of %v at %s to %s", verb, sel.sn.ID.Str(), sel.sn.Paths,
 				sel.sn.Time.Local().Format("2006-01-02 15:04:05"), target)
 		}
-		t := startTicker(s.p.statusInterval(), prog.tick)
+		var t *ticker // a dry run writes nothing to show progress of
+		if !opts.DryRun {
+			t = startTicker(s.p.statusInterval(), prog.tick)
+		}
 		st, err := res.Restore(ctx, target)
-		t.Stop()
+		if t != nil {
+			t.Stop()
+		}
 		if errors.Is(err, restorer.ErrNoSpace) {
 			return fmt.Errorf("restore stopped: %w; %d file(s) were restored whole before, the files being written were removed", err, st.Files)
 		}
@@ -119,15 +143,7 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 			return err
 		}
 		elapsed := time.Since(prog.start)
-		if s.g.JSON {
-			s.p.JSON(restoreSummaryJSON{"summary", elapsed.Seconds(), sel.sn.ID.String(), target, st})
-		} else {
-			s.p.Printf("restored %d files (%s), %d folders, %d symlinks, %d hardlinks, %d special files in %s",
-				st.Files, formatBytes(st.Bytes), st.Dirs, st.Symlinks, st.Hardlinks, st.Special, formatDuration(elapsed))
-			if st.Verified > 0 {
-				s.p.Printf("verified %d files", st.Verified)
-			}
-		}
+		printRestoreSummary(s, restoreSummaryJSON{"summary", elapsed.Seconds(), sel.sn.ID.String(), target, opts.DryRun, st}, elapsed, opts.Overwrite)
 		if st.Errors > 0 {
 			return fmt.Errorf("restore: %d error(s), see the warnings above", st.Errors)
 		}
@@ -138,7 +154,11 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 // restorePatterns reads the pattern flags and files into opts, and checks
 // the patterns' syntax before the repository is opened.
 func restorePatterns(c *cli.Context) (restorer.Options, error) {
-	opts := restorer.Options{IgnoreCase: c.Bool("ignore-case"), Verify: c.Bool("verify")}
+	opts := restorer.Options{IgnoreCase: c.Bool("ignore-case"), Verify: c.Bool("verify"),
+		Delete: c.Bool("delete"), DryRun: c.Bool("dry-run")}
+	if err := opts.Overwrite.Set(c.String("overwrite")); err != nil {
+		return opts, fmt.Errorf("--overwrite: %w", err)
+	}
 	lists := []struct {
 		flag, fileFlag string
 		dst            *[]string

@@ -70,7 +70,8 @@ func noSpaceTree(t *testing.T, dir string, rnd *rand.Rand) map[string]time.Time 
 // line and exit status 1; the file count it gives is the number of files
 // left in the target, and every file left there is the original, byte
 // for byte, with its modification time (a file being written when the
-// disk filled is removed).
+// disk filled is removed). Once there is room, a second restore with
+// --overwrite if-changed completes the target.
 func TestRestoreNoSpace(t *testing.T) {
 	e := newTestEnv(t)
 	src := filepath.Join(e.dir, "src")
@@ -108,4 +109,35 @@ func TestRestoreNoSpace(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d files restored before the disk filled", len(left), len(mtimes))
+
+	// With room made, the same restore with --overwrite if-changed keeps
+	// the files restored whole and restores the rest.
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", small).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v\n%s", err, out)
+	}
+	sum := restoreSummary(t, e, "restore", "latest:"+src, "--target", target, "--overwrite", "if-changed")
+	if int(sum["files_unchanged"].(float64)) != len(left) || int(sum["files_restored"].(float64)) != len(mtimes)-len(left) {
+		t.Errorf("second restore: %v, want %d unchanged and %d restored", sum, len(left), len(mtimes)-len(left))
+	}
+	if got := restoredFiles(t, target); len(got) != len(mtimes) {
+		t.Fatalf("%d files after the second restore, want %d", len(got), len(mtimes))
+	}
+	for rel, mt := range mtimes {
+		fi, err := os.Stat(filepath.Join(target, rel))
+		if err != nil || !fi.ModTime().Equal(mt) || !sameContent(t, filepath.Join(src, rel), filepath.Join(target, rel)) {
+			t.Errorf("%s: not restored exactly (%v)", rel, err)
+		}
+	}
+}
+
+// restoreSummary runs cairn --json with args, which must succeed, and
+// returns its summary line.
+func restoreSummary(t *testing.T, e *testEnv, args ...string) map[string]any {
+	t.Helper()
+	r := e.must(append([]string{"--json"}, args...)...)
+	lines := jsonLines(t, r.stdout)
+	if len(lines) == 0 || lines[len(lines)-1]["message_type"] != "summary" {
+		t.Fatalf("no summary\n%s", r)
+	}
+	return lines[len(lines)-1]
 }

@@ -34,7 +34,10 @@
 //	    flush()
 //
 //	walk(tree, dir):
+//	    if Delete and dir held things before: remove its entries tree lacks
 //	    for node in tree (name order), if selected by --include/--exclude:
+//	        not a dir, and dir held things before: look at what is there;
+//	              Overwrite leaves it, keeps it (metadata only) or replaces it
 //	        dir: mkdir (mode 0700 for now); walk(subtree); queue dir for metadata
 //	        file, hardlink to a file restored before: link to it
 //	        file with several links: create now (later names link to it)
@@ -91,18 +94,30 @@
 // still leads to its node (device and inode), and otherwise reports
 // ErrChangedInTarget and sets nothing. See applyMetadata for the call
 // used for each kind of node and each attribute. Restoring into a
-// directory that already has content:
+// directory that already has content (a directory the restore made
+// itself is known empty: its entries are not looked at):
 //
 //   - an existing directory where the snapshot has a directory is reused;
 //   - an existing symlink where the snapshot has a directory is refused
 //     (reported; that subtree is skipped), so it cannot redirect the restore;
 //   - any other existing non-directory (a file, a symlink, a fifo) where the
-//     snapshot has any node is removed and replaced, never written through:
+//     snapshot has any node is dealt with as Options.Overwrite says: left
+//     (never; if-newer unless the snapshot's is newer), kept with its
+//     metadata set (always and if-changed, a file with the node's content
+//     and no other link), or removed and replaced, never written through:
 //     a file hardlinked from outside the target keeps its content;
 //   - an existing directory where the snapshot has a non-directory is
-//     refused (reported).
+//     refused (reported), unless Options.Delete: then Overwrite decides,
+//     and it is removed with its contents to be replaced.
 //
-// Files not in the snapshot are left alone.
+// Files not in the snapshot are left alone, unless Options.Delete: each
+// directory of the target the walk enters is listed before its entries are
+// restored, and the names its tree lacks, if the patterns select them,
+// are removed (directories through os.RemoveAll below the directory's
+// descriptor, which never follows a symlink). A dry run (Options.DryRun)
+// walks the same way, opening the existing directories and reading the
+// existing files Overwrite compares, and writes nothing: a directory that
+// does not exist is virtual, and everything below it new.
 //
 // # Errors
 //

@@ -1,6 +1,8 @@
 package restorer
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -13,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -41,42 +44,145 @@ func lstatAt(dirfd int, name string) (st unix.Stat_t, exists bool, err error) {
 }
 
 // makeDir creates directory name in dirfd (mode 0700 until its metadata is
-// applied), or reuses an existing one, and opens it. An existing symlink
-// is refused; another non-directory is replaced. between, if not nil,
-// runs between creating and opening it (a test seam).
-func makeDir(dirfd int, name string, between func()) (int, error) {
+// applied), or reuses an existing one, and opens it; made says it was
+// created. An existing symlink is refused; another non-directory is
+// replaced. between, if not nil, runs between creating and opening it (a
+// test seam).
+func makeDir(dirfd int, name string, between func()) (fd int, made bool, err error) {
 	st, exists, err := lstatAt(dirfd, name)
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	if exists {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 		case unix.S_IFLNK:
-			return -1, ErrSymlinkInTarget
+			return -1, false, ErrSymlinkInTarget
 		default:
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, fmt.Errorf("remove existing file: %w", err)
+				return -1, false, fmt.Errorf("remove existing file: %w", err)
 			}
 			exists = false
 		}
 	}
 	if !exists {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
-			return -1, fmt.Errorf("mkdir: %w", err)
+			return -1, false, fmt.Errorf("mkdir: %w", err)
 		}
 		if between != nil {
 			between()
 		}
 	}
-	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+	fd, err = unix.Openat(dirfd, name, dirFlags, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, ErrSymlinkInTarget // swapped in since the lstat or the mkdir
+		return -1, false, ErrSymlinkInTarget // swapped in since the lstat or the mkdir
 	}
 	if err != nil {
-		return -1, fmt.Errorf("open directory: %w", err)
+		return -1, false, fmt.Errorf("open directory: %w", err)
+	}
+	return fd, !exists, nil
+}
+
+// openExistingDir opens the directory name in dirfd if there is one,
+// without following a symlink; ok is false if there is none (nothing, or
+// a non-directory, there).
+func openExistingDir(dirfd int, name string) (fd int, ok bool, err error) {
+	fd, err = unix.Openat(dirfd, name, dirFlags, 0)
+	switch {
+	case err == nil:
+		return fd, true, nil
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
+		return -1, false, nil
+	}
+	return -1, false, fmt.Errorf("open directory: %w", err)
+}
+
+// openExistingFile opens the regular file name in dirfd read-only, without
+// following a symlink, and checks that it is the file id (as lstat saw
+// it): a restore that keeps a file sets its metadata through this
+// descriptor.
+func openExistingFile(dirfd int, name string, id nodeID) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open: %w", err)
+	}
+	st, err := fdStat(fd)
+	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFREG || idOf(&st) != id) {
+		err = fmt.Errorf("%w: the name now holds a %s", ErrChangedInTarget, typeName(st.Mode))
+	}
+	if err != nil {
+		closeFD(fd)
+		return -1, err
 	}
 	return fd, nil
+}
+
+// readDirNames lists the names in the directory open as fd (not "." and
+// "..").
+func readDirNames(fd int) ([]string, error) {
+	dfd, err := unix.Openat(fd, ".", dirFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	f := os.NewFile(uintptr(dfd), ".")
+	defer f.Close() // read-only
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read directory: %w", err)
+	}
+	return names, nil
+}
+
+// removeAt removes name in dirfd, with everything below it if it is a
+// directory, never following a symlink (os.RemoveAll works with openat
+// and O_NOFOLLOW below the directory it is given, here dirfd itself
+// through /proc/self/fd).
+func removeAt(dirfd int, name string, isDir bool) error {
+	if !isDir {
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove: %w", err)
+		}
+		return nil
+	}
+	if err := os.RemoveAll(procPath(dirfd, name)); err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return nil
+}
+
+// sameFileContent reports whether the regular file open as fd holds
+// exactly the chunks of n (their IDs are SHA-256 of their plaintext;
+// lengths gives each chunk's length, false if one is unknown), reading
+// it once with buf.
+func sameFileContent(fd int, size uint64, ids []backend.ID, lengths func(int) (uint32, bool), buf []byte) (bool, error) {
+	var total uint64
+	for i := range ids {
+		n, ok := lengths(i)
+		if !ok {
+			return false, nil
+		}
+		total += uint64(n)
+	}
+	if total != size {
+		return false, nil
+	}
+	h := sha256.New()
+	var off uint64
+	for i, id := range ids {
+		n, _ := lengths(i)
+		h.Reset()
+		if err := hashRange(h, fd, off, uint64(n), buf); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return false, nil // shorter than its stat said: changed meanwhile
+			}
+			return false, err
+		}
+		if !bytes.Equal(h.Sum(nil), id[:]) {
+			return false, nil
+		}
+		off += uint64(n)
+	}
+	return true, nil
 }
 
 // nodeID identifies a file system object: a descriptor re-opened by name

@@ -49,6 +49,11 @@ type entry struct {
 	// keepTimes makes applyMetadata leave the times alone: a file whose
 	// content could not be restored whole.
 	keepTimes bool
+	// keep marks a file the target held with the node's content already
+	// (Overwrite): fd is a read-only descriptor of it, for its metadata;
+	// nothing else is done to it. replacing marks a node made in place
+	// of something the target held.
+	keep, replacing bool
 	// dirGID is the group a file created in dirfd gets.
 	dirGID uint32
 }
@@ -278,11 +283,11 @@ func (rs *restore) flush() error {
 		return err
 	}
 	// Every file is finished by now (by the worker that wrote its last
-	// chunk). Metadata of the rest: symlinks and special files in
-	// parallel, then directories in walk order, after their contents, so
+	// chunk). Metadata of the rest: symlinks, special files and files
+	// kept in parallel, then directories in walk order, after their contents, so
 	// their times stick.
 	err := rs.parallel(len(b.entries), func(i int) error {
-		if k := b.entries[i].kind; k == kindDir || k == kindFile {
+		if e := b.entries[i]; e.kind == kindDir || e.kind == kindFile && !e.keep {
 			return nil
 		}
 		return rs.finishEntry(b.entries[i])
@@ -389,6 +394,9 @@ func (rs *restore) finishFile(f *fileEntry) error {
 		e.keepTimes = true
 	} else {
 		rs.st.files.Add(1)
+		if e.replacing {
+			rs.st.updated.Add(1)
+		}
 	}
 	return rs.finishEntry(e)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -143,6 +144,26 @@ type Options struct {
 	BatchBlobs int
 	// Verify re-reads every restored file and checks each chunk's hash.
 	Verify bool
+	// Overwrite says what to do where the target already holds something
+	// at the place of a node that is not a directory; the zero value is
+	// OverwriteAlways.
+	Overwrite Overwrite
+	// Delete removes, from each directory of the target that the restore
+	// walks into (the target itself included) and that existed before,
+	// the entries the snapshot's directory does not have, with all they
+	// hold, if Include and Exclude select them (so only within restored
+	// folders). It also lets a directory in the target be replaced by a
+	// node of the snapshot that is not one (Overwrite permitting).
+	Delete bool
+	// DryRun writes nothing: the target is only looked at (existing
+	// files read to compare them, as a real restore would) and Report
+	// and Stats say what a restore would do.
+	DryRun bool
+	// Report, if not nil, is told what is done (or would be) with each
+	// node restored, kept or left, and each entry deleted, on the walking
+	// goroutine in walk order (a directory after its contents): the
+	// path inside the snapshot, and a file's size.
+	Report func(a Action, path string, size uint64)
 	// Error is called with the path inside the snapshot and the error for
 	// everything that could not be restored; the restore goes on if it
 	// returns nil and stops with its error otherwise. Calls never overlap.
@@ -183,7 +204,10 @@ type Stats struct {
 	Dirs      uint64 `json:"dirs_restored"`
 	Symlinks  uint64 `json:"symlinks_restored"`
 	Special   uint64 `json:"special_restored"` // fifos and devices
-	Skipped   uint64 `json:"files_skipped"`    // sockets
+	Skipped   uint64 `json:"files_skipped"`    // sockets, and nodes left as they were by Overwrite
+	Updated   uint64 `json:"files_updated"`    // of Files, those that replaced a file in the target
+	Unchanged uint64 `json:"files_unchanged"`  // files in the target that had the content already: metadata set
+	Deleted   uint64 `json:"files_deleted"`    // entries removed by Delete (a directory with its contents counts once)
 	Bytes     uint64 `json:"bytes_restored"`   // file content, holes included
 	Packs     uint64 `json:"packs_read"`       // LoadPack calls
 	Verified  uint64 `json:"files_verified"`   // files that passed Verify
@@ -242,6 +266,7 @@ func parsePatterns(list, ilist []string, fold bool) ([]snapshot.Pattern, error) 
 // counters are the Stats, updated from many goroutines.
 type counters struct {
 	files, hardlinks, dirs, symlinks, special, skipped, bytes, packs, verified, errors atomic.Uint64
+	updated, unchanged, deleted                                                        atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
@@ -249,6 +274,7 @@ func (c *counters) stats() Stats {
 		Files: c.files.Load(), Hardlinks: c.hardlinks.Load(), Dirs: c.dirs.Load(),
 		Symlinks: c.symlinks.Load(), Special: c.special.Load(), Skipped: c.skipped.Load(),
 		Bytes: c.bytes.Load(), Packs: c.packs.Load(), Verified: c.verified.Load(), Errors: c.errors.Load(),
+		Updated: c.updated.Load(), Unchanged: c.unchanged.Load(), Deleted: c.deleted.Load(),
 	}
 }
 
@@ -278,6 +304,8 @@ type restore struct {
 	// open are the directories on the walk's path whose descriptors the
 	// walker holds, shallowest first; at most maxOpenDirs (see dirCtx).
 	open []*dirCtx
+	// cmpBuf reads files in the target to compare them (Overwrite).
+	cmpBuf []byte
 }
 
 // errReported marks an error that was already passed to Options.Error: the
@@ -292,23 +320,18 @@ var errReported = errors.New("reported")
 func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	rs := &restore{Restorer: r, ctx: ctx, cancel: cancel, links: map[linkKey]linkRef{}, b: newBatch()}
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return Stats{}, fmt.Errorf("restore target: %w", err)
+	rs := &restore{Restorer: r, ctx: ctx, cancel: cancel, links: map[linkKey]linkRef{}, b: newBatch(), rootFD: -1}
+	if r.opts.Delete && len(r.include)+len(r.exclude) == 0 && isFSRoot(target) {
+		return Stats{}, ErrDeleteRoot
 	}
-	fd, err := openTarget(target)
+	root, err := rs.openRoot(target)
 	if err != nil {
-		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
+		return Stats{}, err
 	}
-	rs.rootFD = fd
-	defer closeFD(fd)
+	if root.fd >= 0 {
+		defer closeFD(root.fd)
+	}
 	defer func() { rs.closeBatch(rs.b) }()
-
-	gid, err := newFileGID(fd, r.egid)
-	if err != nil {
-		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
-	}
-	root := &dirCtx{elem: &pathElem{name: r.opts.RootPath}, fd: fd, created: true, fileGID: gid}
 	err = rs.walkTree(root, r.root)
 	if err == nil {
 		err = rs.flush()
@@ -317,6 +340,39 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 		err = context.Cause(ctx)
 	}
 	return rs.st.stats(), err
+}
+
+// openRoot opens (and makes, unless in a dry run) the target: the root of
+// the walk. In a dry run a target that does not exist is virtual: all
+// would be made.
+func (rs *restore) openRoot(target string) (*dirCtx, error) {
+	root := &dirCtx{elem: &pathElem{name: rs.opts.RootPath}, fd: -1, created: true}
+	_, err := os.Stat(target)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	if rs.opts.DryRun && !exists {
+		root.virtual = true
+		return root, nil
+	}
+	if !rs.opts.DryRun {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return nil, fmt.Errorf("restore target: %w", err)
+		}
+	}
+	fd, err := openTarget(target)
+	if err != nil {
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	gid, err := newFileGID(fd, rs.egid)
+	if err != nil {
+		closeFD(fd)
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	root.fd, root.fresh, root.fileGID = fd, !exists, gid
+	rs.rootFD = fd
+	return root, nil
 }
 
 // report passes err for path to Options.Error and counts it. It returns nil
@@ -449,9 +505,13 @@ type dirCtx struct {
 	// the walker's descriptors at maxOpenDirs.
 	fd      int
 	id      nodeID // the directory made (or reused), once created
-	created bool
-	failed  bool   // making or re-opening it failed (reported): skip its contents
-	fileGID uint32 // the group of a file created in it
+	created bool   // made or reused in the target (its metadata is set)
+	// fresh says the restore made it (mkdir): it held nothing else, so
+	// its entries need no look at what is there. virtual marks one that
+	// a dry run would make: it does not exist.
+	fresh, virtual bool
+	failed         bool   // making or re-opening it failed (reported), or it is left (Overwrite): skip its contents
+	fileGID        uint32 // the group of a file created in it
 	// usedBy is the batch whose entries name fd as their directory: fd
 	// must stay open until that batch is flushed.
 	usedBy *batch
@@ -479,6 +539,9 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	if d.failed {
 		return -1, errReported
 	}
+	if d.virtual {
+		return -1, nil
+	}
 	if d.created {
 		return rs.reopen(d)
 	}
@@ -487,16 +550,40 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 		d.failed = true
 		return -1, err
 	}
-	fd, err := makeDir(pfd, d.elem.name, rs.between(d.parent.elem, d.elem.name, true))
+	if d.parent.virtual {
+		d.virtual = true
+		rs.st.dirs.Add(1)
+		return -1, nil
+	}
+	if !d.parent.fresh {
+		if err := rs.dirInTheWay(d, pfd); err != nil {
+			d.failed = true
+			return -1, err
+		}
+	}
+	if rs.opts.DryRun {
+		return rs.probeDir(d, pfd)
+	}
+	fd, made, err := makeDir(pfd, d.elem.name, rs.between(d.parent.elem, d.elem.name, true))
 	if err != nil {
 		d.failed = true
 		return -1, rs.skip(d.path(), err)
 	}
+	if err := rs.adopt(d, fd); err != nil {
+		return -1, err
+	}
+	d.fresh = made
+	return fd, nil
+}
+
+// adopt makes fd, a directory made or found in the target, d's: the
+// walker holds it and d's metadata will be set.
+func (rs *restore) adopt(d *dirCtx, fd int) error {
 	st, err := fdStat(fd)
 	if err != nil {
 		closeFD(fd)
 		d.failed = true
-		return -1, rs.skip(d.path(), err)
+		return rs.skip(d.path(), err)
 	}
 	d.fd, d.id, d.created = fd, idOf(&st), true
 	d.fileGID = rs.egid
@@ -505,7 +592,7 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	}
 	rs.st.dirs.Add(1) // made or reused: its metadata is set
 	rs.hold(d)
-	return fd, nil
+	return nil
 }
 
 // reopen opens a directory made earlier whose descriptor was closed, by
@@ -572,6 +659,15 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 		}
 		return rs.report(d.path(), err)
 	}
+	if rs.opts.Delete {
+		fd, err := rs.existingDir(d)
+		if err == nil && fd >= 0 {
+			err = rs.deleteExtra(d, fd, tree)
+		}
+		if err != nil && !errors.Is(err, errReported) {
+			return err
+		}
+	}
 	filtering := len(rs.include)+len(rs.exclude) > 0
 	for _, n := range tree.Nodes {
 		if rs.ctx.Err() != nil {
@@ -628,7 +724,10 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 // parent's descriptor was released meanwhile: through ".." of d, or, if
 // d was moved elsewhere meanwhile, by name from above.
 func (rs *restore) leaveDir(d *dirCtx) error {
-	if !d.created || d.failed {
+	if (d.created || d.virtual) && !d.failed {
+		rs.reportAction(ActionRestored, d.path(), 0)
+	}
+	if rs.opts.DryRun || !d.created || d.failed {
 		rs.release(d)
 		return nil
 	}
@@ -667,13 +766,30 @@ func (rs *restore) leaveDir(d *dirCtx) error {
 // restoreLeaf restores a non-directory node n into directory d, open as
 // pfd.
 func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
+	if n.Type == snapshot.NodeSocket {
+		rs.st.skipped.Add(1) // a socket cannot be made, only bound by its program
+		return nil
+	}
 	e := &entry{node: n, dir: d.elem, dirfd: pfd, name: n.Name, fd: -1, dirGID: d.fileGID}
+	v, fd, err := rs.existing(d, pfd, n)
+	if err != nil {
+		return rs.skip(e.path(), err)
+	}
+	switch {
+	case v == verdictSkip:
+		rs.st.skipped.Add(1)
+		rs.reportAction(ActionSkipped, e.path(), fileSizeOf(n))
+		return nil
+	case v == verdictKeep:
+		return rs.keepFile(d, e, fd)
+	case rs.opts.DryRun:
+		rs.dryLeaf(n, e.path(), v == verdictReplace)
+		return nil
+	}
+	e.replacing = v == verdictReplace
 	switch n.Type {
 	case snapshot.NodeFile:
 		return rs.restoreFile(d, e)
-	case snapshot.NodeSocket:
-		rs.st.skipped.Add(1)
-		return nil
 	case snapshot.NodeSymlink:
 		e.kind = kindSymlink
 		fd, err := makeSymlink(pfd, n.Name, n.LinkTarget, rs.between(d.elem, n.Name, true))
@@ -682,6 +798,7 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 		}
 		e.fd = fd
 		rs.st.symlinks.Add(1)
+		rs.reportAction(ActionRestored, e.path(), 0)
 	case snapshot.NodeFifo, snapshot.NodeDev, snapshot.NodeCharDev:
 		e.kind = kindSpecial
 		fd, err := makeSpecial(pfd, n, rs.between(d.elem, n.Name, true))
@@ -690,6 +807,7 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 		}
 		e.fd = fd
 		rs.st.special.Add(1)
+		rs.reportAction(ActionRestored, e.path(), 0)
 	default:
 		return rs.skip(e.path(), fmt.Errorf("unknown node type %q", n.Type))
 	}
@@ -703,12 +821,13 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 	n := e.node
 	key := linkKey{n.DeviceID, n.Inode}
-	hardlinked := n.Links > 1 && n.Inode != 0
-	if hardlinked {
+	linked := hardlinked(n)
+	if linked {
 		if first, ok := rs.links[key]; ok {
 			err := linkFile(rs.rootFD, first.dir.elems(), first.name, first.id, e.dirfd, e.name)
 			if err == nil {
 				rs.st.hardlinks.Add(1)
+				rs.reportAction(ActionRestored, e.path(), 0)
 				return nil
 			}
 			// Report, then restore a copy: the content is still wanted.
@@ -717,7 +836,12 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 			}
 		}
 	}
-	if !hardlinked {
+	action := ActionRestored
+	if e.replacing {
+		action = ActionUpdated
+	}
+	rs.reportAction(action, e.path(), n.Size)
+	if !linked {
 		// Created by flush or by a pack worker, in parallel with the
 		// batch's other files: creating a file costs the kernel 50-200
 		// µs, which the one walking goroutine would serialise over a tree
