@@ -113,8 +113,8 @@
 // Files not in the snapshot are left alone, unless Options.Delete: each
 // directory of the target the walk enters is listed before its entries are
 // restored, and the names its tree lacks, if the patterns select them,
-// are removed (directories through os.RemoveAll below the directory's
-// descriptor, which never follows a symlink). A dry run (Options.DryRun)
+// are removed (a directory with everything below it, never following a
+// symlink, with two descriptors at a time however deep it is). A dry run (Options.DryRun)
 // walks the same way, opening the existing directories and reading the
 // existing files Overwrite compares, and writes nothing: a directory that
 // does not exist is virtual, and everything below it new.

@@ -134,20 +134,120 @@ func readDirNames(fd int) ([]string, error) {
 }
 
 // removeAt removes name in dirfd, with everything below it if it is a
-// directory, never following a symlink (os.RemoveAll works with openat
-// and O_NOFOLLOW below the directory it is given, here dirfd itself
-// through /proc/self/fd).
+// directory (removeTree), never following a symlink.
 func removeAt(dirfd int, name string, isDir bool) error {
-	if !isDir {
-		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("remove: %w", err)
-		}
-		return nil
+	var err error
+	if isDir {
+		err = removeTree(dirfd, name)
+	} else if err = unix.Unlinkat(dirfd, name, 0); errors.Is(err, unix.ENOENT) {
+		err = nil
 	}
-	if err := os.RemoveAll(procPath(dirfd, name)); err != nil {
+	if err != nil {
 		return fmt.Errorf("remove: %w", err)
 	}
 	return nil
+}
+
+// removeLevel is a directory removeTree is in: its name in its parent,
+// what it is, and the subdirectories still to remove.
+type removeLevel struct {
+	name string
+	id   nodeID
+	dirs []string
+}
+
+// removeTree removes the directory name in dirfd and everything below it
+// with two descriptors at a time, however deep it is (os.RemoveAll holds
+// one per level): down through a subdirectory (opened with O_NOFOLLOW, so
+// a symlink is removed, never followed), removing the other entries of
+// each level on the way, and back up through "..", which must be the
+// directory it came from (device and inode), or it stops with
+// ErrChangedInTarget. Memory is the names of the subdirectories left on
+// the levels of its path.
+func removeTree(dirfd int, name string) error {
+	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+	if err != nil {
+		return err
+	}
+	st, err := fdStat(fd)
+	if err != nil {
+		closeFD(fd)
+		return err
+	}
+	path := []removeLevel{{name: name, id: idOf(&st)}}
+	for {
+		top := &path[len(path)-1]
+		if top.dirs == nil {
+			if top.dirs, err = clearFiles(fd); err != nil {
+				closeFD(fd)
+				return err
+			}
+		}
+		if n := len(top.dirs); n > 0 {
+			sub := top.dirs[n-1]
+			top.dirs = top.dirs[:n-1]
+			next, err := unix.Openat(fd, sub, dirFlags, 0)
+			if errors.Is(err, unix.ENOENT) {
+				continue // gone meanwhile
+			}
+			if err == nil {
+				st, err = fdStat(next)
+			}
+			if err != nil {
+				closeFD(fd)
+				return err
+			}
+			closeFD(fd)
+			fd = next
+			path = append(path, removeLevel{name: sub, id: idOf(&st)})
+			continue
+		}
+		// Empty: remove it from its parent.
+		done := path[len(path)-1]
+		path = path[:len(path)-1]
+		if len(path) == 0 {
+			closeFD(fd)
+			return unix.Unlinkat(dirfd, done.name, unix.AT_REMOVEDIR)
+		}
+		parent, err := reopenDir(fd, "..", path[len(path)-1].id)
+		closeFD(fd)
+		if err != nil {
+			return err
+		}
+		fd = parent
+		if err := unix.Unlinkat(fd, done.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			closeFD(fd)
+			return err
+		}
+	}
+}
+
+// clearFiles removes the entries of the directory open as fd that are not
+// directories, and returns the names of those that are (an empty, non-nil
+// slice if none).
+func clearFiles(fd int) ([]string, error) {
+	names, err := readDirNames(fd)
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{}
+	for _, name := range names {
+		st, exists, err := lstatAt(fd, name)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			dirs = append(dirs, name)
+			continue
+		}
+		if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return nil, err
+		}
+	}
+	return dirs, nil
 }
 
 // sameFileContent reports whether the regular file open as fd holds
