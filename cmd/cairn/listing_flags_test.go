@@ -1,0 +1,175 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// listingSnapshots backs up two folders from two hosts: host a has three
+// snapshots of one, one of two (tagged x,y); host b two of one. It
+// returns the snapshots' IDs oldest first, as snapshots --json lists them.
+func listingSnapshots(t *testing.T, e *testEnv) (one, two string, ids []string) {
+	t.Helper()
+	one, two = filepath.Join(e.dir, "one"), filepath.Join(e.dir, "two")
+	for _, d := range []string{one, two} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.writeFile(filepath.Join(d, "f"), d+"\n")
+	}
+	e.init()
+	for _, args := range [][]string{
+		{"--host", "a", one}, {"--host", "b", one}, {"--host", "a", one},
+		{"--host", "a", "--tag", "y", "--tag", "x", one, two}, {"--host", "b", one}, {"--host", "a", one},
+	} {
+		e.must(append([]string{"backup"}, args...)...)
+	}
+	for _, sn := range e.snapshotsJSON() {
+		ids = append(ids, sn["id"].(string))
+	}
+	if len(ids) != 6 {
+		t.Fatalf("want 6 snapshots, have %d", len(ids))
+	}
+	return one, two, ids
+}
+
+func snapshotIDs(t *testing.T, r result) []string {
+	t.Helper()
+	var snaps []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &snaps); err != nil {
+		t.Fatalf("not a JSON array of snapshots: %v\n%s", err, r)
+	}
+	var out []string
+	for _, sn := range snaps {
+		out = append(out, sn.ID)
+	}
+	return out
+}
+
+// TestSnapshotsLatest checks that --latest N keeps the N newest snapshots
+// of each host and set of paths, oldest first, and refuses a negative N.
+func TestSnapshotsLatest(t *testing.T) {
+	e := newTestEnv(t)
+	_, _, ids := listingSnapshots(t, e)
+	if got, want := snapshotIDs(t, e.must("snapshots", "--json", "--latest", "1")), []string{ids[3], ids[4], ids[5]}; !slices.Equal(got, want) {
+		t.Fatalf("--latest 1: got %v, want %v", got, want)
+	}
+	if got, want := snapshotIDs(t, e.must("snapshots", "--json", "--latest", "2")), []string{ids[1], ids[2], ids[3], ids[4], ids[5]}; !slices.Equal(got, want) {
+		t.Fatalf("--latest 2: got %v, want %v", got, want)
+	}
+	if got, want := snapshotIDs(t, e.must("snapshots", "--json", "--latest", "1", "--host", "b")), []string{ids[4]}; !slices.Equal(got, want) {
+		t.Fatalf("--latest 1 --host b: got %v, want %v", got, want)
+	}
+	r := e.must("snapshots", "--latest", "1")
+	if !strings.Contains(r.stdout, "3 snapshots") || strings.Contains(r.stdout, ids[0][:8]) {
+		t.Fatalf("text --latest 1 does not list 3 snapshots without the oldest\n%s", r)
+	}
+	r = e.run("snapshots", "--latest", "-1")
+	if r.code != 1 {
+		t.Fatalf("--latest -1: want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `--latest -1`)
+}
+
+// TestSnapshotsGroupBy checks --group-by in JSON (restic's group_key and
+// snapshots) and in text (one table per group with its heading), and that
+// an unknown field is one error line with exit 1.
+func TestSnapshotsGroupBy(t *testing.T) {
+	e := newTestEnv(t)
+	one, two, ids := listingSnapshots(t, e)
+	r := e.must("snapshots", "--json", "--group-by", "host,paths")
+	var groups []struct {
+		GroupKey struct {
+			Hostname string   `json:"hostname"`
+			Paths    []string `json:"paths"`
+			Tags     []string `json:"tags"`
+		} `json:"group_key"`
+		Snapshots []struct {
+			ID string `json:"id"`
+		} `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &groups); err != nil {
+		t.Fatalf("not a JSON array of groups: %v\n%s", err, r)
+	}
+	type group struct {
+		host  string
+		paths string
+		ids   []string
+	}
+	var got []group
+	for _, g := range groups {
+		if g.GroupKey.Tags != nil {
+			t.Fatalf("tags in the key of a grouping without tags: %v", g.GroupKey.Tags)
+		}
+		gr := group{host: g.GroupKey.Hostname, paths: strings.Join(g.GroupKey.Paths, " ")}
+		for _, sn := range g.Snapshots {
+			gr.ids = append(gr.ids, sn.ID)
+		}
+		got = append(got, gr)
+	}
+	want := []group{
+		{"a", one, []string{ids[0], ids[2], ids[5]}},
+		{"a", one + " " + two, []string{ids[3]}},
+		{"b", one, []string{ids[1], ids[4]}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d groups, want %d\n%s", len(got), len(want), r)
+	}
+	for i := range want {
+		if got[i].host != want[i].host || got[i].paths != want[i].paths || !slices.Equal(got[i].ids, want[i].ids) {
+			t.Fatalf("group %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	r = e.must("snapshots", "--group-by", "host,tags", "--latest", "1")
+	for _, line := range []string{"snapshots for host a, tags []:", "snapshots for host a, tags [x y]:", "snapshots for host b, tags []:"} {
+		if !strings.Contains(r.stdout, line+"\n") {
+			t.Fatalf("no heading %q\n%s", line, r)
+		}
+	}
+	if n := strings.Count(r.stdout, "1 snapshot\n"); n != 3 {
+		t.Fatalf("want three tables of one snapshot (the newest of each group), have %d\n%s", n, r)
+	}
+	if !strings.Contains(r.stdout, ids[5][:8]) || strings.Contains(r.stdout, ids[2][:8]) {
+		t.Fatalf("--latest 1 within --group-by shows the wrong snapshot of host a\n%s", r)
+	}
+
+	r = e.run("snapshots", "--group-by", "host,colour")
+	if r.code != 1 {
+		t.Fatalf("unknown group field: want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `colour`)
+}
+
+// TestSnapshotsCompact checks that --compact leaves out the size and paths
+// columns and prints the tags one a line.
+func TestSnapshotsCompact(t *testing.T) {
+	e := newTestEnv(t)
+	one, _, ids := listingSnapshots(t, e)
+	full := e.must("snapshots")
+	if !strings.Contains(full.stdout, "Paths") || !strings.Contains(full.stdout, one) {
+		t.Fatalf("the full table has no paths\n%s", full)
+	}
+	r := e.must("snapshots", "--compact")
+	if strings.Contains(r.stdout, "Paths") || strings.Contains(r.stdout, "Size") || strings.Contains(r.stdout, one) {
+		t.Fatalf("--compact shows sizes or paths\n%s", r)
+	}
+	var tagged []string
+	for line := range strings.Lines(r.stdout) {
+		if strings.HasPrefix(line, ids[3][:8]) || (len(tagged) == 1 && strings.HasPrefix(line, " ")) {
+			tagged = append(tagged, strings.Fields(line)[len(strings.Fields(line))-1])
+		}
+	}
+	if !slices.Equal(tagged, []string{"y", "x"}) {
+		t.Fatalf("--compact: tags of the tagged snapshot are %v, want [y x] (as given to backup) one a line\n%s", tagged, r)
+	}
+	if !strings.Contains(r.stdout, "6 snapshots\n") {
+		t.Fatalf("--compact: no count\n%s", r)
+	}
+}
