@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,5 +172,43 @@ func TestSnapshotsCompact(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "6 snapshots\n") {
 		t.Fatalf("--compact: no count\n%s", r)
+	}
+}
+
+// TestLsRecursive checks that ls with a DIR lists the DIR and what it holds
+// directly, as restic does, and with --recursive everything below it; with
+// no DIR, everything.
+func TestLsRecursive(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	for _, name := range []string{"top", "sub/mid", "sub/deep/bottom", "sub/deep/deeper/last"} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.writeFile(p, name+"\n")
+	}
+	e.init()
+	e.must("backup", src)
+	paths := func(r result) []string {
+		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+		return lines[1:] // after the "snapshot ... of ... at ...:" line
+	}
+	sub := src + "/sub"
+	if got, want := paths(e.must("ls", "latest", sub)), []string{sub, sub + "/deep", sub + "/mid"}; !slices.Equal(got, want) {
+		t.Fatalf("ls DIR: got %q, want %q", got, want)
+	}
+	wantAll := []string{sub, sub + "/deep", sub + "/deep/bottom", sub + "/deep/deeper", sub + "/deep/deeper/last", sub + "/mid"}
+	if got := paths(e.must("ls", "--recursive", "latest", sub)); !slices.Equal(got, wantAll) {
+		t.Fatalf("ls --recursive DIR: got %q, want %q", got, wantAll)
+	}
+	if got := paths(e.must("ls", "latest")); !slices.Contains(got, sub+"/deep/deeper/last") || !slices.Contains(got, src+"/top") {
+		t.Fatalf("ls without DIR does not list everything: %q", got)
+	}
+	r := e.must("ls", "--long", "latest", sub+"/deep")
+	lines := paths(r)
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "-rw-r--r--") || !strings.HasSuffix(lines[1], " "+sub+"/deep/bottom") ||
+		!strings.Contains(lines[1], fmt.Sprintf(" %d ", len("sub/deep/bottom\n"))) {
+		t.Fatalf("ls --long DIR: want the folder, its file (mode, size) and its subfolder\n%s", r)
 	}
 }
