@@ -16,10 +16,14 @@ func (e *appEnv) diffCommand() *cli.Command {
 			"   +  added (only in SNAPSHOT2)      -  removed (only in SNAPSHOT1)\n" +
 			"   M  content changed                U  metadata changed (mode, owner, mtime, xattrs)\n" +
 			"   T  type changed (e.g. a file became a folder)\n" +
-			"then a count of each kind. Access and change times, inode numbers and link\n" +
-			"counts are not compared. With --json each change is a line\n" +
+			"then a count of each kind. As in restic, U lines (a path whose content is the\n" +
+			"same but whose metadata differs) are shown and counted only with --metadata.\n" +
+			"Access and change times, inode numbers and link counts are not compared. With --json each change is a line\n" +
 			"{\"message_type\":\"change\",\"path\":...,\"modifier\":...} and the last line is\n" +
 			"{\"message_type\":\"statistics\",...}.\n\n" + selectorHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "metadata", Usage: "also show paths whose metadata alone changed (U)"},
+		},
 		Action: e.runDiff,
 	}
 }
@@ -57,7 +61,11 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 		if !s.g.JSON {
 			s.p.Printf("comparing snapshot %s to %s:", a.sn.ID.Str(), b.sn.ID.Str())
 		}
+		metadata := c.Bool("metadata")
 		err = snapshot.Diff(ctx, s.repo, a.tree, b.tree, func(ch snapshot.Change) error {
+			if ch.Kind == snapshot.MetadataChanged && !metadata {
+				return nil
+			}
 			switch ch.Kind {
 			case snapshot.Added:
 				st.Added++
@@ -89,8 +97,13 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 			return nil
 		}
 		s.p.Printf("")
-		s.p.Printf("added: %d, removed: %d, changed: %d, metadata changed: %d, type changed: %d",
-			st.Added, st.Removed, st.Modified, st.Metadata, st.TypeChanged)
+		if metadata {
+			s.p.Printf("added: %d, removed: %d, changed: %d, metadata changed: %d, type changed: %d",
+				st.Added, st.Removed, st.Modified, st.Metadata, st.TypeChanged)
+		} else {
+			s.p.Printf("added: %d, removed: %d, changed: %d, type changed: %d",
+				st.Added, st.Removed, st.Modified, st.TypeChanged)
+		}
 		return nil
 	})
 }

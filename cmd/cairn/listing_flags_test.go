@@ -212,3 +212,51 @@ func TestLsRecursive(t *testing.T) {
 		t.Fatalf("ls --long DIR: want the folder, its file (mode, size) and its subfolder\n%s", r)
 	}
 }
+
+// TestDiffMetadata checks that diff shows a path whose metadata alone
+// changed (a chmod, a touch) only with --metadata, as restic does, and
+// always shows content changes.
+func TestDiffMetadata(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"same", "mode", "content"} {
+		e.writeFile(filepath.Join(src, name), name+"\n")
+	}
+	e.init()
+	e.must("backup", src)
+	if err := os.Chmod(filepath.Join(src, "mode"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile(filepath.Join(src, "content"), "other content\n")
+	e.must("backup", src)
+	ids := e.snapshotsJSON()
+	first := ids[0]["short_id"].(string)
+
+	changes := func(args ...string) map[string]string {
+		msgs := jsonLines(t, e.must(append([]string{"diff", "--json"}, args...)...).stdout)
+		out := map[string]string{}
+		for _, m := range msgs[:len(msgs)-1] {
+			out[m["path"].(string)] = m["modifier"].(string)
+		}
+		return out
+	}
+	plain := changes(first, "latest")
+	if plain[filepath.Join(src, "content")] != "M" || len(plain) != 1 {
+		t.Fatalf("diff without --metadata: want only the content change, got %v", plain)
+	}
+	meta := changes("--metadata", first, "latest")
+	if meta[filepath.Join(src, "content")] != "M" || meta[filepath.Join(src, "mode")] != "U" || meta[filepath.Join(src, "same")] != "" {
+		t.Fatalf("diff --metadata: want content M and mode U, got %v", meta)
+	}
+	r := e.must("diff", "--metadata", first, "latest")
+	if !strings.Contains(r.stdout, "U    "+filepath.Join(src, "mode")+"\n") || !strings.Contains(r.stdout, "metadata changed: ") {
+		t.Fatalf("text diff --metadata shows no U line or count\n%s", r)
+	}
+	r = e.must("diff", first, "latest")
+	if strings.Contains(r.stdout, "U    ") || strings.Contains(r.stdout, "metadata changed") {
+		t.Fatalf("text diff without --metadata shows metadata changes\n%s", r)
+	}
+}
