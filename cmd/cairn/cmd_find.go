@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
@@ -16,13 +17,18 @@ func (e *appEnv) findCommand() *cli.Command {
 		Description: "Searches the snapshots (all that pass the filters, or those given with\n" +
 			"--snapshot) for paths matching any PATTERN. A pattern without \"/\" matches a\n" +
 			"file name (\"*.jpg\"); one with \"/\" matches the end of a path, or the whole\n" +
-			"path when it starts with \"/\"; \"**\" matches any number of folders. With\n" +
+			"path when it starts with \"/\"; \"**\" matches any number of folders.\n" +
+			"--oldest and --newest leave out what was modified before or after a TIME,\n" +
+			"in local time: \"2006-01-02\", \"2006-01-02 15:04\", \"2006-01-02 15:04:05\" or\n" +
+			"RFC 3339 (\"2006-01-02T15:04:05Z\"). With\n" +
 			"--json each match is one line {\"message_type\":\"match\",\"snapshot\":ID,...node}.\n\n" +
 			selectorHelp,
 		Flags: append(filterFlags(),
 			&cli.StringSliceFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "search only `SNAPSHOT` (repeatable)"},
 			&cli.BoolFlag{Name: "ignore-case", Aliases: []string{"i"}, Usage: "match patterns without regard to case"},
 			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
+			&cli.StringFlag{Name: "oldest", Aliases: []string{"O"}, Usage: "leave out what was modified before `TIME`"},
+			&cli.StringFlag{Name: "newest", Aliases: []string{"N"}, Usage: "leave out what was modified after `TIME`"},
 		),
 		Action: e.runFind,
 	}
@@ -34,6 +40,14 @@ func (e *appEnv) runFind(c *cli.Context) error {
 	}
 	patterns := c.Args().Slice()
 	if _, err := snapshot.ParsePatterns(patterns, c.Bool("ignore-case")); err != nil {
+		return err
+	}
+	opts := snapshot.FindOptions{IgnoreCase: c.Bool("ignore-case")}
+	var err error
+	if opts.Oldest, err = parseFindTime(c, "oldest"); err != nil {
+		return err
+	}
+	if opts.Newest, err = parseFindTime(c, "newest"); err != nil {
 		return err
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
@@ -59,7 +73,7 @@ func (e *appEnv) runFind(c *cli.Context) error {
 		failed, hits := 0, 0
 		for _, sel := range sels {
 			header := false
-			err := snapshot.FindNodes(ctx, s.repo, sel.tree, patterns, snapshot.FindOptions{IgnoreCase: c.Bool("ignore-case")},
+			err := snapshot.FindNodes(ctx, s.repo, sel.tree, patterns, opts,
 				func(p string, n *snapshot.Node, err error) error {
 					if err != nil {
 						failed++
@@ -96,4 +110,22 @@ func (e *appEnv) runFind(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// findTimeLayouts are the forms find's --oldest and --newest accept, as
+// restic's, read in local time unless the text names a zone.
+var findTimeLayouts = []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"}
+
+// parseFindTime reads the time of flag name; zero if it is not set.
+func parseFindTime(c *cli.Context, name string) (time.Time, error) {
+	s := c.String(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range findTimeLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--%s %q: want a time like 2006-01-02, \"2006-01-02 15:04[:05]\" or 2006-01-02T15:04:05Z", name, s)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // listingSnapshots backs up two folders from two hosts: host a has three
@@ -259,4 +260,62 @@ func TestDiffMetadata(t *testing.T) {
 	if strings.Contains(r.stdout, "U    ") || strings.Contains(r.stdout, "metadata changed") {
 		t.Fatalf("text diff without --metadata shows metadata changes\n%s", r)
 	}
+}
+
+// TestFindOldestNewest checks that find --oldest and --newest leave out
+// files modified before or after the times given, in each accepted form,
+// and that a time it cannot read is one error line with exit 1.
+func TestFindOldestNewest(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtimes := map[string]time.Time{
+		"f-2020": time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC),
+		"f-2022": time.Date(2022, 6, 15, 8, 30, 0, 0, time.UTC),
+		"f-2024": time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC),
+	}
+	for name, mt := range mtimes {
+		p := filepath.Join(src, name)
+		e.writeFile(p, name)
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.init()
+	e.must("backup", src)
+	found := func(args ...string) []string {
+		msgs := jsonLines(t, e.must(append([]string{"find", "--json"}, append(args, "f-*")...)...).stdout)
+		var out []string
+		for _, m := range msgs {
+			out = append(out, filepath.Base(m["path"].(string)))
+		}
+		return out
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"f-2020", "f-2022", "f-2024"}},
+		{[]string{"--oldest", "2021-01-01"}, []string{"f-2022", "f-2024"}},
+		{[]string{"--newest", "2023-01-01 00:00"}, []string{"f-2020", "f-2022"}},
+		{[]string{"-O", "2021-01-01", "-N", "2023-01-01"}, []string{"f-2022"}},
+		{[]string{"--oldest", "2022-06-15 08:30:00", "--newest", "2022-06-15T08:30:00Z"}, []string{"f-2022"}},
+		{[]string{"--oldest", "2022-06-15 08:30:01"}, []string{"f-2024"}},
+	}
+	for _, tc := range cases {
+		if got := found(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("find %q: got %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	r := e.must("find", "--newest", "2021-01-01", "f-*")
+	if !strings.Contains(r.stdout, "/f-2020\n") || strings.Contains(r.stdout, "f-2022") {
+		t.Fatalf("text find --newest\n%s", r)
+	}
+	r = e.run("find", "--oldest", "last tuesday", "f-*")
+	if r.code != 1 {
+		t.Fatalf("unreadable time: want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `--oldest "last tuesday"`)
 }
