@@ -193,4 +193,3 @@ func rawDataStats(ctx context.Context, r StatsRepo, snaps []*Snapshot, st *ModeS
 	}
 	return nil
 }
-

@@ -20,7 +20,11 @@ func (e *appEnv) findCommand() *cli.Command {
 			"path when it starts with \"/\"; \"**\" matches any number of folders.\n" +
 			"--oldest and --newest leave out what was modified before or after a TIME,\n" +
 			"in local time: \"2006-01-02\", \"2006-01-02 15:04\", \"2006-01-02 15:04:05\" or\n" +
-			"RFC 3339 (\"2006-01-02T15:04:05Z\"). With\n" +
+			"RFC 3339 (\"2006-01-02T15:04:05Z\").\n" +
+			"With --blob, --tree or --pack the arguments are IDs, or prefixes of IDs, of\n" +
+			"data blobs, trees or packs: find lists the files holding those blobs, the\n" +
+			"folders with those trees, or the files and folders whose blobs those packs\n" +
+			"hold, in each snapshot searched. With\n" +
 			"--json each match is one line {\"message_type\":\"match\",\"snapshot\":ID,...node}.\n\n" +
 			selectorHelp,
 		Flags: append(filterFlags(),
@@ -29,6 +33,9 @@ func (e *appEnv) findCommand() *cli.Command {
 			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
 			&cli.StringFlag{Name: "oldest", Aliases: []string{"O"}, Usage: "leave out what was modified before `TIME`"},
 			&cli.StringFlag{Name: "newest", Aliases: []string{"N"}, Usage: "leave out what was modified after `TIME`"},
+			&cli.BoolFlag{Name: "blob", Usage: "the arguments are data blob IDs (or prefixes): find the files holding them"},
+			&cli.BoolFlag{Name: "tree", Usage: "the arguments are tree IDs (or prefixes): find the folders they list"},
+			&cli.BoolFlag{Name: "pack", Usage: "the arguments are pack IDs (or prefixes): find the files and folders whose blobs they hold"},
 		),
 		Action: e.runFind,
 	}
@@ -37,6 +44,9 @@ func (e *appEnv) findCommand() *cli.Command {
 func (e *appEnv) runFind(c *cli.Context) error {
 	if err := wantArgs(c, 1, -1); err != nil {
 		return err
+	}
+	if c.Bool("blob") || c.Bool("tree") || c.Bool("pack") {
+		return e.runFindIDs(c)
 	}
 	patterns := c.Args().Slice()
 	if _, err := snapshot.ParsePatterns(patterns, c.Bool("ignore-case")); err != nil {
@@ -51,24 +61,9 @@ func (e *appEnv) runFind(c *cli.Context) error {
 		return err
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
-		l, err := loadLog(ctx, s)
+		sels, err := findSnapshots(ctx, s, c)
 		if err != nil {
 			return err
-		}
-		f := filterFrom(c)
-		var sels []selected
-		if ids := c.StringSlice("snapshot"); len(ids) > 0 {
-			for _, id := range ids {
-				sel, err := selectSnapshot(ctx, s, l, id, f)
-				if err != nil {
-					return err
-				}
-				sels = append(sels, sel)
-			}
-		} else {
-			for _, sn := range f.Apply(l.Snapshots()) {
-				sels = append(sels, selected{sn: sn, tree: sn.Tree})
-			}
 		}
 		failed, hits := 0, 0
 		for _, sel := range sels {
@@ -110,6 +105,31 @@ func (e *appEnv) runFind(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// findSnapshots returns the snapshots find searches: those given with
+// --snapshot, or all that pass the filters.
+func findSnapshots(ctx context.Context, s *session, c *cli.Context) ([]selected, error) {
+	l, err := loadLog(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	f := filterFrom(c)
+	var sels []selected
+	if ids := c.StringSlice("snapshot"); len(ids) > 0 {
+		for _, id := range ids {
+			sel, err := selectSnapshot(ctx, s, l, id, f)
+			if err != nil {
+				return nil, err
+			}
+			sels = append(sels, sel)
+		}
+		return sels, nil
+	}
+	for _, sn := range f.Apply(l.Snapshots()) {
+		sels = append(sels, selected{sn: sn, tree: sn.Tree})
+	}
+	return sels, nil
 }
 
 // findTimeLayouts are the forms find's --oldest and --newest accept, as

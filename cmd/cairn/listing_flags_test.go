@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -318,4 +319,100 @@ func TestFindOldestNewest(t *testing.T) {
 		t.Fatalf("unreadable time: want exit 1\n%s", r)
 	}
 	checkOneErrorLine(t, r, `--oldest "last tuesday"`)
+}
+
+// TestFindBlobTreePack checks find --blob, --tree and --pack against IDs
+// known without find: a single-chunk file's blob is the SHA-256 of its
+// content, the root tree is in snapshots --json, and the packs are the
+// repository's files.
+func TestFindBlobTreePack(t *testing.T) {
+	e := newTestEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandom(t, filepath.Join(src, "x"), 5_000, 1)
+	x, err := os.ReadFile(filepath.Join(src, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(src, "dup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile(filepath.Join(src, "dup", "y"), string(x)) // same content, same blob
+	writeRandom(t, filepath.Join(src, "z"), 5_000, 2)
+	z, err := os.ReadFile(filepath.Join(src, "z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.init()
+	e.must("backup", src)
+	snap := e.snapshotsJSON()[0]
+	xID, zID := fmt.Sprintf("%x", sha256.Sum256(x)), fmt.Sprintf("%x", sha256.Sum256(z))
+
+	type hit struct{ kind, id, path, pack string }
+	find := func(args ...string) []hit {
+		t.Helper()
+		var out []hit
+		for _, m := range jsonLines(t, e.must(append([]string{"--json", "find"}, args...)...).stdout) {
+			if m["snapshot"] != snap["id"] || m["message_type"] != "match" {
+				t.Fatalf("find %q: %v", args, m)
+			}
+			pk, _ := m["pack"].(string)
+			out = append(out, hit{m["object_type"].(string), m["id"].(string), m["path"].(string), pk})
+		}
+		return out
+	}
+	if got, want := find("--blob", xID[:8]), []hit{{"blob", xID, src + "/dup/y", ""}, {"blob", xID, src + "/x", ""}}; !slices.Equal(got, want) {
+		t.Errorf("--blob prefix: got %v, want %v", got, want)
+	}
+	if got, want := find("--blob", strings.ToUpper(zID)), []hit{{"blob", zID, src + "/z", ""}}; !slices.Equal(got, want) {
+		t.Errorf("--blob full ID: got %v, want %v", got, want)
+	}
+	root := snap["tree"].(string)
+	if got, want := find("--tree", root[:10]), []hit{{"tree", root, "/", ""}}; !slices.Equal(got, want) {
+		t.Errorf("--tree root: got %v, want %v", got, want)
+	}
+
+	// One backup of small files: one data pack, one tree pack; the
+	// data pack is the larger.
+	packs, err := filepath.Glob(filepath.Join(e.repo, "data", "*", "*"))
+	if err != nil || len(packs) != 2 {
+		t.Fatalf("want 2 packs, have %v (%v)", packs, err)
+	}
+	slices.SortFunc(packs, func(a, b string) int {
+		fa, _ := os.Stat(a)
+		fb, _ := os.Stat(b)
+		return int(fb.Size() - fa.Size())
+	})
+	dataPack, treePack := filepath.Base(packs[0]), filepath.Base(packs[1])
+	got := find("--pack", dataPack[:12])
+	want := []hit{{"blob", xID, src + "/dup/y", dataPack}, {"blob", xID, src + "/x", dataPack}, {"blob", zID, src + "/z", dataPack}}
+	if !slices.Equal(got, want) {
+		t.Errorf("--pack of the data pack: got %v, want %v", got, want)
+	}
+	var folders []string
+	for _, h := range find("--pack", treePack) {
+		if h.kind != "tree" || h.pack != treePack {
+			t.Errorf("--pack of the tree pack: %v", h)
+		}
+		folders = append(folders, h.path)
+	}
+	if len(folders) != strings.Count(src, "/")+2 || folders[0] != "/" || !slices.Contains(folders, src+"/dup") {
+		t.Errorf("--pack of the tree pack: folders %v, want / and every folder down to %s/dup", folders, src)
+	}
+
+	r := e.must("find", "--blob", zID[:8])
+	if !strings.Contains(r.stdout, "Found blob "+zID+"\n ... in file "+src+"/z\n ... in snapshot "+snap["short_id"].(string)) {
+		t.Fatalf("text find --blob\n%s", r)
+	}
+	for _, args := range [][]string{
+		{"find", "--blob", "xyz"},
+		{"find", "--pack", strings.Repeat("f", 64)},
+		{"find", "--blob", "--tree", "ab"},
+		{"find", "--blob", "--oldest", "2020-01-01", "ab"},
+	} {
+		r := e.run(args...)
+		if r.code != 1 {
+			t.Fatalf("want exit 1\n%s", r)
+		}
+		checkOneErrorLine(t, r, `ID|no pack|only one|--oldest`)
+	}
 }
