@@ -61,9 +61,39 @@ type PruneOptions struct {
 	// negative value means none (every partly used pack is repacked), 100
 	// means any amount (nothing is repacked).
 	MaxUnused float64
+	// Repack narrows or widens the choice of packs to repack.
+	Repack RepackOptions
 	// Progress, if set, is told about each phase.
 	Progress ProgressFunc
 }
+
+// RepackOptions are restic's prune flags that change which packs a prune
+// repacks; the zero value changes nothing.
+type RepackOptions struct {
+	// MaxBytes, if above 0, bounds the blob bytes (used and unused) of
+	// the packs repacked in one run: candidates that would pass it are
+	// kept (restic's --max-repack-size). Packs holding only unused data
+	// are deleted whatever it says.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// CacheableOnly repacks only packs holding no data blobs (tree
+	// packs, which the cache holds); partly used data packs are kept
+	// (restic's --repack-cacheable-only).
+	CacheableOnly bool `json:"cacheable_only,omitempty"`
+	// Small also repacks fully used packs whose blobs fill less than
+	// SmallPackShare of the target pack size, when there are at least
+	// MinSmallPacks of them (restic's --repack-small): fewer are not
+	// worth a repack, and the rule keeps a prune from repacking one
+	// small pack again and again.
+	Small bool `json:"small,omitempty"`
+}
+
+// SmallPackShare and MinSmallPacks define RepackOptions.Small, as restic
+// defines --repack-small: a pack is small below 80% of the target pack
+// size, and small packs are repacked only when there are 10 or more.
+const (
+	SmallPackShare = 0.8
+	MinSmallPacks  = 10
+)
 
 // PrunePack is one pack a prune deletes or repacks. Byte counts are of
 // sealed blobs; Size is the pack file's size.
@@ -93,6 +123,11 @@ type PruneKept struct {
 	// Damaged packs are in no index and their header does not read: they
 	// are left alone (PrunePlan.DamagedPacks).
 	Damaged int `json:"damaged"`
+	// OverRepackLimit packs would have been repacked but would have
+	// passed RepackOptions.MaxBytes; NotCacheable are partly used data
+	// packs kept by RepackOptions.CacheableOnly.
+	OverRepackLimit int `json:"over_repack_limit"`
+	NotCacheable    int `json:"not_cacheable"`
 }
 
 // PruneIndexPlan is the part of a prune that rewrites the index: new
@@ -116,8 +151,10 @@ type PruneIndexPlan struct {
 // counts are of sealed blobs, except Size, PackBytes, DeleteBytes and
 // FreedBytes, which are file sizes.
 type PrunePlan struct {
-	// MaxUnused is the limit the plan was made with, in percent.
-	MaxUnused float64 `json:"max_unused"`
+	// MaxUnused is the limit the plan was made with, in percent, and
+	// Repack the repack options.
+	MaxUnused     float64       `json:"max_unused"`
+	RepackOptions RepackOptions `json:"repack_options"`
 
 	Packs          int   `json:"packs"`
 	PackBytes      int64 `json:"pack_bytes"`
@@ -136,14 +173,18 @@ type PrunePlan struct {
 	DuplicateBytes int64 `json:"duplicate_bytes"`
 
 	// Delete are the packs holding nothing in use, deleted whole;
-	// Repack the partly used packs whose used blobs are copied into new
-	// packs before they are deleted (most waste first). Both sorted by ID.
+	// Repack the partly used packs (and, with RepackOptions.Small, the
+	// small ones) whose used blobs are copied into new packs before they
+	// are deleted. Both sorted by ID.
 	Delete []PrunePack `json:"delete"`
 	Repack []PrunePack `json:"repack"`
 	Kept   PruneKept   `json:"kept"`
 
 	RepackBlobs int   `json:"repack_blobs"` // blobs copied into new packs
 	RepackBytes int64 `json:"repack_bytes"`
+	// RepackPackBytes are the blob bytes, used and unused, of the packs
+	// repacked: what RepackOptions.MaxBytes bounds.
+	RepackPackBytes int64 `json:"repack_pack_bytes"`
 	// UnusedAfter is the unused and duplicate bytes left in kept packs.
 	UnusedAfter int64 `json:"unused_after"`
 	// DeleteBytes is the size of the packs deleted (Delete and Repack);
@@ -188,6 +229,9 @@ type PruneResult struct {
 type prunePack struct {
 	size    int64
 	damaged bool // unindexed and its header does not read
+	// dataBlobs counts the pack's data blobs: a pack with none is
+	// cacheable (RepackOptions.CacheableOnly).
+	dataBlobs int
 	// Pass 1: all blob bytes, and those of used blobs (any copy).
 	total, anyUsed int64
 	// Pass 3: the copies kept, the blobs nothing uses, the extra copies.
@@ -246,6 +290,10 @@ func (r *Repository) PlanPrune(ctx context.Context, used *BlobSet, opts PruneOpt
 		return plan, err
 	}
 	plan.MaxUnused = 100 * limit
+	if opts.Repack.MaxBytes < 0 {
+		return plan, fmt.Errorf("prune: max repack size %d is negative", opts.Repack.MaxBytes)
+	}
+	plan.RepackOptions = opts.Repack
 	progress := orNoProgress(opts.Progress)
 	packs, err := r.prunePacks(ctx, &plan, progress)
 	if err != nil {
@@ -259,7 +307,7 @@ func (r *Repository) PlanPrune(ctx context.Context, used *BlobSet, opts PruneOpt
 	}
 	r.chooseKeepers(use, packs)
 	r.classifyBlobs(use, packs)
-	repack := plan.choosePacks(packs, limit)
+	repack := plan.choosePacks(packs, repackRules{limit: limit, RepackOptions: opts.Repack, small: int64(SmallPackShare * float64(r.cfg.PackSize))})
 	plan.copy = r.blobsToCopy(use, repack)
 	drop := make(map[backend.ID]bool)
 	for _, list := range [][]PrunePack{plan.Delete, plan.Repack} {
@@ -348,6 +396,9 @@ func (r *Repository) countCopies(used *BlobSet, packs map[backend.ID]*prunePack)
 			return true
 		}
 		p.total += int64(pb.Length)
+		if pb.Type == pack.DataBlob {
+			p.dataBlobs++
+		}
 		if i, ok := used.pos(pb.Type, pb.ID); ok {
 			if use.counts[i] < math.MaxUint8 {
 				use.counts[i]++
@@ -418,12 +469,24 @@ func (r *Repository) classifyBlobs(use *blobUse, packs map[backend.ID]*prunePack
 	})
 }
 
+// repackRules are what choosePacks decides by.
+type repackRules struct {
+	RepackOptions
+	limit float64 // MaxUnused as a fraction of the bytes kept
+	small int64   // with Small, packs with fewer blob bytes are small
+}
+
+func (rr repackRules) isSmall(p *prunePack) bool { return rr.Small && p.total < rr.small }
+
 // choosePacks sorts the packs into those deleted whole, those kept and
-// those repacked, the most wasteful first while the waste left is above
-// limit (a fraction of the bytes kept), and fills in the plan's counts.
-// It returns the packs to repack.
-func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, limit float64) map[backend.ID]bool {
-	var candidates []backend.ID
+// those repacked, and fills in the plan's counts. Partly used packs are
+// repacked the most wasteful first while the waste left is above
+// rules.limit (a fraction of the bytes kept); with rules.Small, small
+// packs come first and are repacked whatever the waste; rules.MaxBytes
+// keeps any pack that would take the repacked bytes past it, and
+// rules.CacheableOnly every data pack. It returns the packs to repack.
+func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, rules repackRules) map[backend.ID]bool {
+	var candidates, small []backend.ID
 	var keptUsed, candWaste int64
 	for id, p := range packs {
 		plan.UsedBlobs += p.usedBlobs
@@ -436,23 +499,38 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, limit float6
 		case p.damaged:
 			plan.DamagedPacks = append(plan.DamagedPacks, id)
 			plan.Kept.Damaged++
+			continue
 		case p.usedBlobs == 0:
 			plan.Delete = append(plan.Delete, p.planned(id))
 			plan.DeleteBytes += p.size
-		case p.waste() == 0:
+			continue
+		case rules.CacheableOnly && p.dataBlobs > 0 && p.waste() > 0:
+			plan.Kept.NotCacheable++
+			plan.UnusedAfter += p.waste()
+		case rules.CacheableOnly && p.dataBlobs > 0, p.waste() == 0 && !rules.isSmall(p):
 			plan.Kept.FullyUsed++
-			keptUsed += p.used
+		case p.waste() == 0:
+			small = append(small, id)
 		default:
 			candidates = append(candidates, id)
-			keptUsed += p.used
 			candWaste += p.waste()
 		}
+		keptUsed += p.used
+	}
+	if len(small) < MinSmallPacks {
+		plan.Kept.FullyUsed += len(small)
+	} else {
+		candidates = append(candidates, small...)
 	}
 	slices.SortFunc(plan.DamagedPacks, cmpBlobID)
 	slices.SortFunc(plan.Delete, func(a, b PrunePack) int { return cmpBlobID(a.ID, b.ID) })
-	// Most waste per byte copied first.
+	// Small packs first (only with rules.Small), then most waste per
+	// byte copied.
 	sort.Slice(candidates, func(i, j int) bool {
 		a, b := packs[candidates[i]], packs[candidates[j]]
+		if sa, sb := rules.isSmall(a), rules.isSmall(b); sa != sb {
+			return sa
+		}
 		fa, fb := float64(a.waste())/float64(a.total), float64(b.waste())/float64(b.total)
 		if fa != fb {
 			return fa > fb
@@ -461,12 +539,16 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, limit float6
 	})
 	// Waste may stay while waste <= limit * (used + waste).
 	allowed := func(waste int64) bool {
-		return float64(waste) <= limit*float64(keptUsed+waste)
+		return float64(waste) <= rules.limit*float64(keptUsed+waste)
 	}
 	repack := make(map[backend.ID]bool)
 	for _, id := range candidates {
 		p := packs[id]
-		if allowed(candWaste) {
+		switch {
+		case rules.MaxBytes > 0 && plan.RepackPackBytes+p.total > rules.MaxBytes:
+			plan.Kept.OverRepackLimit++
+			continue
+		case !rules.isSmall(p) && allowed(candWaste):
 			plan.Kept.WithinLimit++
 			continue
 		}
@@ -475,10 +557,11 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, limit float6
 		plan.Repack = append(plan.Repack, p.planned(id))
 		plan.RepackBlobs += p.usedBlobs
 		plan.RepackBytes += p.used
+		plan.RepackPackBytes += p.total
 		plan.DeleteBytes += p.size
 	}
 	slices.SortFunc(plan.Repack, func(a, b PrunePack) int { return cmpBlobID(a.ID, b.ID) })
-	plan.UnusedAfter = candWaste
+	plan.UnusedAfter += candWaste
 	plan.FreedBytes = plan.DeleteBytes - plan.RepackBytes
 	return repack
 }

@@ -18,8 +18,9 @@ var (
 
 // PruneOptions configure PlanPrune.
 type PruneOptions struct {
-	// MaxUnused and Progress are repo.PruneOptions'.
+	// MaxUnused, Repack and Progress are repo.PruneOptions'.
 	MaxUnused float64
+	Repack    repo.RepackOptions
 	Progress  repo.ProgressFunc
 	// Seen is the log compared with what this device saw of it before
 	// (Log.CheckSeenAt): a log that moved backwards, or is behind, may
@@ -67,7 +68,7 @@ func PlanPrune(ctx context.Context, r *repo.Repository, l *Log, live []*Snapshot
 	if err != nil {
 		return plan, err
 	}
-	plan.PrunePlan, err = r.PlanPrune(ctx, used, repo.PruneOptions{MaxUnused: opts.MaxUnused, Progress: opts.Progress})
+	plan.PrunePlan, err = r.PlanPrune(ctx, used, repo.PruneOptions{MaxUnused: opts.MaxUnused, Repack: opts.Repack, Progress: opts.Progress})
 	if err != nil {
 		return plan, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -147,6 +148,9 @@ func FindSubtree(ctx context.Context, repo TreeLoader, root backend.ID, subpath 
 type FindOptions struct {
 	// IgnoreCase matches patterns without regard to case.
 	IgnoreCase bool
+	// Oldest and Newest, when not zero, leave out nodes modified before
+	// Oldest or after Newest (restic's find --oldest and --newest).
+	Oldest, Newest time.Time
 }
 
 // FindNodes calls fn for every node under root whose path matches any of
@@ -165,6 +169,9 @@ func FindNodes(ctx context.Context, repo TreeLoader, root backend.ID, patterns [
 	return Walk(ctx, repo, root, func(p string, n *Node, err error) error {
 		if err != nil {
 			return fn(p, n, err)
+		}
+		if (!opts.Oldest.IsZero() && n.ModTime.Before(opts.Oldest)) || (!opts.Newest.IsZero() && n.ModTime.After(opts.Newest)) {
+			return nil
 		}
 		for _, pat := range pats {
 			if pat.MatchFull(p) {

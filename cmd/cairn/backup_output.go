@@ -64,7 +64,7 @@ const maxPatternFileSize = 16 << 20
 func readPatternFile(name string) ([]string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("exclude file: %w", err)
+		return nil, fmt.Errorf("pattern file: %w", err)
 	}
 	defer f.Close()
 	var out []string
@@ -80,10 +80,10 @@ func readPatternFile(name string) ([]string, error) {
 		out = append(out, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("exclude file %s: %w", name, err)
+		return nil, fmt.Errorf("pattern file %s: %w", name, err)
 	}
 	if read > maxPatternFileSize {
-		return nil, fmt.Errorf("exclude file %s: larger than %d bytes", name, maxPatternFileSize)
+		return nil, fmt.Errorf("pattern file %s: larger than %d bytes", name, maxPatternFileSize)
 	}
 	return out, nil
 }

@@ -19,11 +19,15 @@ func (e *appEnv) diffCommand() *cli.Command {
 			"   +  added (only in SNAPSHOT2)      -  removed (only in SNAPSHOT1)\n" +
 			"   M  content changed                U  metadata changed (mode, owner, mtime, xattrs)\n" +
 			"   T  type changed (e.g. a file became a folder)\n" +
-			"then a count of each kind. Access and change times, inode numbers and link\n" +
-			"counts are not compared. With --json each change is a line\n" +
+			"then a count of each kind. As in restic, U lines (a path whose content is the\n" +
+			"same but whose metadata differs) are shown and counted only with --metadata.\n" +
+			"Access and change times, inode numbers and link counts are not compared. With --json each change is a line\n" +
 			"{\"message_type\":\"change\",\"path\":...,\"modifier\":...} and the last line is\n" +
 			"{\"message_type\":\"statistics\",...} with restic's fields: changed_files, and added and\n" +
 			"removed, each {files, dirs, others, data_blobs, tree_blobs, bytes}.\n\n" + selectorHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "metadata", Usage: "also show paths whose metadata alone changed (U)"},
+		},
 		Action: e.runDiff,
 	}
 }
@@ -71,7 +75,11 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 		if !s.g.JSON {
 			s.p.Printf("comparing snapshot %s to %s:", a.sn.ID.Str(), b.sn.ID.Str())
 		}
+		metadata := c.Bool("metadata")
 		st, err := snapshot.DiffWithStats(ctx, s.repo, blobSize(s.repo), a.tree, b.tree, func(ch snapshot.Change) error {
+			if ch.Kind == snapshot.MetadataChanged && !metadata {
+				return nil
+			}
 			if s.g.JSON {
 				s.p.JSON(struct {
 					MessageType string `json:"message_type"`
@@ -85,6 +93,9 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		if !metadata {
+			st.MetadataChanged = 0 // not shown, so not counted, as restic
 		}
 		if s.g.JSON {
 			s.p.JSON(diffStatsJSON{MessageType: "statistics", SourceSnapshot: a.sn.ID.String(), TargetSnapshot: b.sn.ID.String(),
@@ -100,9 +111,13 @@ func (e *appEnv) runDiff(c *cli.Context) error {
 		s.p.Printf("Tree Blobs:  %5d new, %5d removed", st.Added.TreeBlobs, st.Removed.TreeBlobs)
 		s.p.Printf("  Added:   %s", formatBytes(st.Added.Bytes))
 		s.p.Printf("  Removed: %s", formatBytes(st.Removed.Bytes))
-		s.p.Printf("changes: %d added, %d removed, %d changed, %d metadata changed, %d type changed",
-			st.Added.Files+st.Added.Dirs+st.Added.Others, st.Removed.Files+st.Removed.Dirs+st.Removed.Others,
-			st.Modified, st.MetadataChanged, st.TypeChanged)
+		added, removed := st.Added.Files+st.Added.Dirs+st.Added.Others, st.Removed.Files+st.Removed.Dirs+st.Removed.Others
+		if metadata {
+			s.p.Printf("changes: %d added, %d removed, %d changed, %d metadata changed, %d type changed",
+				added, removed, st.Modified, st.MetadataChanged, st.TypeChanged)
+		} else {
+			s.p.Printf("changes: %d added, %d removed, %d changed, %d type changed", added, removed, st.Modified, st.TypeChanged)
+		}
 		return nil
 	})
 }

@@ -133,9 +133,14 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		return err
 	}
 	dryRun, prune := c.Bool("dry-run"), c.Bool("prune")
-	maxUnused, err := parseMaxUnused(c.String("max-unused"))
+	settings, err := parsePruneSettings(c)
 	if err != nil {
 		return err
+	}
+	for _, name := range pruneSettingFlags {
+		if c.IsSet(name) && !prune {
+			return fmt.Errorf("--%s works only with --prune", name)
+		}
 	}
 	return e.withRepo(c, dryRunLock(exclusiveLock, dryRun), func(ctx context.Context, s *session) error {
 		l, err := loadLog(ctx, s)
@@ -172,7 +177,7 @@ func (e *appEnv) runForget(c *cli.Context) error {
 		}
 		// With nothing (left) to forget, prune still runs: a run killed
 		// during its prune may have left the prune half done.
-		out, err := pruneWithLog(ctx, s, l, live, dryRun, maxUnused)
+		out, err := pruneWithLog(ctx, s, l, live, dryRun, settings)
 		if err != nil {
 			return err
 		}

@@ -13,14 +13,16 @@ func (e *appEnv) lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the files in a snapshot",
 		ArgsUsage: "SNAPSHOT[:SUBPATH] [DIR...]",
-		Description: "Lists every file and folder in the snapshot, or only those at or below the\n" +
-			"DIRs given, one path a line. --long adds mode, owner, group, size and\n" +
-			"modification time. With --json the first line describes the snapshot\n" +
+		Description: "Lists every file and folder in the snapshot, one path a line. Given DIRs\n" +
+			"(absolute paths in the snapshot), it lists each DIR and what it holds\n" +
+			"directly; --recursive lists everything below them too. --long adds mode,\n" +
+			"owner, group, size and modification time. With --json the first line describes the snapshot\n" +
 			"(message_type \"snapshot\") and each further line is one node\n" +
 			"(message_type \"node\"; name, type, path, uid, gid, size, mode, permissions,\n" +
 			"mtime, atime, ctime, inode).\n\n" + selectorHelp,
 		Flags: append(filterFlags(),
 			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
+			&cli.BoolFlag{Name: "recursive", Usage: "with DIRs: list everything below them, not only what they hold directly"},
 		),
 		Action: e.runLs,
 	}
@@ -49,7 +51,7 @@ func (e *appEnv) runLs(c *cli.Context) error {
 			s.p.Printf("snapshot %s of %v at %s:", sel.sn.ID.Str(), sel.sn.Paths, sel.sn.Time.Local().Format("2006-01-02 15:04:05"))
 		}
 		scope := newPathScope(c.Args().Tail())
-		long := c.Bool("long")
+		long, recursive := c.Bool("long"), c.Bool("recursive")
 		failed := 0
 		err = snapshot.Walk(ctx, s.repo, sel.tree, func(p string, n *snapshot.Node, err error) error {
 			if err != nil {
@@ -68,7 +70,7 @@ func (e *appEnv) runLs(c *cli.Context) error {
 					s.p.Printf("%s", p)
 				}
 			}
-			if n.Type == snapshot.NodeDir && !descend {
+			if n.Type == snapshot.NodeDir && (!descend || (in && !recursive && !scope.isDir(p))) {
 				return snapshot.SkipDir
 			}
 			return nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -20,7 +21,12 @@ func (e *appEnv) pruneCommand() *cli.Command {
 			"partly used packs (copies their used data into new packs, then deletes them)\n" +
 			"until at most --max-unused of the stored data is unused: repacking costs a\n" +
 			"download and an upload of the used part, so a little waste is cheaper.\n" +
-			"--max-unused 0% repacks every partly used pack, \"unlimited\" none.\n\n" +
+			"--max-unused 0% repacks every partly used pack, \"unlimited\" none.\n" +
+			"As in restic: --max-repack-size SIZE repacks packs holding at most SIZE of\n" +
+			"data in all (the rest waits for a later prune); --repack-cacheable-only\n" +
+			"repacks only tree packs, keeping partly used data packs; --repack-small\n" +
+			"also repacks fully used packs below 80% of the target pack size, when there\n" +
+			"are ten or more of them.\n\n" +
 			"Prune first makes a plan (which packs to delete, which to repack, which\n" +
 			"index files to replace, what the snapshot log loses), then carries it out.\n" +
 			"--dry-run prints the plan and changes nothing (--verbose lists every pack;\n" +
@@ -35,6 +41,9 @@ func (e *appEnv) pruneCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be done"},
 			&cli.StringFlag{Name: "max-unused", Value: "5%", Usage: "leave at most `LIMIT` of unused data in partly used packs: a percentage, or \"unlimited\""},
+			&cli.StringFlag{Name: "max-repack-size", Usage: "repack packs holding at most `SIZE` of data in all (e.g. 500M, 2G)"},
+			&cli.BoolFlag{Name: "repack-cacheable-only", Usage: "repack only packs holding no file data (tree packs)"},
+			&cli.BoolFlag{Name: "repack-small", Usage: "also repack packs below 80% of the target pack size"},
 		},
 		Action: e.runPrune,
 	}
@@ -60,7 +69,7 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 	if err := wantArgs(c, 0, 0); err != nil {
 		return err
 	}
-	maxUnused, err := parseMaxUnused(c.String("max-unused"))
+	settings, err := parsePruneSettings(c)
 	if err != nil {
 		return err
 	}
@@ -70,7 +79,7 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		out, err := pruneWithLog(ctx, s, l, l.Snapshots(), dryRun, maxUnused)
+		out, err := pruneWithLog(ctx, s, l, l.Snapshots(), dryRun, settings)
 		if err != nil {
 			return err
 		}
@@ -88,7 +97,36 @@ func (e *appEnv) runPrune(c *cli.Context) error {
 func pruneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "max-unused", Value: "5%", Usage: "with --prune: leave at most `LIMIT` of unused data in partly used packs: a percentage, or \"unlimited\""},
+		&cli.StringFlag{Name: "max-repack-size", Usage: "with --prune: repack packs holding at most `SIZE` of data in all (e.g. 500M, 2G)"},
+		&cli.BoolFlag{Name: "repack-cacheable-only", Usage: "with --prune: repack only packs holding no file data (tree packs)"},
+		&cli.BoolFlag{Name: "repack-small", Usage: "with --prune: also repack packs below 80% of the target pack size"},
 	}
+}
+
+// pruneSettingFlags are the flags of pruneFlags.
+var pruneSettingFlags = []string{"max-unused", "max-repack-size", "repack-cacheable-only", "repack-small"}
+
+// pruneSettings are what the prune flags ask for.
+type pruneSettings struct {
+	maxUnused float64
+	repack    repo.RepackOptions
+}
+
+// parsePruneSettings reads the flags of pruneFlags.
+func parsePruneSettings(c *cli.Context) (pruneSettings, error) {
+	var ps pruneSettings
+	var err error
+	if ps.maxUnused, err = parseMaxUnused(c.String("max-unused")); err != nil {
+		return ps, err
+	}
+	if s := c.String("max-repack-size"); s != "" {
+		if ps.repack.MaxBytes, err = parseSize(s); err != nil || ps.repack.MaxBytes <= 0 {
+			return ps, fmt.Errorf("--max-repack-size %q: want a size above 0, e.g. 500M or 2G", s)
+		}
+	}
+	ps.repack.CacheableOnly = c.Bool("repack-cacheable-only")
+	ps.repack.Small = c.Bool("repack-small")
+	return ps, nil
 }
 
 // pruneJSON is the plan of a prune and, unless it was a dry run, what it
@@ -105,13 +143,13 @@ type pruneJSON struct {
 // those a forget would leave) do not use, and compacts the log; in a dry
 // run it only plans both. The caller holds the exclusive lock, except
 // for a dry run.
-func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snapshot.Snapshot, dryRun bool, maxUnused float64) (pruneJSON, error) {
+func pruneWithLog(ctx context.Context, s *session, l *snapshot.Log, live []*snapshot.Snapshot, dryRun bool, ps pruneSettings) (pruneJSON, error) {
 	out := pruneJSON{DryRun: dryRun}
 	s.p.Printf("finding the data of %d snapshot(s)", len(live))
 	pp := startPhaseProgress(s.p, false)
 	defer pp.stop()
 	progress := pp.report
-	plan, err := snapshot.PlanPrune(ctx, s.repo, l, live, snapshot.PruneOptions{MaxUnused: maxUnused, Progress: progress,
+	plan, err := snapshot.PlanPrune(ctx, s.repo, l, live, snapshot.PruneOptions{MaxUnused: ps.maxUnused, Repack: ps.repack, Progress: progress,
 		Seen: seenReport(s, l), CompactLog: s.g.ConfigDir != "", Now: s.now()})
 	if err != nil {
 		return out, err

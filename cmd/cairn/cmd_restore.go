@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/restorer"
 	"github.com/urfave/cli/v2"
 )
@@ -15,49 +16,73 @@ func (e *appEnv) restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "restore a snapshot into a folder",
-		ArgsUsage: "SNAPSHOT[:SUBPATH]",
+		ArgsUsage: "[--host HOST] [--path PATH] [--tag TAG] SNAPSHOT[:SUBPATH] --target DIR",
 		Description: "Restores the snapshot into the --target folder, which is created if needed:\n" +
 			"the snapshot's absolute paths appear under it (TARGET/home/me/...). With\n" +
 			"SNAPSHOT:SUBPATH the contents of that folder are restored at TARGET itself.\n" +
-			"Content, mode, owner and group (when run as root), times with nanoseconds,\n" +
-			"symlinks, hardlinks, fifos, devices, extended attributes and sparse holes are\n" +
-			"restored. Existing folders are reused, other existing files in the way are\n" +
-			"replaced, and files not in the snapshot are left alone. Metadata is set\n" +
-			"through each restored file itself and never follows a symlink: a name that\n" +
-			"another process (or a case-insensitive file system) turns into something\n" +
-			"else during the restore, a symlink for instance, is reported and left as it\n" +
-			"is. Folders of any depth are restored, with a bounded number of open files.\n\n" +
+			"--host, --path and --tag choose which snapshot \"latest\" is. Content, mode,\n" +
+			"owner and group (when run as root), times with nanoseconds, symlinks,\n" +
+			"hardlinks, fifos, devices, extended attributes and sparse holes are restored.\n" +
+			"Metadata is set through each restored file itself and never follows a\n" +
+			"symlink: a name that another process (or a case-insensitive file system) turns\n" +
+			"into something else during the restore, a symlink for instance, is reported\n" +
+			"and left as it is. Folders of any depth are restored, with a bounded number of\n" +
+			"open files.\n\n" +
+			"What the target holds already: existing folders are reused (their metadata\n" +
+			"set). Where the snapshot has a file (or symlink, fifo, device) and the target\n" +
+			"has something, --overwrite decides, as restic's does:\n" +
+			"   always      replace it, unless it is a file with the snapshot's content (read\n" +
+			"               and compared): that one is kept and its metadata set (default)\n" +
+			"   if-changed  the same, but a file of the snapshot's size and modification\n" +
+			"               time is taken to have its content, without reading it\n" +
+			"   if-newer    replace it only if the snapshot's is newer (modification time);\n" +
+			"               otherwise leave it as it is\n" +
+			"   never       leave it as it is\n" +
+			"A file is replaced by a new one, never written through: its other hardlinks\n" +
+			"(perhaps outside the target) keep their content, and a file with other links\n" +
+			"is never kept. Files not in the snapshot are left alone unless --delete: then,\n" +
+			"in each folder restored, entries the snapshot does not have are removed (with\n" +
+			"all they hold; only those the patterns select), and a folder is replaced by the\n" +
+			"snapshot's file of the same name. --delete into / needs --include or\n" +
+			"--exclude. --dry-run writes nothing and prints what would be restored,\n" +
+			"updated (replaced) and deleted, one line each (with --verbose the files\n" +
+			"unchanged and skipped too; --json: \"verbose_status\" lines); with --verbose a\n" +
+			"real restore prints those lines as well.\n\n" +
 			"On a terminal one status line shows the files and bytes written of the\n" +
 			"total (counted before anything is written), the percentage, the rate and the\n" +
 			"time left. With --json: status lines, then a summary, with restic's fields.\n\n" +
 			"A damaged or missing blob, or a file changed under the restore, is reported\n" +
-			"with the file it belongs to and the restore goes on; the exit status is then 1.\n\n" +
-			"Patterns (--include, --exclude) are globs as for backup, matched against the\n" +
-			"paths inside the snapshot.\n\n" + selectorHelp,
+			"with the file it belongs to and the restore goes on; the exit status is then 1.\n" +
+			"A file that could not be restored whole keeps the time of the restore as its\n" +
+			"modification time, so it never passes for complete. A full disk (or quota)\n" +
+			"stops the restore at once, with one error line and exit status 1: the files\n" +
+			"being written are removed, so every file left is complete, with its metadata.\n\n" +
+			"Patterns are globs as for backup, matched against the full paths inside the\n" +
+			"snapshot (with SNAPSHOT:SUBPATH too: /home/me/docs/a, not /a).\n" +
+			"--include restores only matching paths (and the folders that lead to them),\n" +
+			"--exclude leaves matching paths out; --iinclude and --iexclude match without\n" +
+			"regard to case, and --ignore-case makes --include and --exclude do so too.\n" +
+			"The -file forms read patterns from a file, one a line (empty lines and lines\n" +
+			"starting with # are skipped). All may be repeated and combined: a path is\n" +
+			"restored if no exclude matches it and, when there are includes, one does.\n\n" + selectorHelp,
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "restore into `DIR` (required)"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching `PATTERN`, with their parent folders (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude without regard to case"},
+			&cli.StringSliceFlag{Name: "iinclude", Usage: "like --include, without regard to case (repeatable)"},
+			&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude, without regard to case (repeatable)"},
+			&cli.StringSliceFlag{Name: "include-file", Usage: "read --include patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude-file", Usage: "read --exclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "iinclude-file", Usage: "read --iinclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.StringSliceFlag{Name: "iexclude-file", Usage: "read --iexclude patterns from `FILE`, one a line (repeatable)"},
+			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude (and their -file forms) without regard to case"},
 			&cli.BoolFlag{Name: "verify", Usage: "read every restored file back and check it against the snapshot"},
+			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: `MODE` always, if-changed, if-newer or never"},
+			&cli.BoolFlag{Name: "delete", Usage: "delete files in the restored folders of the target that the snapshot does not have"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "write nothing: print what would be restored, replaced and deleted"},
 		),
 		Action: e.runRestore,
 	}
-}
-
-// restoreSummaryJSON is the last line of "restore --json": restic's
-// summary (files_deleted and bytes_skipped stay 0: cairn's restore
-// deletes nothing and skips no content) and cairn's counts.
-type restoreSummaryJSON struct {
-	MessageType    string `json:"message_type"`
-	SecondsElapsed uint64 `json:"seconds_elapsed"`
-	TotalFiles     uint64 `json:"total_files"`
-	TotalBytes     uint64 `json:"total_bytes"`
-	FilesDeleted   uint64 `json:"files_deleted"`
-	BytesSkipped   uint64 `json:"bytes_skipped"`
-	SnapshotID     string `json:"snapshot_id"`
-	Target         string `json:"target"`
-	restorer.Stats
 }
 
 func (e *appEnv) runRestore(c *cli.Context) error {
@@ -67,6 +92,10 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 	target := c.String("target")
 	if target == "" {
 		return errors.New("restore: --target is required")
+	}
+	opts, err := restorePatterns(c)
+	if err != nil {
+		return err
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
 		if err := forgetMissingPacks(ctx, s); err != nil {
@@ -82,46 +111,81 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		prog := &restoreProgress{p: s.p, start: time.Now()}
 		rootPath := path.Clean("/" + sel.subpath)
-		opts := restorer.Options{
-			Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"),
-			IgnoreCase: c.Bool("ignore-case"), RootPath: rootPath,
-			Verify: c.Bool("verify"), Progress: prog,
-			TestOnlyBetween: e.restoreSwapSeam(target, rootPath),
-			Error: func(p string, err error) error {
-				prog.errors.Add(1)
-				s.p.ItemWarn("restore", p, err)
-				return nil
-			},
+		opts.RootPath, opts.Progress = rootPath, prog
+		opts.TestOnlyBetween = e.restoreSwapSeam(target, rootPath)
+		opts.Error = func(p string, err error) error {
+			prog.errors.Add(1)
+			s.p.ItemWarn("restore", p, err)
+			return nil
 		}
+		opts.Report = restoreReporter(s.p, opts.DryRun)
 		res, err := restorer.New(s.repo, sel.tree, opts)
 		if err != nil {
 			return err
 		}
 		if !s.g.JSON {
-			s.p.Printf("restoring snapshot %s of %v at %s to %s", sel.sn.ID.Str(), sel.sn.Paths,
+			verb := "restoring"
+			if opts.DryRun {
+				verb = "dry run: would restore"
+			}
+			s.p.Printf("%s snapshot %s of %v at %s to %s", verb, sel.sn.ID.Str(), sel.sn.Paths,
 				sel.sn.Time.Local().Format("2006-01-02 15:04:05"), target)
 		}
-		t := startTicker(s.p.statusInterval(), prog.tick)
+		var t *ticker // a dry run writes nothing to show progress of
+		if !opts.DryRun {
+			t = startTicker(s.p.statusInterval(), prog.tick)
+		}
 		st, err := res.Restore(ctx, target)
-		t.Stop()
+		if t != nil {
+			t.Stop()
+		}
+		if errors.Is(err, restorer.ErrNoSpace) {
+			return fmt.Errorf("restore stopped: %w; %d file(s) were restored whole before, the files being written were removed", err, st.Files)
+		}
 		if err != nil {
 			return err
 		}
 		elapsed := time.Since(prog.start)
-		if s.g.JSON {
-			s.p.JSON(restoreSummaryJSON{MessageType: "summary", SecondsElapsed: uint64(elapsed / time.Second),
-				TotalFiles: prog.totalFiles.Load(), TotalBytes: prog.totalBytes.Load(),
-				SnapshotID: sel.sn.ID.String(), Target: target, Stats: st})
-		} else {
-			s.p.Printf("restored %d files (%s) in %s", st.Files, formatBytes(st.Bytes), formatDuration(elapsed))
-			s.p.Printf("and %d folders, %d symlinks, %d hardlinks, %d special files", st.Dirs, st.Symlinks, st.Hardlinks, st.Special)
-			if st.Verified > 0 {
-				s.p.Printf("verified %d files", st.Verified)
-			}
-		}
+		printRestoreSummary(s, restoreSummaryJSON{MessageType: "summary", SecondsElapsed: uint64(elapsed / time.Second),
+			TotalFiles: prog.totalFiles.Load(), TotalBytes: prog.totalBytes.Load(),
+			SnapshotID: sel.sn.ID.String(), Target: target, DryRun: opts.DryRun, Stats: st}, elapsed, opts.Overwrite)
 		if st.Errors > 0 {
 			return fmt.Errorf("restore: %d error(s), see the warnings above", st.Errors)
 		}
 		return nil
 	})
+}
+
+// restorePatterns reads the pattern flags and files into opts, and checks
+// the patterns' syntax before the repository is opened.
+func restorePatterns(c *cli.Context) (restorer.Options, error) {
+	opts := restorer.Options{IgnoreCase: c.Bool("ignore-case"), Verify: c.Bool("verify"),
+		Delete: c.Bool("delete"), DryRun: c.Bool("dry-run")}
+	if err := opts.Overwrite.Set(c.String("overwrite")); err != nil {
+		return opts, fmt.Errorf("--overwrite: %w", err)
+	}
+	lists := []struct {
+		flag, fileFlag string
+		dst            *[]string
+		fold           bool
+	}{
+		{"include", "include-file", &opts.Include, c.Bool("ignore-case")},
+		{"exclude", "exclude-file", &opts.Exclude, c.Bool("ignore-case")},
+		{"iinclude", "iinclude-file", &opts.IInclude, true},
+		{"iexclude", "iexclude-file", &opts.IExclude, true},
+	}
+	for _, l := range lists {
+		*l.dst = c.StringSlice(l.flag)
+		for _, name := range c.StringSlice(l.fileFlag) {
+			pats, err := readPatternFile(name)
+			if err != nil {
+				return opts, fmt.Errorf("--%s: %w", l.fileFlag, err)
+			}
+			*l.dst = append(*l.dst, pats...)
+		}
+		if _, err := snapshot.ParsePatterns(*l.dst, l.fold); err != nil {
+			return opts, fmt.Errorf("--%s: %w", l.flag, err)
+		}
+	}
+	return opts, nil
 }

@@ -71,7 +71,14 @@ func printPrunePlan(p *printer, plan repo.PrunePlan, dryRun bool) {
 			pk.UsedBlobs, formatBytes(uint64(pk.UsedBytes)), formatBytes(uint64(pk.UnusedBytes+pk.DuplicateBytes)))
 	}
 	k := plan.Kept
-	kept := fmt.Sprintf("%d pack(s): %d fully used, %d within --max-unused %g%%", k.FullyUsed+k.WithinLimit+k.Damaged, k.FullyUsed, k.WithinLimit, plan.MaxUnused)
+	kept := fmt.Sprintf("%d pack(s): %d fully used, %d within --max-unused %g%%", k.FullyUsed+k.WithinLimit+k.Damaged+k.OverRepackLimit+k.NotCacheable,
+		k.FullyUsed, k.WithinLimit, plan.MaxUnused)
+	if k.OverRepackLimit > 0 {
+		kept += fmt.Sprintf(", %d over --max-repack-size %s", k.OverRepackLimit, formatBytes(uint64(plan.RepackOptions.MaxBytes)))
+	}
+	if k.NotCacheable > 0 {
+		kept += fmt.Sprintf(", %d data pack(s) left by --repack-cacheable-only", k.NotCacheable)
+	}
 	if k.Damaged > 0 {
 		kept += fmt.Sprintf(", %d damaged (left alone)", k.Damaged)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,13 @@ func newPathScope(dirs []string) pathScope {
 		s = append(s, path.Clean("/"+d))
 	}
 	return s
+}
+
+// isDir reports whether p is one of the scope's dirs itself (ls without
+// --recursive lists what those hold directly and goes no deeper). With no
+// dirs, every path is, so everything is listed.
+func (s pathScope) isDir(p string) bool {
+	return len(s) == 0 || slices.Contains(s, p)
 }
 
 // match reports whether p is in scope, and whether a directory at p must

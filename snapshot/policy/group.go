@@ -157,3 +157,19 @@ func compareKeys(a, b GroupKey) int {
 		slices.Compare(a.Tags, b.Tags),
 	)
 }
+
+// Latest keeps, of snaps, the n newest snapshots of each host and set of
+// paths (restic's snapshots --latest: the paths compared as a set), oldest
+// first as snapshot.SortByTime orders them. n <= 0 keeps all. snaps is
+// not modified.
+func Latest(snaps []*snapshot.Snapshot, n int) []*snapshot.Snapshot {
+	if n <= 0 {
+		return slices.Clone(snaps)
+	}
+	var out []*snapshot.Snapshot
+	for _, g := range Group(snaps, GroupBy{Host: true, Paths: true}) {
+		out = append(out, g.Snapshots[max(0, len(g.Snapshots)-n):]...)
+	}
+	snapshot.SortByTime(out)
+	return out
+}

@@ -34,7 +34,10 @@
 //	    flush()
 //
 //	walk(tree, dir):
+//	    if Delete and dir held things before: remove its entries tree lacks
 //	    for node in tree (name order), if selected by --include/--exclude:
+//	        not a dir, and dir held things before: look at what is there;
+//	              Overwrite leaves it, keeps it (metadata only) or replaces it
 //	        dir: mkdir (mode 0700 for now); walk(subtree); queue dir for metadata
 //	        file, hardlink to a file restored before: link to it
 //	        file with several links: create now (later names link to it)
@@ -64,6 +67,7 @@
 //	    truncate to its full size if a chunk was not written (zeros kept
 //	    as holes: sparse files; a failed blob)
 //	    if Verify: re-read it, check each chunk's SHA-256
+//	    if its content is not whole: set everything below but the times
 //	    if its name no longer leads to it: report, set nothing (below)
 //	    chown (as root, unless created with the node's owner and group),
 //	    xattrs, chmod (after chown, so setuid bits stay; not if created
@@ -90,25 +94,49 @@
 // still leads to its node (device and inode), and otherwise reports
 // ErrChangedInTarget and sets nothing. See applyMetadata for the call
 // used for each kind of node and each attribute. Restoring into a
-// directory that already has content:
+// directory that already has content (a directory the restore made
+// itself is known empty: its entries are not looked at):
 //
 //   - an existing directory where the snapshot has a directory is reused;
 //   - an existing symlink where the snapshot has a directory is refused
 //     (reported; that subtree is skipped), so it cannot redirect the restore;
 //   - any other existing non-directory (a file, a symlink, a fifo) where the
-//     snapshot has any node is removed and replaced, never written through:
+//     snapshot has any node is dealt with as Options.Overwrite says: left
+//     (never; if-newer unless the snapshot's is newer), kept with its
+//     metadata set (always and if-changed, a file with the node's content
+//     and no other link), or removed and replaced, never written through:
 //     a file hardlinked from outside the target keeps its content;
 //   - an existing directory where the snapshot has a non-directory is
-//     refused (reported).
+//     refused (reported), unless Options.Delete: then Overwrite decides,
+//     and it is removed with its contents to be replaced.
 //
-// Files not in the snapshot are left alone.
+// Files not in the snapshot are left alone, unless Options.Delete: each
+// directory of the target the walk enters is listed before its entries are
+// restored, and the names its tree lacks, if the patterns select them,
+// are removed (a directory with everything below it, never following a
+// symlink, with two descriptors at a time however deep it is). A dry run (Options.DryRun)
+// walks the same way, opening the existing directories and reading the
+// existing files Overwrite compares, and writes nothing: a directory that
+// does not exist is virtual, and everything below it new.
 //
 // # Errors
 //
 // A damaged or missing blob, a tree that cannot be loaded, a metadata
 // call that fails and a node changed under the restore are passed to
 // Options.Error with the path (inside the snapshot) they affect, and the
-// restore goes on; Stats.Errors counts them. Only Linux is supported: the
+// restore goes on; Stats.Errors counts them. A file whose content could
+// not be restored whole gets its mode, owner and xattrs but keeps the
+// restore's time as its modification time, so it never passes for
+// complete; Stats.Files counts only files restored whole.
+//
+// Lack of space is not passed over: the first write, or creation of a
+// file, folder or link, that fails with ENOSPC or EDQUOT stops the
+// restore with a *NoSpaceError (ErrNoSpace). Whenever a restore stops
+// (no space, ctx, Options.Error), the files it was writing are emptied
+// and their names removed, so that every file the restore leaves is
+// either complete, with its metadata, or absent; the other names of a
+// hardlinked file being written are left empty. Folders made keep mode
+// 0700 and the restore's times. Only Linux is supported: the
 // restorer relies on its *at system calls and O_PATH, and on /proc/self/fd
 // to set the mode, times and xattrs of fifos and devices through their
 // O_PATH descriptors (Linux has no fchmod for those before 6.6) and the

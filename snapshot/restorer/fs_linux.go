@@ -1,6 +1,8 @@
 package restorer
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -13,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -41,42 +44,245 @@ func lstatAt(dirfd int, name string) (st unix.Stat_t, exists bool, err error) {
 }
 
 // makeDir creates directory name in dirfd (mode 0700 until its metadata is
-// applied), or reuses an existing one, and opens it. An existing symlink
-// is refused; another non-directory is replaced. between, if not nil,
-// runs between creating and opening it (a test seam).
-func makeDir(dirfd int, name string, between func()) (int, error) {
+// applied), or reuses an existing one, and opens it; made says it was
+// created. An existing symlink is refused; another non-directory is
+// replaced. between, if not nil, runs between creating and opening it (a
+// test seam).
+func makeDir(dirfd int, name string, between func()) (fd int, made bool, err error) {
 	st, exists, err := lstatAt(dirfd, name)
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	if exists {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 		case unix.S_IFLNK:
-			return -1, ErrSymlinkInTarget
+			return -1, false, ErrSymlinkInTarget
 		default:
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, fmt.Errorf("remove existing file: %w", err)
+				return -1, false, fmt.Errorf("remove existing file: %w", err)
 			}
 			exists = false
 		}
 	}
 	if !exists {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
-			return -1, fmt.Errorf("mkdir: %w", err)
+			return -1, false, fmt.Errorf("mkdir: %w", err)
 		}
 		if between != nil {
 			between()
 		}
 	}
-	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+	fd, err = unix.Openat(dirfd, name, dirFlags, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, ErrSymlinkInTarget // swapped in since the lstat or the mkdir
+		return -1, false, ErrSymlinkInTarget // swapped in since the lstat or the mkdir
 	}
 	if err != nil {
-		return -1, fmt.Errorf("open directory: %w", err)
+		return -1, false, fmt.Errorf("open directory: %w", err)
+	}
+	return fd, !exists, nil
+}
+
+// openExistingDir opens the directory name in dirfd if there is one,
+// without following a symlink; ok is false if there is none (nothing, or
+// a non-directory, there).
+func openExistingDir(dirfd int, name string) (fd int, ok bool, err error) {
+	fd, err = unix.Openat(dirfd, name, dirFlags, 0)
+	switch {
+	case err == nil:
+		return fd, true, nil
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
+		return -1, false, nil
+	}
+	return -1, false, fmt.Errorf("open directory: %w", err)
+}
+
+// openExistingFile opens the regular file name in dirfd read-only, without
+// following a symlink, and checks that it is the file id (as lstat saw
+// it): a restore that keeps a file sets its metadata through this
+// descriptor.
+func openExistingFile(dirfd int, name string, id nodeID) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open: %w", err)
+	}
+	st, err := fdStat(fd)
+	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFREG || idOf(&st) != id) {
+		err = fmt.Errorf("%w: the name now holds a %s", ErrChangedInTarget, typeName(st.Mode))
+	}
+	if err != nil {
+		closeFD(fd)
+		return -1, err
 	}
 	return fd, nil
+}
+
+// readDirNames lists the names in the directory open as fd (not "." and
+// "..").
+func readDirNames(fd int) ([]string, error) {
+	dfd, err := unix.Openat(fd, ".", dirFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	f := os.NewFile(uintptr(dfd), ".")
+	defer f.Close() // read-only
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read directory: %w", err)
+	}
+	return names, nil
+}
+
+// removeAt removes name in dirfd, with everything below it if it is a
+// directory (removeTree), never following a symlink.
+func removeAt(dirfd int, name string, isDir bool) error {
+	var err error
+	if isDir {
+		err = removeTree(dirfd, name)
+	} else if err = unix.Unlinkat(dirfd, name, 0); errors.Is(err, unix.ENOENT) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return nil
+}
+
+// removeLevel is a directory removeTree is in: its name in its parent,
+// what it is, and the subdirectories still to remove.
+type removeLevel struct {
+	name string
+	id   nodeID
+	dirs []string
+}
+
+// removeTree removes the directory name in dirfd and everything below it
+// with two descriptors at a time, however deep it is (os.RemoveAll holds
+// one per level): down through a subdirectory (opened with O_NOFOLLOW, so
+// a symlink is removed, never followed), removing the other entries of
+// each level on the way, and back up through "..", which must be the
+// directory it came from (device and inode), or it stops with
+// ErrChangedInTarget. Memory is the names of the subdirectories left on
+// the levels of its path.
+func removeTree(dirfd int, name string) error {
+	fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+	if err != nil {
+		return err
+	}
+	st, err := fdStat(fd)
+	if err != nil {
+		closeFD(fd)
+		return err
+	}
+	path := []removeLevel{{name: name, id: idOf(&st)}}
+	for {
+		top := &path[len(path)-1]
+		if top.dirs == nil {
+			if top.dirs, err = clearFiles(fd); err != nil {
+				closeFD(fd)
+				return err
+			}
+		}
+		if n := len(top.dirs); n > 0 {
+			sub := top.dirs[n-1]
+			top.dirs = top.dirs[:n-1]
+			next, err := unix.Openat(fd, sub, dirFlags, 0)
+			if errors.Is(err, unix.ENOENT) {
+				continue // gone meanwhile
+			}
+			if err == nil {
+				st, err = fdStat(next)
+			}
+			if err != nil {
+				closeFD(fd)
+				return err
+			}
+			closeFD(fd)
+			fd = next
+			path = append(path, removeLevel{name: sub, id: idOf(&st)})
+			continue
+		}
+		// Empty: remove it from its parent.
+		done := path[len(path)-1]
+		path = path[:len(path)-1]
+		if len(path) == 0 {
+			closeFD(fd)
+			return unix.Unlinkat(dirfd, done.name, unix.AT_REMOVEDIR)
+		}
+		parent, err := reopenDir(fd, "..", path[len(path)-1].id)
+		closeFD(fd)
+		if err != nil {
+			return err
+		}
+		fd = parent
+		if err := unix.Unlinkat(fd, done.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			closeFD(fd)
+			return err
+		}
+	}
+}
+
+// clearFiles removes the entries of the directory open as fd that are not
+// directories, and returns the names of those that are (an empty, non-nil
+// slice if none).
+func clearFiles(fd int) ([]string, error) {
+	names, err := readDirNames(fd)
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{}
+	for _, name := range names {
+		st, exists, err := lstatAt(fd, name)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			dirs = append(dirs, name)
+			continue
+		}
+		if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return nil, err
+		}
+	}
+	return dirs, nil
+}
+
+// sameFileContent reports whether the regular file open as fd holds
+// exactly the chunks of n (their IDs are SHA-256 of their plaintext;
+// lengths gives each chunk's length, false if one is unknown), reading
+// it once with buf.
+func sameFileContent(fd int, size uint64, ids []backend.ID, lengths func(int) (uint32, bool), buf []byte) (bool, error) {
+	var total uint64
+	for i := range ids {
+		n, ok := lengths(i)
+		if !ok {
+			return false, nil
+		}
+		total += uint64(n)
+	}
+	if total != size {
+		return false, nil
+	}
+	h := sha256.New()
+	var off uint64
+	for i, id := range ids {
+		n, _ := lengths(i)
+		h.Reset()
+		if err := hashRange(h, fd, off, uint64(n), buf); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return false, nil // shorter than its stat said: changed meanwhile
+			}
+			return false, err
+		}
+		if !bytes.Equal(h.Sum(nil), id[:]) {
+			return false, nil
+		}
+		off += uint64(n)
+	}
+	return true, nil
 }
 
 // nodeID identifies a file system object: a descriptor re-opened by name
@@ -539,6 +745,9 @@ func (rs *restore) applyMetadata(e *entry) error {
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("chmod: %w", err))
+	}
+	if e.keepTimes {
+		return errors.Join(errs...)
 	}
 	atime := n.AccessTime
 	if atime.IsZero() {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -45,6 +46,14 @@ type entry struct {
 	// ownerSet says a file was created with the owner and group its node
 	// has, modeSet with its mode: applyMetadata skips chown or chmod.
 	ownerSet, modeSet bool
+	// keepTimes makes applyMetadata leave the times alone: a file whose
+	// content could not be restored whole.
+	keepTimes bool
+	// keep marks a file the target held with the node's content already
+	// (Overwrite): fd is a read-only descriptor of it, for its metadata;
+	// nothing else is done to it. replacing marks a node made in place
+	// of something the target held.
+	keep, replacing bool
 	// dirGID is the group a file created in dirfd gets.
 	dirGID uint32
 }
@@ -249,7 +258,7 @@ func (rs *restore) planFile(f *fileEntry) error {
 func (rs *restore) flush() error {
 	b := rs.b
 	rs.b = newBatch()
-	defer b.closeAll()
+	defer rs.closeBatch(b)
 	if len(b.entries) == 0 {
 		return nil
 	}
@@ -269,11 +278,11 @@ func (rs *restore) flush() error {
 		return err
 	}
 	// Every file is finished by now (by the worker that wrote its last
-	// chunk). Metadata of the rest: symlinks and special files in
-	// parallel, then directories in walk order, after their contents, so
+	// chunk). Metadata of the rest: symlinks, special files and files
+	// kept in parallel, then directories in walk order, after their contents, so
 	// their times stick.
 	err := rs.parallel(len(b.entries), func(i int) error {
-		if k := b.entries[i].kind; k == kindDir || k == kindFile {
+		if e := b.entries[i]; e.kind == kindDir || e.kind == kindFile && !e.keep {
 			return nil
 		}
 		return rs.finishEntry(b.entries[i])
@@ -319,7 +328,6 @@ func (rs *restore) createFile(f *fileEntry) error {
 	}
 	e.fd = fd
 	rs.madeFile(e)
-	rs.st.files.Add(1)
 	return nil
 }
 
@@ -374,7 +382,35 @@ func (rs *restore) finishFile(f *fileEntry) error {
 			return err
 		}
 	}
+	if f.failed.Load() {
+		// Its content is not the snapshot's: it keeps the restore's
+		// time, so that it does not pass for complete (a later restore
+		// with --overwrite if-changed restores it again).
+		e.keepTimes = true
+	} else {
+		rs.st.files.Add(1)
+		if e.replacing {
+			rs.st.updated.Add(1)
+		}
+	}
 	return rs.finishEntry(e)
+}
+
+// closeBatch closes the descriptors b still owns. A file still open then
+// was not finished (the restore stopped while it was written: no space
+// left, an interrupt, an error that stops it): it is emptied and its name
+// removed, so that no file the restore left looks complete but is not;
+// other names of a hardlinked file are left empty.
+func (rs *restore) closeBatch(b *batch) {
+	for _, e := range b.entries {
+		if e.kind == kindFile && e.file != nil && e.fd >= 0 {
+			_ = unix.Ftruncate(e.fd, 0) // frees its space whatever follows
+			if e.dirfd >= 0 && sameNode(e.dirfd, e.name, e.fd) == nil {
+				_ = unix.Unlinkat(e.dirfd, e.name, 0)
+			}
+		}
+	}
+	b.closeAll()
 }
 
 // finishEntry applies an entry's metadata and closes its descriptor.
@@ -509,6 +545,9 @@ func (rs *restore) blobFailed(bj *blobJob, err error) error {
 func (rs *restore) writeBlob(bj *blobJob, plain []byte) error {
 	zero := isZero(plain)
 	for _, t := range bj.targets {
+		if rs.ctx.Err() != nil {
+			return context.Cause(rs.ctx) // stopped: create and write nothing more
+		}
 		f := t.f
 		if f.fd < 0 && !f.skip && !zero {
 			if err := rs.createFile(f); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -46,6 +47,11 @@ var (
 	// ErrDirInTarget: an existing directory is where the snapshot has a
 	// non-directory; the restorer does not delete directories.
 	ErrDirInTarget = errors.New("refusing to replace an existing directory")
+	// ErrNoSpace: the target's file system is full (ENOSPC) or the
+	// user's disk quota is used up (EDQUOT). It is never passed to
+	// Options.Error: the first one stops the restore, with an error
+	// (a *NoSpaceError) wrapping it.
+	ErrNoSpace = errors.New("no space left in the restore target")
 	// ErrChangedInTarget: a node the restore made was replaced by
 	// something else (a symlink, another file) before its metadata was
 	// set, or a directory it made is no longer where it was; nothing is
@@ -54,6 +60,30 @@ var (
 	// giving two names of one folder the same place).
 	ErrChangedInTarget = errors.New("changed under the restore, left as it is")
 )
+
+// NoSpaceError stops a restore at the first write, or creation of a file,
+// folder or link, that fails for lack of space (ErrNoSpace). Path is the
+// node (inside the snapshot) being written; Errno is ENOSPC or EDQUOT.
+type NoSpaceError struct {
+	Path  string
+	Errno unix.Errno
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%v (writing %s)", e.Errno, e.Path)
+}
+
+// Unwrap makes errors.Is find both ErrNoSpace and the errno.
+func (e *NoSpaceError) Unwrap() []error { return []error{ErrNoSpace, e.Errno} }
+
+// noSpace returns the NoSpaceError err is, for p, or nil.
+func noSpace(p string, err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) {
+		return &NoSpaceError{Path: p, Errno: errno}
+	}
+	return nil
+}
 
 // Progress receives progress reports. Its methods are called from many
 // goroutines at once (the walker and the pack workers): they must be safe
@@ -83,6 +113,9 @@ type Options struct {
 	Exclude []string
 	// IgnoreCase matches Include and Exclude without regard to case.
 	IgnoreCase bool
+	// IInclude and IExclude are more patterns like Include and Exclude,
+	// matched without regard to case whatever IgnoreCase says.
+	IInclude, IExclude []string
 	// RootPath is where the restored tree lies inside the snapshot, "/"
 	// unless a subtree (SNAPSHOT:SUBPATH) is restored. Patterns are matched
 	// against, and errors name, RootPath joined with a node's path.
@@ -113,6 +146,26 @@ type Options struct {
 	BatchBlobs int
 	// Verify re-reads every restored file and checks each chunk's hash.
 	Verify bool
+	// Overwrite says what to do where the target already holds something
+	// at the place of a node that is not a directory; the zero value is
+	// OverwriteAlways.
+	Overwrite Overwrite
+	// Delete removes, from each directory of the target that the restore
+	// walks into (the target itself included) and that existed before,
+	// the entries the snapshot's directory does not have, with all they
+	// hold, if Include and Exclude select them (so only within restored
+	// folders). It also lets a directory in the target be replaced by a
+	// node of the snapshot that is not one (Overwrite permitting).
+	Delete bool
+	// DryRun writes nothing: the target is only looked at (existing
+	// files read to compare them, as a real restore would) and Report
+	// and Stats say what a restore would do.
+	DryRun bool
+	// Report, if not nil, is told what is done (or would be) with each
+	// node restored, kept or left, and each entry deleted, on the walking
+	// goroutine in walk order (a directory after its contents): the
+	// path inside the snapshot, and a file's size.
+	Report func(a Action, path string, size uint64)
 	// Error is called with the path inside the snapshot and the error for
 	// everything that could not be restored; the restore goes on if it
 	// returns nil and stops with its error otherwise. Calls never overlap.
@@ -148,12 +201,15 @@ func (o *Options) applyDefaults() {
 // Stats summarises a restore. JSON names follow restic's restore summary
 // where the concept is the same.
 type Stats struct {
-	Files     uint64 `json:"files_restored"`     // regular files with content written
+	Files     uint64 `json:"files_restored"`     // regular files whose content was written whole
 	Hardlinks uint64 `json:"hardlinks_restored"` // extra names of a file restored as links
 	Dirs      uint64 `json:"dirs_restored"`
 	Symlinks  uint64 `json:"symlinks_restored"`
 	Special   uint64 `json:"special_restored"` // fifos and devices
-	Skipped   uint64 `json:"files_skipped"`    // sockets
+	Skipped   uint64 `json:"files_skipped"`    // sockets, and nodes left as they were by Overwrite
+	Updated   uint64 `json:"files_updated"`    // of Files, those that replaced a file in the target
+	Unchanged uint64 `json:"files_unchanged"`  // files in the target that had the content already: metadata set
+	Deleted   uint64 `json:"files_deleted"`    // entries removed by Delete (a directory with its contents counts once)
 	Bytes     uint64 `json:"bytes_restored"`   // file content, holes included
 	Packs     uint64 `json:"packs_read"`       // LoadPack calls
 	Verified  uint64 `json:"files_verified"`   // files that passed Verify
@@ -181,11 +237,11 @@ type Restorer struct {
 // include or exclude pattern.
 func New(repo Repository, root backend.ID, opts Options) (*Restorer, error) {
 	opts.applyDefaults()
-	inc, err := snapshot.ParsePatterns(opts.Include, opts.IgnoreCase)
+	inc, err := parsePatterns(opts.Include, opts.IInclude, opts.IgnoreCase)
 	if err != nil {
 		return nil, fmt.Errorf("include: %w", err)
 	}
-	exc, err := snapshot.ParsePatterns(opts.Exclude, opts.IgnoreCase)
+	exc, err := parsePatterns(opts.Exclude, opts.IExclude, opts.IgnoreCase)
 	if err != nil {
 		return nil, fmt.Errorf("exclude: %w", err)
 	}
@@ -195,9 +251,24 @@ func New(repo Repository, root backend.ID, opts Options) (*Restorer, error) {
 	return r, nil
 }
 
+// parsePatterns parses list (without regard to case if fold) and ilist
+// (without regard to case).
+func parsePatterns(list, ilist []string, fold bool) ([]snapshot.Pattern, error) {
+	pats, err := snapshot.ParsePatterns(list, fold)
+	if err != nil {
+		return nil, err
+	}
+	ipats, err := snapshot.ParsePatterns(ilist, true)
+	if err != nil {
+		return nil, err
+	}
+	return append(pats, ipats...), nil
+}
+
 // counters are the Stats, updated from many goroutines.
 type counters struct {
 	files, hardlinks, dirs, symlinks, special, skipped, bytes, packs, verified, errors atomic.Uint64
+	updated, unchanged, deleted                                                        atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
@@ -205,6 +276,7 @@ func (c *counters) stats() Stats {
 		Files: c.files.Load(), Hardlinks: c.hardlinks.Load(), Dirs: c.dirs.Load(),
 		Symlinks: c.symlinks.Load(), Special: c.special.Load(), Skipped: c.skipped.Load(),
 		Bytes: c.bytes.Load(), Packs: c.packs.Load(), Verified: c.verified.Load(), Errors: c.errors.Load(),
+		Updated: c.updated.Load(), Unchanged: c.unchanged.Load(), Deleted: c.deleted.Load(),
 	}
 }
 
@@ -234,6 +306,8 @@ type restore struct {
 	// open are the directories on the walk's path whose descriptors the
 	// walker holds, shallowest first; at most maxOpenDirs (see dirCtx).
 	open []*dirCtx
+	// cmpBuf reads files in the target to compare them (Overwrite).
+	cmpBuf []byte
 }
 
 // errReported marks an error that was already passed to Options.Error: the
@@ -248,23 +322,18 @@ var errReported = errors.New("reported")
 func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	rs := &restore{Restorer: r, ctx: ctx, cancel: cancel, links: map[linkKey]linkRef{}, b: newBatch()}
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return Stats{}, fmt.Errorf("restore target: %w", err)
+	rs := &restore{Restorer: r, ctx: ctx, cancel: cancel, links: map[linkKey]linkRef{}, b: newBatch(), rootFD: -1}
+	if r.opts.Delete && len(r.include)+len(r.exclude) == 0 && isFSRoot(target) {
+		return Stats{}, ErrDeleteRoot
 	}
-	fd, err := openTarget(target)
+	root, err := rs.openRoot(target)
 	if err != nil {
-		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
+		return Stats{}, err
 	}
-	rs.rootFD = fd
-	defer closeFD(fd)
-	defer func() { rs.b.closeAll() }()
-
-	gid, err := newFileGID(fd, r.egid)
-	if err != nil {
-		return Stats{}, fmt.Errorf("restore target %s: %w", target, err)
+	if root.fd >= 0 {
+		defer closeFD(root.fd)
 	}
-	root := &dirCtx{elem: &pathElem{name: r.opts.RootPath}, fd: fd, created: true, fileGID: gid}
+	defer func() { rs.closeBatch(rs.b) }()
 	if p := r.opts.Progress; p != nil {
 		var t totals
 		if err := rs.count(root.elem, r.root, &t); err != nil {
@@ -282,6 +351,39 @@ func (r *Restorer) Restore(ctx context.Context, target string) (Stats, error) {
 	return rs.st.stats(), err
 }
 
+// openRoot opens (and makes, unless in a dry run) the target: the root of
+// the walk. In a dry run a target that does not exist is virtual: all
+// would be made.
+func (rs *restore) openRoot(target string) (*dirCtx, error) {
+	root := &dirCtx{elem: &pathElem{name: rs.opts.RootPath}, fd: -1, created: true}
+	_, err := os.Stat(target)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	if rs.opts.DryRun && !exists {
+		root.virtual = true
+		return root, nil
+	}
+	if !rs.opts.DryRun {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return nil, fmt.Errorf("restore target: %w", err)
+		}
+	}
+	fd, err := openTarget(target)
+	if err != nil {
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	gid, err := newFileGID(fd, rs.egid)
+	if err != nil {
+		closeFD(fd)
+		return nil, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	root.fd, root.fresh, root.fileGID = fd, !exists, gid
+	rs.rootFD = fd
+	return root, nil
+}
+
 // report passes err for path to Options.Error and counts it. It returns nil
 // to go on, or the error that stops the restore (after cancelling it).
 func (rs *restore) report(p string, err error) error {
@@ -289,6 +391,12 @@ func (rs *restore) report(p string, err error) error {
 	defer rs.errMu.Unlock()
 	if rs.ctx.Err() != nil {
 		return context.Cause(rs.ctx)
+	}
+	if stop := noSpace(p, err); stop != nil {
+		// Going on would only fail again for every file left, and
+		// leave thousands of them half written.
+		rs.cancel(stop)
+		return stop
 	}
 	rs.st.errors.Add(1)
 	stop := err
@@ -406,9 +514,13 @@ type dirCtx struct {
 	// the walker's descriptors at maxOpenDirs.
 	fd      int
 	id      nodeID // the directory made (or reused), once created
-	created bool
-	failed  bool   // making or re-opening it failed (reported): skip its contents
-	fileGID uint32 // the group of a file created in it
+	created bool   // made or reused in the target (its metadata is set)
+	// fresh says the restore made it (mkdir): it held nothing else, so
+	// its entries need no look at what is there. virtual marks one that
+	// a dry run would make: it does not exist.
+	fresh, virtual bool
+	failed         bool   // making or re-opening it failed (reported), or it is left (Overwrite): skip its contents
+	fileGID        uint32 // the group of a file created in it
 	// usedBy is the batch whose entries name fd as their directory: fd
 	// must stay open until that batch is flushed.
 	usedBy *batch
@@ -436,6 +548,9 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	if d.failed {
 		return -1, errReported
 	}
+	if d.virtual {
+		return -1, nil
+	}
 	if d.created {
 		return rs.reopen(d)
 	}
@@ -444,16 +559,40 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 		d.failed = true
 		return -1, err
 	}
-	fd, err := makeDir(pfd, d.elem.name, rs.between(d.parent.elem, d.elem.name, true))
+	if d.parent.virtual {
+		d.virtual = true
+		rs.st.dirs.Add(1)
+		return -1, nil
+	}
+	if !d.parent.fresh {
+		if err := rs.dirInTheWay(d, pfd); err != nil {
+			d.failed = true
+			return -1, err
+		}
+	}
+	if rs.opts.DryRun {
+		return rs.probeDir(d, pfd)
+	}
+	fd, made, err := makeDir(pfd, d.elem.name, rs.between(d.parent.elem, d.elem.name, true))
 	if err != nil {
 		d.failed = true
 		return -1, rs.skip(d.path(), err)
 	}
+	if err := rs.adopt(d, fd); err != nil {
+		return -1, err
+	}
+	d.fresh = made
+	return fd, nil
+}
+
+// adopt makes fd, a directory made or found in the target, d's: the
+// walker holds it and d's metadata will be set.
+func (rs *restore) adopt(d *dirCtx, fd int) error {
 	st, err := fdStat(fd)
 	if err != nil {
 		closeFD(fd)
 		d.failed = true
-		return -1, rs.skip(d.path(), err)
+		return rs.skip(d.path(), err)
 	}
 	d.fd, d.id, d.created = fd, idOf(&st), true
 	d.fileGID = rs.egid
@@ -462,7 +601,7 @@ func (rs *restore) ensureDir(d *dirCtx) (int, error) {
 	}
 	rs.st.dirs.Add(1) // made or reused: its metadata is set
 	rs.hold(d)
-	return fd, nil
+	return nil
 }
 
 // reopen opens a directory made earlier whose descriptor was closed, by
@@ -529,6 +668,15 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 		}
 		return rs.report(d.path(), err)
 	}
+	if rs.opts.Delete {
+		fd, err := rs.existingDir(d)
+		if err == nil && fd >= 0 {
+			err = rs.deleteExtra(d, fd, tree)
+		}
+		if err != nil && !errors.Is(err, errReported) {
+			return err
+		}
+	}
 	filtering := len(rs.include)+len(rs.exclude) > 0
 	for _, n := range tree.Nodes {
 		if rs.ctx.Err() != nil {
@@ -585,7 +733,10 @@ func (rs *restore) walkTree(d *dirCtx, id backend.ID) error {
 // parent's descriptor was released meanwhile: through ".." of d, or, if
 // d was moved elsewhere meanwhile, by name from above.
 func (rs *restore) leaveDir(d *dirCtx) error {
-	if !d.created || d.failed {
+	if (d.created || d.virtual) && !d.failed {
+		rs.reportAction(ActionRestored, d.path(), 0)
+	}
+	if rs.opts.DryRun || !d.created || d.failed {
 		rs.release(d)
 		return nil
 	}
@@ -624,13 +775,30 @@ func (rs *restore) leaveDir(d *dirCtx) error {
 // restoreLeaf restores a non-directory node n into directory d, open as
 // pfd.
 func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
+	if n.Type == snapshot.NodeSocket {
+		rs.st.skipped.Add(1) // a socket cannot be made, only bound by its program
+		return nil
+	}
 	e := &entry{node: n, dir: d.elem, dirfd: pfd, name: n.Name, fd: -1, dirGID: d.fileGID}
+	v, fd, err := rs.existing(d, pfd, n)
+	if err != nil {
+		return rs.skip(e.path(), err)
+	}
+	switch {
+	case v == verdictSkip:
+		rs.st.skipped.Add(1)
+		rs.reportAction(ActionSkipped, e.path(), fileSizeOf(n))
+		return nil
+	case v == verdictKeep:
+		return rs.keepFile(d, e, fd)
+	case rs.opts.DryRun:
+		rs.dryLeaf(n, e.path(), v == verdictReplace)
+		return nil
+	}
+	e.replacing = v == verdictReplace
 	switch n.Type {
 	case snapshot.NodeFile:
 		return rs.restoreFile(d, e)
-	case snapshot.NodeSocket:
-		rs.st.skipped.Add(1)
-		return nil
 	case snapshot.NodeSymlink:
 		e.kind = kindSymlink
 		fd, err := makeSymlink(pfd, n.Name, n.LinkTarget, rs.between(d.elem, n.Name, true))
@@ -639,6 +807,7 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 		}
 		e.fd = fd
 		rs.st.symlinks.Add(1)
+		rs.reportAction(ActionRestored, e.path(), 0)
 	case snapshot.NodeFifo, snapshot.NodeDev, snapshot.NodeCharDev:
 		e.kind = kindSpecial
 		fd, err := makeSpecial(pfd, n, rs.between(d.elem, n.Name, true))
@@ -647,6 +816,7 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 		}
 		e.fd = fd
 		rs.st.special.Add(1)
+		rs.reportAction(ActionRestored, e.path(), 0)
 	default:
 		return rs.skip(e.path(), fmt.Errorf("unknown node type %q", n.Type))
 	}
@@ -660,12 +830,13 @@ func (rs *restore) restoreLeaf(d *dirCtx, pfd int, n *snapshot.Node) error {
 func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 	n := e.node
 	key := linkKey{n.DeviceID, n.Inode}
-	hardlinked := n.Links > 1 && n.Inode != 0
-	if hardlinked {
+	linked := hardlinked(n)
+	if linked {
 		if first, ok := rs.links[key]; ok {
 			err := linkFile(rs.rootFD, first.dir.elems(), first.name, first.id, e.dirfd, e.name)
 			if err == nil {
 				rs.st.hardlinks.Add(1)
+				rs.reportAction(ActionRestored, e.path(), 0)
 				return nil
 			}
 			// Report, then restore a copy: the content is still wanted.
@@ -674,7 +845,12 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 			}
 		}
 	}
-	if !hardlinked {
+	action := ActionRestored
+	if e.replacing {
+		action = ActionUpdated
+	}
+	rs.reportAction(action, e.path(), n.Size)
+	if !linked {
 		// Created by flush or by a pack worker, in parallel with the
 		// batch's other files: creating a file costs the kernel 50-200
 		// µs, which the one walking goroutine would serialise over a tree
@@ -712,7 +888,6 @@ func (rs *restore) restoreFile(d *dirCtx, e *entry) error {
 			return err
 		}
 	}
-	rs.st.files.Add(1)
 	if _, ok := rs.links[key]; !ok {
 		if st, err := fdStat(fd); err == nil {
 			rs.links[key] = linkRef{dir: d.elem, name: e.name, id: idOf(&st)}

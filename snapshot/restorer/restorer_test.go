@@ -483,6 +483,18 @@ func TestRestoreDamagedBlob(t *testing.T) {
 	checkFile(t, filepath.Join(target, "d/one"), want)
 	// The chunks after the unindexed one were placed from the end.
 	checkFile(t, filepath.Join(target, "three"), want)
+	// A file restored whole has its times; one that is not keeps the
+	// restore's, so that it does not pass for complete.
+	for _, p := range []string{"intact", "d/one", "d/two", "three"} {
+		st := lstat(t, filepath.Join(target, p))
+		got := time.Unix(st.Mtim.Unix())
+		if whole := p == "intact"; got.Equal(t0) != whole {
+			t.Errorf("%s: mtime %v; restored whole: %v", p, got, whole)
+		}
+	}
+	if st.Files != 1 {
+		t.Errorf("%d files restored whole, want 1 (intact)", st.Files)
+	}
 }
 
 func TestRestoreBrokenTree(t *testing.T) {
