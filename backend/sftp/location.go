@@ -106,33 +106,15 @@ var Options = []Option{
 func (c *Config) SetOption(key, value string) error {
 	switch key {
 	case "command":
-		words, err := SplitCommandLine(value)
+		words, err := c.sshWords(key, value, false, c.SSHArgs)
 		if err != nil {
-			return fmt.Errorf("%w: sftp.command: %v", ErrOption, err)
-		}
-		if len(words) == 0 {
-			return fmt.Errorf("%w: sftp.command is empty", ErrOption)
-		}
-		switch {
-		case c.SSHArgs != nil:
-			return errCommandAndArgs
-		case c.SSHConfigFile != "":
-			return errConfigWithSSH
+			return err
 		}
 		c.Command = words
 	case "args":
-		words, err := SplitCommandLine(value)
+		words, err := c.sshWords(key, value, true, c.Command)
 		if err != nil {
-			return fmt.Errorf("%w: sftp.args: %v", ErrOption, err)
-		}
-		if words == nil {
-			words = []string{}
-		}
-		switch {
-		case c.Command != nil:
-			return errCommandAndArgs
-		case c.SSHConfigFile != "":
-			return errConfigWithSSH
+			return err
 		}
 		c.SSHArgs = words
 	case "config":
@@ -154,6 +136,28 @@ func (c *Config) SetOption(key, value string) error {
 		return fmt.Errorf("%w: unknown option %q (known: %s)", ErrOption, "sftp."+key, strings.Join(keys, ", "))
 	}
 	return nil
+}
+
+// sshWords splits the value of sftp.command or sftp.args (key) into
+// words, refusing an empty one unless allowEmpty, and refusing it when
+// the other of the two (other) or sftp.config was set before. An empty
+// value allowed is an empty, not nil, list: set, with nothing in it.
+func (c *Config) sshWords(key, value string, allowEmpty bool, other []string) ([]string, error) {
+	words, err := SplitCommandLine(value)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: sftp.%s: %v", ErrOption, key, err)
+	case len(words) == 0 && !allowEmpty:
+		return nil, fmt.Errorf("%w: sftp.%s is empty", ErrOption, key)
+	case other != nil:
+		return nil, errCommandAndArgs
+	case c.SSHConfigFile != "":
+		return nil, errConfigWithSSH
+	}
+	if words == nil {
+		words = []string{}
+	}
+	return words, nil
 }
 
 // ParseLocation parses a repository location in one of three forms:
