@@ -225,20 +225,27 @@ func parseURL(s string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %q: empty port", ErrLocation, redact(s))
 	}
 	switch p := u.Path; {
-	case p == "" || p == "/":
-		if p == "/" {
-			cfg.Path = "/"
-			break
-		}
+	case p == "":
 		return Config{}, fmt.Errorf("%w: %q: no folder (write sftp://host/absolute/path or sftp://host/~/path)", ErrLocation, redact(s))
-	case p == "/~" || p == "/~/":
-		cfg.Path = "."
-	case strings.HasPrefix(p, "/~/"):
-		cfg.Path = path.Clean(p[len("/~/"):])
+	case p == "/~" || strings.HasPrefix(p, "/~/"):
+		cfg.Path = folderPath(p[1:])
 	default:
 		cfg.Path = path.Clean(p)
 	}
 	return cfg, nil
+}
+
+// folderPath is Config.Path for the folder part of a location: "~", and
+// what starts with "~/", are in the login folder ("." and a relative
+// path); anything else is cleaned as it stands.
+func folderPath(p string) string {
+	switch {
+	case p == "~" || p == "~/":
+		return "."
+	case strings.HasPrefix(p, "~/"):
+		return path.Clean(p[len("~/"):])
+	}
+	return path.Clean(p)
 }
 
 func parseShort(s string) (Config, error) {
@@ -278,16 +285,10 @@ func parseShort(s string) (Config, error) {
 			return Config{}, fmt.Errorf("%w: %q: missing ':' between host and path (sftp:host:/path)", ErrLocation, "sftp:"+s)
 		}
 	}
-	switch {
-	case rest == "":
+	if rest == "" {
 		return Config{}, fmt.Errorf("%w: %q: no folder after the host", ErrLocation, "sftp:"+s)
-	case rest == "~" || rest == "~/":
-		cfg.Path = "."
-	case strings.HasPrefix(rest, "~/"):
-		cfg.Path = path.Clean(rest[len("~/"):])
-	default:
-		cfg.Path = path.Clean(rest)
 	}
+	cfg.Path = folderPath(rest)
 	return cfg, nil
 }
 
