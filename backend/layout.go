@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 // Folder layout shared by the backends that store files in a tree of
@@ -77,4 +78,12 @@ func ListConfig(fi fs.FileInfo, err error, fn func(FileInfo) error) error {
 		return nil
 	}
 	return fn(FileInfo{Name: ConfigName, Size: fi.Size()})
+}
+
+// Lists reports whether List of t in a folder store reports a file named
+// name found in a folder whose files' names start with prefix (a pack
+// subfolder's name, else ""): only valid names for t, and so never a
+// temporary file, and for packs only in their own subfolder.
+func Lists(t FileType, prefix, name string) bool {
+	return strings.HasPrefix(name, prefix) && (Handle{Type: t, Name: name}).Valid() == nil
 }

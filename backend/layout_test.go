@@ -69,3 +69,25 @@ func TestStatResult(t *testing.T) {
 		}
 	}
 }
+
+func TestLists(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		t            FileType
+		prefix, name string
+		want         bool
+	}{
+		{PackFile, "ab", id, true},
+		{PackFile, "cd", id, false}, // in the wrong subfolder
+		{PackFile, "ab", TempPrefix + id, false},
+		{IndexFile, "", id, true},
+		{IndexFile, "", id[:63], false},
+		{IndexFile, "", strings.ToUpper(id), false},
+		{ConfigFile, "", ConfigName, true},
+		{ConfigFile, "", "configs", false},
+	} {
+		if got := Lists(c.t, c.prefix, c.name); got != c.want {
+			t.Errorf("Lists(%v, %q, %q) = %v", c.t, c.prefix, c.name, got)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -190,7 +189,7 @@ func listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn fun
 				return fmt.Errorf("list %s: %w", t, err)
 			}
 			name := e.Name()
-			if !strings.HasPrefix(name, prefix) || (backend.Handle{Type: t, Name: name}).Valid() != nil {
+			if !backend.Lists(t, prefix, name) {
 				continue
 			}
 			var fi fs.FileInfo

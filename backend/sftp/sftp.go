@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"strings"
 	"sync"
 
 	"github.com/pkg/sftp"
@@ -343,7 +342,7 @@ func (b *Backend) listEntries(ctx context.Context, cl *conn, t backend.FileType,
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || (backend.Handle{Type: t, Name: name}).Valid() != nil {
+		if !backend.Lists(t, prefix, name) {
 			continue
 		}
 		if e.Mode()&fs.ModeSymlink != 0 {
