@@ -123,6 +123,24 @@ func CheckHandle(ctx context.Context, op string, h Handle) error {
 	return nil
 }
 
+// CheckPut is CheckHandle for Put, and readies the content: it also
+// refuses, marked permanent, a reader of negative length, and rewinds rd
+// so that a retried Put sends the content from its start. It returns the
+// length the content must have.
+func CheckPut(ctx context.Context, h Handle, rd RewindReader) (int64, error) {
+	if err := CheckHandle(ctx, "put", h); err != nil {
+		return 0, err
+	}
+	size := rd.Length()
+	if size < 0 {
+		return 0, Permanent(fmt.Errorf("put %s: negative length %d", h, size))
+	}
+	if err := rd.Rewind(); err != nil {
+		return 0, fmt.Errorf("put %s: rewind: %w", h, err)
+	}
+	return size, nil
+}
+
 // CheckType is CheckHandle for List: it refuses a cancelled ctx and a
 // type that is not one of the file types (an error wrapping
 // ErrInvalidName).

@@ -1,5 +1,12 @@
 package backend
 
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
 // Folder layout shared by the backends that store files in a tree of
 // folders (local, sftp, the peer server's store): packs are spread over
 // 256 subfolders of data/ named by the first two hex digits of their name,
@@ -25,4 +32,58 @@ func IsPackDir(s string) bool {
 		}
 	}
 	return true
+}
+
+// FilePath is where the file of h lies below the repository folder, with
+// slashes between the parts: config, keys/NAME, data/NN/NAME, ... h must
+// be valid.
+func FilePath(h Handle) string {
+	switch h.Type {
+	case ConfigFile:
+		return ConfigName
+	case PackFile:
+		return h.Type.Dir() + "/" + PackDir(h.Name) + "/" + h.Name
+	}
+	return h.Type.Dir() + "/" + h.Name
+}
+
+// StatResult is what Stat of h answers in a folder store, given what
+// stat-ing h's file (following links) returned: an error wrapping
+// ErrNotExist for a missing file, and an error for anything that is not
+// a regular file.
+func StatResult(h Handle, fi fs.FileInfo, err error) (FileInfo, error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return FileInfo{}, fmt.Errorf("stat %s: %w", h, ErrNotExist)
+	}
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("stat %s: %w", h, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return FileInfo{}, fmt.Errorf("stat %s: not a regular file", h)
+	}
+	return FileInfo{Name: h.Name, Size: fi.Size()}, nil
+}
+
+// ListConfig is what List of ConfigFile does in a folder store, given what
+// stat-ing the config file (following links) returned: it calls fn when
+// the config is a regular file, and nothing else.
+func ListConfig(fi fs.FileInfo, err error, fn func(FileInfo) error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", ConfigFile, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	return fn(FileInfo{Name: ConfigName, Size: fi.Size()})
+}
+
+// Lists reports whether List of t in a folder store reports a file named
+// name found in a folder whose files' names start with prefix (a pack
+// subfolder's name, else ""): only valid names for t, and so never a
+// temporary file, and for packs only in their own subfolder.
+func Lists(t FileType, prefix, name string) bool {
+	return strings.HasPrefix(name, prefix) && (Handle{Type: t, Name: name}).Valid() == nil
 }

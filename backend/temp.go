@@ -13,6 +13,16 @@ import (
 // so List never reports one.
 const TempPrefix = ".tmp-"
 
+// The modes folder stores (local, sftp) give what they write, where the
+// file system or server allows modes (docs/design.md, "Files"): folders
+// are private, a temporary file is private before any content is
+// written to it, and a stored file is read-only.
+const (
+	DirMode  = 0o700
+	TempMode = 0o600
+	FileMode = 0o400
+)
+
 // TempCleaner is implemented by backends whose writers can leave
 // temporary files behind when they are killed mid-upload (kill -9, a
 // power cut, a dropped connection that never comes back).

@@ -1,8 +1,6 @@
 package repo
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -77,21 +75,7 @@ func (c *cache) readRange(kind string, id backend.ID, off int64, n int) []byte {
 
 // put stores a copy atomically; failures only cost a later fetch.
 func (c *cache) put(kind string, id backend.ID, data []byte) {
-	dir := filepath.Join(c.dir, kind)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		c.warn(fmt.Sprintf("warning: cache: %v", err))
-		return
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, ".tmp-"+hex.EncodeToString(rnd[:]))
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		_ = os.Remove(tmp)
-		c.warn(fmt.Sprintf("warning: cache: %v", err))
-		return
-	}
-	if err := os.Rename(tmp, c.path(kind, id)); err != nil {
-		_ = os.Remove(tmp)
+	if err := writeCacheFile(c.path(kind, id), data); err != nil {
 		c.warn(fmt.Sprintf("warning: cache: %v", err))
 	}
 }

@@ -98,8 +98,14 @@ func (r *Repository) noteSuperseded(f *index.File) {
 
 // IndexFiles lists the index files in the repository.
 func (r *Repository) IndexFiles(ctx context.Context) ([]backend.ID, error) {
+	return r.FileIDs(ctx, backend.IndexFile)
+}
+
+// FileIDs lists the files of type t in the repository by ID, in the
+// order the backend lists them (see ListFiles).
+func (r *Repository) FileIDs(ctx context.Context, t backend.FileType) ([]backend.ID, error) {
 	var ids []backend.ID
-	err := r.ListFiles(ctx, backend.IndexFile, func(id backend.ID, _ int64) error {
+	err := r.ListFiles(ctx, t, func(id backend.ID, _ int64) error {
 		ids = append(ids, id)
 		return nil
 	})

@@ -1,12 +1,8 @@
 package repo
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -38,29 +34,7 @@ func loadLastKey(path string) (backend.ID, bool) {
 	return id, true
 }
 
-// saveLastKey writes id to path atomically (temporary file, sync, rename),
-// making the folder (0700) if needed.
+// saveLastKey writes id to path atomically (WriteFileAtomic).
 func saveLastKey(path string, id backend.ID) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path + ".tmp-" + hex.EncodeToString(rnd[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, werr := f.WriteString(id.String() + "\n")
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
+	return WriteFileAtomic(path, []byte(id.String()+"\n"))
 }

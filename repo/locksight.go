@@ -2,8 +2,6 @@ package repo
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -164,30 +162,9 @@ func (r *Repository) loadSightings(path string) map[backend.ID]lockSighting {
 func (r *Repository) saveSightings(path string, m map[backend.ID]lockSighting) {
 	b, err := json.Marshal(lockSightings{Locks: m})
 	if err == nil {
-		err = writeFileAtomic(path, b)
+		err = writeCacheFile(path, b)
 	}
 	if err != nil {
 		r.opts.Warn(fmt.Sprintf("warning: cache: remember lock sightings: %v", err))
 	}
-}
-
-// writeFileAtomic writes data to path through a temporary file in the
-// same folder, creating the folder.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, ".tmp-"+hex.EncodeToString(rnd[:]))
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }

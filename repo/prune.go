@@ -100,17 +100,34 @@ const (
 type PrunePack struct {
 	ID   backend.ID `json:"id"`
 	Size int64      `json:"size"`
-	// UsedBlobs and UsedBytes are the blobs a repack copies into new
-	// packs (none for a pack deleted whole).
-	UsedBlobs int   `json:"used_blobs"`
-	UsedBytes int64 `json:"used_bytes"`
-	// UnusedBlobs and UnusedBytes are the blobs no live snapshot uses;
-	// DuplicateBlobs and DuplicateBytes the extra copies of used blobs
-	// whose kept copy lies in another pack.
+	// BlobUse counts the pack's blobs; its used ones are what a repack
+	// copies into new packs (none for a pack deleted whole), and its
+	// duplicates are extra copies of used blobs whose kept copy lies in
+	// another pack.
+	BlobUse
+}
+
+// BlobUse counts blobs, and their sealed bytes, by use: a copy of a blob
+// a live snapshot uses (the one copy prune keeps), a blob no live
+// snapshot uses, and an extra copy of a used blob. In JSON its fields
+// stand among those of the struct that embeds it.
+type BlobUse struct {
+	UsedBlobs      int   `json:"used_blobs"`
+	UsedBytes      int64 `json:"used_bytes"`
 	UnusedBlobs    int   `json:"unused_blobs"`
 	UnusedBytes    int64 `json:"unused_bytes"`
 	DuplicateBlobs int   `json:"duplicate_blobs"`
 	DuplicateBytes int64 `json:"duplicate_bytes"`
+}
+
+// add adds o's counts to u's.
+func (u *BlobUse) add(o BlobUse) {
+	u.UsedBlobs += o.UsedBlobs
+	u.UsedBytes += o.UsedBytes
+	u.UnusedBlobs += o.UnusedBlobs
+	u.UnusedBytes += o.UnusedBytes
+	u.DuplicateBlobs += o.DuplicateBlobs
+	u.DuplicateBytes += o.DuplicateBytes
 }
 
 // PruneKept counts the packs a prune leaves in place, by why.
@@ -165,12 +182,8 @@ type PrunePlan struct {
 	DamagedPacks []backend.ID `json:"damaged_packs,omitempty"`
 	MissingPacks []backend.ID `json:"missing_packs,omitempty"`
 
-	UsedBlobs      int   `json:"used_blobs"`
-	UsedBytes      int64 `json:"used_bytes"`
-	UnusedBlobs    int   `json:"unused_blobs"`
-	UnusedBytes    int64 `json:"unused_bytes"`
-	DuplicateBlobs int   `json:"duplicate_blobs"`
-	DuplicateBytes int64 `json:"duplicate_bytes"`
+	// BlobUse sums the packs' counts.
+	BlobUse
 
 	// Delete are the packs holding nothing in use, deleted whole;
 	// Repack the partly used packs (and, with RepackOptions.Small, the
@@ -235,15 +248,13 @@ type prunePack struct {
 	// Pass 1: all blob bytes, and those of used blobs (any copy).
 	total, anyUsed int64
 	// Pass 3: the copies kept, the blobs nothing uses, the extra copies.
-	used, unused, dup                int64
-	usedBlobs, unusedBlobs, dupBlobs int
+	BlobUse
 }
 
-func (p *prunePack) waste() int64 { return p.unused + p.dup }
+func (p *prunePack) waste() int64 { return p.UnusedBytes + p.DuplicateBytes }
 
 func (p *prunePack) planned(id backend.ID) PrunePack {
-	return PrunePack{ID: id, Size: p.size, UsedBlobs: p.usedBlobs, UsedBytes: p.used,
-		UnusedBlobs: p.unusedBlobs, UnusedBytes: p.unused, DuplicateBlobs: p.dupBlobs, DuplicateBytes: p.dup}
+	return PrunePack{ID: id, Size: p.size, BlobUse: p.BlobUse}
 }
 
 // blobLoc is one stored copy of a blob.
@@ -456,14 +467,14 @@ func (r *Repository) classifyBlobs(use *blobUse, packs map[backend.ID]*prunePack
 		n := int64(pb.Length)
 		switch {
 		case !use.used.Has(pb.Type, pb.ID):
-			p.unused += n
-			p.unusedBlobs++
+			p.UnusedBytes += n
+			p.UnusedBlobs++
 		case use.keeps(pb):
-			p.used += n
-			p.usedBlobs++
+			p.UsedBytes += n
+			p.UsedBlobs++
 		default:
-			p.dup += n
-			p.dupBlobs++
+			p.DuplicateBytes += n
+			p.DuplicateBlobs++
 		}
 		return true
 	})
@@ -489,18 +500,13 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, rules repack
 	var candidates, small []backend.ID
 	var keptUsed, candWaste int64
 	for id, p := range packs {
-		plan.UsedBlobs += p.usedBlobs
-		plan.UsedBytes += p.used
-		plan.UnusedBlobs += p.unusedBlobs
-		plan.UnusedBytes += p.unused
-		plan.DuplicateBlobs += p.dupBlobs
-		plan.DuplicateBytes += p.dup
+		plan.BlobUse.add(p.BlobUse)
 		switch {
 		case p.damaged:
 			plan.DamagedPacks = append(plan.DamagedPacks, id)
 			plan.Kept.Damaged++
 			continue
-		case p.usedBlobs == 0:
+		case p.UsedBlobs == 0:
 			plan.Delete = append(plan.Delete, p.planned(id))
 			plan.DeleteBytes += p.size
 			continue
@@ -515,7 +521,7 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, rules repack
 			candidates = append(candidates, id)
 			candWaste += p.waste()
 		}
-		keptUsed += p.used
+		keptUsed += p.UsedBytes
 	}
 	if len(small) < MinSmallPacks {
 		plan.Kept.FullyUsed += len(small)
@@ -555,8 +561,8 @@ func (plan *PrunePlan) choosePacks(packs map[backend.ID]*prunePack, rules repack
 		repack[id] = true
 		candWaste -= p.waste()
 		plan.Repack = append(plan.Repack, p.planned(id))
-		plan.RepackBlobs += p.usedBlobs
-		plan.RepackBytes += p.used
+		plan.RepackBlobs += p.UsedBlobs
+		plan.RepackBytes += p.UsedBytes
 		plan.RepackPackBytes += p.total
 		plan.DeleteBytes += p.size
 	}

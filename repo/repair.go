@@ -354,11 +354,8 @@ func handleOfPath(file string) backend.Handle {
 // lacks, then, reading them from the copy, those they name, and so on.
 func (r *Repository) planRepairLog(ctx context.Context, from backend.Backend) ([]RepairFetch, error) {
 	w := logWalk{entries: make(map[[32]byte]*crypt.Entry), present: make(map[backend.ID]bool)}
-	var ids []backend.ID
-	if err := r.ListFiles(ctx, backend.LogFile, func(id backend.ID, _ int64) error {
-		ids = append(ids, id)
-		return nil
-	}); err != nil {
+	ids, err := r.FileIDs(ctx, backend.LogFile)
+	if err != nil {
 		return nil, fmt.Errorf("list log: %w", err)
 	}
 	slices.SortFunc(ids, cmpBlobID)

@@ -2,8 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
 )
 
 // Seen is what a client remembers of a repository's log between runs: the
@@ -281,7 +280,7 @@ func LoadSeen(path string) (Seen, error) {
 	return s, nil
 }
 
-// SaveSeen writes the state atomically.
+// SaveSeen writes the state atomically (repo.WriteFileAtomic).
 func SaveSeen(path string, s Seen) error {
 	sortByID := func(h []SeenHead) {
 		sort.Slice(h, func(i, j int) bool { return h[i].ID.Less(h[j].ID) })
@@ -295,28 +294,5 @@ func SaveSeen(path string, s Seen) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path + ".tmp-" + hex.EncodeToString(rnd[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(append(b, '\n'))
-	serr := f.Sync()
-	cerr := f.Close()
-	for _, e := range []error{werr, serr, cerr} {
-		if e != nil {
-			_ = os.Remove(tmp)
-			return e
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
+	return repo.WriteFileAtomic(path, append(b, '\n'))
 }

@@ -226,8 +226,8 @@ func (d *treeDecoder) node() bool {
 			ok = d.nodeType(&n.Type)
 		case "mode":
 			bit = kMode
-			var v uint64
-			v, ok = d.uint(math.MaxUint32)
+			var v uint32
+			ok = d.uint32(&v)
 			n.Mode = os.FileMode(v)
 		case "mtime":
 			bit = kMtime
@@ -240,14 +240,10 @@ func (d *treeDecoder) node() bool {
 			ok = d.time(n, kCtime)
 		case "uid":
 			bit = kUID
-			var v uint64
-			v, ok = d.uint(math.MaxUint32)
-			n.UID = uint32(v)
+			ok = d.uint32(&n.UID)
 		case "gid":
 			bit = kGID
-			var v uint64
-			v, ok = d.uint(math.MaxUint32)
-			n.GID = uint32(v)
+			ok = d.uint32(&n.GID)
 		case "user":
 			bit = kUser
 			ok = d.owner(&r.user, &d.lastUser)
@@ -337,6 +333,13 @@ func (d *treeDecoder) uint(max uint64) (uint64, bool) {
 	}
 	d.pos = i
 	return v, true
+}
+
+// uint32 parses, as uint does, a number that fits 32 bits into *v.
+func (d *treeDecoder) uint32(v *uint32) bool {
+	u, ok := d.uint(math.MaxUint32)
+	*v = uint32(u)
+	return ok
 }
 
 // isNumberCont reports whether c could continue a JSON number after its

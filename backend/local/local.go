@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -20,13 +19,8 @@ var (
 	_ backend.TempCleaner = (*Backend)(nil)
 )
 
-const (
-	dirMode    = 0o700
-	fileMode   = 0o400
-	tempPrefix = backend.TempPrefix
-	// listBatch bounds how many folder entries List holds at once.
-	listBatch = 1000
-)
+// listBatch bounds how many folder entries List holds at once.
+const listBatch = 1000
 
 // Backend is a repository in a local folder.
 type Backend struct {
@@ -51,7 +45,7 @@ func Create(ctx context.Context, dir string) (*Backend, error) {
 	}
 	_, err := os.Stat(dir)
 	existed := err == nil
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := os.MkdirAll(dir, backend.DirMode); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	for _, t := range backend.AllTypes {
@@ -112,7 +106,7 @@ func New(dir string) *Backend { return &Backend{dir: filepath.Clean(dir)} }
 // syncs the parent so the new entry survives a power cut. A dir that
 // exists already gives an error wrapping fs.ErrExist.
 func MakeDir(dir string) error {
-	if err := os.Mkdir(dir, dirMode); err != nil {
+	if err := os.Mkdir(dir, backend.DirMode); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))
@@ -133,13 +127,7 @@ func (b *Backend) Properties() backend.Properties {
 
 // path is where h lives; h must be valid.
 func (b *Backend) path(h backend.Handle) string {
-	switch h.Type {
-	case backend.ConfigFile:
-		return filepath.Join(b.dir, backend.ConfigName)
-	case backend.PackFile:
-		return filepath.Join(b.dir, h.Type.Dir(), backend.PackDir(h.Name), h.Name)
-	}
-	return filepath.Join(b.dir, h.Type.Dir(), h.Name)
+	return filepath.Join(b.dir, filepath.FromSlash(backend.FilePath(h)))
 }
 
 // List implements backend.Backend. Symbolic links are followed. Temporary
@@ -153,16 +141,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	switch t {
 	case backend.ConfigFile:
 		fi, err := os.Stat(b.path(configHandle))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
-		}
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		return fn(backend.FileInfo{Name: backend.ConfigName, Size: fi.Size()})
+		return backend.ListConfig(fi, err, fn)
 	case backend.PackFile:
 		data := filepath.Join(b.dir, t.Dir())
 		subs, err := os.ReadDir(data)
@@ -210,7 +189,7 @@ func listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn fun
 				return fmt.Errorf("list %s: %w", t, err)
 			}
 			name := e.Name()
-			if !strings.HasPrefix(name, prefix) || (backend.Handle{Type: t, Name: name}).Valid() != nil {
+			if !backend.Lists(t, prefix, name) {
 				continue
 			}
 			var fi fs.FileInfo
@@ -248,16 +227,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 		return backend.FileInfo{}, err
 	}
 	fi, err := os.Stat(b.path(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, backend.ErrNotExist)
-	}
-	if err != nil {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: not a regular file", h)
-	}
-	return backend.FileInfo{Name: h.Name, Size: fi.Size()}, nil
+	return backend.StatResult(h, fi, err)
 }
 
 // Get implements backend.Backend with positioned reads, so the range costs
@@ -298,29 +268,23 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // Put implements backend.Backend; see the package doc for the steps that
 // make it atomic and durable.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) (err error) {
-	if err := backend.CheckHandle(ctx, "put", h); err != nil {
+	size, err := backend.CheckPut(ctx, h, rd)
+	if err != nil {
 		return err
-	}
-	size := rd.Length()
-	if size < 0 {
-		return backend.Permanent(fmt.Errorf("put %s: negative length %d", h, size))
-	}
-	if err := rd.Rewind(); err != nil {
-		return fmt.Errorf("put %s: rewind: %w", h, err)
 	}
 	final := b.path(h)
 	dir := filepath.Dir(final)
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	f, err := os.CreateTemp(dir, backend.TempPrefix+"*")
 	if errors.Is(err, fs.ErrNotExist) && h.Type != backend.ConfigFile {
 		// A folder removed by hand or lost in a copy: make it again, and
 		// make its entry in the parent durable before relying on it.
-		if err := os.MkdirAll(dir, dirMode); err != nil {
+		if err := os.MkdirAll(dir, backend.DirMode); err != nil {
 			return fmt.Errorf("put %s: %w", h, err)
 		}
 		if err := syncDir(filepath.Dir(dir)); err != nil {
 			return fmt.Errorf("put %s: %w", h, err)
 		}
-		f, err = os.CreateTemp(dir, tempPrefix+"*")
+		f, err = os.CreateTemp(dir, backend.TempPrefix+"*")
 	}
 	if err != nil {
 		return fmt.Errorf("put %s: %w", h, err)
@@ -348,7 +312,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	}
 	// Read-only is a guard against accidents, not something correctness
 	// rests on: file systems that refuse permission changes still work.
-	_ = f.Chmod(fileMode)
+	_ = f.Chmod(backend.FileMode)
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("put %s: sync: %w", h, err)
 	}
@@ -398,7 +362,7 @@ func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
 func (b *Backend) Close() error { return nil }
 
 func mkdir(dir string) error {
-	err := os.Mkdir(dir, dirMode)
+	err := os.Mkdir(dir, backend.DirMode)
 	if errors.Is(err, fs.ErrExist) {
 		fi, serr := os.Stat(dir)
 		if serr == nil && fi.IsDir() {

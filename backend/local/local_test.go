@@ -51,8 +51,8 @@ func TestCreateOpen(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(dir, sub))
 		if err != nil || !fi.IsDir() {
 			t.Errorf("folder %s: %v", sub, err)
-		} else if runtime.GOOS != "windows" && fi.Mode().Perm() != dirMode {
-			t.Errorf("folder %s has mode %v, want %v", sub, fi.Mode().Perm(), fs.FileMode(dirMode))
+		} else if runtime.GOOS != "windows" && fi.Mode().Perm() != backend.DirMode {
+			t.Errorf("folder %s has mode %v, want %v", sub, fi.Mode().Perm(), fs.FileMode(backend.DirMode))
 		}
 	}
 	// Folders but no config: not a repository yet.
@@ -105,8 +105,8 @@ func TestLayoutAndModes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pack not at %s: %v", p, err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm() != fileMode {
-		t.Errorf("pack has mode %v, want %v", fi.Mode().Perm(), fs.FileMode(fileMode))
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != backend.FileMode {
+		t.Errorf("pack has mode %v, want %v", fi.Mode().Perm(), fs.FileMode(backend.FileMode))
 	}
 	idx := backend.Handle{Type: backend.IndexFile, Name: h.Name}
 	if err := be.Put(ctx, idx, backend.NewByteReader(data)); err != nil {
@@ -324,7 +324,7 @@ func TestCrashDuringPut(t *testing.T) {
 	}
 	var partial int64
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
+		if strings.HasPrefix(e.Name(), backend.TempPrefix) {
 			if fi, err := e.Info(); err == nil {
 				partial += fi.Size()
 			}

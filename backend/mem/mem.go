@@ -108,15 +108,9 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // Put implements backend.Backend. The content becomes visible only after
 // it has been read whole and its length checked.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
-	if err := backend.CheckHandle(ctx, "put", h); err != nil {
+	n, err := backend.CheckPut(ctx, h, rd)
+	if err != nil {
 		return err
-	}
-	n := rd.Length()
-	if n < 0 {
-		return backend.Permanent(fmt.Errorf("put %s: negative length %d", h, n))
-	}
-	if err := rd.Rewind(); err != nil {
-		return fmt.Errorf("put %s: rewind: %w", h, err)
 	}
 	// Allocate by the declared length only up to a modest size: a reader
 	// that lies about its length must not make us reserve gigabytes.

@@ -266,6 +266,23 @@ func (d *decoder) end() error {
 	return d.err
 }
 
+// decode reads a message of type typ from payload p into a T: after the
+// type byte, read takes the fields from d and checks them (a failure
+// sticks in d, so read may go on reading zeros). Any failure, bytes left
+// over included, returns the zero T and one error wrapping ErrProtocol
+// that names the message as what.
+func decode[T any](what string, typ byte, p []byte, read func(d *decoder, v *T)) (T, error) {
+	d := &decoder{what: what, b: p}
+	var v T
+	d.expect(typ)
+	read(d, &v)
+	if err := d.end(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // printable reports whether s is valid UTF-8 without control characters,
 // so a peer's message cannot drive the user's terminal.
 func printable(s string) bool {
@@ -320,19 +337,14 @@ func (h clientHello) encode() []byte {
 }
 
 func decodeClientHello(p []byte) (clientHello, error) {
-	d := &decoder{what: "client hello", b: p}
-	var h clientHello
-	d.expect(msgClientHello)
-	h.MinVersion = d.u16()
-	h.MaxVersion = d.u16()
-	h.Repo = string(d.take(int(d.u8())))
-	if d.err == nil && (h.MinVersion == 0 || h.MinVersion > h.MaxVersion) {
-		d.fail("version range %d..%d", h.MinVersion, h.MaxVersion)
-	}
-	if err := d.end(); err != nil {
-		return clientHello{}, err
-	}
-	return h, nil
+	return decode("client hello", msgClientHello, p, func(d *decoder, h *clientHello) {
+		h.MinVersion = d.u16()
+		h.MaxVersion = d.u16()
+		h.Repo = string(d.take(int(d.u8())))
+		if d.err == nil && (h.MinVersion == 0 || h.MinVersion > h.MaxVersion) {
+			d.fail("version range %d..%d", h.MinVersion, h.MaxVersion)
+		}
+	})
 }
 
 // serverHello answers a clientHello.
@@ -363,34 +375,29 @@ func (h serverHello) encode() []byte {
 }
 
 func decodeServerHello(p []byte) (serverHello, error) {
-	d := &decoder{what: "server hello", b: p}
-	var h serverHello
-	d.expect(msgServerHello)
-	h.Status = code(d.u8())
-	h.Version = d.u16()
-	h.Mode = Mode(d.u8())
-	h.MaxStreams = d.u16()
-	h.Quota = d.int63("quota")
-	h.Used = d.int63("used")
-	h.Message = d.text()
-	if d.err == nil {
-		switch {
-		case h.Status > maxCode:
-			d.fail("unknown status %d", h.Status)
-		case h.Version == 0:
-			d.fail("version 0")
-		case h.Status == codeOK && !h.Mode.valid():
-			d.fail("unknown mode %d", h.Mode)
-		case h.Status == codeOK && h.MaxStreams == 0:
-			d.fail("no streams allowed")
-		case h.Status != codeOK && (h.Mode != 0 || h.MaxStreams != 0 || h.Quota != 0 || h.Used != 0):
-			d.fail("refusal with session fields set")
+	return decode("server hello", msgServerHello, p, func(d *decoder, h *serverHello) {
+		h.Status = code(d.u8())
+		h.Version = d.u16()
+		h.Mode = Mode(d.u8())
+		h.MaxStreams = d.u16()
+		h.Quota = d.int63("quota")
+		h.Used = d.int63("used")
+		h.Message = d.text()
+		if d.err == nil {
+			switch {
+			case h.Status > maxCode:
+				d.fail("unknown status %d", h.Status)
+			case h.Version == 0:
+				d.fail("version 0")
+			case h.Status == codeOK && !h.Mode.valid():
+				d.fail("unknown mode %d", h.Mode)
+			case h.Status == codeOK && h.MaxStreams == 0:
+				d.fail("no streams allowed")
+			case h.Status != codeOK && (h.Mode != 0 || h.MaxStreams != 0 || h.Quota != 0 || h.Used != 0):
+				d.fail("refusal with session fields set")
+			}
 		}
-	}
-	if err := d.end(); err != nil {
-		return serverHello{}, err
-	}
-	return h, nil
+	})
 }
 
 // request is the first message of every stream, from the client.
@@ -417,44 +424,39 @@ func (r request) encode() []byte {
 // are not checked here: the server answers bad ones with
 // codeInvalidName, as the backend contract asks.
 func decodeRequest(p []byte) (request, error) {
-	d := &decoder{what: "request", b: p}
-	var r request
-	d.expect(msgRequest)
-	r.Op = op(d.u8())
-	r.Type = backend.FileType(d.u8())
-	r.Offset = d.int63("offset")
-	r.Length = d.int63("length")
-	n := int(d.u16())
-	r.Name = string(d.take(n))
-	if d.err == nil {
-		switch r.Op {
-		case opList:
-			if r.Offset != 0 || r.Length != 0 || r.Name != "" {
-				d.fail("list with offset, length or name")
+	return decode("request", msgRequest, p, func(d *decoder, r *request) {
+		r.Op = op(d.u8())
+		r.Type = backend.FileType(d.u8())
+		r.Offset = d.int63("offset")
+		r.Length = d.int63("length")
+		n := int(d.u16())
+		r.Name = string(d.take(n))
+		if d.err == nil {
+			switch r.Op {
+			case opList:
+				if r.Offset != 0 || r.Length != 0 || r.Name != "" {
+					d.fail("list with offset, length or name")
+				}
+			case opStat, opDelete:
+				if r.Offset != 0 || r.Length != 0 {
+					d.fail("%s with offset or length", r.Op)
+				}
+			case opGet:
+				if r.Length > MaxFileSize {
+					d.fail("range length %d over the limit %d", r.Length, int64(MaxFileSize))
+				}
+			case opPut:
+				if r.Offset != 0 {
+					d.fail("put with offset")
+				}
+				if r.Length > MaxFileSize {
+					d.fail("content length %d over the limit %d", r.Length, int64(MaxFileSize))
+				}
+			default:
+				d.fail("unknown op %d", r.Op)
 			}
-		case opStat, opDelete:
-			if r.Offset != 0 || r.Length != 0 {
-				d.fail("%s with offset or length", r.Op)
-			}
-		case opGet:
-			if r.Length > MaxFileSize {
-				d.fail("range length %d over the limit %d", r.Length, int64(MaxFileSize))
-			}
-		case opPut:
-			if r.Offset != 0 {
-				d.fail("put with offset")
-			}
-			if r.Length > MaxFileSize {
-				d.fail("content length %d over the limit %d", r.Length, int64(MaxFileSize))
-			}
-		default:
-			d.fail("unknown op %d", r.Op)
 		}
-	}
-	if err := d.end(); err != nil {
-		return request{}, err
-	}
-	return r, nil
+	})
 }
 
 // commit follows a put's content: the client's SHA-256 of what it sent.
@@ -468,14 +470,9 @@ func (c commit) encode() []byte {
 }
 
 func decodeCommit(p []byte) (commit, error) {
-	d := &decoder{what: "commit", b: p}
-	var c commit
-	d.expect(msgCommit)
-	copy(c.Sum[:], d.take(len(c.Sum)))
-	if err := d.end(); err != nil {
-		return commit{}, err
-	}
-	return c, nil
+	return decode("commit", msgCommit, p, func(d *decoder, c *commit) {
+		copy(c.Sum[:], d.take(len(c.Sum)))
+	})
 }
 
 // response is the server's answer on a stream.
@@ -494,24 +491,19 @@ func (r response) encode() []byte {
 }
 
 func decodeResponse(p []byte) (response, error) {
-	d := &decoder{what: "response", b: p}
-	var r response
-	d.expect(msgResponse)
-	r.Status = code(d.u8())
-	r.Size = d.int63("size")
-	r.Message = d.text()
-	if d.err == nil {
-		switch {
-		case r.Status > maxCode:
-			d.fail("unknown status %d", r.Status)
-		case r.Status != codeOK && r.Size != 0:
-			d.fail("error with a size")
+	return decode("response", msgResponse, p, func(d *decoder, r *response) {
+		r.Status = code(d.u8())
+		r.Size = d.int63("size")
+		r.Message = d.text()
+		if d.err == nil {
+			switch {
+			case r.Status > maxCode:
+				d.fail("unknown status %d", r.Status)
+			case r.Status != codeOK && r.Size != 0:
+				d.fail("error with a size")
+			}
 		}
-	}
-	if err := d.end(); err != nil {
-		return response{}, err
-	}
-	return r, nil
+	})
 }
 
 // listFrame carries some entries of a listing.
@@ -537,28 +529,24 @@ func (l listFrame) encode() []byte {
 }
 
 func decodeListFrame(p []byte) (listFrame, error) {
-	d := &decoder{what: "list frame", b: p}
-	d.expect(msgList)
-	n := int(d.u16())
-	if d.err == nil && n == 0 {
-		d.fail("no entries")
-	}
-	// Each entry takes at least 10 bytes: cap the allocation by what the
-	// payload can hold, not by what it claims.
-	entries := make([]backend.FileInfo, 0, min(n, len(d.b)/10))
-	for i := 0; i < n && d.err == nil; i++ {
-		nl := int(d.u8())
-		if d.err == nil && nl == 0 {
-			d.fail("entry %d has an empty name", i)
+	return decode("list frame", msgList, p, func(d *decoder, l *listFrame) {
+		n := int(d.u16())
+		if d.err == nil && n == 0 {
+			d.fail("no entries")
 		}
-		name := string(d.take(nl))
-		size := d.int63("size")
-		entries = append(entries, backend.FileInfo{Name: name, Size: size})
-	}
-	if err := d.end(); err != nil {
-		return listFrame{}, err
-	}
-	return listFrame{Entries: entries}, nil
+		// Each entry takes at least 10 bytes: cap the allocation by what the
+		// payload can hold, not by what it claims.
+		l.Entries = make([]backend.FileInfo, 0, min(n, len(d.b)/10))
+		for i := 0; i < n && d.err == nil; i++ {
+			nl := int(d.u8())
+			if d.err == nil && nl == 0 {
+				d.fail("entry %d has an empty name", i)
+			}
+			name := string(d.take(nl))
+			size := d.int63("size")
+			l.Entries = append(l.Entries, backend.FileInfo{Name: name, Size: size})
+		}
+	})
 }
 
 // messageType returns the type byte of a payload (readFrame never returns

@@ -106,33 +106,15 @@ var Options = []Option{
 func (c *Config) SetOption(key, value string) error {
 	switch key {
 	case "command":
-		words, err := SplitCommandLine(value)
+		words, err := c.sshWords(key, value, false, c.SSHArgs)
 		if err != nil {
-			return fmt.Errorf("%w: sftp.command: %v", ErrOption, err)
-		}
-		if len(words) == 0 {
-			return fmt.Errorf("%w: sftp.command is empty", ErrOption)
-		}
-		switch {
-		case c.SSHArgs != nil:
-			return errCommandAndArgs
-		case c.SSHConfigFile != "":
-			return errConfigWithSSH
+			return err
 		}
 		c.Command = words
 	case "args":
-		words, err := SplitCommandLine(value)
+		words, err := c.sshWords(key, value, true, c.Command)
 		if err != nil {
-			return fmt.Errorf("%w: sftp.args: %v", ErrOption, err)
-		}
-		if words == nil {
-			words = []string{}
-		}
-		switch {
-		case c.Command != nil:
-			return errCommandAndArgs
-		case c.SSHConfigFile != "":
-			return errConfigWithSSH
+			return err
 		}
 		c.SSHArgs = words
 	case "config":
@@ -154,6 +136,28 @@ func (c *Config) SetOption(key, value string) error {
 		return fmt.Errorf("%w: unknown option %q (known: %s)", ErrOption, "sftp."+key, strings.Join(keys, ", "))
 	}
 	return nil
+}
+
+// sshWords splits the value of sftp.command or sftp.args (key) into
+// words, refusing an empty one unless allowEmpty, and refusing it when
+// the other of the two (other) or sftp.config was set before. An empty
+// value allowed is an empty, not nil, list: set, with nothing in it.
+func (c *Config) sshWords(key, value string, allowEmpty bool, other []string) ([]string, error) {
+	words, err := SplitCommandLine(value)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: sftp.%s: %v", ErrOption, key, err)
+	case len(words) == 0 && !allowEmpty:
+		return nil, fmt.Errorf("%w: sftp.%s is empty", ErrOption, key)
+	case other != nil:
+		return nil, errCommandAndArgs
+	case c.SSHConfigFile != "":
+		return nil, errConfigWithSSH
+	}
+	if words == nil {
+		words = []string{}
+	}
+	return words, nil
 }
 
 // ParseLocation parses a repository location in one of three forms:
@@ -221,20 +225,27 @@ func parseURL(s string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %q: empty port", ErrLocation, redact(s))
 	}
 	switch p := u.Path; {
-	case p == "" || p == "/":
-		if p == "/" {
-			cfg.Path = "/"
-			break
-		}
+	case p == "":
 		return Config{}, fmt.Errorf("%w: %q: no folder (write sftp://host/absolute/path or sftp://host/~/path)", ErrLocation, redact(s))
-	case p == "/~" || p == "/~/":
-		cfg.Path = "."
-	case strings.HasPrefix(p, "/~/"):
-		cfg.Path = path.Clean(p[len("/~/"):])
+	case p == "/~" || strings.HasPrefix(p, "/~/"):
+		cfg.Path = folderPath(p[1:])
 	default:
 		cfg.Path = path.Clean(p)
 	}
 	return cfg, nil
+}
+
+// folderPath is Config.Path for the folder part of a location: "~", and
+// what starts with "~/", are in the login folder ("." and a relative
+// path); anything else is cleaned as it stands.
+func folderPath(p string) string {
+	switch {
+	case p == "~" || p == "~/":
+		return "."
+	case strings.HasPrefix(p, "~/"):
+		return path.Clean(p[len("~/"):])
+	}
+	return path.Clean(p)
 }
 
 func parseShort(s string) (Config, error) {
@@ -274,16 +285,10 @@ func parseShort(s string) (Config, error) {
 			return Config{}, fmt.Errorf("%w: %q: missing ':' between host and path (sftp:host:/path)", ErrLocation, "sftp:"+s)
 		}
 	}
-	switch {
-	case rest == "":
+	if rest == "" {
 		return Config{}, fmt.Errorf("%w: %q: no folder after the host", ErrLocation, "sftp:"+s)
-	case rest == "~" || rest == "~/":
-		cfg.Path = "."
-	case strings.HasPrefix(rest, "~/"):
-		cfg.Path = path.Clean(rest[len("~/"):])
-	default:
-		cfg.Path = path.Clean(rest)
 	}
+	cfg.Path = folderPath(rest)
 	return cfg, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"strings"
 	"sync"
 
 	"github.com/pkg/sftp"
@@ -27,12 +26,6 @@ var (
 )
 
 const (
-	dirMode  = 0o700
-	fileMode = 0o400
-	// tempMode is the mode of a temporary file while its content arrives:
-	// private, as backend/local's (os.CreateTemp) are.
-	tempMode   = 0o600
-	tempPrefix = backend.TempPrefix
 	// connections is Properties().Connections. Every request shares one
 	// SSH connection and one SFTP session, and OpenSSH's SFTP server
 	// answers a session's requests one at a time, so more parallel files
@@ -127,7 +120,7 @@ func (b *Backend) create(ctx context.Context, cl *conn) error {
 		return fmt.Errorf("make folder %s: %w", b.base, b.check(cl, err))
 	}
 	if !existed {
-		_ = cl.sftp.Chmod(b.base, dirMode) // privacy only, as in mkdirs
+		_ = cl.sftp.Chmod(b.base, backend.DirMode) // privacy only, as in mkdirs
 	}
 	var top []string
 	for _, t := range backend.AllTypes {
@@ -154,7 +147,7 @@ func (b *Backend) mkdirs(ctx context.Context, cl *conn, dirs []string) error {
 		if err == nil {
 			// Privacy, not correctness: a server that refuses keeps its
 			// default mode.
-			_ = cl.sftp.Chmod(dir, dirMode)
+			_ = cl.sftp.Chmod(dir, backend.DirMode)
 			return nil
 		}
 		if fi, serr := cl.sftp.Stat(dir); serr == nil && fi.IsDir() {
@@ -227,15 +220,7 @@ func (b *Backend) Location() string { return b.loc }
 func (b *Backend) Properties() backend.Properties { return b.props }
 
 // path is where h lives; h must be valid.
-func (b *Backend) path(h backend.Handle) string {
-	switch h.Type {
-	case backend.ConfigFile:
-		return path.Join(b.base, backend.ConfigName)
-	case backend.PackFile:
-		return path.Join(b.base, h.Type.Dir(), backend.PackDir(h.Name), h.Name)
-	}
-	return path.Join(b.base, h.Type.Dir(), h.Name)
-}
+func (b *Backend) path(h backend.Handle) string { return path.Join(b.base, backend.FilePath(h)) }
 
 // client returns the live connection, dialing a new one when there is none
 // or the last one broke.
@@ -334,16 +319,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	switch t {
 	case backend.ConfigFile:
 		fi, err := cl.sftp.Stat(b.path(configHandle))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("list %s: %w", t, b.check(cl, err))
-		}
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		return fn(backend.FileInfo{Name: backend.ConfigName, Size: fi.Size()})
+		return backend.ListConfig(fi, b.check(cl, err), fn)
 	case backend.PackFile:
 		return b.listPacks(ctx, cl, fn)
 	}
@@ -366,7 +342,7 @@ func (b *Backend) listEntries(ctx context.Context, cl *conn, t backend.FileType,
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || (backend.Handle{Type: t, Name: name}).Valid() != nil {
+		if !backend.Lists(t, prefix, name) {
 			continue
 		}
 		if e.Mode()&fs.ModeSymlink != 0 {
@@ -488,16 +464,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, err)
 	}
 	fi, err := cl.sftp.Stat(b.path(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, backend.ErrNotExist)
-	}
-	if err != nil {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, b.check(cl, err))
-	}
-	if !fi.Mode().IsRegular() {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: not a regular file", h)
-	}
-	return backend.FileInfo{Name: h.Name, Size: fi.Size()}, nil
+	return backend.StatResult(h, fi, b.check(cl, err))
 }
 
 // Get implements backend.Backend. fn's reader fetches the range in 2 MiB
@@ -548,15 +515,9 @@ func (b *Backend) Get(ctx context.Context, h backend.Handle, length int, offset 
 // or not at all. A failure removes the temporary file; if the connection
 // broke, the removal is done after the next connection is made.
 func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindReader) (err error) {
-	if err := backend.CheckHandle(ctx, "put", h); err != nil {
+	size, err := backend.CheckPut(ctx, h, rd)
+	if err != nil {
 		return err
-	}
-	size := rd.Length()
-	if size < 0 {
-		return backend.Permanent(fmt.Errorf("put %s: negative length %d", h, size))
-	}
-	if err := rd.Rewind(); err != nil {
-		return fmt.Errorf("put %s: rewind: %w", h, err)
 	}
 	cl, err := b.client(ctx)
 	if err != nil {
@@ -607,7 +568,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 	// content is in it. A server that refuses permission changes still
 	// stores the file (in a folder that is 0700 where it allows that); a
 	// broken connection fails the put.
-	if err := f.Chmod(tempMode); err != nil && isConnError(err) {
+	if err := f.Chmod(backend.TempMode); err != nil && isConnError(err) {
 		return fmt.Errorf("put %s: %w", h, b.check(cl, err))
 	}
 	src := backend.NewContextReader(ctx, rd)
@@ -622,7 +583,7 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 		return fmt.Errorf("put %s: content is %d bytes, reader said %d", h, n, size)
 	}
 	// Read-only guards against accidents; servers that refuse still work.
-	_ = f.Chmod(fileMode)
+	_ = f.Chmod(backend.FileMode)
 	if cl.fsync {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("put %s: sync: %w", h, b.check(cl, err))
@@ -665,7 +626,7 @@ func tempName(dir string) (string, error) {
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", fmt.Errorf("temporary name: %w", err)
 	}
-	return path.Join(dir, tempPrefix+hex.EncodeToString(r[:])), nil
+	return path.Join(dir, backend.TempPrefix+hex.EncodeToString(r[:])), nil
 }
 
 // Delete implements backend.Backend.

@@ -94,8 +94,8 @@ func TestCreateOpen(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(dir, sub))
 		if err != nil || !fi.IsDir() {
 			t.Errorf("folder %s: %v", sub, err)
-		} else if fi.Mode().Perm() != dirMode {
-			t.Errorf("folder %s has mode %v, want %v", sub, fi.Mode().Perm(), fs.FileMode(dirMode))
+		} else if fi.Mode().Perm() != backend.DirMode {
+			t.Errorf("folder %s has mode %v, want %v", sub, fi.Mode().Perm(), fs.FileMode(backend.DirMode))
 		}
 	}
 	if _, err := Open(ctx, cfg); !errors.Is(err, backend.ErrNoRepository) {
@@ -108,8 +108,8 @@ func TestCreateOpen(t *testing.T) {
 	if err := be.Put(ctx, configHandle, backend.NewByteReader([]byte("config bytes"))); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "config")); err != nil || fi.Mode().Perm() != fileMode {
-		t.Errorf("config file: %v, %v; want mode %v", fi, err, fs.FileMode(fileMode))
+	if fi, err := os.Stat(filepath.Join(dir, "config")); err != nil || fi.Mode().Perm() != backend.FileMode {
+		t.Errorf("config file: %v, %v; want mode %v", fi, err, fs.FileMode(backend.FileMode))
 	}
 	if _, err := Create(ctx, cfg); !errors.Is(err, backend.ErrAlreadyExists) {
 		t.Fatalf("create over a repository: %v, want ErrAlreadyExists", err)
@@ -237,11 +237,11 @@ func TestListSkipsJunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{
-		"data/" + h.Name[:2] + "/" + tempPrefix + "0123",
+		"data/" + h.Name[:2] + "/" + backend.TempPrefix + "0123",
 		"data/" + h.Name[:2] + "/" + strings.ToUpper(other),
 		"data/" + wrongSub + "/" + other,
 		"data/" + other,
-		"index/" + tempPrefix + idx[5:],
+		"index/" + backend.TempPrefix + idx[5:],
 		"index/" + idx[:63],
 		"keys/readme.txt",
 	} {
@@ -573,7 +573,7 @@ func tempFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tempPrefix) {
+		if strings.HasPrefix(d.Name(), backend.TempPrefix) {
 			found = append(found, p)
 		}
 		return nil

@@ -396,6 +396,7 @@ func TestSetOption(t *testing.T) {
 	for _, pair := range [][2][2]string{
 		{{"command", "ssh h"}, {"args", "-v"}}, {{"args", "-v"}, {"command", "ssh h"}},
 		{{"config", "/c"}, {"args", ""}}, {{"command", "ssh h"}, {"config", "/c"}},
+		{{"config", "/c"}, {"command", "ssh h"}}, {{"args", ""}, {"config", "/c"}},
 	} {
 		var c Config
 		if err := c.SetOption(pair[0][0], pair[0][1]); err != nil {

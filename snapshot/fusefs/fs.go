@@ -229,7 +229,7 @@ func (d *metaDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		node = &metaDir{f: d.f, e: e, ino: ino}
 		out.Attr = d.f.dirAttr(ino, e.time)
 	case e.link != "":
-		l := &link{target: e.link, attr: d.f.dirAttr(ino, e.time)}
+		l := &link{target: e.link, meta: meta{attr: d.f.dirAttr(ino, e.time)}}
 		l.attr.Mode = syscall.S_IFLNK | 0o777
 		l.attr.Nlink = 1
 		l.attr.Size = uint64(len(e.link))
@@ -315,20 +315,19 @@ func (d *treeDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // tree cache must be free to drop. It returns nil for a folder without
 // a subtree (a malformed tree).
 func (f *FS) newNode(n *snapshot.Node, ino uint64) fs.InodeEmbedder {
-	a := f.nodeAttr(n, ino)
-	xattrs := cloneXattrs(n.ExtendedAttributes)
+	m := meta{attr: f.nodeAttr(n, ino), xattrs: cloneXattrs(n.ExtendedAttributes)}
 	switch n.Type {
 	case snapshot.NodeDir:
 		if n.Subtree == nil {
 			return nil
 		}
-		return &treeDir{f: f, tree: *n.Subtree, attr: a}
+		return &treeDir{f: f, tree: *n.Subtree, attr: m.attr}
 	case snapshot.NodeFile:
-		return &file{f: f, attr: a, content: append([]backend.ID(nil), n.Content...), xattrs: xattrs}
+		return &file{f: f, meta: m, content: append([]backend.ID(nil), n.Content...)}
 	case snapshot.NodeSymlink:
-		return &link{target: strings.Clone(n.LinkTarget), attr: a, xattrs: xattrs}
+		return &link{target: strings.Clone(n.LinkTarget), meta: m}
 	}
-	return &special{attr: a, xattrs: xattrs}
+	return &special{meta: m}
 }
 
 // nodeAttrOf returns the attributes a node made by newNode holds.
@@ -458,12 +457,32 @@ func (x xattrs) list(dest []byte) (uint32, syscall.Errno) {
 	return uint32(n), 0
 }
 
+// meta is what a node of a snapshot serves from its stored metadata:
+// its attributes and its extended attributes. link, special and file
+// embed it for their Getattr, Getxattr and Listxattr.
+type meta struct {
+	attr   fuse.Attr
+	xattrs xattrs
+}
+
+func (m *meta) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Attr = m.attr
+	return 0
+}
+
+func (m *meta) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return m.xattrs.get(attr, dest)
+}
+
+func (m *meta) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
+	return m.xattrs.list(dest)
+}
+
 // link is a symlink: a snapshot's or a "latest" link.
 type link struct {
 	fs.Inode
+	meta
 	target string
-	attr   fuse.Attr
-	xattrs xattrs
 }
 
 var (
@@ -473,26 +492,12 @@ var (
 	_ fs.NodeListxattrer = (*link)(nil)
 )
 
-func (l *link) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Attr = l.attr
-	return 0
-}
-
 func (l *link) Readlink(context.Context) ([]byte, syscall.Errno) { return []byte(l.target), 0 }
-
-func (l *link) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return l.xattrs.get(attr, dest)
-}
-
-func (l *link) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
-	return l.xattrs.list(dest)
-}
 
 // special is a device, FIFO or socket: metadata only.
 type special struct {
 	fs.Inode
-	attr   fuse.Attr
-	xattrs xattrs
+	meta
 }
 
 var (
@@ -501,26 +506,12 @@ var (
 	_ fs.NodeListxattrer = (*special)(nil)
 )
 
-func (s *special) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Attr = s.attr
-	return 0
-}
-
-func (s *special) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return s.xattrs.get(attr, dest)
-}
-
-func (s *special) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
-	return s.xattrs.list(dest)
-}
-
 // file is a regular file of a snapshot.
 type file struct {
 	fs.Inode
+	meta
 	f       *FS
-	attr    fuse.Attr
 	content []backend.ID
-	xattrs  xattrs
 }
 
 var (
@@ -530,19 +521,6 @@ var (
 	_ fs.NodeGetxattrer  = (*file)(nil)
 	_ fs.NodeListxattrer = (*file)(nil)
 )
-
-func (n *file) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Attr = n.attr
-	return 0
-}
-
-func (n *file) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return n.xattrs.get(attr, dest)
-}
-
-func (n *file) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
-	return n.xattrs.list(dest)
-}
 
 // Open looks the sizes of the file's chunks up in the index, so that a
 // read finds the chunks it needs by binary search. The content never

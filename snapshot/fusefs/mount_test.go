@@ -165,6 +165,9 @@ func TestMountInProcess(t *testing.T) {
 	if n, err := syscall.Getxattr(filepath.Join(data, "big"), "user.note", buf); err != nil || string(buf[:n]) != "kept" {
 		t.Errorf("xattr: %q, %v", buf[:n], err)
 	}
+	if n, err := syscall.Listxattr(filepath.Join(data, "big"), buf); err != nil || string(buf[:n]) != "user.note\x00" {
+		t.Errorf("xattr list: %q, %v", buf[:n], err)
+	}
 	if b, err := os.ReadFile(filepath.Join(data, "empty")); err != nil || len(b) != 0 {
 		t.Errorf("empty: %d bytes, %v", len(b), err)
 	}
