@@ -20,7 +20,7 @@ func (e *appEnv) logCommand() *cli.Command {
 			"by which device (its peer ID), and what it did (add a snapshot, forget snapshots,\n" +
 			"register a writing device, checkpoint the live set). Problems found while verifying\n" +
 			"the chain (broken links, bad signatures, unknown devices, a rollback since this\n" +
-			"device last looked) are printed as warnings; 'cairn check' fails on them.\n\n" + exitStatusHelp,
+			"device last looked) are printed as warnings; 'cairn check' fails on them.",
 		Action: e.runLog,
 	}
 }
