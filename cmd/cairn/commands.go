@@ -24,5 +24,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.mountCommand(),
 		e.cacheCommand(),
 		e.generateCommand(),
+		e.listCommand(),
+		e.catCommand(),
 	}
 }
