@@ -26,5 +26,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.generateCommand(),
 		e.listCommand(),
 		e.catCommand(),
+		e.dumpCommand(),
 	}
 }
