@@ -27,5 +27,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.listCommand(),
 		e.catCommand(),
 		e.dumpCommand(),
+		e.tagCommand(),
 	}
 }
