@@ -307,6 +307,44 @@ func TestTagTampered(t *testing.T) {
 	}
 }
 
+// TestTagPeerCopy mirrors tag entries to a friend's "cairn peer serve",
+// which checks each log entry it stores without the password: the copy
+// holds them, verifies, shows the tags, and takes later tag entries.
+func TestTagPeerCopy(t *testing.T) {
+	e := newTestEnv(t)
+	e.init()
+	src := filepath.Join(e.dir, "src")
+	mkdirAll(t, src)
+	e.writeFile(filepath.Join(src, "f"), "one\n")
+	e.must("backup", "--tag", "daily", src)
+	e.writeFile(filepath.Join(src, "f"), "two\n")
+	e.must("backup", "--tag", "daily", src)
+	ids := idsOf(t, e)
+	e.must("tag", "--add", "keep", ids[0])
+
+	owner := peerID(t, e, "")
+	friend := startPeerServer(t, e, filepath.Join(e.dir, "friend-config"), filepath.Join(e.dir, "friend-root"), "--allow", owner)
+	loc := friend.loc("laptop")
+	e.must("mirror", loc)
+	if got, want := snapshotTags(t, e, "-r", loc), snapshotTags(t, e); !mapsEqual(got, want) {
+		t.Fatalf("the peer copy's tags %q, the source's %q", got, want)
+	}
+	onFriend := friend.folder(owner, "laptop")
+	if got, want := verifyLogKeyless(t, onFriend), verifyLogKeyless(t, e.repo); got != want {
+		t.Errorf("the peer copy has %d log entries, the source %d", got, want)
+	}
+
+	e.must("tag", "--set", "archived", ids[1])
+	e.must("mirror", loc)
+	want := map[string][]string{ids[0]: {"daily", "keep"}, ids[1]: {"archived"}}
+	if got := snapshotTags(t, e, "-r", loc); !mapsEqual(got, want) {
+		t.Errorf("the peer copy's tags after a second mirror %q, want %q", got, want)
+	}
+	if r := e.must("-r", loc, "check"); !strings.Contains(r.stdout, "no problems found") || r.stderr != "" {
+		t.Errorf("check of the peer copy\n%s", r)
+	}
+}
+
 func mapsEqual(a, b map[string][]string) bool {
 	if len(a) != len(b) {
 		return false
