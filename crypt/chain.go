@@ -30,8 +30,17 @@ type Chain struct {
 	Checkpoint    [32]byte
 	HasCheckpoint bool
 	// Covered holds the checkpoint and every present entry it descends
-	// from: their state is summed up by the checkpoint.
+	// from: their state is summed up by the checkpoint. It also holds the
+	// entries in CutOff.
 	Covered map[[32]byte]bool
+	// CutOff holds the entries older than the checkpoint (lower sequence)
+	// that it does not reach because a covered entry between them was
+	// deleted (by hand or rot; prune deletes oldest first and never
+	// leaves such a gap): they were covered before the gap formed, so
+	// the checkpoint sums them up, and counting them again would bring
+	// back snapshots long forgotten. See findCutOff for how they are
+	// told from entries a writer appended after the checkpoint.
+	CutOff map[[32]byte]bool
 	// Problems lists every rule broken, one line each, sorted.
 	Problems []string
 }
@@ -47,6 +56,52 @@ func (c *Chain) MaxSeq() uint64 {
 
 func shortID(id [32]byte) string { return hex.EncodeToString(id[:4]) }
 
+// findCutOff adds to CutOff and Covered the uncovered entries with a
+// lower sequence than the checkpoint that either descend from no covered
+// entry or are dated more than MaxClockSkew before it.
+//
+// The one legitimate uncovered entry with a lower sequence is one a
+// writer appended after the checkpoint on a view of the log that lacked
+// entries (a read failed): it names present, older entries as parents
+// (pruning keeps those while it is uncovered), so it descends from
+// covered ones, and it was written after the checkpoint. An entry cut off
+// by a gap was written before the checkpoint, and its line of parents
+// either reaches a covered entry or, above a pruned part, nothing.
+func (c *Chain) findCutOff() {
+	children := make(map[[32]byte][][32]byte)
+	var queue [][32]byte
+	for id, e := range c.Entries {
+		for _, p := range e.Parents {
+			children[p] = append(children[p], id)
+		}
+		if c.Covered[id] {
+			queue = append(queue, id)
+		}
+	}
+	linked := make(map[[32]byte]bool)
+	for len(queue) > 0 {
+		id := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, ch := range children[id] {
+			if !c.Covered[ch] && !linked[ch] {
+				linked[ch] = true
+				queue = append(queue, ch)
+			}
+		}
+	}
+	cp := c.Entries[c.Checkpoint]
+	c.CutOff = make(map[[32]byte]bool)
+	for id, e := range c.Entries {
+		older := e.Seq < cp.Seq && (!linked[id] || e.Time < cp.Time-int64(MaxClockSkew))
+		if !c.Covered[id] && older {
+			c.CutOff[id] = true
+		}
+	}
+	for id := range c.CutOff {
+		c.Covered[id] = true
+	}
+}
+
 // VerifyChain checks the links between decoded (hence signature-checked)
 // entries:
 //
@@ -58,7 +113,7 @@ func shortID(id [32]byte) string { return hex.EncodeToString(id[:4]) }
 //     otherwise;
 //   - no entry is dated more than MaxClockSkew before a parent.
 func VerifyChain(entries map[[32]byte]*Entry) *Chain {
-	c := &Chain{Entries: entries, Covered: make(map[[32]byte]bool)}
+	c := &Chain{Entries: entries, Covered: make(map[[32]byte]bool), CutOff: make(map[[32]byte]bool)}
 	for id, e := range entries {
 		if e.Op != OpCheckpoint {
 			continue
@@ -87,6 +142,7 @@ func VerifyChain(entries map[[32]byte]*Entry) *Chain {
 			c.Covered[id] = true
 			stack = append(stack, e.Parents...)
 		}
+		c.findCutOff()
 	}
 	named := make(map[[32]byte]bool)
 	for id, e := range entries {

@@ -31,6 +31,8 @@ type ProblemKind string
 const (
 	ProblemConfig        ProblemKind = "config_damaged"
 	ProblemKeyFile       ProblemKind = "key_damaged"
+	ProblemKeyJunk       ProblemKind = "key_junk"       // a warning: a file under keys/ that matches its name but is no key file
+	ProblemKeyTooCostly  ProblemKind = "key_too_costly" // a warning: a key file whose KDF exceeds the cost limit, never tried
 	ProblemIndexFile     ProblemKind = "index_damaged"
 	ProblemPackMissing   ProblemKind = "pack_missing"        // an index lists a pack the backend lacks
 	ProblemPackSize      ProblemKind = "pack_size_wrong"     // the pack's size does not fit what the index lists
@@ -595,21 +597,47 @@ func (r *Repository) checkConfig(ctx context.Context) error {
 }
 
 // checkKeys checks that every key file of ids is named by its hash and
-// parses.
+// parses. A file whose bytes no longer match its name is damage. One that
+// matches its name but is no key file, or whose KDF parameters exceed the
+// cost limit, is a warning: whoever can add files to the repository (a
+// friend's server, an append-only client) can put such files there, they
+// hide nothing, and opening skips them.
 func (r *Repository) checkKeys(ctx context.Context, ids []backend.ID, add func(Problem)) error {
 	for _, id := range ids {
-		data, err := r.readWhole(ctx, backend.Handle{Type: backend.KeyFile, Name: id.String()}, maxKeyFileSize)
+		file := handleOf(backend.KeyFile, id)
+		h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
+		data, err := r.readWhole(ctx, h, maxKeyFileSize)
+		if errors.Is(err, ErrFormat) {
+			// Too large to be a key file: junk if it matches its name.
+			ok, _, herr := hashMatches(ctx, r.be, h)
+			switch {
+			case herr != nil:
+				err = herr
+			case ok:
+				add(Problem{Kind: ProblemKeyJunk, File: file, Warning: true,
+					Message: fmt.Sprintf("not a key file (%v): its bytes match its name, so it was stored like this, not damaged; it opens nothing, and opening skips it: delete it if you do not know it", err)})
+				continue
+			}
+		}
 		if err == nil && backend.Hash(data) != id {
 			err = fmt.Errorf("%w: content does not match its name", ErrDamaged)
-		}
-		if err == nil {
-			_, err = crypt.ParseKeyFileInfo(data)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			add(Problem{Kind: ProblemKeyFile, File: handleOf(backend.KeyFile, id), Message: err.Error()})
+			add(Problem{Kind: ProblemKeyFile, File: file, Message: err.Error()})
+			continue
+		}
+		info, err := crypt.ParseKeyFileInfo(data)
+		if err != nil {
+			add(Problem{Kind: ProblemKeyJunk, File: file, Warning: true,
+				Message: fmt.Sprintf("not a key file (%v): its bytes match its name, so it was stored like this, not damaged; it opens nothing, and opening skips it: delete it if you do not know it", err)})
+			continue
+		}
+		if err := info.KDF.CheckCost(); err != nil {
+			add(Problem{Kind: ProblemKeyTooCostly, File: file, Warning: true,
+				Message: fmt.Sprintf("%v: never tried; 'cairn key remove %s' if you do not know it", err, id.Str())})
 		}
 	}
 	return nil

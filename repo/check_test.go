@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -169,6 +170,37 @@ func TestCheckFindsDamagedKeyAndConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblems(t, res.Problems, "config_damaged config", "key_damaged keys/"+other.Name)
+}
+
+// TestCheckJunkKeyFilesAreWarnings: files under keys/ that whoever can
+// add files put there (a friend's server, an append-only client), named
+// by their hash as a peer server demands: random bytes, and a well-formed
+// key file whose KDF costs more than the limit. Neither is damage:
+// nothing is lost, and opening skips both. Check names each as a warning.
+// A key file whose content no longer matches its name stays damage.
+func TestCheckJunkKeyFilesAreWarnings(t *testing.T) {
+	fx := buildFixture(t, 18, 5)
+	junk := putKeyFile(t, fx.be, []byte("not a key file\x00\xff\n"))
+	big := putKeyFile(t, fx.be, bytes.Repeat([]byte("x"), 70<<10)) // larger than any key file
+	kf := otherKeyFile(t, "x", crypt.FastKDFParamsForTests(), time.Now())
+	costly := bytes.Replace(kf, []byte(`"time": 1`), []byte(`"time": 2`), 1)
+	costly = bytes.Replace(costly, []byte(`"memory_kib": 64`), []byte(`"memory_kib": 1048576`), 1)
+	costlyID := putKeyFile(t, fx.be, costly)
+	rotten := putKeyFile(t, fx.be, kf)
+	if err := fx.be.Corrupt(backend.Handle{Type: backend.KeyFile, Name: rotten.String()}, 40); err != nil {
+		t.Fatal(err)
+	}
+
+	res := checkRepo(t, fx.be, CheckOptions{})
+	wantProblems(t, res.Problems, "warning key_junk keys/"+junk.String(), "warning key_junk keys/"+big.String(),
+		"warning key_too_costly keys/"+costlyID.String(),
+		"key_damaged keys/"+rotten.String())
+	for _, p := range res.Problems {
+		if p.Kind == ProblemKeyJunk && !strings.Contains(p.Message, "not a key file") ||
+			p.Kind == ProblemKeyTooCostly && !strings.Contains(p.Message, "exceed the cost limit") {
+			t.Errorf("%s: message %q", p.File, p.Message)
+		}
+	}
 }
 
 func TestCheckReportsUnindexedPackAsWarning(t *testing.T) {

@@ -32,6 +32,7 @@ func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) (backend.
 	if r.cache != nil {
 		r.cache.put(cacheIndex, id, sealed)
 	}
+	r.noteSuperseded(f)
 	return id, nil
 }
 
@@ -79,6 +80,22 @@ func (r *Repository) openIndexFile(id backend.ID, sealed []byte) (*index.File, e
 	return f, nil
 }
 
+// noteSuperseded remembers the index files f names as superseded. It is
+// safe for concurrent use.
+func (r *Repository) noteSuperseded(f *index.File) {
+	if len(f.Supersedes) == 0 {
+		return
+	}
+	r.supersededMu.Lock()
+	defer r.supersededMu.Unlock()
+	if r.supersededIndex == nil {
+		r.supersededIndex = make(map[backend.ID]bool)
+	}
+	for _, id := range f.Supersedes {
+		r.supersededIndex[id] = true
+	}
+}
+
 // IndexFiles lists the index files in the repository.
 func (r *Repository) IndexFiles(ctx context.Context) ([]backend.ID, error) {
 	var ids []backend.ID
@@ -123,6 +140,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			return nil
 		}
 		r.idx.AddFile(f)
+		r.noteSuperseded(f)
 		return nil
 	})
 	if err != nil {

@@ -88,50 +88,8 @@ func (r *Repository) readKeyFile(ctx context.Context, id backend.ID) ([]byte, er
 // with a warning. Errors: ErrNoUsableKey when every key file was skipped,
 // crypt.ErrWrongPassword when the password opened none.
 func (r *Repository) unlock(ctx context.Context, password []byte, hint string, accept func(*crypt.KeyRing) error) error {
-	tried, skipped := 0, 0
-	// acceptErr is the first ring that opened with the password but that
-	// accept refused: a damaged config, or a key file of an interrupted
-	// init's ring that never sealed one. Reported if nothing else opens.
-	var acceptErr error
-	defer func() {
-		if skipped > maxSkipWarnings {
-			r.opts.Warn(fmt.Sprintf("skipped %d more key files", skipped-maxSkipWarnings))
-		}
-	}()
-	skip := func(id backend.ID, err error) {
-		skipped++
-		if skipped <= maxSkipWarnings {
-			r.opts.Warn(fmt.Sprintf("skipping key file %s: %v", id.Str(), err))
-		}
-	}
-	try := func(id backend.ID, data []byte) (bool, error) {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		if err := usableKeyFile(data); err != nil {
-			skip(id, err)
-			return false, nil
-		}
-		tried++
-		ring, info, err := crypt.OpenKeyFile(data, password)
-		if errors.Is(err, crypt.ErrWrongPassword) {
-			return false, nil
-		}
-		if err != nil {
-			skip(id, err)
-			return false, nil
-		}
-		if accept != nil {
-			if err := accept(ring); err != nil {
-				if acceptErr == nil {
-					acceptErr = fmt.Errorf("open config with key file %s: %w", id.Str(), err)
-				}
-				return false, nil
-			}
-		}
-		r.keys, r.keyID, r.keyInfo, r.keysTried = ring, id, info, tried
-		return true, nil
-	}
+	s := &keySearch{r: r, password: password, accept: accept}
+	defer s.warnSkipped()
 
 	last, haveLast := loadLastKey(hint)
 	lastFound := false
@@ -140,11 +98,11 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 		lastFound = !backend.IsNotExist(err)
 		switch {
 		case err == nil:
-			if ok, err := try(last, data); ok || err != nil {
+			if ok, err := s.try(ctx, last, data); ok || err != nil {
 				return err
 			}
 		case !backend.IsNotExist(err):
-			skip(last, err)
+			s.skip(last, err)
 		}
 	}
 
@@ -164,19 +122,102 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 		r.opts.Warn(fmt.Sprintf("%d key files: the password is tried on each, cheapest first, which may take a while; "+
 			"remove the ones you do not know (cairn key list, cairn key remove)", len(ids)))
 	}
-
-	type cand struct {
-		id   backend.ID
-		cost uint64
-		data []byte // nil when it did not fit in keptKeyBytes: read again
+	cands, err := s.candidates(ctx, ids)
+	if err != nil {
+		return err
 	}
-	cands := make([]cand, 0, len(ids))
+	for _, c := range cands {
+		if ok, err := s.tryCandidate(ctx, c); ok || err != nil {
+			return err
+		}
+	}
+	return s.failure()
+}
+
+// keySearch is one run of unlock: the password, the check a ring must
+// pass, and the counts its messages report.
+type keySearch struct {
+	r        *Repository
+	password []byte
+	accept   func(*crypt.KeyRing) error
+	tried    int // key files the password was tried on
+	skipped  int // key files skipped as unreadable, malformed or too costly
+	// acceptErr is the first ring that opened with the password but that
+	// accept refused: a damaged config, or a key file of an interrupted
+	// init's ring that never sealed one. Reported if nothing else opens.
+	acceptErr error
+}
+
+// keyCandidate is a key file to try the password on, with its KDF cost.
+type keyCandidate struct {
+	id   backend.ID
+	cost uint64
+	data []byte // nil when it did not fit in keptKeyBytes: read again
+}
+
+// skip counts a skipped key file and warns about the first
+// maxSkipWarnings of them.
+func (s *keySearch) skip(id backend.ID, err error) {
+	s.skipped++
+	if s.skipped <= maxSkipWarnings {
+		s.r.opts.Warn(fmt.Sprintf("skipping key file %s: %v", id.Str(), err))
+	}
+}
+
+// warnSkipped counts, in one warning, the skipped key files not named
+// one by one.
+func (s *keySearch) warnSkipped() {
+	if s.skipped > maxSkipWarnings {
+		s.r.opts.Warn(fmt.Sprintf("skipped %d more key files", s.skipped-maxSkipWarnings))
+	}
+}
+
+// try opens key file id (its bytes data) with the password and reports
+// whether it opened a ring that accept takes; if so it sets the
+// repository's keys. An error stops the search (a cancelled ctx); a key
+// file that does not open is not one.
+func (s *keySearch) try(ctx context.Context, id backend.ID, data []byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := usableKeyFile(data); err != nil {
+		s.skip(id, err)
+		return false, nil
+	}
+	s.tried++
+	ring, info, err := crypt.OpenKeyFile(data, s.password)
+	if errors.Is(err, crypt.ErrWrongPassword) {
+		return false, nil
+	}
+	if err != nil {
+		s.skip(id, err)
+		return false, nil
+	}
+	if s.accept != nil {
+		if err := s.accept(ring); err != nil {
+			if s.acceptErr == nil {
+				s.acceptErr = fmt.Errorf("open config with key file %s: %w", id.Str(), err)
+			}
+			return false, nil
+		}
+	}
+	r := s.r
+	r.keys, r.keyID, r.keyInfo, r.keysTried = ring, id, info, s.tried
+	return true, nil
+}
+
+// candidates reads and parses the key files ids, skips those that cannot
+// be read or cost too much, and returns the rest in the order to try
+// them: cheapest first, shuffled among equal costs. It keeps at most
+// keptKeyBytes of their bytes.
+func (s *keySearch) candidates(ctx context.Context, ids []backend.ID) ([]keyCandidate, error) {
+	cands := make([]keyCandidate, 0, len(ids))
 	kept := 0
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		data, err := r.readKeyFile(ctx, id)
+		data, err := s.r.readKeyFile(ctx, id)
 		if backend.IsNotExist(err) {
 			continue // removed since the listing
 		}
@@ -188,43 +229,49 @@ func (r *Repository) unlock(ctx context.Context, password []byte, hint string, a
 			err = info.KDF.CheckCost()
 		}
 		if err != nil {
-			skip(id, err)
+			s.skip(id, err)
 			continue
 		}
 		if kept+len(data) > keptKeyBytes {
 			data = nil
 		}
 		kept += len(data)
-		cands = append(cands, cand{id, info.KDF.Cost(), data})
+		cands = append(cands, keyCandidate{id, info.KDF.Cost(), data})
 	}
 	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].cost < cands[j].cost })
-	for _, c := range cands {
-		data := c.data
-		if data == nil {
-			var err error
-			if data, err = r.readKeyFile(ctx, c.id); err != nil {
-				if !backend.IsNotExist(err) {
-					skip(c.id, err)
-				}
-				continue
+	return cands, nil
+}
+
+// tryCandidate is try on c, reading its bytes again if candidates did not
+// keep them.
+func (s *keySearch) tryCandidate(ctx context.Context, c keyCandidate) (bool, error) {
+	data := c.data
+	if data == nil {
+		var err error
+		if data, err = s.r.readKeyFile(ctx, c.id); err != nil {
+			if !backend.IsNotExist(err) {
+				s.skip(c.id, err)
 			}
-		}
-		if ok, err := try(c.id, data); ok || err != nil {
-			return err
+			return false, nil
 		}
 	}
-	if acceptErr != nil {
-		return acceptErr
+	return s.try(ctx, c.id, data)
+}
+
+// failure is unlock's error when no key file opened.
+func (s *keySearch) failure() error {
+	if s.acceptErr != nil {
+		return s.acceptErr
 	}
-	if tried == 0 {
-		return fmt.Errorf("open %s: %w: all %d key files were skipped (see the warnings)", r.be.Location(), ErrNoUsableKey, skipped)
+	if s.tried == 0 {
+		return fmt.Errorf("open %s: %w: all %d key files were skipped (see the warnings)", s.r.be.Location(), ErrNoUsableKey, s.skipped)
 	}
 	files := "key files"
-	if tried == 1 {
+	if s.tried == 1 {
 		files = "key file"
 	}
-	return fmt.Errorf("%w (tried %d %s)", crypt.ErrWrongPassword, tried, files)
+	return fmt.Errorf("%w (tried %d %s)", crypt.ErrWrongPassword, s.tried, files)
 }
 
 // usableKeyFile checks, without deriving anything, that data is a key

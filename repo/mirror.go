@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"golang.org/x/sync/errgroup"
 )
 
 // Mirroring copies a repository's files from one backend to another
@@ -70,14 +71,40 @@ type MirrorRefs struct {
 	packs map[backend.ID]bool
 	// damagedIndex are index files of the source that did not open.
 	damagedIndex []backend.ID
+	// superseded are the index files the source's index files name as
+	// replaced on purpose.
+	superseded map[backend.ID]bool
+	// indexPacks lists the packs an index file of this repository lists,
+	// given its bytes (which hash to id); it needs the keys.
+	indexPacks func(id backend.ID, sealed []byte) ([]backend.ID, error)
 }
 
-// MirrorRefs returns the packs the loaded index lists and the index files
-// that failed to load, for MirrorOptions.Refs. The index must be loaded.
+// MirrorRefs returns the packs the loaded index lists, the index files
+// that failed to load and the ones the loaded index files supersede, for
+// MirrorOptions.Refs; with it, a mirror can also read the index files of
+// the destination. The index must be loaded, and r must stay open while
+// the mirror runs.
 func (r *Repository) MirrorRefs() *MirrorRefs {
-	refs := &MirrorRefs{packs: make(map[backend.ID]bool), damagedIndex: slices.Clone(r.skippedIndex)}
+	refs := &MirrorRefs{packs: make(map[backend.ID]bool), damagedIndex: slices.Clone(r.skippedIndex),
+		superseded: make(map[backend.ID]bool)}
 	for _, id := range r.idx.Packs() {
 		refs.packs[id] = true
+	}
+	r.supersededMu.Lock()
+	for id := range r.supersededIndex {
+		refs.superseded[id] = true
+	}
+	r.supersededMu.Unlock()
+	refs.indexPacks = func(id backend.ID, sealed []byte) ([]backend.ID, error) {
+		f, err := r.openIndexFile(id, sealed)
+		if err != nil {
+			return nil, err
+		}
+		packs := make([]backend.ID, 0, len(f.Packs))
+		for _, p := range f.Packs {
+			packs = append(packs, p.ID)
+		}
+		return packs, nil
 	}
 	return refs
 }
@@ -126,8 +153,12 @@ type MirrorError struct {
 	// Refused are destination files of the wrong size that the
 	// destination did not let the mirror replace.
 	Refused []backend.Handle
-	// PruneSkipped says that --prune removed nothing because of Missing
-	// or Damaged.
+	// LostIndex are index files the destination holds that the source
+	// lost: they list packs the source still holds but no index of the
+	// source lists, and no index file of the source replaced them. Sorted.
+	LostIndex []backend.Handle
+	// PruneSkipped says that --prune removed nothing because of Missing,
+	// Damaged or LostIndex.
 	PruneSkipped bool
 }
 
@@ -139,16 +170,24 @@ func (e *MirrorError) Error() string {
 	if n := len(e.Damaged); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d file(s) of the source are damaged and were not copied (%s)", n, nameFiles(e.Damaged)))
 	}
+	if n := len(e.LostIndex); n > 0 {
+		parts = append(parts, fmt.Sprintf("the source lost %d index file(s) that the destination holds (%s): they list packs the source still holds but no longer indexes", n, nameFiles(e.LostIndex)))
+	}
 	if n := len(e.Refused); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d file(s) at the destination do not match their names and it refuses to replace them (%s): ask its owner to remove them, then mirror again", n, nameFiles(e.Refused)))
 	}
 	msg := "mirror to " + e.Dest + ": " + strings.Join(parts, "; ")
-	if len(e.Missing)+len(e.Damaged) > 0 {
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
 		msg += "; copied everything else"
 		if e.PruneSkipped {
 			msg += " and removed nothing"
 		}
-		msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
+		if len(e.Missing)+len(e.Damaged) > 0 {
+			msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
+		}
+		if len(e.LostIndex) > 0 {
+			msg += "; rebuild the source's index from its packs with 'cairn repair index'"
+		}
 	}
 	return msg
 }
@@ -156,7 +195,7 @@ func (e *MirrorError) Error() string {
 // Unwrap lets errors.Is find the sentinels the problems stand for.
 func (e *MirrorError) Unwrap() []error {
 	var out []error
-	if len(e.Missing)+len(e.Damaged) > 0 {
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
 		out = append(out, ErrSourceDamaged)
 	}
 	if len(e.Damaged) > 0 {
@@ -209,8 +248,8 @@ type MirrorPlan struct {
 	// removed pack. ExecuteMirror removes nothing if copying finds a
 	// damaged source file.
 	Remove []MirrorRemoval
-	// PruneSkipped says Prune removes nothing because of Missing or
-	// Damaged.
+	// PruneSkipped says Prune removes nothing because of Missing,
+	// Damaged or LostIndex.
 	PruneSkipped bool
 	// Held are source log entries not to copy because they follow one
 	// that cannot be copied (damaged at the source): the destination's
@@ -223,6 +262,11 @@ type MirrorPlan struct {
 	// lacks; Damaged are source files found not to match their names (log
 	// entries) or not to open (index files, per Refs). See MirrorError.
 	Missing, Damaged []backend.Handle
+	// LostIndex are index files the destination holds that the source
+	// lost (Prune only): they list packs the source holds but no longer
+	// indexes, and no index file of the source replaced them. They are
+	// damage, and stay at the destination. See MirrorError.
+	LostIndex []backend.Handle
 }
 
 // MirrorCopy is one file a mirror copies.
@@ -283,10 +327,12 @@ func (p *MirrorPlan) Stats() MirrorStats {
 }
 
 // Err is nil, or the *MirrorError naming the damage the plan found at the
-// source (Missing, Damaged): what executing it would report at least.
+// source (Missing, Damaged, LostIndex): what executing it would report at
+// least.
 func (p *MirrorPlan) Err() error {
-	e := &MirrorError{Dest: p.Dest, Missing: slices.Clone(p.Missing), Damaged: slices.Clone(p.Damaged), PruneSkipped: p.PruneSkipped}
-	if len(e.Missing)+len(e.Damaged) == 0 {
+	e := &MirrorError{Dest: p.Dest, Missing: slices.Clone(p.Missing), Damaged: slices.Clone(p.Damaged),
+		LostIndex: slices.Clone(p.LostIndex), PruneSkipped: p.PruneSkipped}
+	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) == 0 {
 		return nil
 	}
 	return e
@@ -359,8 +405,9 @@ func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (
 }
 
 // PlanMirror works out what a mirror from src to dst does, changing
-// nothing: it lists both sides and reads the log entries it needs, but no
-// other file. It plans to copy every file dst lacks from src, in an
+// nothing: it lists both sides and reads the log entries it needs and,
+// with opts.Prune, the destination's index files that the source lacks
+// and no index file of the source supersedes; no other file. It plans to copy every file dst lacks from src, in an
 // order that never leaves dst referring to a file it does not have:
 // packs, then index files, then keys and the config, then log entries,
 // one at a time and each after the entries it follows, so that a mirror
@@ -377,9 +424,12 @@ func Mirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (
 // With opts.Prune, it plans to remove the dst files src lacks only when
 // src dropped them on purpose: packs its index (opts.Refs) no longer
 // lists, index files, keys, and log entries covered by its newest
-// checkpoint. If src lacks a pack its index lists or a log entry its log
-// names, has damaged log entries, or has index files that do not open,
-// it plans to remove nothing (PruneSkipped).
+// checkpoint. An index file src lacks was dropped on purpose only when an
+// index file of src supersedes it, or when it lists no pack that src
+// holds unindexed; else src lost it (LostIndex). If src lacks a pack its
+// index lists or a log entry its log names, has damaged log entries, has
+// index files that do not open, or lost an index file, it plans to
+// remove nothing (PruneSkipped).
 func PlanMirror(ctx context.Context, src, dst backend.Backend, opts MirrorOptions) (*MirrorPlan, error) {
 	if opts.Prune && opts.Refs == nil {
 		return nil, errors.New("mirror: internal error: pruning needs the source's references (MirrorOptions.Refs)")
@@ -396,8 +446,11 @@ func PlanMirror(ctx context.Context, src, dst backend.Backend, opts MirrorOption
 	p.planCopies()
 	p.planLog(lv)
 	p.findLostPacks()
+	if err := p.findLostIndex(ctx); err != nil {
+		return nil, err
+	}
 	p.planRemovals(lv)
-	for _, l := range [][]backend.Handle{p.plan.Missing, p.plan.Damaged} {
+	for _, l := range [][]backend.Handle{p.plan.Missing, p.plan.Damaged, p.plan.LostIndex} {
 		sortHandles(l)
 	}
 	slices.SortFunc(p.plan.Junk, func(a, b MirrorJunk) int { return strings.Compare(a.Handle.String(), b.Handle.String()) })
@@ -495,17 +548,105 @@ func (p *mirrorPlanner) findLostPacks() {
 	}
 }
 
+// findLostIndex names in plan.LostIndex, with Prune, the destination's
+// index files that the source lacks but did not drop on purpose. A prune
+// or a repair replaces index files: the new files name the old ones as
+// superseded, and list every pack the old ones did that the source keeps.
+// So an index file the source lacks was lost, not dropped, when no index
+// file of the source supersedes it and it lists a pack the source still
+// holds that no index of the source lists: removing it from the
+// destination would leave that pack unindexed there too. It reads those
+// files, as many at once as the destination allows connections. A
+// destination file that does not open (damaged, or junk) tells nothing
+// and is left to pruning as before.
+func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
+	if !p.plan.Prune {
+		return nil
+	}
+	var todo []backend.Handle
+	for h := range p.dstFiles {
+		if h.Type != backend.IndexFile {
+			continue
+		}
+		if _, ok := p.srcFiles[h]; ok {
+			continue
+		}
+		if id, err := backend.ParseID(h.Name); err == nil && !p.opts.Refs.superseded[id] {
+			todo = append(todo, h)
+		}
+	}
+	lost := make([]bool, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(p.dst.Properties().Connections, 1))
+	for i, h := range todo {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			// Go may have waited for a free slot while another read
+			// failed.
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			var err error
+			lost[i], err = p.indexLost(gctx, h)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, h := range todo {
+		if lost[i] {
+			p.plan.LostIndex = append(p.plan.LostIndex, h)
+		}
+	}
+	return nil
+}
+
+// indexLost reports whether the destination's index file h, which the
+// source lacks, lists a pack the source holds but does not index. A file
+// that does not open says false.
+func (p *mirrorPlanner) indexLost(ctx context.Context, h backend.Handle) (bool, error) {
+	id, err := backend.ParseID(h.Name)
+	if err != nil {
+		return false, nil
+	}
+	data, err := readAll(ctx, p.dst, h, maxMirrorFile)
+	switch {
+	case errors.Is(err, ErrFormat) || backend.IsNotExist(err):
+		return false, nil
+	case err != nil:
+		return false, err // names the file and the destination
+	case backend.Hash(data) != id:
+		return false, nil
+	}
+	packs, err := p.opts.Refs.indexPacks(id, data)
+	if err != nil {
+		return false, nil
+	}
+	for _, pk := range packs {
+		if _, held := p.srcFiles[backend.Handle{Type: backend.PackFile, Name: pk.String()}]; held && !p.opts.Refs.packs[pk] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // planRemovals lists, with Prune, the dst files src dropped on purpose,
 // in a safe order: log entries, then index files, then packs and keys, so
 // dst never has an index naming a removed pack. It lists nothing when the
-// source lacks or has damaged files it needs: they must stay where they
-// are good.
+// source lacks or has damaged files it needs, or lost index files: they
+// must stay where they are good.
 func (p *mirrorPlanner) planRemovals(lv *logView) {
 	plan := p.plan
 	if !plan.Prune {
 		return
 	}
-	if len(plan.Missing)+len(plan.Damaged) > 0 {
+	if len(plan.Missing)+len(plan.Damaged)+len(plan.LostIndex) > 0 {
 		plan.PruneSkipped = true
 		return
 	}

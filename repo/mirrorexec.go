@@ -66,7 +66,8 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 	m := &mirrorRun{src: src, dst: dst, plan: plan, opts: opts, lim: newRateLimiter(opts.LimitUpload, opts.Now)}
 	m.st = plan.Stats()
 	m.st.FilesRemoved, m.st.BytesRemoved = 0, 0
-	m.problems = MirrorError{Dest: dst.Location(), Missing: slices.Clone(plan.Missing), Damaged: slices.Clone(plan.Damaged)}
+	m.problems = MirrorError{Dest: dst.Location(), Missing: slices.Clone(plan.Missing), Damaged: slices.Clone(plan.Damaged),
+		LostIndex: slices.Clone(plan.LostIndex)}
 	m.warnPlanned()
 	for _, phase := range splitPhases(plan.Copy) {
 		var err error
@@ -150,13 +151,16 @@ func (m *mirrorRun) warnPlanned() {
 			m.warn("%s: %s holds %d bytes, the source's %d: replacing it", m.plan.Dest, c.Handle, c.DestSize, c.Size)
 		}
 	}
+	for _, h := range m.plan.LostIndex {
+		m.warn("%s: the source lacks %s, which lists packs it holds but does not index: it lost that index file; kept here", m.plan.Dest, h)
+	}
 }
 
 // remove removes plan.Remove from the destination, unless the plan or the
 // copying found damage at the source. A file the destination refuses to
 // delete (append-only) is counted as kept.
 func (m *mirrorRun) remove(ctx context.Context) error {
-	if len(m.problems.Missing)+len(m.problems.Damaged) > 0 {
+	if len(m.problems.Missing)+len(m.problems.Damaged)+len(m.problems.LostIndex) > 0 {
 		return nil
 	}
 	for _, r := range m.plan.Remove {
@@ -181,13 +185,16 @@ func (m *mirrorRun) remove(ctx context.Context) error {
 // result is nil, or the MirrorError naming what went wrong.
 func (m *mirrorRun) result() error {
 	p := &m.problems
-	if len(p.Missing)+len(p.Damaged)+len(p.Refused) == 0 {
+	if len(p.Missing)+len(p.Damaged)+len(p.Refused)+len(p.LostIndex) == 0 {
 		return nil
 	}
-	for _, l := range [][]backend.Handle{p.Missing, p.Damaged, p.Refused} {
-		sortHandles(l)
+	// A file may be found twice (a source index file that does not open
+	// is also damaged when the mirror hashes it to copy it).
+	for _, l := range []*[]backend.Handle{&p.Missing, &p.Damaged, &p.Refused, &p.LostIndex} {
+		sortHandles(*l)
+		*l = slices.Compact(*l)
 	}
-	p.PruneSkipped = m.plan.Prune && len(p.Missing)+len(p.Damaged) > 0
+	p.PruneSkipped = m.plan.Prune && len(p.Missing)+len(p.Damaged)+len(p.LostIndex) > 0
 	return p
 }
 

@@ -234,8 +234,8 @@ var ErrNotACopy = errors.New("holds another repository (its config differs)")
 // missing or damaged, along with the entries those name in turn (read
 // from the copy to follow their links). Every pack the index lists is
 // read in full to find damage. An index file that is lost is not
-// planned: which ones the repository should have cannot be known, and
-// "repair index" rebuilds the index from the packs. It writes nothing.
+// planned ("repair index" rebuilds the index from the packs). It writes
+// nothing.
 func (r *Repository) PlanRepairPacks(ctx context.Context, from backend.Backend, progress ProgressFunc) (RepairPacksPlan, error) {
 	plan := RepairPacksPlan{Files: []RepairFetch{}, guard: r.newPlanGuard()}
 	progress = orNoProgress(progress)

@@ -98,6 +98,11 @@ type Repository struct {
 	// skippedIndex are the index files LoadIndex could not read or
 	// open, sorted.
 	skippedIndex []backend.ID
+	// supersededIndex are the index files that the loaded or written
+	// index files name as superseded: ones a prune or a repair replaced
+	// on purpose. Guarded by supersededMu while LoadIndex runs.
+	supersededIndex map[backend.ID]bool
+	supersededMu    sync.Mutex
 
 	compression CompressionMode
 

@@ -320,129 +320,177 @@ type jumpSpec struct {
 func (c *sshConfig) resolve(alias, locUser string, locPort int) (endpoint, error) {
 	// ssh lowercases the name it is given before it looks it up.
 	lower := strings.ToLower(alias)
-	e := endpoint{alias: alias, host: lower, port: locPort, user: locUser, givenUser: locUser, givenPort: locPort}
-	fail := func(format string, args ...any) (endpoint, error) {
-		return endpoint{}, backend.Permanent(fmt.Errorf("%w: %s: "+format, append([]any{ErrSSHConfig, c.names()}, args...)...))
-	}
-	get := func(key string) (string, error) {
-		v, err := c.get(lower, key)
-		if v != "" {
-			e.fromConfig = true
-		}
-		return v, err
-	}
+	l := &hostLookup{c: c, alias: alias, lower: lower,
+		e: endpoint{alias: alias, host: lower, port: locPort, user: locUser, givenUser: locUser, givenPort: locPort}}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		home = ""
 	}
 	localName, _ := localUser()
-
-	v, err := get("HostName")
-	if err != nil {
+	if err := l.hostName(); err != nil {
 		return endpoint{}, err
+	}
+	if err := l.portAndUser(localName); err != nil {
+		return endpoint{}, err
+	}
+	tk := tokens{host: l.e.host, alias: alias, port: l.e.port, user: l.e.user, home: home, localUser: localName}
+	for _, step := range []func(tokens) error{l.identities, l.knownHosts, l.proxyJump} {
+		if err := step(tk); err != nil {
+			return endpoint{}, err
+		}
+	}
+	return l.e, nil
+}
+
+// hostLookup is one run of resolve: the endpoint being filled in from
+// the ssh_config files for one host.
+type hostLookup struct {
+	c     *sshConfig
+	alias string // the name as given
+	lower string // alias lowercased: the name looked up
+	e     endpoint
+}
+
+// get is the first value of key for the host, and notes in the endpoint
+// that the ssh_config set something for it.
+func (l *hostLookup) get(key string) (string, error) {
+	v, err := l.c.get(l.lower, key)
+	if v != "" {
+		l.e.fromConfig = true
+	}
+	return v, err
+}
+
+// fail is the permanent ErrSSHConfig error about a value for the host,
+// naming the files read.
+func (l *hostLookup) fail(format string, args ...any) error {
+	return backend.Permanent(fmt.Errorf("%w: %s: "+format, append([]any{ErrSSHConfig, l.c.names()}, args...)...))
+}
+
+// hostName applies HostName, then refuses the host if a Match block may
+// apply to it or a keyword the built-in client does not do
+// (refusedKeywords) is set for it.
+func (l *hostLookup) hostName() error {
+	v, err := l.get("HostName")
+	if err != nil {
+		return err
 	}
 	if v != "" {
-		h, err := expandTokens(v, "h", tokens{host: lower})
+		h, err := expandTokens(v, "h", tokens{host: l.lower})
 		if err != nil {
-			return fail("HostName %q for %s: %v", v, alias, err)
+			return l.fail("HostName %q for %s: %v", v, l.alias, err)
 		}
 		if !validHost(h) {
-			return fail("HostName %q for %s is not a host name or address", h, alias)
+			return l.fail("HostName %q for %s is not a host name or address", h, l.alias)
 		}
-		e.host = h
+		l.e.host = h
 	}
-	if err := c.checkMatch(lower, strings.ToLower(e.host)); err != nil {
-		return endpoint{}, err
+	if err := l.c.checkMatch(l.lower, strings.ToLower(l.e.host)); err != nil {
+		return err
 	}
 	for _, k := range refusedKeywords {
-		v, err := get(k)
+		v, err := l.get(k)
 		if err != nil {
-			return endpoint{}, err
+			return err
 		}
 		switch {
 		case v == "":
 		case strings.EqualFold(v, "none") && k != "HostKeyAlias" && k != "BindAddress" && k != "BindInterface":
 		case k == "CanonicalizeHostname" && strings.EqualFold(v, "no"):
 		default:
-			return fail("%s %s applies to %s, and cairn's built-in SSH client does not do it%s", k, v, alias, sshConfigHint)
+			return l.fail("%s %s applies to %s, and cairn's built-in SSH client does not do it%s", k, v, l.alias, sshConfigHint)
 		}
 	}
-	if e.port == 0 {
-		v, err := get("Port")
+	return nil
+}
+
+// portAndUser fills in the port and the user the location did not give:
+// from Port and User, else DefaultPort and localName.
+func (l *hostLookup) portAndUser(localName string) error {
+	if l.e.port == 0 {
+		v, err := l.get("Port")
 		if err != nil {
-			return endpoint{}, err
+			return err
 		}
 		if v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 65535 {
-				return fail("Port %q for %s is not 1 to 65535", v, alias)
+				return l.fail("Port %q for %s is not 1 to 65535", v, l.alias)
 			}
-			e.port = n
+			l.e.port = n
 		} else {
-			e.port = DefaultPort
+			l.e.port = DefaultPort
 		}
 	}
-	if e.user == "" {
-		v, err := get("User")
+	if l.e.user == "" {
+		v, err := l.get("User")
 		if err != nil {
-			return endpoint{}, err
+			return err
 		}
 		if hasControl(v) {
-			return fail("User for %s holds control characters", alias)
+			return l.fail("User for %s holds control characters", l.alias)
 		}
-		e.user = v
+		l.e.user = v
 	}
-	if e.user == "" {
+	if l.e.user == "" {
 		if localName == "" {
-			return endpoint{}, errors.New("the location names no user and the local user name is unknown")
+			return errors.New("the location names no user and the local user name is unknown")
 		}
-		e.user = localName
+		l.e.user = localName
 	}
-	tk := tokens{host: e.host, alias: alias, port: e.port, user: e.user, home: home, localUser: localName}
+	return nil
+}
 
-	files, err := c.getAll(lower, "IdentityFile")
+// identities applies IdentityFile, IdentitiesOnly and IdentityAgent.
+func (l *hostLookup) identities(tk tokens) error {
+	files, err := l.c.getAll(l.lower, "IdentityFile")
 	if err != nil {
-		return endpoint{}, err
+		return err
 	}
 	for _, f := range files {
-		e.fromConfig = true
+		l.e.fromConfig = true
 		p, err := expandPath(f, tk)
 		if err != nil {
-			return fail("IdentityFile %q for %s: %v", f, alias, err)
+			return l.fail("IdentityFile %q for %s: %v", f, l.alias, err)
 		}
-		e.identityFiles = append(e.identityFiles, p)
+		l.e.identityFiles = append(l.e.identityFiles, p)
 	}
-	if v, err := get("IdentitiesOnly"); err != nil {
-		return endpoint{}, err
-	} else {
-		e.identitiesOnly = strings.EqualFold(v, "yes")
+	v, err := l.get("IdentitiesOnly")
+	if err != nil {
+		return err
 	}
-	if v, err := get("IdentityAgent"); err != nil {
-		return endpoint{}, err
-	} else if v != "" {
-		switch {
-		case strings.EqualFold(v, "none"):
-			e.agentSock = NoSSHConfig
-		case v == "SSH_AUTH_SOCK" || v == "$SSH_AUTH_SOCK":
-		default:
-			p, err := expandPath(v, tk)
-			if err != nil {
-				return fail("IdentityAgent %q for %s: %v", v, alias, err)
-			}
-			e.agentSock = p
+	l.e.identitiesOnly = strings.EqualFold(v, "yes")
+	v, err = l.get("IdentityAgent")
+	if err != nil || v == "" {
+		return err
+	}
+	switch {
+	case strings.EqualFold(v, "none"):
+		l.e.agentSock = NoSSHConfig
+	case v == "SSH_AUTH_SOCK" || v == "$SSH_AUTH_SOCK":
+	default:
+		p, err := expandPath(v, tk)
+		if err != nil {
+			return l.fail("IdentityAgent %q for %s: %v", v, l.alias, err)
 		}
+		l.e.agentSock = p
 	}
-	// Known hosts files: those the ssh_config names, else cairn's
-	// defaults (see Config.KnownHostsFile).
+	return nil
+}
+
+// knownHosts applies UserKnownHostsFile and GlobalKnownHostsFile: the
+// files they name, else cairn's defaults (see Config.KnownHostsFile).
+// When neither is set the endpoint keeps nil (the default files).
+func (l *hostLookup) knownHosts(tk tokens) error {
 	var known []string
 	set := false
 	for _, key := range []string{"UserKnownHostsFile", "GlobalKnownHostsFile"} {
-		v, err := get(key)
+		v, err := l.get(key)
 		if err != nil {
-			return endpoint{}, err
+			return err
 		}
 		if v == "" {
-			known = append(known, defaultKnownHosts(key, home)...)
+			known = append(known, defaultKnownHosts(key, tk.home)...)
 			continue
 		}
 		set = true
@@ -452,32 +500,35 @@ func (c *sshConfig) resolve(alias, locUser string, locPort int) (endpoint, error
 			}
 			p, err := expandPath(f, tk)
 			if err != nil {
-				return fail("%s %q for %s: %v", key, f, alias, err)
+				return l.fail("%s %q for %s: %v", key, f, l.alias, err)
 			}
 			known = append(known, p)
 		}
 	}
 	if set {
-		e.knownHosts = append([]string{}, known...)
+		l.e.knownHosts = append([]string{}, known...)
 	}
-	v, err = get("ProxyJump")
+	return nil
+}
+
+// proxyJump applies ProxyJump: the jump hosts, as written.
+func (l *hostLookup) proxyJump(tk tokens) error {
+	v, err := l.get("ProxyJump")
+	if err != nil || v == "" || strings.EqualFold(v, "none") {
+		return err
+	}
+	s, err := expandTokens(v, "hnpr", tk)
 	if err != nil {
-		return endpoint{}, err
+		return l.fail("ProxyJump %q for %s: %v", v, l.alias, err)
 	}
-	if v != "" && !strings.EqualFold(v, "none") {
-		s, err := expandTokens(v, "hnpr", tk)
+	for _, part := range strings.Split(s, ",") {
+		j, err := parseJump(part)
 		if err != nil {
-			return fail("ProxyJump %q for %s: %v", v, alias, err)
+			return l.fail("ProxyJump %q for %s: %v", v, l.alias, err)
 		}
-		for _, part := range strings.Split(s, ",") {
-			j, err := parseJump(part)
-			if err != nil {
-				return fail("ProxyJump %q for %s: %v", v, alias, err)
-			}
-			e.jumps = append(e.jumps, j)
-		}
+		l.e.jumps = append(l.e.jumps, j)
 	}
-	return e, nil
+	return nil
 }
 
 // defaultKnownHosts are the known_hosts files read when the ssh_config

@@ -35,7 +35,10 @@ func (e *appEnv) checkCommand() *cli.Command {
 			"(data/<id>). Packs no index lists are warnings only (an interrupted backup\n" +
 			"or prune leaves them; the next prune removes them), and so is a missing\n" +
 			"pack whose every blob another pack holds too (a backup after the loss\n" +
-			"stored them again; the next prune drops it from the index). The exit\n" +
+			"stored them again; the next prune drops it from the index). Files that\n" +
+			"anyone who can add files may have put there are warnings too: a file under\n" +
+			"log/ that is not a log entry, one under keys/ that is not a key file, and a\n" +
+			"key file whose KDF exceeds the cost limit (never tried). The exit\n" +
 			"status is 1 when any damage is found. With --json the plan is a first line\n" +
 			"{\"message_type\":\"plan\",...}, each problem a line {\"message_type\":\"problem\",...},\n" +
 			"then a summary line.",

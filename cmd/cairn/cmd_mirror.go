@@ -34,15 +34,18 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"is still copied, and a damaged source file, or a DEST that refuses to replace a\n" +
 			"file, makes the exit status 1 naming the files.\n\n" +
 			"--prune removes files DEST holds that the source dropped on purpose (after\n" +
-			"prune or forget): packs its index no longer lists, index files, keys, and log\n" +
-			"entries a checkpoint covers. It needs the password, to read the source's index,\n" +
-			"and holds a shared lock on the source. A pack or log entry the source lacks but\n" +
-			"still names is damage, not a drop: then nothing is removed, the files are named,\n" +
-			"and the exit status is 1; heal the source with \"cairn repair packs --from DEST\".\n" +
+			"prune or forget): packs its index no longer lists, index files it replaced,\n" +
+			"keys, and log entries a checkpoint covers. It needs the password, to read the\n" +
+			"source's index, and holds a shared lock on the source. A pack or log entry the\n" +
+			"source lacks but still names is damage, not a drop, and so is an index file it\n" +
+			"lost (one that lists packs the source holds but no longer indexes): then nothing\n" +
+			"is removed, the files are named, and the exit status is 1; heal the source with\n" +
+			"\"cairn repair packs --from DEST\", or \"cairn repair index\" for an index file.\n" +
 			"An append-only peer keeps removed files: old snapshots stay restorable from it.\n\n" +
 			"--dry-run prints the plan and changes nothing: how many packs, index files, keys\n" +
 			"and log entries would be copied (with sizes), each DEST file that would be\n" +
-			"replaced, what --prune would remove and why, and what would be skipped; with\n" +
+			"replaced, what --prune would remove and why (or that it removes nothing, and\n" +
+			"which index files the source lost), and what would be skipped; with\n" +
 			"--verbose every file in the order it would be copied or removed. With --json the\n" +
 			"plan is one {\"message_type\":\"plan\",...} line per DEST listing every file with its\n" +
 			"size, before the summary line.\n\n" +

@@ -33,8 +33,8 @@ func (e *appEnv) repairCommand() *cli.Command {
 					"files whose content does not match their names, and log entries the log\n" +
 					"names as parents but lacks or holds damaged. Each file's SHA-256 is checked\n" +
 					"against its name before it is stored. A file LOCATION lacks or holds damaged\n" +
-					"too is named, and nothing is fetched for it. A lost index file cannot be\n" +
-					"told apart from one a prune removed: \"repair index\" rebuilds the index.\n\n" +
+					"too is named, and nothing is fetched for it. A lost index file is not\n" +
+					"fetched: \"repair index\" rebuilds the index from the packs.\n\n" +
 					"It reads every pack, like \"check --read-data\", and holds an exclusive lock.\n" +
 					"If it is killed, running it again fetches the rest. Unlike restic's \"repair\n" +
 					"packs\", which salvages the readable blobs of a damaged pack, it replaces the\n" +

@@ -38,6 +38,7 @@ type mirrorPlanJSON struct {
 	Junk             []mirrorJunkJSON   `json:"junk"`
 	Missing          []string           `json:"missing"`
 	Damaged          []string           `json:"damaged"`
+	LostIndex        []string           `json:"lost_index"`
 }
 
 type mirrorCopyJSON struct {
@@ -69,7 +70,8 @@ func newMirrorPlanJSON(dest string, plan *repo.MirrorPlan) mirrorPlanJSON {
 		FilesToCopy: st.FilesToCopy, BytesToCopy: st.BytesToCopy, FilesSkipped: st.FilesSkipped, BytesSkipped: st.BytesSkipped,
 		FilesToRemove: st.FilesRemoved, BytesToRemove: st.BytesRemoved, PruneSkipped: plan.PruneSkipped,
 		Copy: []mirrorCopyJSON{}, Remove: []mirrorRemoveJSON{}, Junk: []mirrorJunkJSON{},
-		Held: handlePaths(plan.Held), Missing: handlePaths(plan.Missing), Damaged: handlePaths(plan.Damaged)}
+		Held: handlePaths(plan.Held), Missing: handlePaths(plan.Missing), Damaged: handlePaths(plan.Damaged),
+		LostIndex: handlePaths(plan.LostIndex)}
 	for _, c := range plan.Copy {
 		cj := mirrorCopyJSON{File: c.Handle.String(), Size: c.Size, Replace: c.Replace, After: c.After}
 		if c.Replace {
@@ -169,10 +171,14 @@ func printMirrorPlan(p *printer, dest string, plan *repo.MirrorPlan) {
 }
 
 // printMirrorRemovals prints the removals of a plan: counts by reason,
-// and with --verbose each file.
+// and with --verbose each file; or that it removes nothing, and which
+// index files the source lost.
 func printMirrorRemovals(p *printer, dest string, plan *repo.MirrorPlan) {
 	if plan.PruneSkipped {
 		p.Printf("%s: would remove nothing: the source lacks or has damaged files (named below)", dest)
+		for _, h := range plan.LostIndex {
+			p.Printf("%s: would keep %s: the source lost it (it lists packs the source holds but no longer indexes)", dest, h)
+		}
 		return
 	}
 	var reasons []repo.RemoveReason

@@ -57,3 +57,12 @@ func TestLongFuncs(t *testing.T) {
 		t.Fatalf("run on a file that does not parse: exit %d", code)
 	}
 }
+
+// TestModule checks this module: the same check as `make funclen`, so
+// that a new long function fails the tests as well as `make test`.
+func TestModule(t *testing.T) {
+	var out, errw bytes.Buffer
+	if code := run(&out, &errw, []string{"../.."}, 120); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errw.String())
+	}
+}

@@ -16,7 +16,13 @@
 // backend (CAIRN_TESTONLY_FAULTS); TCP connections to the peers cut
 // mid-transfer by the proxies; the peer server killed and restarted
 // during mirrors; and files of the copies bit-flipped or deleted, which
-// check must name before they are repaired.
+// check must name before they are repaired. And, from issue 11: beta's
+// clock off by hours, also while alpha's prune runs beside a paused
+// backup of beta (skew.go); files of the main repository damaged right
+// before mirror --prune, which must keep them at the copies and name
+// them, then healed with repair packs --from a copy (source.go); mirrors
+// killed in their log phase (source.go); and junk and fake key files put
+// by a client into every location (junk.go).
 //
 // After each night every snapshot the main repository's log says is live
 // is restored and compared, content and metadata, with the tree as it
@@ -83,10 +89,21 @@ type stats struct {
 	damageDetected    int
 	damageHarmless    int
 	damageUndetected  int
-	unexpected        int
-	panics            int
-	cleanWarnings     int
-	maxRepoBytes      int64
+	// damageSpread counts files a mirror removed from, or damaged at, a
+	// copy after they were lost or damaged in the main repository.
+	damageSpread int
+	// outcomes count how the new fault kinds (clock skew, source damage,
+	// mirrors killed in their log phase, junk) turned out.
+	outcomes map[string]int
+	// forgottenListed counts snapshots a copy listed, after a mirror
+	// killed in its log phase, that the main repository had forgotten
+	// and pruned before the mirror copied their data.
+	forgottenListed int
+	unexpected      int
+	panics          int
+	cleanWarnings   int
+	junkWarnings    int // warnings in runs without faults about planted junk
+	maxRepoBytes    int64
 }
 
 // soak is one run.
@@ -110,10 +127,22 @@ type soak struct {
 
 	sim time.Time // the simulated clock
 
-	mu        sync.Mutex // guards st, failures, manifests
+	sshHome string // the SFTP account's home: its client key, known_hosts
+
+	// overlaps and freshDevices number the clock-skew overlaps and the
+	// new devices made so far (main goroutine only).
+	overlaps, freshDevices int
+	evidence               int // folders kept by keepEvidence
+
+	mu        sync.Mutex // guards st, failures, manifests, junk, junkKind, evidence
 	st        stats
 	failures  []string
 	manifests map[string]manifest
+	// junk are the files the soak planted as a client could ("log/<id>",
+	// "keys/<id>"), in any location.
+	junk map[string]bool
+	// junkKind says what each junk file is.
+	junkKind map[string]string
 
 	logMu   sync.Mutex // guards logFile
 	logFile *os.File
@@ -150,8 +179,10 @@ func envInt(name string, def int) int {
 
 func runSoak(cfg config) int {
 	s := &soak{cfg: cfg, manifests: map[string]manifest{}, live: map[string]*snapshot.Snapshot{},
-		pending: map[string]string{}, allowedGone: map[string]bool{}}
+		pending: map[string]string{}, allowedGone: map[string]bool{}, junk: map[string]bool{},
+		junkKind: map[string]string{}}
 	s.st.commands, s.st.faults, s.st.verifiedBy = map[string]int{}, map[string]int{}, map[string]int{}
+	s.st.outcomes = map[string]int{}
 	s.rng = rand.New(rand.NewPCG(cfg.seed, 0x50a6))
 	// Signals end the run in an orderly way: unmount, stop servers.
 	sigs := make(chan os.Signal, 1)
@@ -286,6 +317,8 @@ func (s *soak) setup() error {
 	if s.beta, err = mkHost("beta", 2, 50, 30, 100, 0); err != nil {
 		return err
 	}
+	// beta's clock starts off by hours, and drifts (driftBeta).
+	s.beta.skew = s.drawSkew()
 	// beta shares some files with alpha: deduplication across hosts.
 	files, _ := s.alpha.tree.list()
 	for _, f := range files[:min(20, len(files))] {
@@ -296,11 +329,10 @@ func (s *soak) setup() error {
 	}
 
 	s.main = &location{name: "main", url: filepath.Join(s.disk.dir, "repo"), dir: filepath.Join(s.disk.dir, "repo")}
-	var home string
-	if s.sftp, home, err = s.setupSFTP(); err != nil {
+	if s.sftp, s.sshHome, err = s.setupSFTP(); err != nil {
 		return err
 	}
-	s.run.env = append(s.run.env, "HOME="+home)
+	s.run.env = append(s.run.env, "HOME="+s.sshHome)
 	// alpha's identity is made here, so that the peer server can allow it.
 	if s.peer, s.peerSrv, err = s.setupPeer(s.alpha); err != nil {
 		return err
@@ -377,6 +409,7 @@ func (s *soak) cycle() {
 	s.mutate(s.alpha, 2+s.rng.IntN(6))
 	if betaOn {
 		s.mutate(s.beta, 1+s.rng.IntN(4))
+		s.driftBeta()
 	}
 	planA := s.plan("backup", 0.12, 0.12, 0.06)
 	if !betaOn {
@@ -406,37 +439,62 @@ func (s *soak) mutate(h *host, n int) {
 
 // backup records h's tree in a manifest and backs it up, tagging the
 // snapshot with the manifest's key. With beside, an exclusive lock of a
-// command running beside it may refuse the backup.
+// command running beside it may refuse the backup. h's clock is off by
+// its skew.
 func (s *soak) backup(h *host, plan faultPlan, at time.Time, beside ...bool) result {
+	args, ok := s.backupArgs(h)
+	if !ok {
+		return result{}
+	}
+	if h.skew != 0 {
+		s.mu.Lock()
+		s.st.faults["clock skew: a backup of "+h.name+" with its clock off"]++
+		s.mu.Unlock()
+	}
+	res := s.run.run("backup", h, at.Add(h.skew), plan, nil, args...)
+	s.judge("backup", res, plan, beside...)
+	s.noteBackup(h, res)
+	return res
+}
+
+// backupArgs records h's tree in a manifest and returns the arguments of
+// a backup of it, its snapshot tagged with the manifest's key (and
+// extraTags).
+func (s *soak) backupArgs(h *host, extraTags ...string) ([]string, bool) {
 	m, _, err := takeManifest(h.tree.root)
 	if err != nil {
 		s.mu.Lock()
 		s.failf("SOAK BUG: manifest of %s: %v", h.name, err)
 		s.mu.Unlock()
-		return result{}
+		return nil, false
 	}
 	key := m.key()
 	s.mu.Lock()
 	s.manifests[key] = m
 	s.mu.Unlock()
-	res := s.run.run("backup", h, at, plan, nil, "-r", s.main.url, "--json", "backup",
-		"--host", h.name, "--tag", "m-"+key, h.tree.root)
-	s.judge("backup", res, plan, beside...)
-	if res.code == 0 {
-		sc := bufio.NewScanner(bytes.NewReader(res.stdout))
-		for sc.Scan() {
-			var sum struct {
-				MessageType string `json:"message_type"`
-				SnapshotID  string `json:"snapshot_id"`
-			}
-			if json.Unmarshal(sc.Bytes(), &sum) == nil && sum.MessageType == "summary" && sum.SnapshotID != "" {
-				s.mu.Lock()
-				s.pending[sum.SnapshotID] = h.name
-				s.mu.Unlock()
-			}
+	args := []string{"-r", s.main.url, "--json", "backup", "--host", h.name, "--tag", "m-" + key}
+	return append(append(args, extraTags...), h.tree.root), true
+}
+
+// noteBackup remembers the snapshot a successful backup reported: it
+// must be in the main repository from now on (unless forget's policy
+// removes it).
+func (s *soak) noteBackup(h *host, res result) {
+	if res.code != 0 {
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(res.stdout))
+	for sc.Scan() {
+		var sum struct {
+			MessageType string `json:"message_type"`
+			SnapshotID  string `json:"snapshot_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &sum) == nil && sum.MessageType == "summary" && sum.SnapshotID != "" {
+			s.mu.Lock()
+			s.pending[sum.SnapshotID] = h.name
+			s.mu.Unlock()
 		}
 	}
-	return res
 }
 
 // judge checks a run's exit status: a run without faults must succeed,
@@ -468,15 +526,64 @@ func (s *soak) night(at time.Time) {
 	s.mu.Unlock()
 	s.logf("--- night of %s", at.Format("2006-01-02"))
 
-	// forget --prune, sometimes while beta's backup runs.
+	ev := s.nightEvents()
+	s.logf("night events: %+v", ev)
+	if !s.nightForget(ev) {
+		return
+	}
+
+	// check --read-data-subset: one seventh of the packs a night.
+	s.sim = s.sim.Add(20 * time.Minute)
+	subset := fmt.Sprintf("%d/7", s.sim.YearDay()%7+1)
+	plan := s.plan("check", 0.1, 0, 0)
+	cres, probs := s.check(s.main, plan, "--read-data-subset", subset)
+	if cres.code != 0 && plan.any() {
+		cres, probs = s.check(s.main, noFaults, "--read-data-subset", subset)
+	}
+	if cres.code != 0 || len(damageOnly(probs)) > 0 {
+		s.unexpectedf("check of the main repository found damage nobody injected: %s\n%s", cres, cres.stdout)
+	}
+
+	// Junk and fake key files, put by a client.
+	if ev.junk {
+		s.junkNight()
+	}
+	// Mirrors, with the network and the peer misbehaving; sometimes a
+	// mirror killed in its log phase first, sometimes the main repository
+	// damaged first.
+	s.sim = s.sim.Add(20 * time.Minute)
+	if ev.mirrorLogKill {
+		s.killMirrorInLogPhase()
+	}
+	if ev.sourceDamage {
+		s.damageSource(unindexed(probs))
+		s.sim = s.sim.Add(10 * time.Minute)
+	}
+	s.mirror()
+
+	// Damage to the copies, which check must name.
+	for _, loc := range []*location{s.sftp, s.peer} {
+		if s.rng.IntN(10) < 3 {
+			s.damageCopy(loc)
+		}
+	}
+	s.verifyNight()
+}
+
+// nightForget runs the night's forget --prune, sometimes while beta's
+// backup runs, and accounts for what it removed; false when the night
+// cannot go on.
+func (s *soak) nightForget(ev nightEvents) bool {
 	before, ok := s.accountMain()
 	if !ok {
-		return
+		return false
 	}
 	plan := s.plan("forget", 0.15, 0.12, 0.06)
 	forgetArgs := append([]string{"-r", s.main.url, "forget", "--prune"}, s.policyArgs...)
 	var res result
-	if s.rng.IntN(6) == 0 {
+	if ev.overlap {
+		res = s.forgetBesidePausedBackup(forgetArgs)
+	} else if s.rng.IntN(6) == 0 {
 		s.mutate(s.beta, 2)
 		var wg sync.WaitGroup
 		wg.Go(func() { res = s.run.run("forget", s.alpha, s.sim, plan, nil, forgetArgs...) })
@@ -495,40 +602,22 @@ func (s *soak) night(at time.Time) {
 	}
 	after, ok := s.listSnapshots(s.main)
 	if !ok {
-		return
+		return false
 	}
 	s.allowRemovals(before, after)
 	if _, ok := s.accountMain(); !ok {
-		return
+		return false
 	}
 	s.mu.Lock()
 	s.st.maxRepoBytes = max(s.st.maxRepoBytes, dirSize(s.main.dir))
 	s.mu.Unlock()
+	return true
+}
 
-	// check --read-data-subset: one seventh of the packs a night.
-	s.sim = s.sim.Add(20 * time.Minute)
-	subset := fmt.Sprintf("%d/7", s.sim.YearDay()%7+1)
-	plan = s.plan("check", 0.1, 0, 0)
-	cres, probs := s.check(s.main, plan, "--read-data-subset", subset)
-	if cres.code != 0 && plan.any() {
-		cres, probs = s.check(s.main, noFaults, "--read-data-subset", subset)
-	}
-	if cres.code != 0 || len(damageOnly(probs)) > 0 {
-		s.unexpectedf("check of the main repository found damage nobody injected: %s\n%s", cres, cres.stdout)
-	}
-
-	// Mirrors, with the network and the peer misbehaving.
-	s.sim = s.sim.Add(20 * time.Minute)
-	s.mirror()
-
-	// Damage to the copies, which check must name.
-	for _, loc := range []*location{s.sftp, s.peer} {
-		if s.rng.IntN(10) < 3 {
-			s.damageCopy(loc)
-		}
-	}
-
-	// Every live snapshot, from every place.
+// verifyNight ends a night: it restores and compares every live
+// snapshot, from every place, checks the copies, and forgets the
+// manifests no snapshot anywhere refers to any more.
+func (s *soak) verifyNight() {
 	s.sim = s.sim.Add(20 * time.Minute)
 	mainLive, ok := s.accountMain()
 	if !ok {
@@ -565,6 +654,32 @@ func (s *soak) night(at time.Time) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// nightEvents are the faults of the new kinds a night gets.
+type nightEvents struct {
+	overlap       bool // forget --prune while beta's backup, clock off, holds its lock
+	junk          bool // junk and fake key files put by a client
+	sourceDamage  bool // the main repository damaged before mirror --prune
+	mirrorLogKill bool // a mirror killed in its log phase
+}
+
+// nightEvents draws tonight's events. The first two nights get two kinds
+// each, so that even a short run (make soak-ci: 16 cycles, two nights)
+// has every kind.
+func (s *soak) nightEvents() nightEvents {
+	switch s.st.nights {
+	case 1:
+		return nightEvents{junk: true, mirrorLogKill: true}
+	case 2:
+		return nightEvents{overlap: true, sourceDamage: true}
+	}
+	return nightEvents{
+		overlap:       s.rng.IntN(100) < 25,
+		junk:          s.rng.IntN(100) < 25,
+		sourceDamage:  s.rng.IntN(100) < 30,
+		mirrorLogKill: s.rng.IntN(100) < 30,
+	}
 }
 
 // mirror copies the repository to both copies, perhaps with faults, and
@@ -640,7 +755,7 @@ func (s *soak) damageCopy(loc *location) {
 	}
 	s.logf("damaged %s: %v", loc.name, dmg)
 	res, probs = s.check(loc, noFaults, "--read-data")
-	s.judgeDamage(loc, dmg, res, probs, before, covered)
+	s.judgeDamage(loc, loc.name, dmg, res, probs, before, covered, nil)
 	if err := repairDamage(loc.dir, dmg); err != nil {
 		s.mu.Lock()
 		s.failf("SOAK BUG: repairing %s: %v", loc.name, err)
@@ -720,13 +835,23 @@ func (s *soak) report(real time.Duration) int {
 	w("tree changes:          %s", countList(ops))
 	w("snapshots verified:    %d (%s)", st.snapshotsVerified, countList(st.verifiedBy))
 	w("bytes restored:        %d (%.1f GiB)", st.bytesRestored, float64(st.bytesRestored)/(1<<30))
+	w("fault outcomes:")
+	width := 0
+	for k := range st.outcomes {
+		width = max(width, len(k))
+	}
+	for _, k := range sortedKeys(st.outcomes) {
+		w("  %-*s %d", width, k, st.outcomes[k])
+	}
 	w("damage injected:       %d, detected %d, harmless %d (deleted log entries a checkpoint covers)",
 		st.damageInjected, st.damageDetected, st.damageHarmless)
-	w("warnings in runs without faults: %d", st.cleanWarnings)
+	w("damage spread to copies: %d", st.damageSpread)
+	w("forgotten snapshots listed by a copy after a killed mirror, without their pruned data: %d", st.forgottenListed)
+	w("warnings in runs without faults: %d (and %d about the junk planted)", st.cleanWarnings, st.junkWarnings)
 	w("snapshots lost:        %d", st.snapshotsLost)
 	w("damage undetected:     %d", st.damageUndetected)
 	w("panics:                %d", st.panics)
-	w("other failures:        %d", len(s.failures)-st.snapshotsLost-st.damageUndetected-st.panics)
+	w("other failures:        %d", len(s.failures)-st.snapshotsLost-st.damageUndetected-st.panics-st.damageSpread)
 	fmt.Print(b.String())
 	s.logf("%s", b.String())
 	if len(s.failures) > 0 {

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/cairn-backup/cairn/backend/sftp/sftptest"
+	"github.com/cairn-backup/cairn/backend/sftp/sshd"
 )
 
 // location is a place that holds the repository or a copy of it.
@@ -44,7 +44,7 @@ func (s *soak) setupSFTP() (*location, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	srv, err := sftptest.Launch(dir)
+	srv, err := sshd.Launch(dir)
 	if err != nil {
 		return nil, "", fmt.Errorf("sshd: %w", err)
 	}
@@ -303,9 +303,13 @@ func (s *soak) injectDamage(dir string, n int) ([]damage, error) {
 		return nil, err
 	}
 	names := make([]string, 0, len(files))
+	s.mu.Lock()
 	for f := range files {
-		names = append(names, f)
+		if !s.junk[f] { // junk is nobody's data: damaging it hides nothing
+			names = append(names, f)
+		}
 	}
+	s.mu.Unlock()
 	sort.Strings(names)
 	var out []damage
 	for range n {

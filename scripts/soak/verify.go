@@ -209,22 +209,38 @@ func (s *soak) check(loc *location, plan faultPlan, args ...string) (result, []p
 	sc := bufio.NewScanner(bytes.NewReader(res.stdout))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		var p problem
-		if json.Unmarshal(sc.Bytes(), &p) == nil && p.MessageType == "problem" {
+		if p, ok := parseProblem(sc.Text()); ok {
 			probs = append(probs, p)
 		}
 	}
 	return res, probs
 }
 
+// parseProblem parses a line of "check --json" that is a problem.
+func parseProblem(line string) (problem, bool) {
+	var p problem
+	if json.Unmarshal([]byte(line), &p) == nil && p.MessageType == "problem" {
+		return p, true
+	}
+	return p, false
+}
+
 // coveredLog returns the log entries of loc that its newest checkpoint
 // covers (by "log/<id>"): prune keeps them for a while, and deleting one
 // is what prune does later, so it is no damage.
 func (s *soak) coveredLog(loc *location) (map[string]bool, bool) {
+	covered, _, ok := s.logGraph(loc)
+	return covered, ok
+}
+
+// logGraph lists loc's log (as its verifier reads it) and returns the
+// entries its newest checkpoint covers and the entries some entry names
+// as a parent (so not heads), both by "log/<id>".
+func (s *soak) logGraph(loc *location) (covered, named map[string]bool, ok bool) {
 	res := s.cairn("log", loc.verifier, loc, noFaults, "--json", "log")
 	if res.code != 0 {
 		s.unexpectedf("log of %s failed: %s", loc.name, res)
-		return nil, false
+		return nil, nil, false
 	}
 	var entries []struct {
 		ID      string   `json:"id"`
@@ -234,17 +250,21 @@ func (s *soak) coveredLog(loc *location) (map[string]bool, bool) {
 	}
 	if err := json.Unmarshal(res.stdout, &entries); err != nil {
 		s.unexpectedf("log --json of %s: %v", loc.name, err)
-		return nil, false
+		return nil, nil, false
 	}
 	byID := map[string][]string{}
 	newest, seq := "", uint64(0)
+	named = map[string]bool{}
 	for _, e := range entries {
 		byID[e.ID] = e.Parents
 		if e.Op == "checkpoint" && e.Seq >= seq {
 			newest, seq = e.ID, e.Seq
 		}
+		for _, p := range e.Parents {
+			named["log/"+p] = true
+		}
 	}
-	covered := map[string]bool{}
+	covered = map[string]bool{}
 	stack := byID[newest]
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
@@ -256,7 +276,7 @@ func (s *soak) coveredLog(loc *location) (map[string]bool, bool) {
 		covered["log/"+id] = true
 		stack = append(stack, parents...)
 	}
-	return covered, true
+	return covered, named, true
 }
 
 // damageOnly returns the problems that are not warnings.
@@ -294,9 +314,15 @@ func unindexed(probs []problem) map[string]bool {
 //
 // A deleted log entry that the newest checkpoint covers is no damage
 // either: prune deletes those entries itself once they are old enough.
-func (s *soak) judgeDamage(loc *location, dmg []damage, res result, all []problem, before, covered map[string]bool) {
+//
+// alsoNamed are damaged files that another command (mirror) named; they
+// count as detected too. label names the place in the statistics.
+func (s *soak) judgeDamage(loc *location, label string, dmg []damage, res result, all []problem, before, covered, alsoNamed map[string]bool) {
 	probs := damageOnly(all)
 	named := map[string]bool{}
+	for f := range alsoNamed {
+		named[f] = true
+	}
 	packs, logs, indexGone := false, false, false
 	damaged := map[string]bool{}
 	for _, d := range dmg {
@@ -351,7 +377,7 @@ func (s *soak) judgeDamage(loc *location, dmg []damage, res result, all []proble
 	defer s.mu.Unlock()
 	for _, d := range dmg {
 		s.st.damageInjected++
-		kind := loc.name + " " + d.kind + " " + strings.SplitN(d.file, "/", 2)[0]
+		kind := label + " " + d.kind + " " + strings.SplitN(d.file, "/", 2)[0]
 		if harmless[d.file] {
 			kind += " (covered by a checkpoint: no damage)"
 		}
@@ -365,26 +391,28 @@ func (s *soak) judgeDamage(loc *location, dmg []damage, res result, all []proble
 			continue
 		}
 		s.st.damageUndetected++
-		s.failf("UNDETECTED: %s of %s in %s was not named by check:\n%s", d.kind, d.file, loc.name, res)
+		s.failf("UNDETECTED: %s of %s in %s was not named by check (or mirror):\n%s", d.kind, d.file, loc.name, res)
 	}
 }
 
 // noteWarnings counts warnings printed by a run without faults.
 func (s *soak) noteWarnings(what string, res result) {
-	n := 0
+	n, junk := 0, 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, line := range strings.Split(string(res.stderr), "\n") {
-		if strings.Contains(line, "warning") {
-			n++
-			if n == 1 {
-				s.mu.Lock()
-				s.logf("warning in a run without faults (%s): %s", what, line)
-				s.mu.Unlock()
-			}
+		if !strings.Contains(line, "warning") {
+			continue
+		}
+		if s.junkWarning(line) {
+			junk++
+			continue
+		}
+		n++
+		if n == 1 {
+			s.logf("warning in a run without faults (%s): %s", what, line)
 		}
 	}
-	if n > 0 {
-		s.mu.Lock()
-		s.st.cleanWarnings += n
-		s.mu.Unlock()
-	}
+	s.st.cleanWarnings += n
+	s.st.junkWarnings += junk
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/scripts/bench/benchtree"
+	"github.com/cairn-backup/cairn/snapshot/archiver/benchtree"
 )
 
 // benchTrees are small versions of scripts/bench's trees: the mixed tree

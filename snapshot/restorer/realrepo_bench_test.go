@@ -11,8 +11,8 @@ import (
 	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/scripts/bench/benchtree"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
+	"github.com/cairn-backup/cairn/snapshot/archiver/benchtree"
 )
 
 // BenchmarkRestoreLocal restores small versions of scripts/bench's trees

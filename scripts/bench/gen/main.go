@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairn-backup/cairn/scripts/bench/benchtree"
+	"github.com/cairn-backup/cairn/snapshot/archiver/benchtree"
 )
 
 func main() {

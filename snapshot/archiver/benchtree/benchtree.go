@@ -1,8 +1,12 @@
 // Package benchtree generates the deterministic file trees that cairn's
 // benchmarks back up: the same seed and scale always give the same bytes.
-// scripts/bench/gen is its command-line front end for scripts/bench/run.sh;
-// Go benchmarks import it (from _test.go files only) to back up a small
-// version of the same trees.
+// The Go benchmarks of snapshot/archiver and snapshot/restorer import it
+// (from _test.go files) to back up a small version of the trees that
+// scripts/bench/gen, its command-line front end for scripts/bench/run.sh,
+// writes for the comparison with restic and borg. It lives beside the
+// lowest code that uses it, so no benchmark imports from scripts/; it is
+// test infrastructure and no product package imports it (scripts/layers
+// checks both).
 //
 // The trees:
 //
