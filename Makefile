@@ -1,8 +1,14 @@
 # cairn build and test entry points. `make test` is what CI runs.
 
 GO          ?= go
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -X main.version=$(VERSION)
+# The release version, from the newest v* tag ("0.4.0", or
+# "0.4.0-3-gabc1234-dirty" between tags); empty without a tag, and then
+# the binary says its devVersion (cmd/cairn/cmd_version.go). COMMIT is
+# the commit, "-dirty" added for uncommitted changes: "cairn version"
+# prints both, never a bare hash for a version.
+VERSION     ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//')
+COMMIT      ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 # Fuzz time per target: a smoke run in `make test`, longer in `make fuzz`.

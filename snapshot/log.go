@@ -21,6 +21,7 @@ const (
 	OpForget     byte = 'f'
 	OpCheckpoint      = crypt.OpCheckpoint
 	OpWriter     byte = 'w'
+	OpTag        byte = 't' // a change of snapshots' tags (tag.go)
 )
 
 // kindLogBody binds a sealed body to the log (repo.KindLogBody).
@@ -62,6 +63,7 @@ type body struct {
 	Forget     []backend.ID `json:"forget,omitempty"`
 	Writer     *Writer      `json:"writer,omitempty"`
 	Checkpoint *Checkpoint  `json:"checkpoint,omitempty"`
+	Tag        *TagChange   `json:"tag,omitempty"`
 }
 
 // LogEntry is a verified entry of the snapshot log.
@@ -73,6 +75,7 @@ type LogEntry struct {
 	Forget     []backend.ID
 	Writer     *Writer
 	Checkpoint *Checkpoint
+	Tag        *TagChange
 }
 
 // Log is the snapshot log as read from a repository.
@@ -90,6 +93,11 @@ type Log struct {
 	// no longer matches its name), so it hides nothing and is ignored;
 	// readers report it as a warning.
 	Skipped []string
+	// Newer counts the entries left out because their operation is
+	// unknown to this version of cairn (ErrUnknownOp): written by a newer
+	// one. Forget and ChangeTags refuse to write then, and prune refuses
+	// on the problems: the live set this version sees may be wrong.
+	Newer int
 
 	chain     *crypt.Chain
 	snapshots []*Snapshot
@@ -188,6 +196,9 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 				if errors.As(err, &junk) {
 					l.Skipped = append(l.Skipped, fmt.Sprintf("log/%s is not a log entry (%v): ignored", id, junk.err))
 				} else if err != nil {
+					if errors.Is(err, ErrUnknownOp) {
+						l.Newer++
+					}
 					l.Problems = append(l.Problems, fmt.Sprintf("log entry %s: %v", id.Str(), err))
 				} else {
 					l.Entries[id] = e
@@ -245,6 +256,11 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 // has been verified, and checks it against the envelope. Every error
 // wraps ErrFormat.
 func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error) {
+	switch env.Op {
+	case OpAdd, OpForget, OpWriter, OpCheckpoint, OpTag:
+	default:
+		return nil, fmt.Errorf("%w: %w: %q (written by a newer cairn? upgrade this one)", ErrFormat, ErrUnknownOp, string(rune(env.Op)))
+	}
 	var b body
 	dec := json.NewDecoder(bytes.NewReader(plain))
 	dec.DisallowUnknownFields()
@@ -256,7 +272,7 @@ func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error
 	}
 	e := &LogEntry{ID: id, Entry: env}
 	set := 0
-	for _, ok := range []bool{b.Snapshot != nil, b.Forget != nil, b.Writer != nil, b.Checkpoint != nil} {
+	for _, ok := range []bool{b.Snapshot != nil, b.Forget != nil, b.Writer != nil, b.Checkpoint != nil, b.Tag != nil} {
 		if ok {
 			set++
 		}
@@ -283,6 +299,11 @@ func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error
 			cs.Snapshot.ID = cs.ID
 		}
 		e.Checkpoint = b.Checkpoint
+	case env.Op == OpTag && b.Tag != nil:
+		if err := b.Tag.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: tag: %v", ErrFormat, err)
+		}
+		e.Tag = b.Tag
 	default:
 		return nil, fmt.Errorf("%w: op %q does not match its body", ErrFormat, env.Op)
 	}
@@ -343,6 +364,8 @@ func (l *Log) rebuild() {
 			for _, id := range e.Forget {
 				forgotten[id] = true
 			}
+		case e.Tag != nil:
+			e.Tag.applyTo(live, forgotten)
 		}
 	}
 	l.snapshots = l.snapshots[:0]
@@ -401,7 +424,7 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 	if err != nil {
 		return nil, err
 	}
-	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget, Writer: b.Writer, Checkpoint: b.Checkpoint}
+	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget, Writer: b.Writer, Checkpoint: b.Checkpoint, Tag: b.Tag}
 	if e.Snapshot != nil {
 		e.Snapshot.ID = id
 	}
@@ -447,6 +470,9 @@ func (l *Log) AddSnapshot(ctx context.Context, r LogRepository, ident *crypt.Ide
 func (l *Log) Forget(ctx context.Context, r LogRepository, ident *crypt.Identity, ids []backend.ID, now time.Time) (backend.ID, error) {
 	if len(ids) == 0 {
 		return backend.ID{}, nil
+	}
+	if err := l.checkNewer("forget"); err != nil {
+		return backend.ID{}, err
 	}
 	e, err := l.append(ctx, r, ident, OpForget, body{Forget: ids}, now)
 	if err != nil {

@@ -63,8 +63,8 @@ func (e *appEnv) newApp() *cli.App {
 			"KEY starts with; an unknown KEY, or one no location of the command uses, is\n" +
 			"an error. A location's own user and port win over them. Known options:\n" + optionsHelp(),
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitStatusHelp + "\n",
-		Version:               version,
-		HideVersion:           true, // "cairn version" prints more than --version would
+		Version:               programVersion().Version,
+		HideVersion:           true, // --version is versionFlag: urfave/cli's would take -v
 		Reader:                e.stdin,
 		Writer:                e.stdout,
 		ErrWriter:             e.stderr,
@@ -78,18 +78,27 @@ func (e *appEnv) newApp() *cli.App {
 			if _, err := progressFPS(e.getenv(envProgressFPS)); err != nil {
 				return err
 			}
+			if c.Bool("version") && c.Args().Present() {
+				return fmt.Errorf("--version takes no command (\"cairn version\" prints the version)")
+			}
 			_, err := parseBackendOptions(optionValues(c))
 			return err
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return fmt.Errorf("unknown command %q (run \"cairn help\" for the list)", c.Args().First())
+				return unknownCommand(c, "")
+			}
+			if c.Bool("version") {
+				return e.printVersion(c)
 			}
 			return cli.ShowAppHelp(c)
 		},
 	}
 	hideBoolDefaults(app.Flags)
 	globalHelp := globalOptionsHelp(app.Flags)
+	// Not a global option: commands do not take it.
+	app.Flags = append(app.Flags, versionFlag())
+	hideBoolDefaults(app.Flags)
 	// version and peer open no repository: -o does not apply to them.
 	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand()} {
 		prepareCommand(cmd, globalHelp, checkOptionsBefore(false))
@@ -128,7 +137,7 @@ func prepareCommand(cmd *cli.Command, globalHelp string, check cli.BeforeFunc) {
 			name := cmd.Name
 			cmd.Action = func(c *cli.Context) error {
 				if c.Args().Present() {
-					return fmt.Errorf("unknown command \"%s %s\" (run \"cairn help %s\")", name, c.Args().First(), name)
+					return unknownCommand(c, name)
 				}
 				return cli.ShowSubcommandHelp(c)
 			}
@@ -184,7 +193,10 @@ func globalOptionsHelp(flags []cli.Flag) string {
 
 // usageError keeps urfave/cli from printing the whole help for a bad flag:
 // the error becomes one line printed by main.
-func usageError(_ *cli.Context, err error, _ bool) error {
+func usageError(c *cli.Context, err error, _ bool) error {
+	if s := suggestFlag(c, err); s != "" {
+		return fmt.Errorf("%w (did you mean %s? see \"cairn help\")", err, s)
+	}
 	return fmt.Errorf("%w (see \"cairn help\")", err)
 }
 

@@ -82,7 +82,7 @@ func (e *appEnv) backupOptions(c *cli.Context) (archiver.BackupOptions, *streamS
 func (e *appEnv) pathOptions(c *cli.Context) (archiver.BackupOptions, error) {
 	o := archiver.BackupOptions{
 		Paths: c.Args().Slice(), Hostname: c.String("host"), Tags: c.StringSlice("tag"),
-		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + version,
+		ParentSelector: c.String("parent"), ProgramVersion: "cairn " + programVersion().Version,
 		Username: username(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 	}
 	o.Now = e.now

@@ -34,7 +34,7 @@ func TestCLIBasics(t *testing.T) {
 		maxTime time.Duration
 	}{
 		{name: "version", args: []string{"version"}, code: 0,
-			stdout: `^cairn ` + regexp.QuoteMeta(testVersion) + ` compiled with go1\.\d+\S* on linux/amd64\n$`},
+			stdout: `^cairn ` + regexp.QuoteMeta(testVersion) + `( \(commit [0-9a-f]{12}(-dirty)?\))? compiled with go1\.\d+\S* on linux/amd64\n$`},
 		{name: "version quiet", args: []string{"-q", "version"}, code: 0, stdout: `^cairn `},
 		{name: "no arguments prints help", args: nil, code: 0, stdout: `(?s)USAGE:.*COMMANDS:.*EXIT STATUS:`},
 		{name: "missing repository", args: []string{"snapshots"}, env: []string{envRepository + "=" + missing},

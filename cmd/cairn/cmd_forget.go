@@ -44,8 +44,7 @@ func (e *appEnv) forgetCommand() *cli.Command {
 			"during its prune is finished by the next. --dry-run prints the plan (which snapshots\n" +
 			"go, and why the others stay; with --prune, the prune's plan for the snapshots left)\n" +
 			"and changes nothing. --json prints one document, restic's array of groups; with\n" +
-			"--prune the last group also holds \"prune\": the prune's plan and outcome.\n\n" +
-			"EXIT STATUS:\n   0 done, 1 error, 10 no repository, 11 locked, 12 wrong password.",
+			"--prune the last group also holds \"prune\": the prune's plan and outcome.",
 		Flags:  flags,
 		Action: e.runForget,
 	}

@@ -87,7 +87,7 @@ func (e *appEnv) runGenerate(c *cli.Context) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("generate --man: %w", err)
 		}
-		files, err := clidoc.WriteMan(dir, root, clidoc.ManInfo{Date: date, Version: version, ExitStatus: exitStatusHelp})
+		files, err := clidoc.WriteMan(dir, root, clidoc.ManInfo{Date: date, Version: programVersion().Version, ExitStatus: exitStatusHelp})
 		if err != nil {
 			return fmt.Errorf("generate --man: %w", err)
 		}

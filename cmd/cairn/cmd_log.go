@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -16,11 +17,13 @@ func (e *appEnv) logCommand() *cli.Command {
 		Name:      "log",
 		Usage:     "show the signed snapshot log",
 		ArgsUsage: " ",
-		Description: "Lists the entries of the snapshot log in sequence order: when each was written,\n" +
-			"by which device (its peer ID), and what it did (add a snapshot, forget snapshots,\n" +
-			"register a writing device, checkpoint the live set). Problems found while verifying\n" +
-			"the chain (broken links, bad signatures, unknown devices, a rollback since this\n" +
-			"device last looked) are printed as warnings; 'cairn check' fails on them.\n\n" + exitStatusHelp,
+		Description: "Lists the entries of the snapshot log in sequence order: when each was\n" +
+			"written, by which device (its peer ID), and what it did (add a snapshot, forget\n" +
+			"snapshots, register a writing device, checkpoint the live set, change tags).\n" +
+			"Problems found while verifying the chain (broken links, bad signatures, unknown\n" +
+			"devices, a rollback since this device last looked) are printed as warnings;\n" +
+			"'cairn check' fails on them. --json prints one array of entries: id, seq, time,\n" +
+			"device, op, parents, and snapshot, forget, live or tag by op.",
 		Action: e.runLog,
 	}
 }
@@ -36,6 +39,8 @@ type logEntryJSON struct {
 	Snapshot string    `json:"snapshot,omitempty"`
 	Forget   []string  `json:"forget,omitempty"`
 	Live     int       `json:"live,omitempty"`
+	// Tag is a tag entry's change: the snapshots and set, add, remove.
+	Tag *snapshot.TagChange `json:"tag,omitempty"`
 }
 
 func opName(op byte) string {
@@ -48,6 +53,8 @@ func opName(op byte) string {
 		return "writer"
 	case snapshot.OpCheckpoint:
 		return "checkpoint"
+	case snapshot.OpTag:
+		return "tag"
 	}
 	return "unknown"
 }
@@ -83,6 +90,8 @@ func (e *appEnv) runLog(c *cli.Context) error {
 				}
 			case en.Checkpoint != nil:
 				j.Live = len(en.Checkpoint.Snapshots)
+			case en.Tag != nil:
+				j.Tag = en.Tag
 			}
 			out = append(out, j)
 		}
@@ -106,6 +115,8 @@ func (e *appEnv) runLog(c *cli.Context) error {
 				detail = fmtCount(j.Live, "live snapshot")
 			case en.Writer != nil:
 				detail = "device registered"
+			case en.Tag != nil:
+				detail = "tags of " + fmtCount(len(en.Tag.Snapshots), "snapshot") + " " + tagChangeText(en.Tag)
 			}
 			if len(en.Parents) > 1 {
 				detail += " (merges " + fmtCount(len(en.Parents), "head") + ")"
@@ -116,6 +127,21 @@ func (e *appEnv) runLog(c *cli.Context) error {
 		s.p.Printf("%s, %s", fmtCount(len(out), "entry"), fmtCount(len(l.Heads), "head"))
 		return nil
 	})
+}
+
+// tagChangeText says what a tag change does: "set to [a b]", "+a -b".
+func tagChangeText(c *snapshot.TagChange) string {
+	if c.Set != nil {
+		return fmt.Sprintf("set to %v", *c.Set)
+	}
+	var parts []string
+	for _, t := range c.Add {
+		parts = append(parts, "+"+t)
+	}
+	for _, t := range c.Remove {
+		parts = append(parts, "-"+t)
+	}
+	return strings.Join(parts, " ")
 }
 
 // fmtCount says "1 entry", "2 entries", "3 heads".

@@ -52,7 +52,7 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
 			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
-			"A mirror with nothing to copy only lists files, which is quick.\n\n" + exitStatusHelp,
+			"A mirror with nothing to copy only lists files, which is quick.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},

@@ -26,5 +26,9 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.mountCommand(),
 		e.cacheCommand(),
 		e.generateCommand(),
+		e.listCommand(),
+		e.catCommand(),
+		e.dumpCommand(),
+		e.tagCommand(),
 	}
 }

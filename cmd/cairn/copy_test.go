@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func TestCopy(t *testing.T) {
 		t.Fatalf("second copy:\n%s", r)
 	}
 	logAfter, _ := filepath.Glob(filepath.Join(d.repo, "log", "*"))
-	if after := dataFiles(t, d.repo); !mapsEqual(before, after) || len(logAfter) != len(logBefore) {
+	if after := dataFiles(t, d.repo); !maps.Equal(before, after) || len(logAfter) != len(logBefore) {
 		t.Fatalf("a copy with nothing to copy wrote to the destination")
 	}
 
@@ -194,18 +195,6 @@ func srcSize(t *testing.T, repoDir string) int64 {
 		}
 	}
 	return n
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCopySelect copies snapshots chosen by --host, --path, --tag and ID,
@@ -325,7 +314,7 @@ func TestCopySurvivesKill9(t *testing.T) {
 	if !strings.Contains(r.stdout, "copied as") || !strings.Contains(r.stdout, "(0 new blobs, 0 B)") {
 		t.Fatalf("copy after the kill:\n%s", r)
 	}
-	if after := dataFiles(t, d.repo); !mapsEqual(before, after) {
+	if after := dataFiles(t, d.repo); !maps.Equal(before, after) {
 		t.Fatal("the copy after the kill uploaded data again")
 	}
 	d.checkReadData(true)

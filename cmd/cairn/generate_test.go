@@ -77,7 +77,7 @@ func TestGenerateBash(t *testing.T) {
 	}{
 		{[]string{"cairn", "ba"}, "backup"},
 		{[]string{"cairn", "mo"}, "mount"},
-		{[]string{"cairn", "-r", "/srv/repo", "ca"}, "cache"},
+		{[]string{"cairn", "-r", "/srv/repo", "ca"}, "cache cat"},
 		{[]string{"cairn", "key", "a"}, "add"},
 		{[]string{"cairn", "mount", "--path-t"}, "--path-template"},
 		{[]string{"cairn", "cache", "--cl"}, "--cleanup"},

@@ -58,7 +58,7 @@ func globalFlags(root bool) []cli.Flag {
 		return nil
 	}
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, Usage: "repository `LOCATION`: a path or local:PATH", EnvVars: env(envRepository), Hidden: !root},
+		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, Usage: "repository `LOCATION`: " + locationForms, EnvVars: env(envRepository), Hidden: !root},
 		&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed)", EnvVars: env(envPasswordFile), Hidden: !root},
 		&cli.StringFlag{Name: "password-command", Usage: "run `COMMAND` with sh -c and read the password from its output", EnvVars: env(envPasswordCommand), Hidden: !root},
 		&cli.StringFlag{Name: "cache-dir", Usage: "local cache `DIR` (default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn)", EnvVars: env(envCacheDir), Hidden: !root},

@@ -82,6 +82,10 @@ func sftpConfig(loc string, env locEnv) (sftp.Config, error) {
 	return cfg, nil
 }
 
+// locationForms names every form of location schemes() opens, for the
+// help of --repo (TestRepoHelpNamesEverySchema keeps it complete).
+const locationForms = "a path, local:PATH, sftp:[USER@]HOST:PATH, sftp://[USER@]HOST[:PORT]/PATH or peer://PEERID@HOST:PORT/NAME"
+
 // schemes is the table of repository location kinds, built in code so the
 // list is visible in one place.
 func schemes() map[string]scheme {

@@ -25,8 +25,10 @@ import (
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=...": the
+// Makefile gives "git describe --tags". programVersion (cmd_version.go)
+// says what counts when it is not set.
+var version = ""
 
 // Exit codes. They are part of cairn's interface: cron jobs and monitoring
 // branch on them, so they never change meaning.
@@ -82,7 +84,7 @@ func warnTreeDecoderMisses(w io.Writer, n uint64) {
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(w, "cairn: warning: %d tree blob(s) in cairn's own format were read correctly but by the slow decoder: a bug in cairn %s, please report it\n", n, version)
+	fmt.Fprintf(w, "cairn: warning: %d tree blob(s) in cairn's own format were read correctly but by the slow decoder: a bug in cairn %s, please report it\n", n, programVersion().Version)
 }
 
 // gcPercent is cairn's GOGC unless the environment sets one. Most of a
