@@ -244,7 +244,7 @@ func TestDiffMetadata(t *testing.T) {
 		t.Fatalf("diff --metadata: want content M and mode U, got %v", meta)
 	}
 	r := e.must("diff", "--metadata", first, "latest")
-	if !strings.Contains(r.stdout, "U    "+filepath.Join(src, "mode")+"\n") || !strings.Contains(r.stdout, "metadata changed: ") {
+	if !strings.Contains(r.stdout, "U    "+filepath.Join(src, "mode")+"\n") || !strings.Contains(r.stdout, " metadata changed, ") {
 		t.Fatalf("text diff --metadata shows no U line or count\n%s", r)
 	}
 	r = e.must("diff", first, "latest")
@@ -277,10 +277,20 @@ func TestFindOldestNewest(t *testing.T) {
 	e.init()
 	e.must("backup", src)
 	found := func(args ...string) []string {
-		msgs := jsonLines(t, e.must(append([]string{"find", "--json"}, append(args, "f-*")...)...).stdout)
+		r := e.must(append([]string{"find", "--json"}, append(args, "f-*")...)...)
+		var groups []struct {
+			Matches []struct {
+				Path string `json:"path"`
+			} `json:"matches"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &groups); err != nil {
+			t.Fatalf("find --json is not restic's array: %v\n%s", err, r)
+		}
 		var out []string
-		for _, m := range msgs {
-			out = append(out, filepath.Base(m["path"].(string)))
+		for _, g := range groups {
+			for _, m := range g.Matches {
+				out = append(out, filepath.Base(m.Path))
+			}
 		}
 		return out
 	}

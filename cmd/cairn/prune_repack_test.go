@@ -93,11 +93,11 @@ func TestPruneMaxRepackSize(t *testing.T) {
 
 	// forget --prune passes it on; the real run repacks two packs.
 	r = e.must("--json", "forget", "--keep-last", "1", "--prune", "--max-unused", "0%", "--max-repack-size", "450K")
-	var st map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+	var groups []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &groups); err != nil || len(groups) == 0 {
 		t.Fatalf("forget --prune --json: %v\n%s", err, r)
 	}
-	prune := jsonObject(t, st, "prune")
+	prune := jsonObject(t, groups[len(groups)-1], "prune") // restic's groups, the last holding the prune
 	if ids, n := planRepacked(t, jsonObject(t, prune, "plan")); len(ids) != 2 || n > limit {
 		t.Fatalf("forget --prune --max-repack-size: repacked %d packs, %d bytes", len(ids), n)
 	}

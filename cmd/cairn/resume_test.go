@@ -102,6 +102,11 @@ func resumeFixture(t *testing.T) (*testEnv, string) {
 	return e, src
 }
 
+// resumeUploadLimit (KiB/s) makes the fixture's upload take 3.5 s at
+// least: on a quiet machine an unlimited backup of it ends in well under
+// a second, often before a signal sent after 36 packs arrives.
+const resumeUploadLimit = "16384"
+
 // checkBackupResumed runs the backup again to completion and checks that it
 // uploads less than half of the data: what the stopped run uploaded was
 // indexed and is reused.
@@ -124,10 +129,10 @@ func checkBackupResumed(t *testing.T, e *testEnv, src string, stoppedPacks int) 
 // uploads less than half the data again.
 func TestBackupSIGTERMIndexes(t *testing.T) {
 	e, src := resumeFixture(t)
-	b := e.start([]string{"GOMAXPROCS=1"}, "backup", src)
+	b := e.start([]string{"GOMAXPROCS=1"}, "--limit-upload", resumeUploadLimit, "backup", src)
 	b.waitFor(t, "36 packs", func() bool { n, _ := e.dataStats(); return n >= 36 })
 	if code := b.stop(t, syscall.SIGTERM); code != exitInterrupted {
-		t.Fatalf("exit %d after SIGTERM, want %d\nstderr:\n%s", code, exitInterrupted, &b.stderr)
+		t.Fatalf("exit %d after SIGTERM, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInterrupted, &b.stdout, &b.stderr)
 	}
 	packs, _ := e.dataStats()
 	if e.indexFiles() == 0 {
@@ -142,7 +147,7 @@ func TestBackupSIGTERMIndexes(t *testing.T) {
 // half the data again.
 func TestBackupKill9AfterPeriodicIndex(t *testing.T) {
 	e, src := resumeFixture(t)
-	b := e.start([]string{"GOMAXPROCS=1", envTestIndexInterval + "=100ms"}, "backup", src)
+	b := e.start([]string{"GOMAXPROCS=1", envTestIndexInterval + "=100ms"}, "--limit-upload", resumeUploadLimit, "backup", src)
 	b.waitFor(t, "36 packs", func() bool { n, _ := e.dataStats(); return n >= 36 })
 	n0 := e.indexFiles()
 	b.waitFor(t, "an index file written after 36 packs", func() bool { return e.indexFiles() > n0 })

@@ -286,7 +286,7 @@ func TestRewriteErrors(t *testing.T) {
 	}{
 		{[]string{"rewrite"}, "nothing to remove: give --exclude"},
 		{[]string{"rewrite", "--exclude", "a/[b"}, "bad exclude pattern"},
-		{[]string{"rewrite", "--exclude-file", filepath.Join(e.dir, "missing")}, "exclude file"},
+		{[]string{"rewrite", "--exclude-file", filepath.Join(e.dir, "missing")}, "pattern file"},
 		{[]string{"rewrite", "--exclude", "secret", "deadbeef"}, "no matching snapshot"},
 		{[]string{"rewrite", "--exclude", "secret", "latest:/x"}, "not SNAPSHOT:SUBPATH"},
 		{[]string{"--no-lock", "rewrite", "--exclude", "secret"}, "must lock it"},
