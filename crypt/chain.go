@@ -30,17 +30,8 @@ type Chain struct {
 	Checkpoint    [32]byte
 	HasCheckpoint bool
 	// Covered holds the checkpoint and every present entry it descends
-	// from: their state is summed up by the checkpoint. It also holds the
-	// entries in CutOff.
+	// from: their state is summed up by the checkpoint.
 	Covered map[[32]byte]bool
-	// CutOff holds the entries older than the checkpoint (lower sequence)
-	// that it does not reach because a covered entry between them was
-	// deleted (by hand or rot; prune deletes oldest first and never
-	// leaves such a gap): they were covered before the gap formed, so
-	// the checkpoint sums them up, and counting them again would bring
-	// back snapshots long forgotten. See Cover for how they are
-	// told from entries a writer appended after the checkpoint.
-	CutOff map[[32]byte]bool
 	// Problems lists every rule broken, one line each, sorted.
 	Problems []string
 }
@@ -56,43 +47,35 @@ func (c *Chain) MaxSeq() uint64 {
 
 func shortID(id [32]byte) string { return hex.EncodeToString(id[:4]) }
 
-// Cover returns what the checkpoint cp (an entry of entries) covers:
-// itself, every present entry it descends from, and the entries cut off
-// from it (also returned on their own). It is VerifyChain's rule, for a
-// caller who must judge entries against a checkpoint chosen elsewhere
-// (mirror judges a destination's entries by the source's checkpoint).
-//
-// Cut off are the uncovered entries with a lower sequence than cp that
-// either descend from no covered entry or are dated more than
-// MaxClockSkew before it. The one legitimate uncovered entry with a lower
-// sequence is one a writer appended after the checkpoint on a view of
-// the log that lacked entries (a read failed): it names present, older
-// entries as parents (pruning keeps those while it is uncovered), so it
-// descends from covered ones, and it was written after the checkpoint.
-// An entry cut off by a gap was written before the checkpoint, and its
-// line of parents either reaches a covered entry or, above a pruned part,
-// nothing.
-//
-// Without dated, only the entries that descend from no covered entry are
-// cut off: mirror judges a destination's entries so, because an entry
-// someone else wrote there descends from covered ones, whatever its date,
-// and must be refused, not removed.
-func Cover(entries map[[32]byte]*Entry, cp [32]byte, dated bool) (covered, cutOff map[[32]byte]bool) {
-	covered = make(map[[32]byte]bool)
-	stack := [][32]byte{cp}
+// Reach returns the present entries among from and every present entry
+// they descend from.
+func Reach(entries map[[32]byte]*Entry, from ...[32]byte) map[[32]byte]bool {
+	seen := make(map[[32]byte]bool)
+	stack := append([][32]byte(nil), from...)
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if covered[id] {
+		if seen[id] {
 			continue
 		}
 		e, ok := entries[id]
 		if !ok {
 			continue
 		}
-		covered[id] = true
+		seen[id] = true
 		stack = append(stack, e.Parents...)
 	}
+	return seen
+}
+
+// Orphans returns the entries with a lower sequence than the checkpoint
+// cp that neither are in covered nor descend from an entry in it: left
+// over from a compaction, or cut off from it when the entries linking
+// them were removed. A writer's entry descends from what it saw, and
+// prune keeps the parents of every uncovered entry, so no entry written
+// in the normal course is an orphan; mirror uses this to tell, on a
+// copy, what the source compacted from what someone else wrote.
+func Orphans(entries map[[32]byte]*Entry, cp [32]byte, covered map[[32]byte]bool) map[[32]byte]bool {
 	children := make(map[[32]byte][][32]byte)
 	var queue [][32]byte
 	for id, e := range entries {
@@ -114,21 +97,17 @@ func Cover(entries map[[32]byte]*Entry, cp [32]byte, dated bool) (covered, cutOf
 			}
 		}
 	}
-	cpe := entries[cp]
-	cutOff = make(map[[32]byte]bool)
-	if cpe == nil {
-		return covered, cutOff
+	out := make(map[[32]byte]bool)
+	cpe, ok := entries[cp]
+	if !ok {
+		return out
 	}
 	for id, e := range entries {
-		older := e.Seq < cpe.Seq && (!linked[id] || dated && e.Time < cpe.Time-int64(MaxClockSkew))
-		if !covered[id] && older {
-			cutOff[id] = true
+		if !covered[id] && !linked[id] && e.Seq < cpe.Seq {
+			out[id] = true
 		}
 	}
-	for id := range cutOff {
-		covered[id] = true
-	}
-	return covered, cutOff
+	return out
 }
 
 // VerifyChain checks the links between decoded (hence signature-checked)
@@ -142,7 +121,7 @@ func Cover(entries map[[32]byte]*Entry, cp [32]byte, dated bool) (covered, cutOf
 //     otherwise;
 //   - no entry is dated more than MaxClockSkew before a parent.
 func VerifyChain(entries map[[32]byte]*Entry) *Chain {
-	c := &Chain{Entries: entries, Covered: make(map[[32]byte]bool), CutOff: make(map[[32]byte]bool)}
+	c := &Chain{Entries: entries, Covered: make(map[[32]byte]bool)}
 	for id, e := range entries {
 		if e.Op != OpCheckpoint {
 			continue
@@ -157,7 +136,7 @@ func VerifyChain(entries map[[32]byte]*Entry) *Chain {
 		}
 	}
 	if c.HasCheckpoint {
-		c.Covered, c.CutOff = Cover(entries, c.Checkpoint, true)
+		c.Covered = Reach(entries, c.Checkpoint)
 	}
 	named := make(map[[32]byte]bool)
 	for id, e := range entries {

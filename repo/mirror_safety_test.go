@@ -364,7 +364,7 @@ func TestMirrorDryRunWithoutPrune(t *testing.T) {
 // finding: a mirror killed while it removed compacted entries from a copy
 // (or a gap below the checkpoint, dropped at the copy) left older
 // entries there that nothing names any more. The source's checkpoint
-// covers them (crypt.Cover): the next mirror must remove them, not refuse
+// counts them as compacted (crypt.Orphans): the next mirror must remove them, not refuse
 // the copy as diverged.
 func TestMirrorDestinationEntriesCutOff(t *testing.T) {
 	ctx := context.Background()
@@ -393,6 +393,62 @@ func TestMirrorDestinationEntriesCutOff(t *testing.T) {
 	st, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs()})
 	if err != nil {
 		t.Fatalf("mirror to a copy holding entries cut off from the checkpoint: %+v, %v", st, err)
+	}
+	sameFiles(t, src, dst)
+}
+
+// TestMirrorCoveredGapIsDamage is the 1,000-cycle soak's finding: an
+// entry the checkpoint covers, lost from the middle of the source's log
+// (rot, a hand), was taken for compaction: mirror --prune removed it from
+// every copy, and the entries before it, cut off from the checkpoint,
+// brought back snapshots forgotten long before. The source still holds
+// its parent, so prune did not drop it (prune deletes oldest first): the
+// mirror must name it and keep it at the copy, and repair packs --from
+// the copy must fetch it back, while entries compaction dropped stay
+// dropped.
+func TestMirrorCoveredGapIsDamage(t *testing.T) {
+	ctx := context.Background()
+	ident, _ := crypt.NewIdentity()
+	src, r := mirrorSource(t, ident, 6)
+	appendOps(t, src, ident, 1, crypt.OpCheckpoint)
+	appendEntries(t, src, ident, 1)
+	dst := mem.New()
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Compaction dropped the two oldest at the source; rot took seq 5.
+	var gap backend.Handle
+	for id, e := range logOf(t, src) {
+		h := backend.Handle{Type: backend.LogFile, Name: backend.ID(id).String()}
+		switch {
+		case e.Seq <= 2:
+			src.DeleteRaw(h)
+		case e.Seq == 5:
+			gap = h
+			src.DeleteRaw(h)
+		}
+	}
+	_, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs()})
+	var me *MirrorError
+	if !errors.As(err, &me) || len(me.Missing) != 1 || me.Missing[0] != gap {
+		t.Fatalf("mirror --prune from a source with a gap: want %s named, got %v", gap, err)
+	}
+	if _, ok := dst.Files()[gap]; !ok {
+		t.Fatal("mirror --prune removed the lost entry from the copy")
+	}
+
+	plan, _, err := lockedRepairPacks(ctx, r, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Files) != 1 || plan.Files[0].File != gap.String() || !plan.Files[0].Available {
+		t.Fatalf("repair plan: want only %s fetched (not the entries compaction dropped), got %+v", gap, plan.Files)
+	}
+	if _, ok := src.Files()[gap]; !ok {
+		t.Fatal("repair packs did not fetch the lost entry back")
+	}
+	if _, err := Mirror(ctx, src, dst, MirrorOptions{Prune: true, Refs: r.MirrorRefs()}); err != nil {
+		t.Fatalf("mirror after the repair: %v", err)
 	}
 	sameFiles(t, src, dst)
 }

@@ -126,40 +126,29 @@ func (p *mirrorPlanner) readLogs(ctx context.Context) (*logView, error) {
 }
 
 // classifyExtra sorts the destination's valid entries the source lacks:
-// those the source's newest checkpoint covers (crypt.Cover) it pruned on
-// purpose; those
-// the source's own entries name (directly or through others) it lost,
-// which is damage to report; any other was written by someone else, and
-// the mirror is refused.
+// one the checkpoint covers whose parent the source still holds it lost
+// (lostInGap); those the
+// source's newest checkpoint covers, or that are orphans older than it
+// (crypt.Orphans), it compacted on purpose; those the source's own
+// entries name (directly or through others) it lost; lost entries are
+// damage to report, kept at the copy; any other was written by someone
+// else, and the mirror is refused.
 func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all, srcOnly map[[32]byte]*crypt.Entry) error {
-	reach := func(from [][32]byte) map[[32]byte]bool {
-		seen := make(map[[32]byte]bool)
-		stack := append([][32]byte(nil), from...)
-		for len(stack) > 0 {
-			id := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			e, ok := all[id]
-			if !ok || seen[id] {
-				continue
-			}
-			seen[id] = true
-			stack = append(stack, e.Parents...)
-		}
-		return seen
-	}
 	// Covered, through the links of both sides: what the source's
-	// checkpoint reaches, and what a gap below it cut off (an entry the
-	// checkpoint covered that was lost, after which the source's
-	// compaction deleted the entries it cut off; see crypt.Cover).
+	// checkpoint reaches, and the orphans older than it (left by a
+	// compaction, or by a mirror killed while it removed entries).
 	var covered map[[32]byte]bool
 	if sc := crypt.VerifyChain(srcOnly); sc.HasCheckpoint {
-		covered, _ = crypt.Cover(all, sc.Checkpoint, false)
+		covered = crypt.Reach(all, sc.Checkpoint)
+		for id := range crypt.Orphans(all, sc.Checkpoint, covered) {
+			covered[id] = true
+		}
 	}
 	var roots [][32]byte
 	for id := range srcOnly {
 		roots = append(roots, id)
 	}
-	named := reach(roots)
+	named := crypt.Reach(all, roots...)
 
 	var diverged []*crypt.Entry
 	for _, le := range dstEntries {
@@ -168,6 +157,8 @@ func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all
 		}
 		id, _ := backend.ParseID(le.h.Name)
 		switch {
+		case covered[id] && lostInGap(le.e, srcOnly):
+			p.plan.Missing = append(p.plan.Missing, le.h)
 		case covered[id]:
 			lv.covered[le.h.Name] = le.e.Seq
 		case named[id]:
@@ -192,6 +183,22 @@ func (p *mirrorPlanner) classifyExtra(lv *logView, dstEntries []loadedEntry, all
 	return fmt.Errorf("mirror to %s: %w: it holds %d log entries the source does not (newest: sequence %d from device %s at %s); the source holds %d entries up to sequence %d. Someone else wrote to the destination, or the source was rolled back; mirror to a new destination or investigate before overwriting",
 		p.dst.Location(), ErrDiverged, len(diverged), newest.Seq, crypt.PeerIDFromKey(newest.Device).Short(),
 		time.Unix(0, newest.Time).UTC().Format(time.RFC3339), len(srcOnly), srcMax)
+}
+
+// lostInGap says whether e, an entry the destination holds and the
+// source lacks, was lost at the source rather than compacted: the source
+// still holds one of its parents. Compaction deletes oldest first, so an
+// entry it dropped has lost its parents there before it; an entry the
+// checkpoint covers that went missing from the middle of the log (rot, a
+// hand) has not, and the copy's is what heals the source ('cairn repair
+// packs --from').
+func lostInGap(e *crypt.Entry, src map[[32]byte]*crypt.Entry) bool {
+	for _, p := range e.Parents {
+		if _, ok := src[p]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // orderParentsFirst returns the valid entries of loaded that are to be

@@ -374,7 +374,10 @@ func (r *Repository) planRepairLog(ctx context.Context, from backend.Backend) ([
 		}
 		w.add(id, data)
 	}
-	chain := crypt.VerifyChain(w.entries)
+	chain, err := w.fillGaps(ctx, from)
+	if err != nil {
+		return w.out, err
+	}
 	// Walk from the entries here to the parents they need, outside what
 	// the newest checkpoint covers (a prune deletes those on purpose).
 	var stack [][32]byte
@@ -401,6 +404,88 @@ func (r *Repository) planRepairLog(ctx context.Context, from backend.Backend) ([
 		}
 	}
 	return w.out, nil
+}
+
+// fillGaps plans fetching the entries lost from the middle of the log:
+// a parent of a covered entry is missing when prune compacted it, or
+// when it was lost (rot, a hand); then it still links to entries here
+// (gapFill), and the copy's heals the gap. Filling one gap can make more
+// entries covered, so it repeats until nothing is added. It returns the
+// chain of the log with the gaps filled.
+func (w *logWalk) fillGaps(ctx context.Context, from backend.Backend) (*crypt.Chain, error) {
+	for {
+		chain := crypt.VerifyChain(w.entries)
+		var covered [][32]byte
+		for id := range w.entries {
+			if chain.Covered[id] {
+				covered = append(covered, id)
+			}
+		}
+		slices.SortFunc(covered, func(a, b [32]byte) int { return cmpBlobID(a, b) })
+		added := false
+		for _, id := range covered {
+			for _, p := range w.entries[id].Parents {
+				if w.present[backend.ID(p)] {
+					continue
+				}
+				fill, err := w.gapFill(ctx, from, backend.ID(p), 0)
+				if err != nil {
+					return chain, err
+				}
+				for _, f := range fill {
+					if w.present[f.id] {
+						continue
+					}
+					w.add(f.id, f.data)
+					w.out = append(w.out, RepairFetch{File: backend.Handle{Type: backend.LogFile, Name: f.id.String()}.String(),
+						Problem: "missing", Available: true, Size: int64(len(f.data))})
+					added = true
+				}
+			}
+		}
+		if !added {
+			return chain, nil
+		}
+	}
+}
+
+// maxGapFill bounds how many entries one gap in the log may span.
+const maxGapFill = 64
+
+type gapEntry struct {
+	id   backend.ID
+	data []byte
+}
+
+// gapFill reads the log entry id from the copy and returns it, with
+// those of its parents the log lacks, if they all lead back to entries
+// the log holds: a gap. It returns nothing when the copy lacks one of
+// them, or the line reaches the log's first entry or maxGapFill entries
+// first: entries prune compacted.
+func (w *logWalk) gapFill(ctx context.Context, from backend.Backend, id backend.ID, depth int) ([]gapEntry, error) {
+	if depth >= maxGapFill {
+		return nil, nil
+	}
+	data, why, err := readFromCopy(ctx, from, backend.Handle{Type: backend.LogFile, Name: id.String()})
+	if err != nil || why != "" {
+		return nil, err
+	}
+	e, err := crypt.DecodeEntry(data)
+	if err != nil || len(e.Parents) == 0 {
+		return nil, nil
+	}
+	out := []gapEntry{{id, data}}
+	for _, p := range e.Parents {
+		if w.present[backend.ID(p)] {
+			continue
+		}
+		sub, err := w.gapFill(ctx, from, backend.ID(p), depth+1)
+		if err != nil || sub == nil {
+			return nil, err
+		}
+		out = append(out, sub...)
+	}
+	return out, nil
 }
 
 // logWalk is the state of planRepairLog.

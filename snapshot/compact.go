@@ -143,19 +143,10 @@ func (l *Log) ancestors(ids [][32]byte) map[backend.ID]bool {
 // entries linking them to the checkpoint, would leave it with broken
 // links, a log problem that blocks every later prune. Once a later
 // checkpoint covers that entry, pruning goes on.
-//
-// Entries cut off from the newest checkpoint by a gap (crypt.Chain.CutOff)
-// that are older than cp go with them: nothing else would ever delete them.
 func (l *Log) under(cp *LogEntry, covered func(backend.ID) bool) map[backend.ID]bool {
 	under := l.ancestors(cp.Parents)
-	cutOff := func(id backend.ID) bool { return l.chain != nil && l.chain.CutOff[[32]byte(id)] }
 	for id, e := range l.Entries {
-		if cutOff(id) && e.Seq < cp.Seq {
-			under[id] = true
-		}
-	}
-	for id, e := range l.Entries {
-		if covered(id) || cutOff(id) {
+		if covered(id) {
 			continue
 		}
 		for _, p := range e.Parents {

@@ -15,7 +15,7 @@ import (
 // linked the copy's log to the checkpoint were gone, so the copy was
 // never updated again. PruneCoveredBefore keeps them for a retention
 // period; since the copy's older entries count as cut off from the
-// checkpoint (crypt.Cover), PruneCovered, deleting them at once, no longer
+// checkpoint (crypt.Orphans), PruneCovered, deleting them at once, no longer
 // strands the copy either.
 func TestMirrorAcrossLogCompaction(t *testing.T) {
 	for _, c := range []struct {
@@ -71,7 +71,7 @@ func TestMirrorAcrossLogCompaction(t *testing.T) {
 			if c.immediate {
 				// The copy's entries, older than the checkpoint, no
 				// longer link to it: they are cut off from it, and the
-				// checkpoint sums them up (crypt.Cover), so the mirror
+				// copy holds them as orphans (crypt.Orphans), so the mirror
 				// removes them instead of refusing the copy.
 				if pruned == 0 || err != nil {
 					t.Fatalf("pruned %d at once, mirror: %v; want entries pruned and the copy updated", pruned, err)

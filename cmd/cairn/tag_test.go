@@ -166,8 +166,12 @@ func TestTag(t *testing.T) {
 	// find --tag selects by the new tags: only ids[1] has "late", and
 	// only tag entries gave it.
 	r = e.must("--json", "find", "--tag", "late", "f")
-	if hits := jsonLines(t, r.stdout); len(hits) != 1 || hits[0]["snapshot"] != ids[1] {
-		t.Errorf("find --tag late f\n%s", r)
+	var groups []struct {
+		Hits     int    `json:"hits"`
+		Snapshot string `json:"snapshot"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &groups); err != nil || len(groups) != 1 || groups[0].Snapshot != ids[1] || groups[0].Hits != 1 {
+		t.Errorf("find --tag late f (restic's array, one group): %v\n%s", err, r)
 	}
 
 	// forget --tag selects by the new tags: "weekly" came only from tag
