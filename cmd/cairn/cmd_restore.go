@@ -133,7 +133,7 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		var t *ticker // a dry run writes nothing to show progress of
 		if !opts.DryRun {
-			t = startTicker(s.p.statusInterval(), prog.tick)
+			t = startTicker(s.p, s.p.statusInterval(), prog.tick)
 		}
 		st, err := res.Restore(ctx, target)
 		if t != nil {
