@@ -166,7 +166,7 @@ func TestTag(t *testing.T) {
 	// find --tag selects by the new tags: only ids[1] has "late", and
 	// only tag entries gave it.
 	r = e.must("--json", "find", "--tag", "late", "f")
-	if hits := jsonLines(t, r.stdout); len(hits) != 1 || hits[0]["snapshot"] != ids[1] {
+	if hits := jsonArray(t, r.stdout); len(hits) != 1 || hits[0]["snapshot"] != ids[1] {
 		t.Errorf("find --tag late f\n%s", r)
 	}
 
