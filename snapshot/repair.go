@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -85,9 +84,7 @@ func RepairSnapshots(ctx context.Context, r RepairRepository, l *Log, ident *cry
 		sn *Snapshot
 	}
 	var adds []pending
-	// A copy: adding to the log rebuilds its list in place.
-	live := slices.Clone(l.Snapshots())
-	for _, sn := range live {
+	for _, sn := range l.Snapshots() {
 		rt, err := rw.rewrite(ctx, sn.Tree)
 		if err != nil && !errors.Is(err, errTreeLost) {
 			return res, fmt.Errorf("repair snapshot %s: %w", sn.ID.Str(), err)
@@ -113,31 +110,21 @@ func RepairSnapshots(ctx context.Context, r RepairRepository, l *Log, ident *cry
 	if opts.DryRun || len(res.Snapshots) == 0 {
 		return res, nil
 	}
-	if err := r.Flush(ctx); err != nil {
-		return res, fmt.Errorf("repair snapshots: save trees: %w", err)
-	}
+	rp := replacement{find: findCopy,
+		recorded: func(i int, id backend.ID, _ bool) { res.Snapshots[adds[i].i].New = id }}
 	for _, a := range adds {
-		if done := findCopy(live, a.sn); done != nil {
-			res.Snapshots[a.i].New = done.ID // made by an earlier, interrupted run
-			continue
-		}
-		id, err := l.AddSnapshot(ctx, r, ident, a.sn, now())
-		if err != nil {
-			return res, err
-		}
-		res.Snapshots[a.i].New = id
+		rp.news = append(rp.news, a.sn)
 	}
 	if opts.Forget {
-		var ids []backend.ID
 		for _, rs := range res.Snapshots {
-			ids = append(ids, rs.Snapshot)
+			rp.forget = append(rp.forget, rs.Snapshot)
 		}
-		if _, err := l.Forget(ctx, r, ident, ids, now()); err != nil {
-			return res, err
-		}
-		for i := range res.Snapshots {
-			res.Snapshots[i].Forgotten = true
-		}
+	}
+	if err := rp.record(ctx, r, l, ident, now, "repair snapshots"); err != nil {
+		return res, err
+	}
+	for i := range rp.forget {
+		res.Snapshots[i].Forgotten = true
 	}
 	return res, nil
 }

@@ -126,39 +126,17 @@ func Rewrite(ctx context.Context, r RewriteRepository, l *Log, ident *crypt.Iden
 	if opts.DryRun || len(news) == 0 {
 		return res, nil
 	}
-	if err := r.Flush(ctx); err != nil {
-		return res, fmt.Errorf("rewrite: save trees: %w", err)
-	}
-	// A copy: adding to the log rebuilds its list in place.
-	live := slices.Clone(l.Snapshots())
-	for i, ns := range news {
-		rs := &res.Snapshots[i]
-		if done := findRewritten(live, ns); done != nil {
-			rs.New, rs.Reused = done.ID, true
-			continue
-		}
-		id, err := l.AddSnapshot(ctx, r, ident, ns, now())
-		if err != nil {
-			return res, err
-		}
-		rs.New = id
-	}
-	if !opts.Forget {
-		return res, nil
-	}
-	if opts.TestOnlyBeforeForget != nil {
-		if err := opts.TestOnlyBeforeForget(ctx); err != nil {
-			return res, err
+	rp := replacement{news: news, find: findRewritten, beforeForget: opts.TestOnlyBeforeForget,
+		recorded: func(i int, id backend.ID, reused bool) { res.Snapshots[i].New, res.Snapshots[i].Reused = id, reused }}
+	if opts.Forget {
+		for _, rs := range res.Snapshots {
+			rp.forget = append(rp.forget, rs.Snapshot)
 		}
 	}
-	ids := make([]backend.ID, len(res.Snapshots))
-	for i, rs := range res.Snapshots {
-		ids[i] = rs.Snapshot
-	}
-	if _, err := l.Forget(ctx, r, ident, ids, now()); err != nil {
+	if err := rp.record(ctx, r, l, ident, now, "rewrite"); err != nil {
 		return res, err
 	}
-	for i := range res.Snapshots {
+	for i := range rp.forget {
 		res.Snapshots[i].Forgotten = true
 	}
 	return res, nil

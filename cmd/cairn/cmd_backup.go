@@ -120,7 +120,7 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 			s.p.ItemWarn("archival", path, err)
 			return nil
 		}
-		t := startTicker(s.p.statusInterval(), prog.tick)
+		t := startTicker(s.p, s.p.statusInterval(), prog.tick)
 		sn, sum, err := archiver.Backup(ctx, s.repo, l, opts)
 		t.Stop()
 		if err != nil {

@@ -54,11 +54,7 @@ func (e *appEnv) runDump(c *cli.Context) error {
 		if err := forgetMissingPacks(ctx, s); err != nil {
 			return err
 		}
-		l, err := loadLog(ctx, s)
-		if err != nil {
-			return err
-		}
-		sel, err := selectSnapshot(ctx, s, l, c.Args().Get(0), filterFrom(c))
+		sel, err := selectArg(ctx, s, c, c.Args().Get(0))
 		if err != nil {
 			return err
 		}

@@ -60,15 +60,11 @@ func (e *appEnv) runInit(c *cli.Context) error {
 	} else if !errors.Is(err, backend.ErrNoRepository) {
 		return err
 	}
-	pw, err := e.initPassword(ctx, g)
+	pw, kdf, err := e.keySecret(func() ([]byte, error) { return e.initPassword(ctx, g) })
 	if err != nil {
 		return err
 	}
 	defer zero(pw)
-	kdf, err := e.kdfParams()
-	if err != nil {
-		return err
-	}
 	be, err := createBackend(ctx, g.Repo, e.locEnv(g, p))
 	if err != nil {
 		return err

@@ -135,15 +135,13 @@ func (e *appEnv) writeKey(c *cli.Context, lock lockMode, what, msgType, done str
 		return err
 	}
 	return e.withRepo(c, lock, func(ctx context.Context, s *session) error {
-		pw, err := e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
+		pw, kdf, err := e.keySecret(func() ([]byte, error) {
+			return e.newPassword(ctx, c.String("new-password-file"), "--new-password-file")
+		})
 		if err != nil {
 			return err
 		}
 		defer zero(pw)
-		kdf, err := e.kdfParams()
-		if err != nil {
-			return err
-		}
 		id, err := write(ctx, s.repo, pw, kdf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)

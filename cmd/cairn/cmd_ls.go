@@ -33,11 +33,7 @@ func (e *appEnv) runLs(c *cli.Context) error {
 		return err
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
-		l, err := loadLog(ctx, s)
-		if err != nil {
-			return err
-		}
-		sel, err := selectSnapshot(ctx, s, l, c.Args().First(), filterFrom(c))
+		sel, err := selectArg(ctx, s, c, c.Args().First())
 		if err != nil {
 			return err
 		}

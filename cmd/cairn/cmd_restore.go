@@ -101,11 +101,7 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		if err := forgetMissingPacks(ctx, s); err != nil {
 			return err
 		}
-		l, err := loadLog(ctx, s)
-		if err != nil {
-			return err
-		}
-		sel, err := selectSnapshot(ctx, s, l, c.Args().First(), filterFrom(c))
+		sel, err := selectArg(ctx, s, c, c.Args().First())
 		if err != nil {
 			return err
 		}
@@ -133,7 +129,7 @@ func (e *appEnv) runRestore(c *cli.Context) error {
 		}
 		var t *ticker // a dry run writes nothing to show progress of
 		if !opts.DryRun {
-			t = startTicker(s.p.statusInterval(), prog.tick)
+			t = startTicker(s.p, s.p.statusInterval(), prog.tick)
 		}
 		st, err := res.Restore(ctx, target)
 		if t != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -79,26 +78,6 @@ func rewriteExcluder(c *cli.Context) (*archiver.Excluder, error) {
 	return x, nil
 }
 
-// selectLive resolves the selectors among the live snapshots; none means
-// every live snapshot that passes the filter.
-func selectLive(l *snapshot.Log, sels []string, f snapshot.Filter) ([]*snapshot.Snapshot, error) {
-	if len(sels) == 0 {
-		return f.Apply(l.Snapshots()), nil
-	}
-	var out []*snapshot.Snapshot
-	for _, sel := range sels {
-		if strings.Contains(sel, ":") {
-			return nil, fmt.Errorf("%s: a whole snapshot is needed here, not SNAPSHOT:SUBPATH", sel)
-		}
-		sn, err := snapshot.Find(l.Snapshots(), sel, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sn)
-	}
-	return out, nil
-}
-
 // rewrittenJSON is one snapshot of "rewrite --json".
 type rewrittenJSON struct {
 	MessageType string `json:"message_type"`
@@ -135,11 +114,7 @@ func (e *appEnv) runRewrite(c *cli.Context) error {
 				return err
 			}
 		}
-		l, err := loadLog(ctx, s)
-		if err != nil {
-			return err
-		}
-		snaps, err := selectLive(l, c.Args().Slice(), filterFrom(c))
+		l, snaps, err := loadLive(ctx, s, c)
 		if err != nil {
 			return err
 		}

@@ -53,21 +53,9 @@ func (e *appEnv) runStats(c *cli.Context) error {
 		}
 	}
 	return e.withRepo(c, sharedLock, func(ctx context.Context, s *session) error {
-		l, err := loadLog(ctx, s)
+		_, snaps, err := loadLive(ctx, s, c)
 		if err != nil {
 			return err
-		}
-		f := filterFrom(c)
-		snaps := f.Apply(l.Snapshots())
-		if c.Args().Present() {
-			snaps = nil
-			for _, sel := range c.Args().Slice() {
-				sn, err := snapshot.Find(l.Snapshots(), sel, f)
-				if err != nil {
-					return err
-				}
-				snaps = append(snaps, sn)
-			}
 		}
 		if mode != "" {
 			return printModeStats(ctx, s, snaps, mode)

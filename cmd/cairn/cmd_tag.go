@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -89,26 +88,9 @@ func (e *appEnv) runTag(c *cli.Context) error {
 		return err
 	}
 	return e.withRepo(c, appendLock, func(ctx context.Context, s *session) error {
-		l, err := loadLog(ctx, s)
+		l, snaps, err := loadLive(ctx, s, c)
 		if err != nil {
 			return err
-		}
-		f := filterFrom(c)
-		snaps := f.Apply(l.Snapshots())
-		if c.Args().Present() {
-			snaps = nil
-			for _, sel := range c.Args().Slice() {
-				if _, sub := snapshot.SplitSelector(sel); sub != "" {
-					return fmt.Errorf("tag: %q names a folder: tags belong to whole snapshots", sel)
-				}
-				sn, err := snapshot.Find(l.Snapshots(), sel, f)
-				if err != nil {
-					return err
-				}
-				if !slices.Contains(snaps, sn) {
-					snaps = append(snaps, sn)
-				}
-			}
 		}
 		var changed []changedSnapshotJSON
 		for _, sn := range snaps {

@@ -33,7 +33,7 @@ type phaseProgress struct {
 func startPhaseProgress(p *printer, jsonLines bool) *phaseProgress {
 	pp := &phaseProgress{p: p, start: time.Now(), jsonLines: jsonLines && p.json}
 	if p.progress() || pp.jsonLines {
-		pp.t = startTicker(p.statusInterval(), pp.tick)
+		pp.t = startTicker(p, p.statusInterval(), pp.tick)
 	}
 	return pp
 }
@@ -67,13 +67,7 @@ type phaseStatusJSON struct {
 	SecondsRemaining uint64  `json:"seconds_remaining"`
 }
 
-func (pp *phaseProgress) tick(final bool) {
-	if final {
-		if pp.p.progress() {
-			pp.p.Status("")
-		}
-		return
-	}
+func (pp *phaseProgress) tick() {
 	pp.mu.Lock()
 	phase, done, total := pp.phase, max(pp.done, 0), max(pp.total, 0)
 	pp.mu.Unlock()
@@ -84,9 +78,7 @@ func (pp *phaseProgress) tick(final bool) {
 	if phase != pp.shown {
 		pp.shown, pp.phaseStarted, pp.meter = phase, elapsed, rateMeter{}
 	}
-	pp.meter.add(elapsed-pp.phaseStarted, uint64(done))
-	rate := pp.meter.rate(elapsed-pp.phaseStarted, uint64(done))
-	left := eta(uint64(done), uint64(total), rate)
+	rate, left := pp.meter.sample(elapsed-pp.phaseStarted, uint64(done), uint64(total))
 	bytes := phase == repo.PhaseReadData
 	if pp.jsonLines {
 		unit := "items"
@@ -129,7 +121,7 @@ type mirrorProgress struct {
 func startMirrorProgress(p *printer, dest string) *mirrorProgress {
 	m := &mirrorProgress{p: p, dest: dest, start: time.Now()}
 	if p.progress() || p.json {
-		m.t = startTicker(p.statusInterval(), m.tick)
+		m.t = startTicker(p, p.statusInterval(), m.tick)
 	}
 	return m
 }
@@ -150,24 +142,12 @@ func (m *mirrorProgress) stop() {
 // mirrorStatusJSON is a --json status line of mirror, named as restic's
 // backup status lines are (restic has no mirror).
 type mirrorStatusJSON struct {
-	MessageType      string  `json:"message_type"`
-	Destination      string  `json:"destination"`
-	SecondsElapsed   uint64  `json:"seconds_elapsed"`
-	SecondsRemaining uint64  `json:"seconds_remaining"`
-	PercentDone      float64 `json:"percent_done"`
-	TotalFiles       uint64  `json:"total_files"`
-	FilesDone        uint64  `json:"files_done"`
-	TotalBytes       uint64  `json:"total_bytes"`
-	BytesDone        uint64  `json:"bytes_done"`
+	MessageType string `json:"message_type"`
+	Destination string `json:"destination"`
+	filesBytesStatusJSON
 }
 
-func (m *mirrorProgress) tick(final bool) {
-	if final {
-		if m.p.progress() {
-			m.p.Status("")
-		}
-		return
-	}
+func (m *mirrorProgress) tick() {
 	m.mu.Lock()
 	st := m.st
 	m.mu.Unlock()
@@ -177,15 +157,12 @@ func (m *mirrorProgress) tick(final bool) {
 	elapsed := time.Since(m.start)
 	files, bytes := uint64(max(st.FilesCopied, 0)), uint64(max(st.BytesCopied, 0))
 	totalFiles, totalBytes := uint64(max(st.FilesToCopy, 0)), uint64(max(st.BytesToCopy, 0))
-	m.meter.add(elapsed, bytes)
-	rate := m.meter.rate(elapsed, bytes)
-	left := eta(bytes, totalBytes, rate)
+	rate, left := m.meter.sample(elapsed, bytes, totalBytes)
 	if m.p.json {
-		m.p.JSON(mirrorStatusJSON{MessageType: "status", Destination: m.dest, SecondsElapsed: uint64(elapsed / time.Second),
-			SecondsRemaining: secondsLeft(left), PercentDone: fraction(bytes, totalBytes),
-			TotalFiles: totalFiles, FilesDone: files, TotalBytes: totalBytes, BytesDone: bytes})
+		m.p.JSON(mirrorStatusJSON{MessageType: "status", Destination: m.dest,
+			filesBytesStatusJSON: newFilesBytesStatus(elapsed, left, files, totalFiles, bytes, totalBytes)})
 		return
 	}
 	m.p.Status(statusText{elapsed: elapsed, phase: m.dest, percent: percent(bytes, totalBytes), eta: left, rate: rate,
-		counts: []string{fmt.Sprintf("%d / %d files", files, totalFiles), formatBytes(bytes) + " / " + formatBytes(totalBytes)}}.String())
+		counts: filesBytesCounts(files, totalFiles, bytes, totalBytes)}.String())
 }

@@ -168,6 +168,22 @@ func (e *appEnv) kdfParams() (crypt.KDFParams, error) {
 	return crypt.DefaultKDFParams()
 }
 
+// keySecret reads a new key's password with read and picks its KDF
+// parameters, as init and key add/passwd do. On error no password is
+// returned (one read is zeroed); otherwise the caller zeroes it.
+func (e *appEnv) keySecret(read func() ([]byte, error)) ([]byte, crypt.KDFParams, error) {
+	pw, err := read()
+	if err != nil {
+		return nil, crypt.KDFParams{}, err
+	}
+	kdf, err := e.kdfParams()
+	if err != nil {
+		zero(pw)
+		return nil, crypt.KDFParams{}, err
+	}
+	return pw, kdf, nil
+}
+
 // hostname is this machine's hostname, or the test seam's stand-in when
 // a test sets one (testHostname).
 func (e *appEnv) hostname() string {

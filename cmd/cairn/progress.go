@@ -125,26 +125,17 @@ func (b *backupProgress) state() backupState {
 }
 
 // tick shows the current state; it runs on the ticker's goroutine.
-func (b *backupProgress) tick(final bool) {
-	if final {
-		if b.p.progress() {
-			b.p.Status("") // the summary follows
-		}
-		return
-	}
+func (b *backupProgress) tick() {
 	elapsed := time.Since(b.start)
 	st := b.state()
-	b.meter.add(elapsed, st.bytes)
-	rate := b.meter.rate(elapsed, st.bytes)
-	left := time.Duration(-1)
-	if st.scan.Done {
-		left = eta(st.bytes, st.scan.Bytes, rate)
+	rate, left := b.meter.sample(elapsed, st.bytes, st.scan.Bytes)
+	if !st.scan.Done {
+		left = -1 // the total is still growing
 	}
 	if b.p.json {
-		msg := backupStatusJSON{MessageType: "status", SecondsElapsed: uint64(elapsed / time.Second), SecondsRemaining: secondsLeft(left),
-			PercentDone: fraction(st.bytes, st.scan.Bytes), TotalFiles: st.scan.Files, FilesDone: st.files,
-			TotalBytes: st.scan.Bytes, BytesDone: st.bytes, ErrorCount: b.errors.Load(), CurrentFiles: st.current,
-			ScanFinished: st.scan.Done}
+		msg := backupStatusJSON{MessageType: "status",
+			filesBytesStatusJSON: newFilesBytesStatus(elapsed, left, st.files, st.scan.Files, st.bytes, st.scan.Bytes),
+			ErrorCount:           b.errors.Load(), CurrentFiles: st.current, ScanFinished: st.scan.Done}
 		if msg.CurrentFiles == nil {
 			msg.CurrentFiles = []string{}
 		}
@@ -158,8 +149,7 @@ func (b *backupProgress) tick(final bool) {
 	switch {
 	case st.scan.Done:
 		line.percent, line.eta = percent(st.bytes, st.scan.Bytes), left
-		line.counts = []string{fmt.Sprintf("%d / %d files", st.files, st.scan.Files),
-			formatBytes(st.bytes) + " / " + formatBytes(st.scan.Bytes)}
+		line.counts = filesBytesCounts(st.files, st.scan.Files, st.bytes, st.scan.Bytes)
 	case st.scanning:
 		line.counts = []string{fmt.Sprintf("%d files %s", st.files, formatBytes(st.bytes)),
 			fmt.Sprintf("scanned %d files %s", st.scan.Files, formatBytes(st.scan.Bytes))}
@@ -172,17 +162,28 @@ func (b *backupProgress) tick(final bool) {
 // backupStatusJSON is restic's backup status message, every field
 // always present; scan_finished is cairn's: the totals are final.
 type backupStatusJSON struct {
-	MessageType      string   `json:"message_type"`
-	SecondsElapsed   uint64   `json:"seconds_elapsed"`
-	SecondsRemaining uint64   `json:"seconds_remaining"`
-	PercentDone      float64  `json:"percent_done"`
-	TotalFiles       uint64   `json:"total_files"`
-	FilesDone        uint64   `json:"files_done"`
-	TotalBytes       uint64   `json:"total_bytes"`
-	BytesDone        uint64   `json:"bytes_done"`
-	ErrorCount       uint64   `json:"error_count"`
-	CurrentFiles     []string `json:"current_files"`
-	ScanFinished     bool     `json:"scan_finished"`
+	MessageType string `json:"message_type"`
+	filesBytesStatusJSON
+	ErrorCount   uint64   `json:"error_count"`
+	CurrentFiles []string `json:"current_files"`
+	ScanFinished bool     `json:"scan_finished"`
+}
+
+// filesBytesStatusJSON is the part of restic's backup status message
+// that counts files and bytes; mirror's status lines share it.
+type filesBytesStatusJSON struct {
+	SecondsElapsed   uint64  `json:"seconds_elapsed"`
+	SecondsRemaining uint64  `json:"seconds_remaining"`
+	PercentDone      float64 `json:"percent_done"`
+	TotalFiles       uint64  `json:"total_files"`
+	FilesDone        uint64  `json:"files_done"`
+	TotalBytes       uint64  `json:"total_bytes"`
+	BytesDone        uint64  `json:"bytes_done"`
+}
+
+func newFilesBytesStatus(elapsed, left time.Duration, files, totalFiles, bytes, totalBytes uint64) filesBytesStatusJSON {
+	return filesBytesStatusJSON{SecondsElapsed: uint64(elapsed / time.Second), SecondsRemaining: secondsLeft(left),
+		PercentDone: fraction(bytes, totalBytes), TotalFiles: totalFiles, FilesDone: files, TotalBytes: totalBytes, BytesDone: bytes}
 }
 
 // restoreProgress implements restorer.Progress: a status line on a
@@ -225,19 +226,11 @@ type restoreStatusJSON struct {
 	ErrorCount       uint64 `json:"error_count"`
 }
 
-func (r *restoreProgress) tick(final bool) {
-	if final {
-		if r.p.progress() {
-			r.p.Status("")
-		}
-		return
-	}
+func (r *restoreProgress) tick() {
 	elapsed := time.Since(r.start)
 	files, bytes := r.doneFiles.Load(), r.doneBytes.Load()
 	totalFiles, totalBytes := r.totalFiles.Load(), r.totalBytes.Load()
-	r.meter.add(elapsed, bytes)
-	rate := r.meter.rate(elapsed, bytes)
-	left := eta(bytes, totalBytes, rate)
+	rate, left := r.meter.sample(elapsed, bytes, totalBytes)
 	if r.p.json {
 		r.p.JSON(restoreStatusJSON{MessageType: "status", SecondsElapsed: uint64(elapsed / time.Second),
 			PercentDone: fraction(bytes, totalBytes), TotalFiles: totalFiles, FilesRestored: files,
@@ -248,7 +241,12 @@ func (r *restoreProgress) tick(final bool) {
 		return
 	}
 	r.p.Status(statusText{elapsed: elapsed, percent: percent(bytes, totalBytes), eta: left, rate: rate, errors: r.errors.Load(),
-		counts: []string{fmt.Sprintf("%d / %d files", files, totalFiles), formatBytes(bytes) + " / " + formatBytes(totalBytes)}}.String())
+		counts: filesBytesCounts(files, totalFiles, bytes, totalBytes)}.String())
+}
+
+// filesBytesCounts is a status line's "3 / 10 files", "1.5 MiB / 20 MiB".
+func filesBytesCounts(files, totalFiles, bytes, totalBytes uint64) []string {
+	return []string{fmt.Sprintf("%d / %d files", files, totalFiles), formatBytes(bytes) + " / " + formatBytes(totalBytes)}
 }
 
 // formatDuration prints h:mm:ss or m:ss.

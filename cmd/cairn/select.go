@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -105,6 +107,51 @@ type selected struct {
 	sn      *snapshot.Snapshot
 	subpath string
 	tree    backend.ID // the snapshot's tree, or SUBPATH's inside it
+}
+
+// selectArg loads the log and resolves the selector arg among the
+// snapshots that pass the command's filter flags.
+func selectArg(ctx context.Context, s *session, c *cli.Context, arg string) (selected, error) {
+	l, err := loadLog(ctx, s)
+	if err != nil {
+		return selected{}, err
+	}
+	return selectSnapshot(ctx, s, l, arg, filterFrom(c))
+}
+
+// loadLive loads the log and resolves the command's arguments with
+// selectLive and its filter flags.
+func loadLive(ctx context.Context, s *session, c *cli.Context) (*snapshot.Log, []*snapshot.Snapshot, error) {
+	l, err := loadLog(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	snaps, err := selectLive(l, c.Args().Slice(), filterFrom(c))
+	return l, snaps, err
+}
+
+// selectLive resolves whole-snapshot selectors among the live snapshots,
+// each snapshot once however often it is named; none means every live
+// snapshot that passes the filter. It is how stats, tag, copy and
+// rewrite pick their snapshots.
+func selectLive(l *snapshot.Log, sels []string, f snapshot.Filter) ([]*snapshot.Snapshot, error) {
+	if len(sels) == 0 {
+		return f.Apply(l.Snapshots()), nil
+	}
+	var out []*snapshot.Snapshot
+	for _, sel := range sels {
+		if strings.Contains(sel, ":") {
+			return nil, fmt.Errorf("%q names a folder: a whole snapshot is needed here, not SNAPSHOT:SUBPATH", sel)
+		}
+		sn, err := snapshot.Find(l.Snapshots(), sel, f)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, sn) {
+			out = append(out, sn)
+		}
+	}
+	return out, nil
 }
 
 // selectSnapshot resolves sel against the log with the filter.

@@ -70,6 +70,10 @@ func TestStatsModes(t *testing.T) {
 		"snapshots_count": 2, "total_file_count": 4, "total_blob_count": 5, "total_size": 10_000 + 30_000 + 30_000 + 5_000 + 1_000})
 	check("blobs-per-file of the first", statsMode(t, e, "blobs-per-file", first), map[string]uint64{
 		"snapshots_count": 1, "total_file_count": 4, "total_blob_count": 4, "total_size": 10_000 + 30_000 + 5_000 + 1_000})
+	// A snapshot named twice is counted once, as tag, copy and rewrite
+	// take it once.
+	check("blobs-per-file of the first named twice", statsMode(t, e, "blobs-per-file", first, first[:8]), map[string]uint64{
+		"snapshots_count": 1, "total_file_count": 4, "total_blob_count": 4, "total_size": 10_000 + 30_000 + 5_000 + 1_000})
 
 	// raw-data: every blob the index holds is used, so the figures are
 	// the index's; the data blobs alone (random, stored raw, 40 bytes of
@@ -100,4 +104,9 @@ func TestStatsModes(t *testing.T) {
 		t.Fatalf("unknown mode: want exit 1\n%s", r)
 	}
 	checkOneErrorLine(t, r, `unknown stats mode "everything"`)
+	r = e.run("stats", "latest:/x")
+	if r.code != 1 {
+		t.Fatalf("stats of a folder: want exit 1\n%s", r)
+	}
+	checkOneErrorLine(t, r, `"latest:/x" names a folder: a whole snapshot is needed here`)
 }

@@ -14,14 +14,15 @@ import (
 // The live status line: one line, redrawn in place at most ten times a
 // second, never wider than the terminal, and only on a terminal.
 
-// ticker runs fn every interval until stopped, then once more with final
-// set. It is how every progress display refreshes.
+// ticker runs fn every interval until stopped, then erases p's status
+// line, so that what follows (a summary, results) starts on a clean
+// line. It is how every progress display refreshes.
 type ticker struct {
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-func startTicker(interval time.Duration, fn func(final bool)) *ticker {
+func startTicker(p *printer, interval time.Duration, fn func()) *ticker {
 	t := &ticker{stop: make(chan struct{})}
 	t.done.Go(func() {
 		tk := time.NewTicker(interval)
@@ -29,17 +30,17 @@ func startTicker(interval time.Duration, fn func(final bool)) *ticker {
 		for {
 			select {
 			case <-t.stop:
-				fn(true)
+				p.Status("")
 				return
 			case <-tk.C:
-				fn(false)
+				fn()
 			}
 		}
 	})
 	return t
 }
 
-// Stop ends the ticker after its final call.
+// Stop ends the ticker once its status line is erased.
 func (t *ticker) Stop() {
 	close(t.stop)
 	t.done.Wait()
@@ -211,6 +212,14 @@ func (m *rateMeter) add(at time.Duration, done uint64) {
 	m.samples[m.next] = rateSample{at, done}
 	m.next = (m.next + 1) % len(m.samples)
 	m.n = min(m.n+1, len(m.samples))
+}
+
+// sample adds (at, done) and returns the rate and the time left to reach
+// total (see rate and eta).
+func (m *rateMeter) sample(at time.Duration, done, total uint64) (rate float64, left time.Duration) {
+	m.add(at, done)
+	rate = m.rate(at, done)
+	return rate, eta(done, total, rate)
 }
 
 // rate returns the units a second between the oldest sample kept and

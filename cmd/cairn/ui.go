@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/cairn-backup/cairn/backend"
 )
 
 // printer writes a command's output. Text goes to stdout unless --quiet or
@@ -203,15 +205,4 @@ func isControl(r rune) bool {
 }
 
 // formatBytes prints a byte count in binary units.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.3f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func formatBytes(n uint64) string { return backend.FormatSize(n, 3) }

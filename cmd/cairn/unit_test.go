@@ -314,8 +314,8 @@ func TestProgressConcurrent(t *testing.T) {
 		bp := newBackupProgress(p, true)
 		bp.Scanned(archiver.ScanStats{Files: 1600, Bytes: 16000, Done: true})
 		rp := &restoreProgress{p: p, start: time.Now()}
-		bt := startTicker(time.Millisecond, bp.tick)
-		rt := startTicker(time.Millisecond, rp.tick)
+		bt := startTicker(p, time.Millisecond, bp.tick)
+		rt := startTicker(p, time.Millisecond, rp.tick)
 		var wg sync.WaitGroup
 		for g := range 8 {
 			wg.Go(func() {

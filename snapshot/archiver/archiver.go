@@ -318,12 +318,27 @@ type run struct {
 
 // stats are the summary's counters, updated from many goroutines.
 type stats struct {
-	filesNew, filesChanged, filesUnmodified atomic.Uint64
-	dirsNew, dirsChanged, dirsUnmodified    atomic.Uint64
-	dataBlobs, treeBlobs                    atomic.Uint64
-	dataAdded                               atomic.Uint64
-	totalFiles, totalBytes                  atomic.Uint64
-	errors                                  atomic.Uint64
+	files, dirs            statusCounts
+	dataBlobs, treeBlobs   atomic.Uint64
+	dataAdded              atomic.Uint64
+	totalFiles, totalBytes atomic.Uint64
+	errors                 atomic.Uint64
+}
+
+// statusCounts counts completed files, or folders, by Status.
+type statusCounts struct {
+	new, changed, unmodified atomic.Uint64
+}
+
+func (c *statusCounts) add(st Status) {
+	switch st {
+	case StatusNew:
+		c.new.Add(1)
+	case StatusChanged:
+		c.changed.Add(1)
+	case StatusUnmodified:
+		c.unmodified.Add(1)
+	}
 }
 
 // fileQueue is how many files the walker may queue ahead of the readers.
@@ -362,12 +377,8 @@ func (a *Archiver) newRun(cancel context.CancelCauseFunc) *run {
 
 func (r *run) summary(s snapshot.Summary) snapshot.Summary {
 	st := &r.stats
-	s.FilesNew = st.filesNew.Load()
-	s.FilesChanged = st.filesChanged.Load()
-	s.FilesUnmodified = st.filesUnmodified.Load()
-	s.DirsNew = st.dirsNew.Load()
-	s.DirsChanged = st.dirsChanged.Load()
-	s.DirsUnmodified = st.dirsUnmodified.Load()
+	s.FilesNew, s.FilesChanged, s.FilesUnmodified = st.files.new.Load(), st.files.changed.Load(), st.files.unmodified.Load()
+	s.DirsNew, s.DirsChanged, s.DirsUnmodified = st.dirs.new.Load(), st.dirs.changed.Load(), st.dirs.unmodified.Load()
 	s.DataBlobs = st.dataBlobs.Load()
 	s.TreeBlobs = st.treeBlobs.Load()
 	s.DataAdded = st.dataAdded.Load()
@@ -400,28 +411,14 @@ func (r *run) warn(path string, err error) { r.progress.Warn(path, err) }
 
 // countFile updates the file counters for a completed file node.
 func (r *run) countFile(path string, node *snapshot.Node, st Status) {
-	switch st {
-	case StatusNew:
-		r.stats.filesNew.Add(1)
-	case StatusChanged:
-		r.stats.filesChanged.Add(1)
-	case StatusUnmodified:
-		r.stats.filesUnmodified.Add(1)
-	}
+	r.stats.files.add(st)
 	r.stats.totalFiles.Add(1)
 	r.stats.totalBytes.Add(node.Size)
 	r.progress.CompleteItem(path, node, st)
 }
 
 func (r *run) countDir(path string, node *snapshot.Node, st Status) {
-	switch st {
-	case StatusNew:
-		r.stats.dirsNew.Add(1)
-	case StatusChanged:
-		r.stats.dirsChanged.Add(1)
-	case StatusUnmodified:
-		r.stats.dirsUnmodified.Add(1)
-	}
+	r.stats.dirs.add(st)
 	r.progress.CompleteItem(path, node, st)
 }
 
