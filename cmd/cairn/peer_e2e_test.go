@@ -108,6 +108,20 @@ func (s *peerServer) folder(client, name string) string {
 }
 
 // stop ends the server with SIGTERM, which must make it exit 0.
+// logged waits, up to ten seconds, for the server's log to hold want:
+// the server writes a line once its reply is on the way, so a client can
+// finish before the line is there.
+func (s *peerServer) logged(want string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.log.String(), want) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func (s *peerServer) stop() {
 	s.once.Do(func() {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)

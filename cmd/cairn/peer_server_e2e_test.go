@@ -92,7 +92,7 @@ func TestPeerDamagedCopyRepaired(t *testing.T) {
 		if strings.HasPrefix(rel, "data/") {
 			h = "data/" + filepath.Base(rel) // the server names a pack without its subfolder
 		}
-		if !strings.Contains(friend.log.String(), "replaced damaged file "+h) {
+		if !friend.logged("replaced damaged file " + h) {
 			t.Errorf("the server's log does not mention the repair of %s\n%s", rel, friend.log.String())
 		}
 	}
