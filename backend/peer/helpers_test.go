@@ -54,6 +54,20 @@ func (l *testLog) logf(format string, args ...any) {
 }
 
 // has reports whether a line containing s was logged.
+// logged waits, up to ten seconds, for a line holding s: the server logs
+// some events (a refusal, a replaced file) after its answer is on the way,
+// so the client can see the outcome before the line is written.
+func (l *testLog) logged(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l.has(s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func (l *testLog) has(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

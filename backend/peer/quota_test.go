@@ -155,7 +155,7 @@ func TestRepositoryBound(t *testing.T) {
 		t.Fatalf("put before the recount: %v, want ErrQuota", err)
 	}
 	ts.srv.Recount()
-	if !ts.log.has(fmt.Sprintf("%d repositories, %d files", DefaultMaxRepos-1, DefaultMaxRepos-1)) {
+	if !ts.log.logged(fmt.Sprintf("%d repositories, %d files", DefaultMaxRepos-1, DefaultMaxRepos-1)) {
 		t.Errorf("the recount did not log what it found")
 	}
 	putBytes(t, be, h, data)
@@ -190,7 +190,7 @@ func TestSeededFolderCounted(t *testing.T) {
 	ts := startServer(t, ServerConfig{Root: root, Quota: quota, Allow: map[crypt.PeerID]Mode{client.PeerID(): ModeReadWrite}})
 	be := ts.create(t, client, "seeded")
 	// Counted before the first connection was accepted.
-	if !ts.log.has("peer " + client.PeerID().Short() + ": 1 repositories, 40 files") {
+	if !ts.log.logged("peer " + client.PeerID().Short() + ": 1 repositories, 40 files") {
 		t.Errorf("the server did not log the count at start")
 	}
 	if _, used := be.Usage(); used != seededCost {

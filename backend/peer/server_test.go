@@ -70,7 +70,7 @@ func TestStrangerRefused(t *testing.T) {
 	if !errors.Is(err, ErrNotAllowed) || !backend.IsPermanent(err) {
 		t.Fatalf("stranger: got %v, want a permanent ErrNotAllowed", err)
 	}
-	if !ts.log.has("is not in the allow list") {
+	if !ts.log.logged("is not in the allow list") {
 		t.Errorf("server did not log the refusal")
 	}
 	// Nothing was made for the stranger.
@@ -288,7 +288,7 @@ func TestAppendOnlyReplacesDamaged(t *testing.T) {
 			if got := getAll(t, be, h); !bytes.Equal(got, data) {
 				t.Errorf("%s %s: get after the repair: %d bytes", what, ft, len(got))
 			}
-			if !ts.log.has("replaced damaged file " + h.String()) {
+			if !ts.log.logged("replaced damaged file " + h.String()) {
 				t.Errorf("%s %s: the server did not log the replacement", what, ft)
 			}
 			// Repaired, it is history again.
@@ -401,7 +401,7 @@ func TestRefusalsLogged(t *testing.T) {
 			continue
 		}
 		want := "peer server: peer " + client.PeerID().Short() + " (127.0.0.1:"
-		if !ts.log.has(c.want) || !ts.log.has(want) {
+		if !ts.log.logged(c.want) || !ts.log.logged(want) {
 			t.Errorf("no log line %q (client error: %v)", c.want, c.err)
 		}
 	}
@@ -1022,7 +1022,7 @@ func TestReconnect(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("server kept an idle connection open")
 	}
-	if !ts.log.has("idle for") {
+	if !ts.log.logged("idle for") {
 		t.Errorf("server did not log the idle close")
 	}
 	if got := getAll(t, be, h); !bytes.Equal(got, data) {
