@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/mem"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -104,6 +105,17 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 			}
 		}()
 		refs = r.MirrorRefs()
+		// A pack lost with the only index file naming it leaves no trace
+		// in the source's index: only its snapshots still need its blobs.
+		log, err := snapshot.LoadLog(ctx, r)
+		if err != nil {
+			return fmt.Errorf("load snapshot log: %w", err)
+		}
+		need, err := snapshot.LostBlobs(ctx, r, log.Snapshots())
+		if err != nil {
+			return err
+		}
+		refs.SetUnindexed(need)
 	}
 	var failed []string
 	for _, dest := range c.Args().Slice() {
