@@ -368,5 +368,7 @@ func SecretName(name string) bool {
 
 // Marshal renders p as TOML, under the table [profile.NAME].
 func (p *Profile) Marshal(name string) ([]byte, error) {
-	return toml.Marshal(File{Profiles: map[string]*Profile{name: p}})
+	out, err := toml.Marshal(File{Profiles: map[string]*Profile{name: p}})
+	// The library opens the parent table too: an empty "[profile]".
+	return bytes.TrimPrefix(out, []byte("[profile]\n")), err
 }

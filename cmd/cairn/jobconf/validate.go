@@ -3,6 +3,7 @@ package jobconf
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,8 +29,10 @@ func (p *Profile) Validate(name string) []string {
 		bad("paths is not set: name at least one file or folder to back up")
 	}
 	for _, s := range p.Paths {
-		if s == "" {
-			bad("paths: an empty path")
+		if !filepath.IsAbs(s) {
+			// cron's working folder is not the user's; forget's
+			// --path filter compares the absolute paths backup records.
+			bad("paths: %q is not an absolute path", s)
 		}
 	}
 	if p.PasswordFile != "" && p.PasswordCommand != "" {
