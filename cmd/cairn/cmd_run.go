@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/cmd/cairn/jobconf"
+	"github.com/cairn-backup/cairn/cmd/cairn/monitor"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,6 +50,9 @@ func (e *appEnv) runCommand() *cli.Command {
 			"before hook failed, else the first failing step's: 3 (backup made, some files\n" +
 			"unreadable), 10, 11 or 12 (the backup could not open the repository), 130\n" +
 			"(interrupted), 1 for any other failure, a hook's included.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile metrics of the job to `FILE` (default: the profile's metrics-file)"},
+		},
 		Action: e.runRun,
 	}
 }
@@ -79,6 +85,12 @@ type job struct {
 	// code and firstErr are the first failure's exit status and error.
 	code     int
 	firstErr string
+	// metricsFile is where the metrics go, "" for none; facts are what
+	// they report beyond the steps.
+	metricsFile string
+	facts       jobFacts
+	// start and end bound the job (the summary keeps them in seconds).
+	start, end time.Time
 }
 
 func (e *appEnv) runRun(c *cli.Context) error {
@@ -106,7 +118,14 @@ func (e *appEnv) runRun(c *cli.Context) error {
 		}
 	}
 	cliArgs, set := cliGlobalArgs(c)
-	j := &job{e: e, name: name, p: p, log: &tailWriter{w: e.stderr, max: 16 << 10}}
+	j := &job{name: name, p: p, log: &tailWriter{w: e.stderr, max: 16 << 10}}
+	je := *e
+	je.onBackup = func(sum snapshot.Summary) { j.facts.backup = &sum }
+	j.e = &je
+	j.metricsFile = p.MetricsFile
+	if c.IsSet("metrics-file") {
+		j.metricsFile = c.String("metrics-file")
+	}
 	j.globals = append(p.GlobalArgs(func(flag string) bool {
 		return set[flag] || (flag == "repo" && set["repository-file"])
 	}), cliArgs...)
@@ -115,8 +134,22 @@ func (e *appEnv) runRun(c *cli.Context) error {
 	if asJSON {
 		j.out = j.log
 	}
+	var pinger *monitor.Pinger
+	if p.PingURL != "" {
+		pinger = &monitor.Pinger{URL: p.PingURL}
+		if err := pinger.Start(c.Context); err != nil {
+			fmt.Fprintf(j.log, "cairn: run %s: warning: %s\n", name, escapeControl(err.Error()))
+		}
+	}
 	j.run(c.Context)
-	return j.finish(asJSON)
+	prev := previousSummary(stateDir(e.getenv), name)
+	if j.metricsFile != "" {
+		j.countFacts(c.Context)
+	}
+	err = j.finish(asJSON, prev.Mirrors)
+	// Reports outlive an interrupt: the watcher must hear of it.
+	j.report(context.WithoutCancel(c.Context), pinger)
+	return err
 }
 
 // cliGlobals are the global flags run passes on to its steps when given
@@ -169,7 +202,8 @@ func hasLocal(l *cli.Context, names []string) bool {
 
 // run runs the job's steps in order (see runCommand's description).
 func (j *job) run(ctx context.Context) {
-	j.sum = runSummary{Profile: j.name, Start: j.e.now().UTC().Format(timeRFC3339)}
+	j.start = j.e.now()
+	j.sum = runSummary{Profile: j.name, Start: j.start.UTC().Format(timeRFC3339)}
 	hooks := j.p.Hooks
 	var jobHooks *jobconf.HookSet
 	if hooks != nil {
@@ -313,9 +347,11 @@ func globalQuiet(args []string) bool {
 
 // finish ends the job: the summary printed and kept in the state dir,
 // and the job's error carrying its exit status.
-func (j *job) finish(asJSON bool) error {
-	j.sum.End = j.e.now().UTC().Format(timeRFC3339)
+func (j *job) finish(asJSON bool, prevMirrors map[string]runMirror) error {
+	j.end = j.e.now()
+	j.sum.End = j.end.UTC().Format(timeRFC3339)
 	j.sum.OK, j.sum.ExitCode = j.code == 0, j.code
+	j.trackMirrors(prevMirrors)
 	if err := writeRunSummary(stateDir(j.e.getenv), j.sum); err != nil {
 		fmt.Fprintf(j.log, "cairn: run %s: warning: %v\n", j.name, err)
 	}

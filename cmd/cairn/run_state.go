@@ -34,6 +34,8 @@ type runSummary struct {
 	// LastPrune is when the profile's last successful prune ended (RFC
 	// 3339), "" when it never pruned.
 	LastPrune string `json:"last_prune,omitempty"`
+	// Mirrors are the profile's mirror destinations' states.
+	Mirrors map[string]runMirror `json:"mirrors,omitempty"`
 }
 
 // stateDir is $XDG_STATE_HOME/cairn, else ~/.local/state/cairn, else "".
