@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,7 +169,7 @@ func cliGlobalArgs(c *cli.Context) ([]string, map[string]bool) {
 	set := map[string]bool{}
 	for _, names := range cliGlobals {
 		for _, l := range c.Lineage() {
-			if l.Command == nil || !hasLocal(l, names) {
+			if l.Command == nil || !hasLocal(l, names) || fromEnv(c, l, names[0]) {
 				continue
 			}
 			set[names[0]] = true
@@ -187,6 +188,29 @@ func cliGlobalArgs(c *cli.Context) ([]string, map[string]bool) {
 		args = append(args, "-o", o)
 	}
 	return args, set
+}
+
+// fromEnv reports whether the root level's value of the global flag
+// name came from its environment variable: urfave/cli counts that as set.
+// (Commands' copies of the global flags bind no variables.) A value given
+// on the command line equal to the variable's reads as the variable's,
+// which changes nothing but which of the two equal values is used.
+func fromEnv(c *cli.Context, l *cli.Context, name string) bool {
+	if l.Command.Name != c.App.Name && len(l.Lineage()) > 1 {
+		return false
+	}
+	for _, f := range c.App.Flags {
+		d, ok := f.(cli.DocGenerationFlag)
+		if !ok || !slices.Contains(f.Names(), name) {
+			continue
+		}
+		for _, v := range d.GetEnvVars() {
+			if val, ok := os.LookupEnv(v); ok && val == fmt.Sprint(l.Value(name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasLocal(l *cli.Context, names []string) bool {
