@@ -54,4 +54,3 @@ func (e *appEnv) applyServeConfig(c *cli.Context) error {
 	}
 	return nil
 }
-
