@@ -27,6 +27,7 @@ func (e *appEnv) runCommand() *cli.Command {
 			"  forget          the profile's keep-* policy, for its own snapshots (its host,\n" +
 			"                  tags and paths); only when it sets a keep-* key\n" +
 			"  prune           when prune-every is set and the last prune is older than it\n" +
+			"                  (less a tenth: a daily job with 1d prunes daily)\n" +
 			"  check           with --read-data-subset check-subset when that is set\n" +
 			"  mirror:DEST     for each mirror destination, in order\n" +
 			"Each step locks the repository as its command does and waits for another's\n" +
@@ -270,7 +271,10 @@ func (j *job) run(ctx context.Context) {
 	}
 }
 
-// prune runs the prune step when prune-every says it is due.
+// prune runs the prune step when prune-every says it is due: when the
+// job that last pruned started at least prune-every ago, less a tenth, so
+// that a daily job with prune-every = "1d" prunes every day though its
+// start time wanders (a timer's randomized delay, a slow backup).
 func (j *job) prune(ctx context.Context, noOpen, forgetOK bool, reason string) {
 	if j.p.PruneEvery == "" {
 		return
@@ -283,11 +287,11 @@ func (j *job) prune(ctx context.Context, noOpen, forgetOK bool, reason string) {
 		j.skip("prune", reason)
 	case !forgetOK:
 		j.skip("prune", "skipped: forget failed")
-	case !last.IsZero() && j.e.now().Sub(last) < every:
+	case !last.IsZero() && j.start.Sub(last) < every-every/10:
 		j.sum.Steps = append(j.sum.Steps, runStep{Name: "prune", OK: true, Skipped: true})
 	default:
 		if j.step(ctx, "prune", "prune", nil).OK {
-			if err := setLastPrune(dir, j.name, j.e.now()); err != nil {
+			if err := setLastPrune(dir, j.name, j.start); err != nil {
 				fmt.Fprintf(j.log, "cairn: run %s: warning: %v (the next run prunes again)\n", j.name, err)
 			}
 		}

@@ -164,6 +164,17 @@ JOB_GREETING = "hi"
 	if n := len(e.snapshotsJSON()); n != 2 {
 		t.Fatalf("%d snapshots after two runs", n)
 	}
+	// Six and a half days later: due (prune-every 7d, less a tenth).
+	later := runOpts{env: []string{envTestClockShift + "=156h"}}
+	r = e.runWith(later, "--config", cfg, "run", "laptop")
+	if r.code != 0 || !matches(`(?m)^  prune +ok`, r.stdout) {
+		t.Fatalf("a run 6.5 days later did not prune\n%s", r)
+	}
+	// Then not due again for that long.
+	later.env[0] = envTestClockShift + "=300h"
+	if r = e.runWith(later, "--config", cfg, "run", "laptop"); r.code != 0 || !matches(`(?m)^  prune +not due`, r.stdout) {
+		t.Fatalf("a run 6 days after the last prune pruned\n%s", r)
+	}
 }
 
 // checkRunMetrics parses the metrics file with Prometheus's own parser
