@@ -41,6 +41,8 @@ func (e *appEnv) runCommand() *cli.Command {
 			"once there is a result, CAIRN_RESULT (success or failure), CAIRN_EXIT_CODE and\n" +
 			"CAIRN_ERROR. A failing job before hook stops the job (exit 20); a failing\n" +
 			"step before hook skips that step. The profile's env is set for the whole job.\n\n" +
+			"The password comes from the profile's password-file or password-command, or\n" +
+			"the environment; run never prompts for it.\n\n" +
 			"Global flags given on the command line win over the profile (-r, password,\n" +
 			"--retry-lock, limits, ...); the profile wins over the environment.\n\n" +
 			"Each step's output goes to standard output (to standard error with --json),\n" +
@@ -351,6 +353,8 @@ func (j *job) step(ctx context.Context, name, cmd string, args []string) runStep
 	}
 	sub := *j.e
 	sub.stdout, sub.stderr = j.out, j.log
+	// A job never prompts: each step would ask again.
+	sub.stdinTTY = false
 	argv := append(append([]string{"cairn", cmd}, j.globals...), args...)
 	start := j.e.now()
 	err := runApp(ctx, sub.newApp(), argv)

@@ -67,7 +67,7 @@ func (j *job) countFacts(ctx context.Context) {
 // its messages to the job's log.
 func (j *job) inProcess(ctx context.Context, out interface{ Write([]byte) (int, error) }, cmd string, args ...string) error {
 	sub := *j.e
-	sub.stdout, sub.stderr, sub.onBackup = out, j.log, nil
+	sub.stdout, sub.stderr, sub.onBackup, sub.stdinTTY = out, j.log, nil, false
 	return runApp(ctx, sub.newApp(), append(append([]string{"cairn", cmd}, j.globals...), args...))
 }
 
