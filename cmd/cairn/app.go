@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -25,6 +26,8 @@ type appEnv struct {
 	stdinTTY bool
 	// getenv reads the environment; tests may replace it.
 	getenv func(string) string
+	// onBackup, when set ("cairn run"), gets each backup's summary.
+	onBackup func(snapshot.Summary)
 	// stdoutWidth gives the width of the terminal stdout is on (0:
 	// unknown); nil when stdout is not a terminal.
 	stdoutWidth func() int

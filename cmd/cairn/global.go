@@ -69,6 +69,7 @@ func globalFlags(root bool) []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail", Hidden: !root},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not lock the repository: for commands that only read (and dry runs), e.g. from a read-only copy", Hidden: !root},
 		optionFlag(root),
+		configFlag(root, env),
 	}, runFlags(root, env)...)
 }
 

@@ -50,6 +50,7 @@ const exitStatusHelp = `EXIT STATUS:
    10   the repository does not exist (or its init was interrupted: run init again)
    11   the repository is locked by another process
    12   wrong password (no key file opens with it)
+   20   run only: the profile's before hook failed, so nothing ran
    130  interrupted (SIGINT or SIGTERM)`
 
 func main() {
@@ -130,9 +131,12 @@ func useGCPercent(percent int) cli.BeforeFunc {
 func exitCode(err error, interrupted bool) int {
 	var partial *partialBackupError
 	var locked *repo.LockedError
+	var job *runError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &job):
+		return job.code
 	case interrupted || errors.Is(err, errInterrupted):
 		return exitInterrupted
 	case errors.Is(err, backend.ErrNoRepository):

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn/cmd/cairn/jobconf"
+	"github.com/cairn-backup/cairn/cmd/cairn/monitor"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+func (e *appEnv) runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a profile's job: backup, forget (and prune when due), check, mirror",
+		ArgsUsage: "PROFILE",
+		Description: "Runs the job the configuration file's profile describes (see \"cairn config\" and\n" +
+			"docs/jobs.md), one step after the other, each exactly as the command of that name:\n" +
+			"  backup          the profile's paths, excludes, tags, host, compression\n" +
+			"  forget          the profile's keep-* policy, for its own snapshots (its host,\n" +
+			"                  tags and paths); only when it sets a keep-* key\n" +
+			"  prune           when prune-every is set and the last prune is older than it\n" +
+			"  check           with --read-data-subset check-subset when that is set\n" +
+			"  mirror:DEST     for each mirror destination, in order\n" +
+			"Each step locks the repository as its command does and waits for another's\n" +
+			"lock up to retry-lock. A failing step does not stop the mirrors: a backup that\n" +
+			"could not read some files, or a failed check, is still mirrored. Only when the\n" +
+			"backup cannot open the repository (exit 10, 11 or 12) are forget, prune and\n" +
+			"check skipped, and mirror too when there is no repository (10).\n\n" +
+			"Hooks (sh -c, output to standard error, killed after hook-timeout, default\n" +
+			"15m) run before and after the job and each step: before, then on-success or\n" +
+			"on-failure, then after. They get CAIRN_PROFILE, CAIRN_STEP, CAIRN_HOOK and,\n" +
+			"once there is a result, CAIRN_RESULT (success or failure), CAIRN_EXIT_CODE and\n" +
+			"CAIRN_ERROR. A failing job before hook stops the job (exit 20); a failing\n" +
+			"step before hook skips that step. The profile's env is set for the whole job.\n\n" +
+			"Global flags given on the command line win over the profile (-r, password,\n" +
+			"--retry-lock, limits, ...); the profile wins over the environment.\n\n" +
+			"Each step's output goes to standard output (to standard error with --json),\n" +
+			"errors to standard error. At the end a summary is printed, with --json as one\n" +
+			"JSON document {\"profile\",\"start\",\"end\",\"ok\",\"exit_code\",\"steps\":[{\"name\",\n" +
+			"\"ok\",\"skipped\",\"exit_code\",\"seconds\",\"error\"}]}, and the same document is\n" +
+			"written to $XDG_STATE_HOME/cairn/runs/PROFILE.json (~/.local/state/...).\n\n" +
+			"The exit status is 0 when every step (and hook) succeeded, 20 when the job's\n" +
+			"before hook failed, else the first failing step's: 3 (backup made, some files\n" +
+			"unreadable), 10, 11 or 12 (the backup could not open the repository), 130\n" +
+			"(interrupted), 1 for any other failure, a hook's included.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile metrics of the job to `FILE` (default: the profile's metrics-file)"},
+		},
+		Action: e.runRun,
+	}
+}
+
+// exitHookBefore is "cairn run"'s status when the profile's before hook
+// failed and nothing else ran.
+const exitHookBefore = 20
+
+// runError is a job's failure, carrying its exit status (see exitCode).
+type runError struct {
+	code int
+	msg  string
+}
+
+func (r *runError) Error() string { return r.msg }
+
+// job is one run of a profile.
+type job struct {
+	e    *appEnv
+	name string
+	p    *jobconf.Profile
+	// globals are every step's global flags: the profile's, and those
+	// given on run's command line.
+	globals []string
+	// out gets the steps' output; log their errors and the hooks'
+	// output, and keeps its tail for a failure ping.
+	out io.Writer
+	log *tailWriter
+	sum runSummary
+	// code and firstErr are the first failure's exit status and error.
+	code     int
+	firstErr string
+	// metricsFile is where the metrics go, "" for none; facts are what
+	// they report beyond the steps.
+	metricsFile string
+	facts       jobFacts
+	// start and end bound the job (the summary keeps them in seconds).
+	start, end time.Time
+}
+
+func (e *appEnv) runRun(c *cli.Context) error {
+	if err := wantArgs(c, 1, 1); err != nil {
+		return err
+	}
+	if globalBool(c, "no-lock", "") {
+		return errors.New("run: --no-lock does not apply: every step locks the repository as its command does")
+	}
+	cf, err := e.loadConfig(c)
+	if err != nil {
+		return err
+	}
+	name := c.Args().First()
+	p, err := cf.Resolve(name)
+	if err != nil {
+		return err
+	}
+	if probs := p.Validate(name); len(probs) > 0 {
+		return &jobconf.Error{Problems: probs}
+	}
+	for k, v := range p.Env {
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("profile %q: env %s: %w", name, k, err)
+		}
+	}
+	cliArgs, set := cliGlobalArgs(c)
+	j := &job{name: name, p: p, log: &tailWriter{w: e.stderr, max: 16 << 10}}
+	je := *e
+	je.onBackup = func(sum snapshot.Summary) { j.facts.backup = &sum }
+	j.e = &je
+	j.metricsFile = p.MetricsFile
+	if c.IsSet("metrics-file") {
+		j.metricsFile = c.String("metrics-file")
+	}
+	j.globals = append(p.GlobalArgs(func(flag string) bool {
+		return set[flag] || (flag == "repo" && set["repository-file"])
+	}), cliArgs...)
+	j.out = e.stdout
+	asJSON := globalBool(c, "json", "")
+	if asJSON {
+		j.out = j.log
+	}
+	var pinger *monitor.Pinger
+	if p.PingURL != "" {
+		pinger = &monitor.Pinger{URL: p.PingURL}
+		if err := pinger.Start(c.Context); err != nil {
+			fmt.Fprintf(j.log, "cairn: run %s: warning: %s\n", name, escapeControl(err.Error()))
+		}
+	}
+	j.run(c.Context)
+	prev := previousSummary(stateDir(e.getenv), name)
+	if j.metricsFile != "" {
+		j.countFacts(c.Context)
+	}
+	err = j.finish(asJSON, prev.Mirrors)
+	// Reports outlive an interrupt: the watcher must hear of it.
+	j.report(context.WithoutCancel(c.Context), pinger)
+	return err
+}
+
+// cliGlobals are the global flags run passes on to its steps when given
+// on its command line, with their aliases.
+var cliGlobals = [][]string{
+	{"repo", "r"}, {"repository-file"}, {"password-file"}, {"password-command"},
+	{"cache-dir"}, {"no-cache"}, {"config-dir"}, {"quiet", "q"}, {"verbose", "v"},
+	{"retry-lock"}, {"limit-upload"}, {"limit-download"}, {"pack-size"},
+}
+
+// cliGlobalArgs returns the global flags given on run's command line (not
+// by the environment: the profile wins over that) as arguments for the
+// steps, and the set of their names.
+func cliGlobalArgs(c *cli.Context) ([]string, map[string]bool) {
+	var args []string
+	set := map[string]bool{}
+	for _, names := range cliGlobals {
+		for _, l := range c.Lineage() {
+			if l.Command == nil || !hasLocal(l, names) {
+				continue
+			}
+			set[names[0]] = true
+			switch v := l.Value(names[0]).(type) {
+			case bool:
+				if v {
+					args = append(args, "--"+names[0])
+				}
+			default:
+				args = append(args, "--"+names[0], fmt.Sprint(v))
+			}
+			break
+		}
+	}
+	for _, o := range optionValues(c) {
+		args = append(args, "-o", o)
+	}
+	return args, set
+}
+
+func hasLocal(l *cli.Context, names []string) bool {
+	for _, n := range l.LocalFlagNames() {
+		for _, want := range names {
+			if n == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// run runs the job's steps in order (see runCommand's description).
+func (j *job) run(ctx context.Context) {
+	j.start = j.e.now()
+	j.sum = runSummary{Profile: j.name, Start: j.start.UTC().Format(timeRFC3339)}
+	hooks := j.p.Hooks
+	var jobHooks *jobconf.HookSet
+	if hooks != nil {
+		jobHooks = &hooks.HookSet
+	}
+	if jobHooks != nil && !j.runHook(ctx, "before", jobHooks.Before, hookResult{}) {
+		j.code = exitHookBefore
+		j.runAfterHooks(ctx, jobHooks, j.result())
+		return
+	}
+	backup := j.step(ctx, "backup", "backup", j.p.BackupArgs())
+	// The backup could not open the repository: forget, prune and check
+	// would fail the same way (after as long a wait for a lock).
+	noOpen := backup.ExitCode == exitNoRepo || backup.ExitCode == exitLocked || backup.ExitCode == exitWrongPass
+	reason := fmt.Sprintf("skipped: the backup could not open the repository (exit %d)", backup.ExitCode)
+	forgetOK := true
+	if j.p.HasRetention() {
+		if noOpen {
+			j.skip("forget", reason)
+			forgetOK = false
+		} else {
+			forgetOK = j.step(ctx, "forget", "forget", j.p.ForgetArgs()).OK
+		}
+	}
+	j.prune(ctx, noOpen, forgetOK, reason)
+	if noOpen {
+		j.skip("check", reason)
+	} else {
+		j.step(ctx, "check", "check", j.p.CheckArgs())
+	}
+	for _, dest := range j.p.Mirror {
+		if backup.ExitCode == exitNoRepo {
+			j.skip("mirror:"+dest, reason)
+			continue
+		}
+		j.step(ctx, "mirror:"+dest, "mirror", []string{"--", dest})
+	}
+	if jobHooks != nil && ctx.Err() == nil {
+		j.runAfterHooks(ctx, jobHooks, j.result())
+	}
+}
+
+// prune runs the prune step when prune-every says it is due.
+func (j *job) prune(ctx context.Context, noOpen, forgetOK bool, reason string) {
+	if j.p.PruneEvery == "" {
+		return
+	}
+	every, _ := jobconf.ParseEvery(j.p.PruneEvery) // checked by Validate
+	dir := stateDir(j.e.getenv)
+	last := lastPrune(dir, j.name)
+	switch {
+	case noOpen:
+		j.skip("prune", reason)
+	case !forgetOK:
+		j.skip("prune", "skipped: forget failed")
+	case !last.IsZero() && j.e.now().Sub(last) < every:
+		j.sum.Steps = append(j.sum.Steps, runStep{Name: "prune", OK: true, Skipped: true})
+	default:
+		if j.step(ctx, "prune", "prune", nil).OK {
+			if err := setLastPrune(dir, j.name, j.e.now()); err != nil {
+				fmt.Fprintf(j.log, "cairn: run %s: warning: %v (the next run prunes again)\n", j.name, err)
+			}
+		}
+	}
+	if t := lastPrune(dir, j.name); !t.IsZero() {
+		j.sum.LastPrune = t.UTC().Format(timeRFC3339)
+	}
+}
+
+// timeRFC3339 is the summary's time format.
+const timeRFC3339 = "2006-01-02T15:04:05Z07:00"
+
+// result is the job's result so far, for its after hooks.
+func (j *job) result() hookResult {
+	return hookResult{ran: true, ok: j.code == 0, exitCode: j.code, err: j.firstErr}
+}
+
+// skip records a step not run because an earlier one failed; an
+// interrupted job records nothing more.
+func (j *job) skip(name, reason string) {
+	j.sum.Steps = append(j.sum.Steps, runStep{Name: name, Skipped: true, Error: reason})
+}
+
+// record adds a finished step (or hook) to the summary; the first
+// failure sets the job's exit status (1 for a hook).
+func (j *job) record(st runStep) {
+	j.sum.Steps = append(j.sum.Steps, st)
+	if st.OK || st.Skipped || j.code != 0 {
+		return
+	}
+	j.code, j.firstErr = st.ExitCode, st.Name+": "+st.Error
+	if strings.HasPrefix(st.Name, "hook:") {
+		j.code, j.firstErr = exitError, st.Error
+	}
+}
+
+// step runs one command of the job in this process, as "cairn CMD
+// GLOBALS... ARGS..." would run, between the step's hooks.
+func (j *job) step(ctx context.Context, name, cmd string, args []string) runStep {
+	if ctx.Err() != nil {
+		st := runStep{Name: name, Skipped: true, Error: "skipped: interrupted"}
+		j.sum.Steps = append(j.sum.Steps, st)
+		if j.code == 0 {
+			j.code, j.firstErr = exitInterrupted, "interrupted"
+		}
+		return st
+	}
+	base, _, _ := strings.Cut(name, ":")
+	hooks := j.p.Hooks.Step(base)
+	if hooks != nil && !j.runHook(ctx, "before", hooks.Before, hookResult{step: name}) {
+		st := runStep{Name: name, Skipped: true, Error: "skipped: its before hook failed"}
+		j.sum.Steps = append(j.sum.Steps, st)
+		return st
+	}
+	if !globalQuiet(j.globals) {
+		fmt.Fprintf(j.out, "cairn run %s: %s\n", j.name, escapeControl(name))
+	}
+	sub := *j.e
+	sub.stdout, sub.stderr = j.out, j.log
+	argv := append(append([]string{"cairn", cmd}, j.globals...), args...)
+	start := j.e.now()
+	err := runApp(ctx, sub.newApp(), argv)
+	st := runStep{Name: name, OK: err == nil, ExitCode: exitCode(err, ctx.Err() != nil), Seconds: j.e.now().Sub(start).Seconds()}
+	if err != nil {
+		st.Error = escapeControl(err.Error())
+		printError(j.log, fmt.Errorf("run %s: %s: %w", j.name, name, err), ctx.Err() != nil)
+	}
+	j.record(st)
+	j.runAfterHooks(ctx, hooks, hookResult{step: name, ran: true, ok: st.OK, exitCode: st.ExitCode, err: st.Error})
+	return st
+}
+
+func globalQuiet(args []string) bool {
+	for _, a := range args {
+		if a == "--quiet" {
+			return true
+		}
+	}
+	return false
+}
+
+// finish ends the job: the summary printed and kept in the state dir,
+// and the job's error carrying its exit status.
+func (j *job) finish(asJSON bool, prevMirrors map[string]runMirror) error {
+	j.end = j.e.now()
+	j.sum.End = j.end.UTC().Format(timeRFC3339)
+	j.sum.OK, j.sum.ExitCode = j.code == 0, j.code
+	j.trackMirrors(prevMirrors)
+	if err := writeRunSummary(stateDir(j.e.getenv), j.sum); err != nil {
+		fmt.Fprintf(j.log, "cairn: run %s: warning: %v\n", j.name, err)
+	}
+	if asJSON {
+		(&printer{out: j.e.stdout, json: true}).JSON(j.sum)
+	} else if !globalQuiet(j.globals) {
+		printRunSummary(j.e.stdout, j.sum)
+	}
+	if j.code == 0 {
+		return nil
+	}
+	return &runError{code: j.code, msg: fmt.Sprintf("run %s: %s", j.name, j.firstErr)}
+}
+
+// printRunSummary prints one line per step.
+func printRunSummary(w io.Writer, s runSummary) {
+	fmt.Fprintf(w, "cairn run %s: ", s.Profile)
+	if s.OK {
+		fmt.Fprintln(w, "ok")
+	} else {
+		fmt.Fprintf(w, "failed (exit status %d)\n", s.ExitCode)
+	}
+	for _, st := range s.Steps {
+		state := "ok"
+		switch {
+		case st.Skipped && st.OK:
+			state = "not due"
+		case st.Skipped:
+			state = "skipped"
+		case !st.OK:
+			state = fmt.Sprintf("FAILED (%d)", st.ExitCode)
+		}
+		fmt.Fprintf(w, "  %-32s %-12s %7.1fs\n", escapeControl(st.Name), state, st.Seconds)
+	}
+}
