@@ -52,7 +52,11 @@ func (e *appEnv) peerCommand() *cli.Command {
 					"Example: cairn peer serve --listen :7484 --root /srv/cairn \\\n" +
 					"           --allow PEERID-OF-ALICE --allow PEERID-OF-BOB:read-write --quota 500G\n\n" +
 					"Clients use the location peer://PEERID-OF-THIS-SERVER@host:7484/NAME, where NAME\n" +
-					"names one of their repositories on this server (a-z, 0-9, '.', '_', '-').",
+					"names one of their repositories on this server (a-z, 0-9, '.', '_', '-').\n\n" +
+					"The settings may also come from the configuration file's [serve] section (listen,\n" +
+					"root, allow = [\"PEERID[:MODE]\", ...], quota, max-repos): the file --config names\n" +
+					"(it must have the section), else the default file if it has one (see \"cairn\n" +
+					"config\"). A flag on the command line wins over the file.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "listen", Value: ":7484", Usage: "listen on `ADDR` (host:port)"},
 					&cli.StringFlag{Name: "root", Usage: "store peers' folders under `DIR` (required)"},
@@ -88,6 +92,9 @@ func (e *appEnv) runPeerID(c *cli.Context) error {
 
 func (e *appEnv) runPeerServe(c *cli.Context) error {
 	if err := wantArgs(c, 0, 0); err != nil {
+		return err
+	}
+	if err := e.applyServeConfig(c); err != nil {
 		return err
 	}
 	g := e.globals(c)

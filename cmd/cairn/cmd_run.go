@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ func (e *appEnv) runCommand() *cli.Command {
 			"  forget          the profile's keep-* policy, for its own snapshots (its host,\n" +
 			"                  tags and paths); only when it sets a keep-* key\n" +
 			"  prune           when prune-every is set and the last prune is older than it\n" +
+			"                  (less a tenth: a daily job with 1d prunes daily)\n" +
 			"  check           with --read-data-subset check-subset when that is set\n" +
 			"  mirror:DEST     for each mirror destination, in order\n" +
 			"Each step locks the repository as its command does and waits for another's\n" +
@@ -168,7 +170,7 @@ func cliGlobalArgs(c *cli.Context) ([]string, map[string]bool) {
 	set := map[string]bool{}
 	for _, names := range cliGlobals {
 		for _, l := range c.Lineage() {
-			if l.Command == nil || !hasLocal(l, names) {
+			if l.Command == nil || !hasLocal(l, names) || fromEnv(c, l, names[0]) {
 				continue
 			}
 			set[names[0]] = true
@@ -187,6 +189,29 @@ func cliGlobalArgs(c *cli.Context) ([]string, map[string]bool) {
 		args = append(args, "-o", o)
 	}
 	return args, set
+}
+
+// fromEnv reports whether the root level's value of the global flag
+// name came from its environment variable: urfave/cli counts that as set.
+// (Commands' copies of the global flags bind no variables.) A value given
+// on the command line equal to the variable's reads as the variable's,
+// which changes nothing but which of the two equal values is used.
+func fromEnv(c *cli.Context, l *cli.Context, name string) bool {
+	if l.Command.Name != c.App.Name && len(l.Lineage()) > 1 {
+		return false
+	}
+	for _, f := range c.App.Flags {
+		d, ok := f.(cli.DocGenerationFlag)
+		if !ok || !slices.Contains(f.Names(), name) {
+			continue
+		}
+		for _, v := range d.GetEnvVars() {
+			if val, ok := os.LookupEnv(v); ok && val == fmt.Sprint(l.Value(name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasLocal(l *cli.Context, names []string) bool {
@@ -246,7 +271,10 @@ func (j *job) run(ctx context.Context) {
 	}
 }
 
-// prune runs the prune step when prune-every says it is due.
+// prune runs the prune step when prune-every says it is due: when the
+// job that last pruned started at least prune-every ago, less a tenth, so
+// that a daily job with prune-every = "1d" prunes every day though its
+// start time wanders (a timer's randomized delay, a slow backup).
 func (j *job) prune(ctx context.Context, noOpen, forgetOK bool, reason string) {
 	if j.p.PruneEvery == "" {
 		return
@@ -259,11 +287,11 @@ func (j *job) prune(ctx context.Context, noOpen, forgetOK bool, reason string) {
 		j.skip("prune", reason)
 	case !forgetOK:
 		j.skip("prune", "skipped: forget failed")
-	case !last.IsZero() && j.e.now().Sub(last) < every:
+	case !last.IsZero() && j.start.Sub(last) < every-every/10:
 		j.sum.Steps = append(j.sum.Steps, runStep{Name: "prune", OK: true, Skipped: true})
 	default:
 		if j.step(ctx, "prune", "prune", nil).OK {
-			if err := setLastPrune(dir, j.name, j.e.now()); err != nil {
+			if err := setLastPrune(dir, j.name, j.start); err != nil {
 				fmt.Fprintf(j.log, "cairn: run %s: warning: %v (the next run prunes again)\n", j.name, err)
 			}
 		}
