@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,9 @@ func (s *scheduler) installUnits(ctx context.Context, spec schedule.Spec) ([]str
 	var wrote []string
 	for _, u := range []struct{ name, text string }{{base + ".service", service}, {base + ".timer", timer}} {
 		if err := writeUnitFile(u.name, []byte(u.text)); err != nil {
+			if errors.Is(err, fs.ErrPermission) && !s.user && !s.unitDirGiven {
+				return wrote, fmt.Errorf("write %s: %w (system units need root; --user installs yours)", u.name, err)
+			}
 			return wrote, fmt.Errorf("write %s: %w", u.name, err)
 		}
 		wrote = append(wrote, u.name)
