@@ -257,8 +257,9 @@ func (s *scheduler) list(ctx context.Context) ([]scheduledJSON, error) {
 		return nil, err
 	}
 	for _, t := range timers {
-		profile := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "cairn-"), ".timer")
-		out = append(out, scheduledJSON{Profile: profile, Kind: "systemd", Every: timerCalendar(t), Where: t})
+		// A file name is shown escaped: it may hold any byte.
+		profile := escapeControl(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "cairn-"), ".timer"))
+		out = append(out, scheduledJSON{Profile: profile, Kind: "systemd", Every: timerCalendar(t), Where: escapeControl(t)})
 	}
 	if s.unitDirGiven {
 		return out, nil
