@@ -103,7 +103,7 @@ func (e *appEnv) newApp() *cli.App {
 	app.Flags = append(app.Flags, versionFlag())
 	hideBoolDefaults(app.Flags)
 	// version and peer open no repository: -o does not apply to them.
-	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand()} {
+	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand(), e.scheduleCommand()} {
 		prepareCommand(cmd, globalHelp, checkOptionsBefore(false))
 		app.Commands = append(app.Commands, cmd)
 	}

@@ -64,14 +64,15 @@ func main() {
 	}()
 	setGCPercent()
 	stopProfiling := startProfiling()
-	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
+	js := os.Getenv(envJournalStream) // journal.go: priority prefixes under systemd
+	err := runApp(ctx, newApp(os.Stdin, journalWriter(os.Stdout, js, sdInfo), journalWriter(os.Stderr, js, sdWarning)), os.Args)
 	interrupted := ctx.Err() != nil
 	stop()
 	stopProfiling()
 	code := exitCode(err, interrupted)
-	warnTreeDecoderMisses(os.Stderr, snapshot.TreeDecoderMisses())
+	warnTreeDecoderMisses(journalWriter(os.Stderr, js, sdWarning), snapshot.TreeDecoderMisses())
 	if err != nil {
-		printError(os.Stderr, err, interrupted)
+		printError(journalWriter(os.Stderr, js, errorPriority(err)), err, interrupted)
 	}
 	os.Exit(code)
 }
