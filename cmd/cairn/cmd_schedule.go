@@ -25,7 +25,7 @@ func (e *appEnv) scheduleCommand() *cli.Command {
 			"\"cairn config\"). Where systemd runs, a service and a timer named\n" +
 			"cairn-PROFILE.service/.timer are written to /etc/systemd/system (--user:\n" +
 			"~/.config/systemd/user) and enabled; elsewhere, or with --crontab, a line is\n" +
-			"added to the user's crontab. See docs/jobs-schedule.md.",
+			"added to the user's crontab. See docs/jobs.md.",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "install",
