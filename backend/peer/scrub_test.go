@@ -7,7 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
