@@ -30,9 +30,9 @@ import (
 // so the report survives a restart of the server.
 
 // DefaultScrubRate is the rate of the scrub and of the verifications
-// clients ask for when the server's ScrubRate is 0: 8 MB/s, a pass over
+// clients ask for when the server's ScrubRate is 0: 8 MiB/s, a pass over
 // 1 TB in about 35 hours, a small part of a disk's bandwidth.
-const DefaultScrubRate = 8_000_000
+const DefaultScrubRate = 8 << 20
 
 // MinScrubRate is the lowest scrub rate: below it, one 64 KiB read
 // would take over a second.
