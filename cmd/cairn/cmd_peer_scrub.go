@@ -89,8 +89,9 @@ func parsePercent(s string) (float64, error) {
 // report, or with --verify for a verification now, and prints the files
 // it moved aside as damaged: they are absent on DEST now, so the mirror
 // that follows puts them again. It returns them, for healed to check; a
-// DEST that is no peer has no report (--verify is then an error), and a
-// server too old for reports is noted only with --verbose.
+// DEST that is no peer has no report (--verify is then an error), a
+// server too old for reports is noted only with --verbose, and a report
+// that cannot be had is a warning.
 func mirrorScrub(ctx context.Context, c *cli.Context, p *printer, dest string, dst backend.Backend) ([]peer.Quarantined, error) {
 	v, _ := c.Generic("verify").(*verifyFlag)
 	verify := v != nil && v.sample > 0
@@ -120,15 +121,22 @@ func mirrorScrub(ctx context.Context, c *cli.Context, p *printer, dest string, d
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("scrub report: %w", err)
+			// The report is advice: the mirror itself must not fail
+			// for want of it.
+			p.Warnf("%s: scrub report: %v", dest, err)
+			return nil, nil
 		}
 		if !rep.LastPass.IsZero() {
 			p.Verbosef("%s: the server's last scrub ended %s: %d files (%s) checked, %d damaged found in all",
 				dest, rep.LastPass.Format(time.DateTime), rep.Files, backend.FormatSize(uint64(rep.Bytes), 1), rep.Damaged)
 		}
 	}
+	putting := "putting it again"
+	if c.Bool("dry-run") {
+		putting = "mirror would put it again"
+	}
 	for _, q := range rep.Moved {
-		p.Warnf("%s: %s is damaged on the server (found %s, moved aside): putting it again", dest, q.Handle, q.Found.Format(time.DateTime))
+		p.Warnf("%s: %s is damaged on the server (found %s, moved aside): %s", dest, q.Handle, q.Found.Format(time.DateTime), putting)
 	}
 	if n := rep.Quarantined - int64(len(rep.Moved)); n > 0 {
 		p.Warnf("%s: %d more damaged files are moved aside on the server: run mirror again to put them", dest, n)

@@ -165,12 +165,24 @@ func TestPeerAudit(t *testing.T) {
 	e.init()
 	e.must("backup", data)
 	owner := peerID(t, e, "")
-	friend := startPeerServer(t, e, filepath.Join(e.dir, "friend"), filepath.Join(e.dir, "root"), "--allow", owner, "--scrub-rate", "0")
+	otherCfg := filepath.Join(e.dir, "other-device")
+	other := peerID(t, e, otherCfg)
+	friend := startPeerServer(t, e, filepath.Join(e.dir, "friend"), filepath.Join(e.dir, "root"),
+		"--allow", owner, "--allow", other, "--scrub-rate", "0")
 	loc := friend.loc("laptop")
 	e.must("mirror", loc)
 	dir := friend.folder(owner, "laptop")
 	if r := e.must("peer", "audit", "--sample", "100%", loc); !matches(`audited (\d+) of (\d+) packs .*: 0 failed`, r.stdout) {
 		t.Fatalf("audit of an intact copy\n%s", r)
+	}
+	// Another device, with a repository of its own at the same NAME on
+	// the server, audits it with the owner's packs as source: the server
+	// answers from that device's own folder, which holds none of them.
+	repo2 := filepath.Join(e.dir, "repo2")
+	e.must("-r", repo2, "init")
+	e.must("--config-dir", otherCfg, "-r", repo2, "mirror", loc)
+	if r := e.run("--config-dir", otherCfg, "peer", "audit", "--sample", "100%", loc); r.code != 17 || !strings.Contains(r.stderr, ": missing") {
+		t.Fatalf("another device's audit of the owner's packs: want exit 17, every pack missing\n%s", r)
 	}
 	pack := firstPack(t, dir)
 	name := "data/" + filepath.Base(pack)
