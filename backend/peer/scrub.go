@@ -25,9 +25,9 @@ import (
 // the client's folder; a name starting with a dot is no repository's).
 // A file moved aside is absent for every request, so the owner's next
 // mirror puts it again, append-only or not; the put removes the damaged
-// copy. The scrub's state (".quarantine/NAME/scrub-state") and the
-// quarantined files are the scrub report a client asks for (opScrubReport),
-// so the report survives a restart of the server.
+// copy. The scrub's state (ROOT/.scrub/PEERID/NAME) and the quarantined
+// files are the scrub report a client asks for (opScrubReport), so the
+// report survives a restart of the server.
 
 // DefaultScrubRate is the rate of the scrub and of the verifications
 // clients ask for when the server's ScrubRate is 0: 8 MiB/s, a pass over
@@ -44,7 +44,9 @@ const DefaultScrubInterval = 24 * time.Hour
 
 const (
 	quarantineDir = ".quarantine"
-	scrubState    = "scrub-state"
+	// scrubStateDir, under the root, holds the scrub's state of each
+	// client's repositories: .scrub/PEERID/NAME (JSON).
+	scrubStateDir = ".scrub"
 	// scrubIdle is how long the scrub waits when there was nothing to
 	// check.
 	scrubIdle = time.Minute
@@ -98,6 +100,7 @@ type scrubRun struct {
 	tick func(files, bytes int64) error
 
 	files, bytes, damaged int64
+	buf                   []byte // one chunk, reused from file to file
 }
 
 // scrubTypes are the file types a scrub checks, in mirror's order.
@@ -130,7 +133,10 @@ func (run *scrubRun) repo(ctx context.Context, r *repoStore, logf func(string, .
 // file hashes h at the run's pace and moves it aside if it is damaged.
 func (run *scrubRun) file(ctx context.Context, r *repoStore, h backend.Handle, logf func(string, ...any)) error {
 	hw := sha256.New()
-	buf := make([]byte, scrubChunk)
+	if run.buf == nil {
+		run.buf = make([]byte, scrubChunk)
+	}
+	buf := run.buf
 	err := r.be.Get(ctx, h, 0, 0, func(rd io.Reader) error {
 		for {
 			n, err := io.ReadFull(rd, buf)
@@ -275,7 +281,7 @@ type scrubStateFile struct {
 // unreadable file is a fresh state.
 func (r *repoStore) loadState() scrubStateFile {
 	var st scrubStateFile
-	b, err := os.ReadFile(filepath.Join(r.quarantineDir(), scrubState))
+	b, err := os.ReadFile(r.statePath())
 	if err == nil && len(b) < 4096 {
 		if json.Unmarshal(b, &st) != nil || st.LastPass < 0 || st.Files < 0 || st.Bytes < 0 || st.Damaged < 0 {
 			st = scrubStateFile{}
@@ -284,36 +290,30 @@ func (r *repoStore) loadState() scrubStateFile {
 	return st
 }
 
+// statePath is where r's scrub state is kept: outside the client's
+// folder, so it costs the client nothing against its quota and a count
+// of the folder sees only what the client stored.
+func (r *repoStore) statePath() string {
+	return filepath.Join(filepath.Dir(r.c.dir), scrubStateDir, r.c.id.String(), r.name)
+}
+
 // saveState writes r's scrub state; c.scrubMu is held.
 func (r *repoStore) saveState(st scrubStateFile) error {
-	c := r.c
-	c.change.RLock()
-	defer c.change.RUnlock()
-	qdir := r.quarantineDir()
-	for _, d := range []string{filepath.Dir(qdir), qdir} {
-		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
-			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return err
-			}
-			c.booked(InodeCost)
-		}
+	path := r.statePath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(qdir, scrubState)
-	_, statErr := os.Stat(path)
-	tmp := filepath.Join(qdir, tempPrefix+scrubState)
+	tmp := filepath.Join(filepath.Dir(path), tempPrefix+r.name) // no repository name starts with a dot
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(tmp) // the rename's error is the one to report
 		return err
-	}
-	if statErr != nil {
-		c.booked(InodeCost) // its bytes are a few dozen: the inode is what counts
 	}
 	return nil
 }

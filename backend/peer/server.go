@@ -135,8 +135,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.ClientHelloTimeout < 0 || cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
 		return nil, errors.New("peer server: negative limit")
 	}
-	if cfg.ScrubRate < 0 || cfg.ScrubRate > 0 && cfg.ScrubRate < MinScrubRate || cfg.ScrubInterval < 0 {
-		return nil, fmt.Errorf("peer server: scrub rate %d below the least, %d bytes per second", cfg.ScrubRate, MinScrubRate)
+	if cfg.ScrubRate < 0 || cfg.ScrubRate > 0 && cfg.ScrubRate < MinScrubRate {
+		return nil, fmt.Errorf("peer server: scrub rate %d: not 0 (off) nor at least %d bytes per second", cfg.ScrubRate, MinScrubRate)
+	}
+	if cfg.ScrubInterval < 0 {
+		return nil, errors.New("peer server: negative scrub interval")
 	}
 	if cfg.MaxStreams > math.MaxUint16 {
 		return nil, fmt.Errorf("peer server: at most %d streams per connection", math.MaxUint16)
