@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -70,6 +71,15 @@ type ServerConfig struct {
 	// wait for the client: a client that stalls mid-request loses the
 	// stream. Default 1 minute.
 	StreamTimeout time.Duration
+
+	// ScrubRate is the bytes per second at which the server re-hashes
+	// the files it stores in the background (see scrub.go); 0: no scrub.
+	// At least MinScrubRate. Verifications and audits clients ask for
+	// read at most this fast (DefaultScrubRate when it is 0).
+	ScrubRate int64
+	// ScrubInterval is the least time between the starts of two passes
+	// of the scrub. Default DefaultScrubInterval.
+	ScrubInterval time.Duration
 }
 
 // Defaults of ServerConfig.
@@ -98,6 +108,8 @@ type Server struct {
 	preauthLog *rateLog
 	// counted makes the first Serve count the clients' folders.
 	counted sync.Once
+	// scrubbing says a Serve has started the scrub.
+	scrubbing atomic.Bool
 }
 
 // NewServer checks cfg, fills in its defaults and makes the root folder.
@@ -123,6 +135,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.ClientHelloTimeout < 0 || cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
 		return nil, errors.New("peer server: negative limit")
 	}
+	if cfg.ScrubRate < 0 || cfg.ScrubRate > 0 && cfg.ScrubRate < MinScrubRate {
+		return nil, fmt.Errorf("peer server: scrub rate %d: not 0 (off) nor at least %d bytes per second", cfg.ScrubRate, MinScrubRate)
+	}
+	if cfg.ScrubInterval < 0 {
+		return nil, errors.New("peer server: negative scrub interval")
+	}
 	if cfg.MaxStreams > math.MaxUint16 {
 		return nil, fmt.Errorf("peer server: at most %d streams per connection", math.MaxUint16)
 	}
@@ -137,6 +155,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&cfg.ScrubInterval, DefaultScrubInterval)
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("peer server: %w", err)
 	}
@@ -250,6 +269,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() }) // the accept loop's error is the one to report
 	defer stop()
+	if s.cfg.ScrubRate > 0 && s.scrubbing.CompareAndSwap(false, true) {
+		wg.Go(func() { s.scrubLoop(ctx) })
+	}
 	delay := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
@@ -546,6 +568,8 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 			return
 		}
 		_ = writeFrame(st, response{Status: codeOK}.encode()) // see above
+	case opScrubReport, opVerify, opAudit:
+		s.serveScrubOp(ctx, st, repo, who, req)
 	}
 }
 

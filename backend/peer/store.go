@@ -85,6 +85,10 @@ type clientStore struct {
 	repoCount int        // repository folders
 	conns     int        // open connections
 	repos     map[string]*repoStore
+	verifying bool // a verify (opVerify) of one of its repositories runs
+
+	// scrubMu guards the scrub state files of the client's repositories.
+	scrubMu sync.Mutex
 }
 
 // attach counts a new connection; it fails when the client already has
@@ -466,6 +470,9 @@ func (r *repoStore) put(ctx context.Context, h backend.Handle, size int64, conte
 	}
 	if err == nil && damaged != "" {
 		r.c.logf("peer %s: replaced damaged file %s in repository %q (%s)", r.c.id.Short(), h, r.name, damaged)
+	}
+	if err == nil {
+		r.unquarantine(h)
 	}
 	return err
 }

@@ -452,6 +452,8 @@ func decodeRequest(p []byte) (request, error) {
 				if r.Length > MaxFileSize {
 					d.fail("content length %d over the limit %d", r.Length, int64(MaxFileSize))
 				}
+			case opScrubReport, opVerify, opAudit:
+				checkScrubRequest(d, r)
 			default:
 				d.fail("unknown op %d", r.Op)
 			}

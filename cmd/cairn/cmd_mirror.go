@@ -53,10 +53,17 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
 			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
-			"A mirror with nothing to copy only lists files, which is quick.",
+			"A mirror with nothing to copy only lists files, which is quick.\n\n" +
+			"A peer DEST's server re-hashes its files in the background (its scrub) and moves\n" +
+			"a damaged one aside; mirror asks it for the files it moved, warns about each and\n" +
+			"puts it again from the source (append-only peers included), then says how many it\n" +
+			"healed. --verify asks the server to re-hash all its files now, --verify=5% a\n" +
+			"random 5% of them, at the server's scrub rate, and heals what it finds in the same\n" +
+			"run (not with --dry-run: a verify moves damaged files aside).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
+			&cli.GenericFlag{Name: "verify", Value: &verifyFlag{}, Usage: "ask each peer DEST to re-hash its files now (`--verify[=SAMPLE%]`: all, or a sample) and heal the damaged"},
 		},
 		Action: e.runMirror,
 	}
@@ -153,6 +160,13 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
+	if v, _ := c.Generic("verify").(*verifyFlag); dry && v != nil && v.sample > 0 {
+		return errors.New("--verify with --dry-run: a verify moves damaged files aside on the server; run it without --dry-run")
+	}
+	moved, err := mirrorScrub(ctx, c, p, redactLocation(dest), dst)
+	if err != nil {
+		return err
+	}
 	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	mp := startMirrorProgress(p, redactLocation(dest))
@@ -177,5 +191,8 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
+	if !dry {
+		healed(ctx, p, redactLocation(dest), dst, moved)
+	}
 	return err
 }

@@ -56,16 +56,23 @@ func (e *appEnv) peerCommand() *cli.Command {
 					"The settings may also come from the configuration file's [serve] section (listen,\n" +
 					"root, allow = [\"PEERID[:MODE]\", ...], quota, max-repos): the file --config names\n" +
 					"(it must have the section), else the default file if it has one (see \"cairn\n" +
-					"config\"). A flag on the command line wins over the file.",
-				Flags: []cli.Flag{
+					"config\"). A flag on the command line wins over the file.\n\n" +
+					"The scrub re-hashes the stored files in the background at --scrub-rate (default\n" +
+					"8M: 8 MiB/s; 0 turns it off), one pass over every peer's files at most every\n" +
+					"--scrub-interval. A file whose content no longer hashes to its name is moved to\n" +
+					"ROOT/PEERID/.quarantine/NAME/ (no longer served), logged, and reported to its\n" +
+					"owner at the next mirror, which puts it again. Verifications and audits the peers\n" +
+					"ask for read at most as fast.",
+				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "listen", Value: ":7484", Usage: "listen on `ADDR` (host:port)"},
 					&cli.StringFlag{Name: "root", Usage: "store peers' folders under `DIR` (required)"},
 					&cli.StringSliceFlag{Name: "allow", Usage: "allow `PEERID[:append-only|:read-write]` (repeatable; default mode append-only)"},
 					&cli.StringFlag{Name: "quota", Usage: "limit each peer to `SIZE` (e.g. 500G: bytes, plus 4 KiB per file and folder); default none"},
 					&cli.IntFlag{Name: "max-repos", Value: peer.DefaultMaxRepos, Usage: "let each peer keep at most `N` repositories"},
-				},
+				}, scrubFlags()...),
 				Action: e.runPeerServe,
 			},
+			e.peerAuditCommand(),
 		},
 	}
 }
@@ -126,6 +133,10 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 	if maxRepos < 1 {
 		return fmt.Errorf("--max-repos: %d is not a positive number", maxRepos)
 	}
+	scrubRate, scrubEvery, err := scrubOptions(c)
+	if err != nil {
+		return err
+	}
 	id, err := g.device().Identity()
 	if err != nil {
 		return err
@@ -141,6 +152,8 @@ func (e *appEnv) runPeerServe(c *cli.Context) error {
 				fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), escapeControl(fmt.Sprintf(format, args...)))
 			}
 		},
+		ScrubRate:     scrubRate,
+		ScrubInterval: scrubEvery,
 	})
 	if err != nil {
 		return err

@@ -39,6 +39,7 @@ const (
 	exitNoRepo      = 10  // the repository does not exist, or its init was interrupted
 	exitLocked      = 11  // the repository is locked by another process
 	exitWrongPass   = 12  // no key file opens with the password
+	exitAuditFailed = 17  // peer audit: the peer failed to prove it holds sampled packs
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
 )
 
@@ -50,6 +51,7 @@ const exitStatusHelp = `EXIT STATUS:
    10   the repository does not exist (or its init was interrupted: run init again)
    11   the repository is locked by another process
    12   wrong password (no key file opens with it)
+   17   peer audit only: the peer failed to prove it holds some sampled packs
    20   run only: the profile's before hook failed, so nothing ran
    130  interrupted (SIGINT or SIGTERM)`
 
@@ -132,6 +134,7 @@ func exitCode(err error, interrupted bool) int {
 	var partial *partialBackupError
 	var locked *repo.LockedError
 	var job *runError
+	var audit *auditFailedError
 	switch {
 	case err == nil:
 		return exitOK
@@ -147,6 +150,8 @@ func exitCode(err error, interrupted bool) int {
 		return exitWrongPass
 	case errors.As(err, &partial):
 		return exitPartial
+	case errors.As(err, &audit):
+		return exitAuditFailed
 	}
 	return exitError
 }
