@@ -207,11 +207,7 @@ func connectRetry[B any](ctx context.Context, env locEnv, connect func() (B, err
 		if env.Warn != nil {
 			env.Warn("%v; retrying in %s", err, d.Round(time.Second/10))
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if backend.Sleep(ctx, d) != nil {
 			return be, err
 		}
 		wait *= 2
