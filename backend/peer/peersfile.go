@@ -255,7 +255,7 @@ func writeAtomic(path string, data []byte) error {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = tmp.Close()      // already failed; the error below says why
+			_ = tmp.Close()     // already failed; the error below says why
 			_ = os.Remove(name) // best effort: a stray temporary file is harmless
 		}
 	}()
