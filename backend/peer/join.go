@@ -61,7 +61,9 @@ func (s *Server) reload(why string, always bool) error {
 			}
 			friends[f.ID] = p
 		}
-		s.cfg.Logf("peer server: peers file %s loaded (%s): %d friends, %d served in all", s.cfg.PeersFile, why, len(list), len(friends))
+		if s.friends.Load() != nil { // the first load is part of the start, which cmd reports
+			s.cfg.Logf("peer server: peers file %s loaded (%s): %d friends, %d served in all", s.cfg.PeersFile, why, len(list), len(friends))
+		}
 	}
 	s.friends.Store(&friends)
 	s.store.update(friends)
