@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
@@ -23,30 +24,48 @@ import (
 func (s *Server) Reload(why string) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	return s.reload(why, true)
+	return s.reload(why)
 }
 
-// reloadIfChanged reloads when the peers file's content has changed since
-// the last load; reloadMu must not be held.
+// reloadIfChanged reloads when the peers file's content differs from the
+// last load and is the same as at the previous call: a change is applied
+// once the file has stayed put for one poll, so a file caught half
+// written (an editor saving in place) is not loaded. reloadMu must not be
+// held.
 func (s *Server) reloadIfChanged() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	_ = s.reload("on change", false) // logged inside
+	sum := peersFileSum(s.cfg.PeersFile)
+	prev := s.peersPending
+	s.peersPending = sum
+	if sum == s.peersSum || sum != prev {
+		return
+	}
+	_ = s.reload("on change") // logged inside
 }
 
-// reload does Reload's work with reloadMu held; unless always, it does
-// nothing when the file is unchanged.
-func (s *Server) reload(why string, always bool) error {
+// peersFileSum is the hash of the peers file's content (of nothing when
+// it is missing; zero when it cannot be read).
+func peersFileSum(path string) [32]byte {
+	data, err := readCapped(path, maxPeersFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return sha256.Sum256(nil)
+	}
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(data)
+}
+
+// reload does Reload's work with reloadMu held.
+func (s *Server) reload(why string) error {
 	friends := make(map[crypt.PeerID]friendPolicy, len(s.cfg.Allow))
 	for id, m := range s.cfg.Allow {
 		friends[id] = friendPolicy{mode: m, quota: s.cfg.Quota}
 	}
 	if s.cfg.PeersFile != "" {
 		list, sum, err := readPeersFile(s.cfg.PeersFile)
-		if !always && sum == s.peersSum {
-			return nil // unchanged, or unreadable as it was at the last try
-		}
-		s.peersSum = sum
+		s.peersSum, s.peersPending = sum, sum
 		if err != nil {
 			err = fmt.Errorf("peer server: peers file: %w", err)
 			if s.friends.Load() != nil {
@@ -71,7 +90,8 @@ func (s *Server) reload(why string, always bool) error {
 }
 
 // WatchPeersFile reloads the peers file whenever its content changes,
-// checking every interval until ctx ends. It reads the file (at most
+// checking every interval until ctx ends; a change is applied at the
+// first check that finds the file as the one before did. It reads the file (at most
 // 1 MiB, a few KiB in practice) and compares its hash rather than its
 // time stamp, so an edit within the file system's time resolution, or a
 // replace by rename (as editors save), is seen too; a poll also works on
@@ -203,7 +223,7 @@ func (s *Server) join(id crypt.PeerID, req joinRequest) joinResult {
 		// use is refused as "already a friend" for this device only.
 		s.cfg.Logf("peer server: join: mark invitation %s used: %v", req.ID, err)
 	}
-	if err := s.reload("join", true); err != nil {
+	if err := s.reload("join"); err != nil {
 		return refuse(joinInternal, "%s", internalMessage)
 	}
 	p, _ := s.friend(id)

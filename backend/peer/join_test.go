@@ -234,7 +234,12 @@ func TestPeersFileReload(t *testing.T) {
 	if err := be.Delete(t.Context(), handleOf(backend.PackFile, big)); !errors.Is(err, backend.ErrNotExist) {
 		t.Fatalf("after a bad file, still read-write: %v", err)
 	}
+	// A change is applied once two polls see the same content.
 	write("")
+	ts.srv.reloadIfChanged()
+	if _, ok := ts.srv.friend(client.PeerID()); !ok {
+		t.Fatal("a change seen by one poll only was applied")
+	}
 	ts.srv.reloadIfChanged()
 	if _, err := Create(t.Context(), ts.loc("s"), client); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("removed from the file: %v, want ErrNotAllowed", err)

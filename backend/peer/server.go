@@ -117,8 +117,9 @@ type Server struct {
 	// reloadMu serializes reloads and joins, which write the peers file.
 	reloadMu sync.Mutex
 	// peersSum is the hash of the peers file's content at the last load
-	// or try (zero when it could not be read); guarded by reloadMu.
-	peersSum [32]byte
+	// or try (zero when it could not be read); peersPending its hash at
+	// the last poll. Guarded by reloadMu.
+	peersSum, peersPending [32]byte
 	// joins bounds failed joins; guarded by reloadMu.
 	joins joinLimit
 	// joinTLS is the TLS configuration of the join exchange (nil without

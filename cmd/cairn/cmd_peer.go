@@ -73,6 +73,9 @@ func (e *appEnv) peerCommand() *cli.Command {
 			},
 			e.peerInviteCommand(),
 			e.peerJoinCommand(),
+			e.peerAddCommand(),
+			e.peerRemoveCommand(),
+			e.peerListCommand(),
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairn-backup/cairn/backend/peer"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -51,11 +53,14 @@ func (e *appEnv) peerJoinCommand() *cli.Command {
 			"added to the server's friends with the mode and quota of the invitation. Prints the\n" +
 			"location of the repository NAME on that server, for 'cairn mirror' or '-r':\n\n" +
 			"  peer://SERVER-PEER-ID@HOST:PORT/NAME\n\n" +
+			"With --add DEST the location is also saved as destination DEST of the repository\n" +
+			"given by -r, for 'cairn mirror' with no argument (needs the password).\n" +
 			"A wrong, used, revoked or expired code is refused with a message saying which.\n" +
 			"Exit status: 0 joined, 1 refused or failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "name", Value: "cairn", Usage: "the repository `NAME` on the server, in the printed location (a-z, 0-9, '.', '_', '-')"},
 			&cli.StringFlag{Name: "label", Usage: "this device's `LABEL` in the server's peers file (default: the host name)"},
+			&cli.StringFlag{Name: "add", Usage: "also save the location as destination `DEST` of the repository given by -r (as 'peer add')"},
 		},
 		Action: e.runPeerJoin,
 	}
@@ -105,12 +110,13 @@ func (e *appEnv) runPeerInvite(c *cli.Context) error {
 	expires := time.Now().Add(opts.Expires).Format("2006-01-02 15:04")
 	if g.JSON {
 		e.printer(g).JSON(struct {
-			Code    string `json:"code"`
-			Address string `json:"address"`
-			PeerID  string `json:"peer_id"`
-			Mode    string `json:"mode"`
-			Expires string `json:"expires"`
-		}{inv.Code(), inv.Addr, id.PeerID().String(), mode.String(), time.Now().Add(opts.Expires).UTC().Format(time.RFC3339)})
+			MessageType string `json:"message_type"`
+			Code        string `json:"code"`
+			Address     string `json:"address"`
+			PeerID      string `json:"peer_id"`
+			Mode        string `json:"mode"`
+			Expires     string `json:"expires"`
+		}{"invite", inv.Code(), inv.Addr, id.PeerID().String(), mode.String(), time.Now().Add(opts.Expires).UTC().Format(time.RFC3339)})
 		return nil
 	}
 	fmt.Fprintln(e.stdout, inv.Code())
@@ -136,6 +142,12 @@ func (e *appEnv) runPeerJoin(c *cli.Context) error {
 	if err := peer.ValidName(name); err != nil {
 		return fmt.Errorf("--name: %w", err)
 	}
+	dest := c.String("add")
+	if dest != "" {
+		if err := repo.ValidDestinationName(dest); err != nil {
+			return fmt.Errorf("--add: %w", err)
+		}
+	}
 	label := c.String("label")
 	if label == "" {
 		label, _ = os.Hostname() // a label only; none is fine
@@ -159,15 +171,27 @@ func (e *appEnv) runPeerJoin(c *cli.Context) error {
 		return err
 	}
 	loc := inv.Location(name)
+	if dest != "" {
+		err := e.withRepo(c, appendLock, func(ctx context.Context, s *session) error {
+			return s.repo.AddDestination(ctx, repo.Destination{Name: dest, Location: loc.String()})
+		})
+		if err != nil {
+			return fmt.Errorf("joined, but saving the destination failed (save it with 'cairn peer add %s %s'): %w", dest, loc, err)
+		}
+	}
 	if g.JSON {
 		e.printer(g).JSON(struct {
-			Location string `json:"location"`
-			Mode     string `json:"mode"`
-			Quota    int64  `json:"quota"`
-		}{loc.String(), got.Mode.String(), got.Quota})
+			MessageType string `json:"message_type"`
+			Location    string `json:"location"`
+			Mode        string `json:"mode"`
+			Quota       int64  `json:"quota"`
+		}{"joined", loc.String(), got.Mode.String(), got.Quota})
 		return nil
 	}
 	fmt.Fprintln(e.stdout, loc.String())
+	if !g.Quiet && dest != "" {
+		fmt.Fprintf(e.stderr, "saved as destination %s: 'cairn mirror' with no argument mirrors there\n", dest)
+	}
 	if !g.Quiet {
 		fmt.Fprintf(e.stderr, "joined %s as %s (%s, quota %s): use the location above with 'cairn mirror' or -r\n",
 			inv.Addr, id.PeerID().Short(), got.Mode, peer.FormatQuota(got.Quota))
