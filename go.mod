@@ -11,6 +11,7 @@ require (
 	github.com/pkg/sftp v1.13.12
 	github.com/restic/chunker v0.4.0
 	github.com/rivo/uniseg v0.4.7
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sync v0.25.0
