@@ -9,16 +9,18 @@ import (
 // application protocol, so a server that does not pair refuses it in the
 // handshake, and a device the server does not know yet may use it: one
 // joinRequest from the client, one joinResult from the server, then the
-// connection closes. docs/peer-protocol.md specifies it; the numbers 48..63
-// (0x30..0x3f) are this exchange's.
+// connection closes. docs/peer-protocol.md specifies it. Its message types
+// are 0x40 and 0x41 (0x3x is taken by receipts, scrub reports and audits;
+// the exchange runs on its own ALPN anyway, so no message of the main
+// protocol can be mistaken for one of it).
 
 // joinALPN is the application protocol of the join exchange.
 const joinALPN = "cairn-join/1"
 
 // Message types of the join exchange.
 const (
-	msgJoinRequest byte = 0x30
-	msgJoinResult  byte = 0x31
+	msgJoinRequest byte = 0x40
+	msgJoinResult  byte = 0x41
 )
 
 // maxJoinFrame bounds both join messages: the longest valid one is
