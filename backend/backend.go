@@ -26,10 +26,13 @@ const (
 	IndexFile
 	LogFile
 	LockFile
+	// MetaFile holds small sealed records about the repository (signed
+	// receipts of peers, saved destinations): see repo.SaveMeta.
+	MetaFile
 )
 
 // AllTypes lists every file type, in the order mirror copies them.
-var AllTypes = []FileType{PackFile, IndexFile, KeyFile, ConfigFile, LogFile, LockFile}
+var AllTypes = []FileType{PackFile, IndexFile, KeyFile, ConfigFile, LogFile, MetaFile, LockFile}
 
 // Dir is the folder that holds files of type t ("" for the config).
 func (t FileType) Dir() string {
@@ -46,6 +49,8 @@ func (t FileType) Dir() string {
 		return "log"
 	case LockFile:
 		return "locks"
+	case MetaFile:
+		return "meta"
 	}
 	return ""
 }
@@ -65,12 +70,14 @@ func (t FileType) String() string {
 		return "log"
 	case LockFile:
 		return "lock"
+	case MetaFile:
+		return "meta"
 	}
 	return "invalid"
 }
 
 // Valid reports whether t is one of the defined file types.
-func (t FileType) Valid() bool { return t >= ConfigFile && t <= LockFile }
+func (t FileType) Valid() bool { return t >= ConfigFile && t <= MetaFile }
 
 // ConfigName is the only file name that is not a content hash.
 const ConfigName = "config"

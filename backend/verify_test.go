@@ -52,7 +52,7 @@ func (l lyingReader) Length() int64 { return l.n }
 func TestHandleValidErrors(t *testing.T) {
 	id := Hash(nil).String()
 	for _, h := range []Handle{
-		{Type: 0, Name: id}, {Type: 7, Name: id}, {Type: ConfigFile, Name: id},
+		{Type: 0, Name: id}, {Type: 8, Name: id}, {Type: ConfigFile, Name: id},
 		{Type: KeyFile, Name: "config"}, {Type: LockFile, Name: id[1:]},
 	} {
 		if err := h.Valid(); !errors.Is(err, ErrInvalidName) {

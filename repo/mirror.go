@@ -250,7 +250,7 @@ type MirrorPlan struct {
 	// Copy are the files to copy, in the order they are copied: packs,
 	// then index files, then keys and the config (each phase sorted by
 	// name, several files at once), then log entries one at a time, each
-	// after the entries it follows.
+	// after the entries it follows, then meta records.
 	Copy []MirrorCopy
 	// FilesSkipped and BytesSkipped count the source's files the
 	// destination holds already (same name, same size).
@@ -274,6 +274,9 @@ type MirrorPlan struct {
 	// Junk are files under log/ that are not log entries, on either
 	// side: skipped, and left where they are.
 	Junk []MirrorJunk
+	// NoMeta says the destination does not take meta records (a peer
+	// server older than them): none are copied.
+	NoMeta bool
 	// Missing are files the source's index or log names that the source
 	// lacks; Damaged are source files found not to match their names (log
 	// entries) or not to open (index files, per Refs). See MirrorError.
@@ -325,6 +328,7 @@ const (
 	RemoveIndexReplaced RemoveReason = "index_replaced" // the source lacks the index file (prune and repair replace index files)
 	RemoveKeyRemoved    RemoveReason = "key_removed"    // the source lacks the key file (key remove)
 	RemoveLogCompacted  RemoveReason = "log_compacted"  // the source lacks the entry and its newest checkpoint covers it (prune compacts the log)
+	RemoveMetaReplaced  RemoveReason = "meta_replaced"  // the source lacks the meta record (SaveMeta keeps the newest MetaKeep of a kind)
 )
 
 // MirrorRemoval is one destination file a mirror removes.
@@ -371,9 +375,10 @@ func (p *MirrorPlan) Err() error {
 	return e
 }
 
-// MirrorPhase is the phase, 0 to 3, in which a mirror copies a file of
-// type t: packs, index files, keys and the config, log entries. The files
-// of a phase are copied only once every file of the phases before is.
+// MirrorPhase is the phase, 0 to 4, in which a mirror copies a file of
+// type t: packs, index files, keys and the config, log entries, meta
+// records. The files of a phase are copied only once every file of the
+// phases before is.
 func MirrorPhase(t backend.FileType) int {
 	switch t {
 	case backend.PackFile:
@@ -382,14 +387,24 @@ func MirrorPhase(t backend.FileType) int {
 		return 1
 	case backend.KeyFile, backend.ConfigFile:
 		return 2
+	case backend.MetaFile:
+		return MirrorPhaseMeta
 	}
 	return 3
 }
+
+// MirrorPhaseMeta is the last phase: meta records, after the log they
+// speak of.
+const MirrorPhaseMeta = 4
 
 // maxMirrorFile caps a file held in memory while it is copied.
 const maxMirrorFile = MaxPackSize + MaxPackSize/4
 
 type listing map[backend.Handle]int64
+
+// noMeta marks the listing of a backend that knows no meta records (a
+// peer server older than them refuses the file type): never a file.
+var noMeta = backend.Handle{Type: backend.MetaFile}
 
 func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 	l := make(listing)
@@ -397,7 +412,7 @@ func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 	// snapshots whose index files name packs): a file written while the
 	// listing runs is then either absent or listed together with all it
 	// refers to.
-	for _, t := range []backend.FileType{backend.LogFile, backend.ConfigFile, backend.KeyFile, backend.IndexFile, backend.PackFile} {
+	for _, t := range []backend.FileType{backend.MetaFile, backend.LogFile, backend.ConfigFile, backend.KeyFile, backend.IndexFile, backend.PackFile} {
 		if t == backend.ConfigFile {
 			h := backend.Handle{Type: t, Name: backend.ConfigName}
 			fi, err := be.Stat(ctx, h)
@@ -412,6 +427,10 @@ func listAll(ctx context.Context, be backend.Backend) (listing, error) {
 			l[backend.Handle{Type: t, Name: fi.Name}] = fi.Size
 			return nil
 		})
+		if t == backend.MetaFile && errors.Is(err, backend.ErrInvalidName) {
+			l[noMeta] = 0 // a peer server older than meta records
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list %s of %s: %w", t, be.Location(), err)
 		}
@@ -478,6 +497,7 @@ func PlanMirror(ctx context.Context, src, dst backend.Backend, opts MirrorOption
 	}
 	p.planCopies()
 	p.planLog(lv)
+	p.planMeta()
 	p.findLostPacks()
 	if err := p.findLostIndex(ctx); err != nil {
 		return nil, err
@@ -511,6 +531,11 @@ func (p *mirrorPlanner) list(ctx context.Context) error {
 		if !same {
 			return fmt.Errorf("mirror to %s: %w (its config differs from the source's)", p.dst.Location(), ErrOtherRepository)
 		}
+	}
+	delete(p.srcFiles, noMeta)
+	if _, ok := p.dstFiles[noMeta]; ok {
+		delete(p.dstFiles, noMeta)
+		p.plan.NoMeta = true
 	}
 	for _, size := range p.srcFiles {
 		p.plan.SourceFiles++
@@ -550,7 +575,7 @@ func (p *mirrorPlanner) planCopies() {
 		case !p.needsCopy(h):
 			p.plan.FilesSkipped++
 			p.plan.BytesSkipped += size
-		case h.Type != backend.LogFile:
+		case h.Type != backend.LogFile && h.Type != backend.MetaFile:
 			todo = append(todo, p.copyOf(h))
 		}
 	}
@@ -560,6 +585,21 @@ func (p *mirrorPlanner) planCopies() {
 		}
 		return strings.Compare(a.Handle.Name, b.Handle.Name)
 	})
+	p.plan.Copy = append(p.plan.Copy, todo...)
+}
+
+// planMeta plans to copy the meta records dst lacks, after the log.
+func (p *mirrorPlanner) planMeta() {
+	if p.plan.NoMeta {
+		return
+	}
+	var todo []MirrorCopy
+	for h := range p.srcFiles {
+		if h.Type == backend.MetaFile && p.needsCopy(h) {
+			todo = append(todo, p.copyOf(h))
+		}
+	}
+	slices.SortFunc(todo, func(a, b MirrorCopy) int { return strings.Compare(a.Handle.Name, b.Handle.Name) })
 	p.plan.Copy = append(p.plan.Copy, todo...)
 }
 
@@ -739,12 +779,14 @@ func (p *mirrorPlanner) planRemovals(lv *logView) {
 			why = RemovePackPruned
 		case backend.KeyFile:
 			why = RemoveKeyRemoved
+		case backend.MetaFile:
+			why = RemoveMetaReplaced
 		default:
 			continue
 		}
 		plan.Remove = append(plan.Remove, MirrorRemoval{Handle: h, Size: size, Reason: why})
 	}
-	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3}
+	order := map[backend.FileType]int{backend.LogFile: 0, backend.IndexFile: 1, backend.PackFile: 2, backend.KeyFile: 3, backend.MetaFile: 4}
 	slices.SortFunc(plan.Remove, func(a, b MirrorRemoval) int {
 		if c := order[a.Handle.Type] - order[b.Handle.Type]; c != 0 {
 			return c

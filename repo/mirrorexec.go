@@ -134,6 +134,9 @@ func splitPhases(copies []MirrorCopy) [][]MirrorCopy {
 
 // warnPlanned passes on what the plan skips or replaces.
 func (m *mirrorRun) warnPlanned() {
+	if m.plan.NoMeta {
+		m.warn("%s: the destination does not take meta records (a peer server older than them): receipts and saved destinations not copied", m.plan.Dest)
+	}
 	for _, j := range m.plan.Junk {
 		if j.AtSource {
 			m.warn("%s: %s is not a log entry (%s): not copied", m.plan.Source, j.Handle, j.Reason)

@@ -499,6 +499,8 @@ func kindOf(t backend.FileType) (byte, bool) {
 		return kindIndex, true
 	case backend.LockFile:
 		return kindLock, true
+	case backend.MetaFile:
+		return kindMeta, true
 	}
 	return 0, false
 }

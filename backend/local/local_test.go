@@ -47,7 +47,7 @@ func TestCreateOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"keys", "data", "data/00", "data/ff", "data/7a", "index", "log", "locks"} {
+	for _, sub := range []string{"keys", "data", "data/00", "data/ff", "data/7a", "index", "log", "locks", "meta"} {
 		fi, err := os.Stat(filepath.Join(dir, sub))
 		if err != nil || !fi.IsDir() {
 			t.Errorf("folder %s: %v", sub, err)

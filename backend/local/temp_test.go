@@ -166,7 +166,7 @@ func TestRemoveStaleTemp(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	slices.Sort(names)
-	want := []string{".tmp-fresh", "config", "data", "index", "keys", "locks", "log", "tmp-notes"}
+	want := []string{".tmp-fresh", "config", "data", "index", "keys", "locks", "log", "meta", "tmp-notes"}
 	if !slices.Equal(names, want) {
 		t.Errorf("repository folder holds %v, want %v", names, want)
 	}

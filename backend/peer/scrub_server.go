@@ -20,8 +20,8 @@ func (s *Server) scrubLoop(ctx context.Context) {
 		began := time.Now()
 		pace := newPacer(s.cfg.ScrubRate)
 		checked := false
-		for id, mode := range s.cfg.Allow {
-			c := s.store.client(id, mode)
+		for id, p := range *s.friends.Load() {
+			c := s.store.client(id, p)
 			names, err := c.repoNames()
 			if err != nil {
 				s.cfg.Logf("peer server: peer %s: scrub: %v", id.Short(), err)

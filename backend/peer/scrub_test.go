@@ -42,7 +42,7 @@ func randomBytes(t *testing.T, n int) []byte {
 
 // repoOf is the server's view of the repository name of client.
 func (ts *testServer) repoOf(be *Backend, name string) *repoStore {
-	c := ts.srv.store.client(be.self, ModeAppendOnly)
+	c := ts.srv.store.client(be.self, friendPolicy{mode: ModeAppendOnly})
 	r := c.repo(name)
 	c.release(r)
 	return r

@@ -29,11 +29,23 @@ type ServerConfig struct {
 	// client's peer ID. It is made (mode 0700) if missing. One server at a
 	// time may serve a root.
 	Root string
-	// Allow lists the clients served and what each may do.
+	// Allow lists the clients served and what each may do, besides those
+	// of PeersFile.
 	Allow map[crypt.PeerID]Mode
+	// PeersFile is the path of the peers file (see peersfile.go), read at
+	// start and again by Reload; "" for none. Its friends are served as
+	// well as Allow's, with its mode and quota where both name one.
+	PeersFile string
+	// Pairing lets devices join with an invitation code (see join.go):
+	// invitations are read from InviteDir(Root) and joined devices added
+	// to PeersFile, which must be set.
+	Pairing bool
+	// Now is the clock invitations expire by; nil means time.Now.
+	Now func() time.Time
 	// Quota bounds what each client's files and folders cost, all its
 	// repositories together: their bytes plus InodeCost for each file and
-	// each folder. 0 means no quota.
+	// each folder. 0 means no quota. A friend of PeersFile with a quota of
+	// its own has that one instead.
 	Quota int64
 	// MaxRepos bounds the repositories (folders under the client's own)
 	// each client may keep. Default 16.
@@ -110,6 +122,20 @@ type Server struct {
 	counted sync.Once
 	// scrubbing says a Serve has started the scrub.
 	scrubbing atomic.Bool
+	// friends is who is served, with mode and quota: Allow's and the
+	// peers file's, replaced whole by each reload.
+	friends atomic.Pointer[map[crypt.PeerID]friendPolicy]
+	// reloadMu serializes reloads and joins, which write the peers file.
+	reloadMu sync.Mutex
+	// peersSum is the hash of the peers file's content at the last load
+	// or try (zero when it could not be read); peersPending its hash at
+	// the last poll. Guarded by reloadMu.
+	peersSum, peersPending [32]byte
+	// joins bounds failed joins; guarded by reloadMu.
+	joins joinLimit
+	// joinTLS is the TLS configuration of the join exchange (nil without
+	// Pairing).
+	joinTLS *tls.Config
 }
 
 // NewServer checks cfg, fills in its defaults and makes the root folder.
@@ -120,8 +146,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("peer server: no root folder")
 	}
-	if len(cfg.Allow) == 0 {
-		return nil, errors.New("peer server: no client allowed (use --allow PEERID)")
+	if len(cfg.Allow) == 0 && cfg.PeersFile == "" {
+		return nil, errors.New("peer server: no client allowed (use --allow PEERID, or a peers file)")
+	}
+	if cfg.Pairing && cfg.PeersFile == "" {
+		return nil, errors.New("peer server: pairing needs a peers file")
 	}
 	allow := make(map[crypt.PeerID]Mode, len(cfg.Allow))
 	for id, m := range cfg.Allow {
@@ -147,6 +176,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	setDefault(&cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	setDefault(&cfg.MaxRepos, DefaultMaxRepos)
 	setDefault(&cfg.MaxStreams, DefaultMaxStreams)
@@ -161,12 +193,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
-		store:      newStore(cfg.Root, cfg.Quota, cfg.MaxRepos, cfg.Logf),
+		store:      newStore(cfg.Root, cfg.MaxRepos, cfg.Logf),
 		preauth:    newPreauth(cfg.MaxHandshakes),
 		preauthLog: &rateLog{out: cfg.Logf, max: 20, per: time.Minute},
 	}
+	if err := s.Reload("start"); err != nil {
+		return nil, err
+	}
 	conf, err := newTLSConfig(cfg.Identity, func(id crypt.PeerID) error {
-		if _, ok := cfg.Allow[id]; !ok {
+		if _, ok := s.friend(id); !ok {
 			return fmt.Errorf("%w: peer %s is not in the allow list", ErrNotAllowed, id)
 		}
 		return nil
@@ -174,13 +209,29 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer server: %w", err)
 	}
+	if cfg.Pairing {
+		// Anyone may join: the invitation's secret is the check.
+		if s.joinTLS, err = newTLSConfig(cfg.Identity, func(crypt.PeerID) error { return nil }); err != nil {
+			return nil, fmt.Errorf("peer server: %w", err)
+		}
+		s.joinTLS.NextProtos = []string{joinALPN}
+	}
 	// The ClientHello is in: the client gets the rest of its time.
 	conf.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 		_ = hi.Conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)) // fails only on a closed conn, which the handshake reports
+		if s.joinTLS != nil && len(hi.SupportedProtos) == 1 && hi.SupportedProtos[0] == joinALPN {
+			return s.joinTLS, nil
+		}
 		return nil, nil
 	}
 	s.tls = conf
 	return s, nil
+}
+
+// friend returns what the client id may do, and whether it is served.
+func (s *Server) friend(id crypt.PeerID) (friendPolicy, bool) {
+	p, ok := (*s.friends.Load())[id]
+	return p, ok
 }
 
 // countAtStart counts, once, what each allowed client's folder holds,
@@ -188,8 +239,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // files a crash left can be told from those of puts under way.
 func (s *Server) countAtStart() {
 	s.counted.Do(func() {
-		for id, mode := range s.cfg.Allow {
-			s.countClient(s.store.client(id, mode), true)
+		for id, p := range *s.friends.Load() {
+			s.countClient(s.store.client(id, p), true)
 		}
 	})
 }
@@ -199,8 +250,8 @@ func (s *Server) countAtStart() {
 // per client; files added or removed by hand since the server started
 // are counted from then on. It may run while clients are served.
 func (s *Server) Recount() {
-	for id, mode := range s.cfg.Allow {
-		s.countClient(s.store.client(id, mode), false)
+	for id, p := range *s.friends.Load() {
+		s.countClient(s.store.client(id, p), false)
 	}
 }
 
@@ -213,8 +264,8 @@ func (s *Server) countClient(c *clientStore, removeTemp bool) {
 		return
 	}
 	quota := "no quota"
-	if c.quota > 0 {
-		quota = "its quota is " + formatBytes(c.quota)
+	if q := c.policy().quota; q > 0 {
+		quota = "its quota is " + formatBytes(q)
 	}
 	s.cfg.Logf("peer server: peer %s: %d repositories, %d files (%s), %d folders: %s counted, %s",
 		c.id.Short(), u.repos, u.files, formatBytes(u.bytes), u.folders+u.others, formatBytes(u.cost()), quota)
@@ -366,7 +417,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		return
 	}
 	st := tc.ConnectionState()
-	if st.NegotiatedProtocol != alpn {
+	if st.NegotiatedProtocol != alpn && (s.joinTLS == nil || st.NegotiatedProtocol != joinALPN) {
 		s.preauthLog.logf("peer server: %s: client did not negotiate %s", remote, alpn)
 		return
 	}
@@ -375,9 +426,18 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		s.cfg.Logf("peer server: %s: %v", remote, err) // verified in the handshake; cannot happen
 		return
 	}
-	mode := s.cfg.Allow[id]
-	client := s.store.client(id, mode)
 	who := fmt.Sprintf("peer %s (%s)", id.Short(), remote)
+	if st.NegotiatedProtocol == joinALPN {
+		s.serveJoin(tc, id, who)
+		return
+	}
+	p, ok := s.friend(id)
+	if !ok {
+		// Removed from the peers file during the handshake.
+		s.refuse(tc, who, codeBadRequest, ProtocolVersion, "this device is no longer allowed on this server")
+		return
+	}
+	client := s.store.client(id, p)
 
 	repo, ok := s.hello(tc, client, who)
 	if !ok {
@@ -394,7 +454,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		return
 	}
 	defer sess.Close() // closing a session reports nothing of use
-	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, mode)
+	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, client.policy().mode)
 	s.serveStreams(ctx, sess, repo, who)
 	s.cfg.Logf("peer server: %s: disconnected", who)
 }
@@ -437,9 +497,10 @@ func (s *Server) hello(conn net.Conn, client *clientStore, who string) (*repoSto
 		s.refuse(conn, who, codeInternal, ProtocolVersion, internalMessage)
 		return nil, false
 	}
+	pol := client.policy()
 	sh := serverHello{
-		Status: codeOK, Version: ProtocolVersion, Mode: client.mode,
-		MaxStreams: uint16(s.cfg.MaxStreams), Quota: client.quota, Used: used,
+		Status: codeOK, Version: ProtocolVersion, Mode: pol.mode,
+		MaxStreams: uint16(s.cfg.MaxStreams), Quota: pol.quota, Used: used,
 	}
 	if err := writeFrame(conn, sh.encode()); err != nil {
 		client.detach()

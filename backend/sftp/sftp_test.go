@@ -90,7 +90,7 @@ func TestCreateOpen(t *testing.T) {
 		t.Fatalf("open of a missing folder: %v, want ErrNoRepository", err)
 	}
 	be := createTest(t, cfg)
-	for _, sub := range []string{".", "keys", "data", "data/00", "data/7a", "data/ff", "index", "log", "locks"} {
+	for _, sub := range []string{".", "keys", "data", "data/00", "data/7a", "data/ff", "index", "log", "locks", "meta"} {
 		fi, err := os.Stat(filepath.Join(dir, sub))
 		if err != nil || !fi.IsDir() {
 			t.Errorf("folder %s: %v", sub, err)

@@ -27,6 +27,7 @@ var listTypes = []listType{
 	{"packs", "pack", backend.PackFile},
 	{"blobs", "blob", 0},
 	{"log", "log", backend.LogFile},
+	{"meta", "meta", backend.MetaFile},
 }
 
 func listTypeNames() string {

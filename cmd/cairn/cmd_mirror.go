@@ -17,7 +17,7 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "mirror",
 		Usage:     "copy the repository to other locations (peers, sftp, local)",
-		ArgsUsage: "DEST...",
+		ArgsUsage: "[DEST...]",
 		Description: "Copies every file each DEST lacks from the repository given by -r: packs first, then\n" +
 			"index files, keys and the config, then the snapshot log, one entry at a time and\n" +
 			"each after the entries it follows, so a DEST never refers to a file it does not\n" +
@@ -53,6 +53,10 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
 			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
+			"With no DEST, mirror copies to every destination saved in the repository ('cairn\n" +
+			"peer add NAME LOCATION'; reading them needs the password), in the order saved; a\n" +
+			"failed one is reported by its NAME and the others are still copied (exit 1, the\n" +
+			"last line naming every NAME that failed).\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" +
 			"A peer DEST's server re-hashes its files in the background (its scrub) and moves\n" +
 			"a damaged one aside; mirror asks it for the files it moved, warns about each and\n" +
@@ -70,7 +74,7 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 }
 
 func (e *appEnv) runMirror(c *cli.Context) error {
-	if err := wantArgs(c, 1, -1); err != nil {
+	if err := wantArgs(c, 0, -1); err != nil {
 		return err
 	}
 	ctx := c.Context
@@ -88,12 +92,19 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
+	dests := make([]mirrorDestination, 0, c.NArg())
+	for _, d := range c.Args().Slice() {
+		dests = append(dests, mirrorDestination{location: d})
+	}
 	var refs *repo.MirrorRefs
-	if c.Bool("prune") {
+	if c.Bool("prune") || len(dests) == 0 {
 		// Only the source's index tells a pack it pruned from one it
 		// lost; the shared lock keeps a prune from changing it
 		// meanwhile.
 		pw, err := e.password(ctx, g)
+		if errors.Is(err, errNoPassword) && len(dests) == 0 {
+			return fmt.Errorf("mirror with no DEST needs the repository password, to read the saved destinations: %w", err)
+		}
 		if errors.Is(err, errNoPassword) {
 			return fmt.Errorf("mirror --prune needs the repository password, to tell files the source pruned from files it lost: %w", err)
 		}
@@ -111,34 +122,41 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 				p.Warnf("unlock: %v", err)
 			}
 		}()
-		refs = r.MirrorRefs()
-		// A pack lost with the only index file naming it leaves no trace
-		// in the source's index: only its snapshots still need its blobs.
-		log, err := snapshot.LoadLog(ctx, r)
-		if err != nil {
-			return fmt.Errorf("load snapshot log: %w", err)
+		if c.Bool("prune") {
+			refs = r.MirrorRefs()
+			// A pack lost with the only index file naming it leaves no trace
+			// in the source's index: only its snapshots still need its blobs.
+			log, err := snapshot.LoadLog(ctx, r)
+			if err != nil {
+				return fmt.Errorf("load snapshot log: %w", err)
+			}
+			need, err := snapshot.LostBlobs(ctx, r, log.Snapshots())
+			if err != nil {
+				return err
+			}
+			refs.SetUnindexed(need)
 		}
-		need, err := snapshot.LostBlobs(ctx, r, log.Snapshots())
-		if err != nil {
-			return err
+		if len(dests) == 0 {
+			if dests, err = savedDestinations(ctx, r); err != nil {
+				return err
+			}
 		}
-		refs.SetUnindexed(need)
 	}
 	var failed []string
-	for _, dest := range c.Args().Slice() {
-		if err := e.mirrorTo(ctx, c, p, env, src, refs, dest); err != nil {
+	for _, dest := range dests {
+		if err := e.mirrorTo(ctx, c, p, env, src, refs, dest.location); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
-			if c.NArg() == 1 {
+			if len(dests) == 1 {
 				return err
 			}
-			p.Warnf("mirror to %s: %v", redactLocation(dest), err)
-			failed = append(failed, redactLocation(dest))
+			p.Warnf("mirror to %s: %v", dest, err)
+			failed = append(failed, dest.String())
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("mirror failed for %d of %d destinations: %v", len(failed), c.NArg(), failed)
+		return fmt.Errorf("mirror failed for %d of %d destinations: %v", len(failed), len(dests), failed)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.forgetCommand(),
 		e.logCommand(),
 		e.mirrorCommand(),
+		e.recoveryKitCommand(),
 		e.repairCommand(),
 		e.rewriteCommand(),
 		e.copyCommand(),

@@ -139,7 +139,7 @@ func TestList(t *testing.T) {
 	if r.code != exitError {
 		t.Fatalf("list snapshot: want exit 1\n%s", r)
 	}
-	checkOneErrorLine(t, r, `unknown type "snapshot" \(want keys\|locks\|snapshots\|index\|packs\|blobs\|log\)`)
+	checkOneErrorLine(t, r, `unknown type "snapshot" \(want keys\|locks\|snapshots\|index\|packs\|blobs\|log\|meta\)`)
 }
 
 // TestCat checks every object "cairn cat" prints against the repository

@@ -56,6 +56,9 @@ type locEnv struct {
 	// LimitUpload and LimitDownload bound the bytes per second to and
 	// from every location opened (limit.NewRate); 0 means no limit.
 	LimitUpload, LimitDownload int64
+	// Identity, if set, authenticates this device to peers instead of
+	// the one in ConfigDir (a recovery kit's).
+	Identity *crypt.Identity
 }
 
 // limitRate wraps a location's backend in the bandwidth limits.
@@ -181,6 +184,9 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 	pl, err := peer.ParseLocation(loc)
 	if err != nil {
 		return pl, nil, err
+	}
+	if env.Identity != nil {
+		return pl, env.Identity, nil
 	}
 	id, err := snapshot.DeviceAt(env.ConfigDir).Identity()
 	return pl, id, err

@@ -104,7 +104,7 @@ func handlePaths(hs []backend.Handle) []string {
 
 // mirrorPhaseNames name the files of each phase of a mirror's copies, in
 // order, singular and plural.
-var mirrorPhaseNames = [][2]string{{"pack", "packs"}, {"index file", "index files"}, {"key or config file", "key and config files"}, {"log entry", "log entries"}}
+var mirrorPhaseNames = [][2]string{{"pack", "packs"}, {"index file", "index files"}, {"key or config file", "key and config files"}, {"log entry", "log entries"}, {"meta record", "meta records"}}
 
 // removeReasonText says in words why a mirror removes files, singular and
 // plural.
@@ -113,6 +113,7 @@ var removeReasonText = map[repo.RemoveReason][2]string{
 	repo.RemoveIndexReplaced: {"index file the source replaced", "index files the source replaced"},
 	repo.RemoveKeyRemoved:    {"key the source removed", "keys the source removed"},
 	repo.RemoveLogCompacted:  {"log entry under the source's newest checkpoint", "log entries under the source's newest checkpoint"},
+	repo.RemoveMetaReplaced:  {"meta record the source replaced", "meta records the source replaced"},
 }
 
 // count is "n thing", with the singular or plural of names.
@@ -134,8 +135,8 @@ func printMirrorPlan(p *printer, dest string, plan *repo.MirrorPlan) {
 	}
 	p.Printf("%s: plan: the source holds %s (%s), the destination %d (%s)", dest, count(plan.SourceFiles, [2]string{"file", "files"}),
 		formatBytes(uint64(plan.SourceBytes)), plan.DestFiles, formatBytes(uint64(plan.DestBytes)))
-	var files [4]int
-	var bytes [4]int64
+	var files [repo.MirrorPhaseMeta + 1]int
+	var bytes [repo.MirrorPhaseMeta + 1]int64
 	for _, c := range plan.Copy {
 		ph := repo.MirrorPhase(c.Handle.Type)
 		files[ph]++
@@ -146,7 +147,7 @@ func printMirrorPlan(p *printer, dest string, plan *repo.MirrorPlan) {
 			continue
 		}
 		how := ""
-		if ph == len(mirrorPhaseNames)-1 {
+		if ph == repo.MirrorPhase(backend.LogFile) {
 			how = ", one at a time, each after the entries it follows"
 		}
 		p.Printf("%s: would copy %s (%s)%s", dest, count(files[ph], name), formatBytes(uint64(bytes[ph])), how)
