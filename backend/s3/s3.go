@@ -39,7 +39,7 @@ type Backend struct {
 	cfg      Config
 	tr       *http.Transport
 	region   string // the configured region, "" when the service is asked
-	listPage int // objects per listing request; 0: the service's default (1000)
+	listPage int    // objects per listing request; 0: the service's default (1000)
 }
 
 // retries is minio-go's attempts per request: 1, none of its own, since
