@@ -17,9 +17,9 @@
 //     and one cut short by a crash is removed by AbortUploads (prune);
 //   - read-after-write: S3 and MinIO are strongly consistent;
 //   - a delete of a missing object succeeds in S3, so Delete looks first;
-//   - retention (object lock) refuses deletes: ErrRetained, which wraps
-//     backend.ErrAppendOnly so that prune and mirror keep the object and go
-//     on.
+//   - retention (object lock) refuses deletes: backend.ErrRetained, which
+//     matches backend.ErrAppendOnly, so that prune and mirror keep the
+//     object, name it, and go on.
 //
 // minio-go retries nothing itself here (MaxRetries 1): the retry wrapper
 // the CLI stacks on every remote backend does it, with backoff, for 5xx,

@@ -316,7 +316,8 @@ func (b *Backend) Put(ctx context.Context, h backend.Handle, rd backend.RewindRe
 // since S3 answers a delete of a missing object with success. On a
 // versioned bucket the current version itself is removed, so that prune
 // frees the space; a version that object lock retains is refused by the
-// service, and the error wraps backend.ErrAppendOnly and ErrRetained.
+// service, and the error wraps backend.ErrRetained (which matches
+// backend.ErrAppendOnly too).
 func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
 	if err := backend.CheckHandle(ctx, "delete", h); err != nil {
 		return err
@@ -329,7 +330,7 @@ func (b *Backend) Delete(ctx context.Context, h backend.Handle) error {
 	err = b.cl.RemoveObject(ctx, b.cfg.Bucket, key, minio.RemoveObjectOptions{VersionID: oi.VersionID})
 	if err != nil {
 		if isRetained(err) {
-			return fmt.Errorf("delete %s: %w: %w", h, ErrRetained, backend.ErrAppendOnly)
+			return fmt.Errorf("delete %s: %w (%s)", h, backend.ErrRetained, minio.ToErrorResponse(err).Message)
 		}
 		return fmt.Errorf("delete %s: %w", h, classify(err))
 	}
@@ -341,11 +342,6 @@ func (b *Backend) Close() error {
 	b.tr.CloseIdleConnections()
 	return nil
 }
-
-// ErrRetained says object lock keeps an object from being deleted yet.
-// Errors wrapping it also wrap backend.ErrAppendOnly, so prune and mirror
-// count the object as kept and go on.
-var ErrRetained = errors.New("object lock retains it")
 
 // isRetained reports whether a delete was refused by object lock. MinIO
 // and AWS answer 403 AccessDenied with a message about WORM protection or

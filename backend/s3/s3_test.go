@@ -215,7 +215,7 @@ func TestPutStorageClass(t *testing.T) {
 }
 
 // TestRetainedDelete: on a bucket whose default retention holds objects,
-// Delete is refused with ErrRetained (and ErrAppendOnly), and the object
+// Delete is refused with backend.ErrRetained (and ErrAppendOnly), and the object
 // stays.
 func TestRetainedDelete(t *testing.T) {
 	srv := miniotest.Shared(t)
@@ -230,7 +230,7 @@ func TestRetainedDelete(t *testing.T) {
 	}
 	h := putBytes(t, b, backend.PackFile, []byte("retained"))
 	err = b.Delete(t.Context(), h)
-	if !errors.Is(err, ErrRetained) || !errors.Is(err, backend.ErrAppendOnly) {
+	if !errors.Is(err, backend.ErrRetained) || !errors.Is(err, backend.ErrAppendOnly) {
 		t.Fatalf("delete a retained object: %v, want ErrRetained and ErrAppendOnly", err)
 	}
 	if _, err := b.Stat(t.Context(), h); err != nil {
