@@ -1,8 +1,8 @@
 package repo
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
