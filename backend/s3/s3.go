@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -20,10 +21,11 @@ var _ backend.Backend = (*Backend)(nil)
 
 // PartSize is the size of the parts of a multipart upload, and so the
 // threshold: a file of up to PartSize bytes goes up in one PUT, a larger
-// one in parts of PartSize. 16 MiB is minio-go's smallest part; cairn's
-// packs (16 MiB by default) then go up in one request each, and a larger
-// pack holds one part in memory per upload at a time.
-const PartSize = 16 << 20
+// one in parts of PartSize. cairn's packs are 16 MiB by default and may
+// pass that by a MiB (repo's packSlack) and their header, so 32 MiB
+// sends each of them in one request; a larger --pack-size uses multipart,
+// holding one part in memory per upload.
+const PartSize = 32 << 20
 
 // Connections is how many requests may run at once: enough to fill a
 // fast uplink with 16 MiB packs, few enough for a small self-hosted
@@ -40,6 +42,8 @@ type Backend struct {
 	tr       *http.Transport
 	region   string // the configured region, "" when the service is asked
 	listPage int    // objects per listing request; 0: the service's default (1000)
+	// clock reads the time for RemoveStaleTemp (a test moves it on).
+	clock func() time.Time
 }
 
 // retries is minio-go's attempts per request: 1, none of its own, since
@@ -87,7 +91,7 @@ func connect(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, backend.Permanent(fmt.Errorf("%s: %w", cfg, err))
 	}
-	return &Backend{cl: cl, core: minio.Core{Client: cl}, cfg: cfg, tr: tr, region: region}, nil
+	return &Backend{cl: cl, core: minio.Core{Client: cl}, cfg: cfg, tr: tr, region: region, clock: time.Now}, nil
 }
 
 var configHandle = backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}

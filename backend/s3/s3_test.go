@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -220,7 +221,9 @@ func TestPutStorageClass(t *testing.T) {
 func TestRetainedDelete(t *testing.T) {
 	srv := miniotest.Shared(t)
 	miniotest.SetEnv(t)
-	cfg, err := ParseLocation(srv.Location(srv.Bucket(t, true), ""))
+	bucket := srv.Bucket(t, true)
+	srv.Retain(t, bucket)
+	cfg, err := ParseLocation(srv.Location(bucket, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +238,48 @@ func TestRetainedDelete(t *testing.T) {
 	}
 	if _, err := b.Stat(t.Context(), h); err != nil {
 		t.Errorf("the retained object after the refused delete: %v", err)
+	}
+}
+
+// TestRemoveStaleUploads: a multipart upload left incomplete (as by a
+// put killed mid-way) is aborted once it is older than the age asked
+// (plus the clock skew margin), not before; an upload to a name that is
+// not the repository's is left alone.
+func TestRemoveStaleUploads(t *testing.T) {
+	srv := miniotest.Shared(t)
+	b := newTestBackend(t, srv)
+	data := []byte("a pack")
+	h := backend.Handle{Type: backend.PackFile, Name: backend.Hash(data).String()}
+	mine, err := b.core.NewMultipartUpload(t.Context(), b.cfg.Bucket, b.key(h), minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.core.PutObjectPart(t.Context(), b.cfg.Bucket, b.key(h), mine, 1, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := b.cfg.Prefix + "/notes/todo.txt"
+	if _, err := b.core.NewMultipartUpload(t.Context(), b.cfg.Bucket, other, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uploads := func() map[string]bool {
+		m := map[string]bool{}
+		for u := range b.cl.ListIncompleteUploads(t.Context(), b.cfg.Bucket, b.cfg.Prefix+"/", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			m[u.Key] = true
+		}
+		return m
+	}
+	if n, _, err := b.RemoveStaleTemp(t.Context(), time.Hour); n != 0 || err != nil {
+		t.Fatalf("fresh uploads: removed %d, %v; want none", n, err)
+	}
+	b.clock = func() time.Time { return time.Now().Add(time.Hour + maxSkew + time.Minute) }
+	n, _, err := b.RemoveStaleTemp(t.Context(), time.Hour)
+	if n != 1 || err != nil {
+		t.Fatalf("stale uploads: removed %d, %v; want 1", n, err)
+	}
+	if got := uploads(); got[b.key(h)] || !got[other] {
+		t.Errorf("incomplete uploads left: %v; want only %s", got, other)
 	}
 }

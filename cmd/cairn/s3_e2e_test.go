@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +260,82 @@ func (b *bgRun) wait() result {
 	<-b.done
 	b.cancel()
 	return result{args: b.args, code: b.code, stdout: b.out.String()}
+}
+
+// snapshotID backs up paths and returns the new snapshot's ID.
+func snapshotID(t *testing.T, e *testEnv, args ...string) string {
+	t.Helper()
+	sum, _ := e.backupJSON(0, args...)
+	id, _ := sum["snapshot_id"].(string)
+	if id == "" {
+		t.Fatalf("no snapshot_id in %v", sum)
+	}
+	return id
+}
+
+// TestS3ObjectLock: on a bucket whose default retention keeps new objects
+// for a day, prune and mirror --prune delete what is not retained, name
+// each object they keep (one warning line each), exit 0, and leave a
+// repository that passes check --read-data and restores exactly.
+func TestS3ObjectLock(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	srv := miniotest.Shared(t)
+	s3Env(e)
+	src := filepath.Join(e.dir, "src")
+	xattrs := makeTree(t, src, 64)
+	later := func(name string, seed uint64) string {
+		dir := filepath.Join(e.dir, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeRandom(t, filepath.Join(dir, "data.bin"), 300_000, seed)
+		return dir
+	}
+	src2, src3 := later("src2", 91), later("src3", 92)
+
+	// prune in a repository kept in the bucket: the second snapshot's
+	// objects were stored before the retention was set, the third's after.
+	bucket := srv.Bucket(t, true)
+	loc := srv.Location(bucket, "repo")
+	e.must("-r", loc, "init")
+	e.must("-r", loc, "backup", "--host", "h", src)
+	s2 := snapshotID(t, e, "-r", loc, "--host", "h", src2)
+	srv.Retain(t, bucket)
+	s3 := snapshotID(t, e, "-r", loc, "--host", "h", src3)
+	r := e.must("-r", loc, "forget", "--prune", s2, s3)
+	if !matches(`deleted [1-9]\d* pack`, r.stdout) {
+		t.Errorf("prune deleted no pack\n%s", r)
+	}
+	kept := regexp.MustCompile(`(?m)^cairn: warning: (data|index)/[0-9a-f]{64}: the location refuses to delete it yet .*retained by object lock.*$`).FindAllString(r.stderr, -1)
+	if !strings.Contains(strings.Join(kept, "\n"), "data/") || !strings.Contains(strings.Join(kept, "\n"), "index/") {
+		t.Errorf("prune does not name the retained pack and index file\n%s", r)
+	}
+	wantCheckClean(t, e, loc)
+	target := filepath.Join(e.dir, "restored")
+	e.must("-r", loc, "restore", "latest", "--target", target)
+	compareTrees(t, src, filepath.Join(target, src), xattrs)
+
+	// mirror --prune to a bucket: the same, from a local repository.
+	mb := srv.Bucket(t, true)
+	mloc := srv.Location(mb, "")
+	e.init()
+	e.must("backup", "--host", "h", src)
+	s2 = snapshotID(t, e, "--host", "h", src2)
+	e.must("mirror", mloc)
+	srv.Retain(t, mb)
+	s3 = snapshotID(t, e, "--host", "h", src3)
+	e.must("mirror", mloc)
+	e.must("forget", "--prune", s2, s3)
+	r = e.must("mirror", "--prune", mloc)
+	if n := strings.Count(r.stderr, "retained by object lock"); n == 0 {
+		t.Errorf("mirror --prune names no retained object\n%s", r)
+	}
+	if !matches(`removed [1-9]\d* files`, r.stdout) {
+		t.Errorf("mirror --prune removed nothing\n%s", r)
+	}
+	wantCheckClean(t, e, mloc)
+	target = filepath.Join(e.dir, "restored-mirror")
+	e.must("-r", mloc, "restore", "latest", "--target", target)
+	compareTrees(t, src, filepath.Join(target, src), xattrs)
 }

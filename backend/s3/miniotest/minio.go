@@ -253,8 +253,7 @@ func SetEnv(t testing.TB) {
 }
 
 // NewBucket makes a bucket of a fresh name; with lock, object lock is on
-// and the default retention keeps every new object for a day, in
-// governance mode.
+// (without a default retention: see Retain).
 func (s *Server) NewBucket(ctx context.Context, lock bool) (string, error) {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
@@ -266,13 +265,21 @@ func (s *Server) NewBucket(ctx context.Context, lock bool) (string, error) {
 	if err := cl.MakeBucket(ctx, name, minio.MakeBucketOptions{ObjectLocking: lock}); err != nil {
 		return "", fmt.Errorf("make bucket %s: %w", name, err)
 	}
-	if lock {
-		mode, validity, unit := minio.Governance, uint(1), minio.Days
-		if err := cl.SetObjectLockConfig(ctx, name, &mode, &validity, &unit); err != nil {
-			return "", fmt.Errorf("object lock on %s: %w", name, err)
-		}
-	}
 	return name, nil
+}
+
+// Retain gives a bucket made with object lock a default retention: every
+// object stored from then on is kept for a day, in governance mode.
+func (s *Server) Retain(t testing.TB, bucket string) {
+	t.Helper()
+	cl, err := s.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode, validity, unit := minio.Governance, uint(1), minio.Days
+	if err := cl.SetObjectLockConfig(context.Background(), bucket, &mode, &validity, &unit); err != nil {
+		t.Fatalf("default retention on %s: %v", bucket, err)
+	}
 }
 
 // skipOrFail skips t for lack of minio, or fails it when s3 is required.
@@ -347,7 +354,7 @@ func CloseShared() {
 	}
 }
 
-// Bucket makes a fresh bucket on s for t (see NewBucket).
+// Bucket makes a fresh bucket on s for t (see NewBucket, Retain).
 func (s *Server) Bucket(t testing.TB, lock bool) string {
 	t.Helper()
 	name, err := s.NewBucket(context.Background(), lock)
