@@ -80,3 +80,21 @@ func TestConfigRegion(t *testing.T) {
 		t.Errorf("missing file: %q", got)
 	}
 }
+
+// FuzzParseLocation: no panic; a location that parses prints (String) as
+// one that parses to the same Config.
+func FuzzParseLocation(f *testing.F) {
+	for _, s := range []string{"s3:https://h/bucket", "s3:http://127.0.0.1:9000/b-1/a/b", "s3:https://u:p@h/b", "s3:https://[::1]:1/bbb/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, loc string) {
+		c, err := ParseLocation(loc)
+		if err != nil {
+			return
+		}
+		again, err := ParseLocation(c.String())
+		if err != nil || again != c {
+			t.Fatalf("%q parses to %+v, whose String %q parses to %+v, %v", loc, c, c.String(), again, err)
+		}
+	})
+}
