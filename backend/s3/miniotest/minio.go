@@ -103,11 +103,6 @@ func Launch(dir string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Dir: dir, bin: bin}
-	for i := 1; i <= Drives; i++ {
-		if err := os.MkdirAll(s.Drive(i), 0o700); err != nil {
-			return nil, err
-		}
-	}
 	s.logFile, err = os.OpenFile(filepath.Join(dir, "minio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -141,8 +136,15 @@ func freeAddr() (string, error) {
 // Drive is the folder of drive i (1-based).
 func (s *Server) Drive(i int) string { return filepath.Join(s.Dir, "d"+strconv.Itoa(i)) }
 
-// start runs minio on s.Addr and waits until it is ready.
+// start runs minio on s.Addr and waits until it is ready. A drive folder
+// that is missing (removed by a test) is made again, empty, as a replaced
+// disk would be: MinIO heals it.
 func (s *Server) start() error {
+	for i := 1; i <= Drives; i++ {
+		if err := os.MkdirAll(s.Drive(i), 0o700); err != nil {
+			return err
+		}
+	}
 	console, err := freeAddr()
 	if err != nil {
 		return err
