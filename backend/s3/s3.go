@@ -347,16 +347,17 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// isRetained reports whether a delete was refused by object lock. MinIO
-// and AWS answer 403 AccessDenied with a message about WORM protection or
-// retention (AWS has no code of its own for it).
+// isRetained reports whether a delete was refused by object lock: MinIO
+// answers 400 InvalidRequest "Object is WORM protected and cannot be
+// overwritten", AWS 403 AccessDenied with a message about retention or
+// object lock (neither has a code of its own for it).
 func isRetained(err error) bool {
 	e := minio.ToErrorResponse(err)
-	if e.StatusCode != http.StatusForbidden && e.Code != "AccessDenied" && e.Code != "ObjectLocked" {
+	if e.StatusCode < 400 || e.StatusCode >= 500 {
 		return false
 	}
 	m := strings.ToLower(e.Message)
-	return e.Code == "ObjectLocked" || strings.Contains(m, "worm") || strings.Contains(m, "retention") || strings.Contains(m, "locked")
+	return e.Code == "ObjectLocked" || strings.Contains(m, "worm") || strings.Contains(m, "retention") || strings.Contains(m, "object lock")
 }
 
 // classify maps an error of minio-go to the backend's: a missing object

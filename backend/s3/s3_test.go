@@ -130,7 +130,9 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(t.Context(), b.cfg); !errors.Is(err, backend.ErrNoRepository) {
 		t.Errorf("open an empty prefix: %v, want ErrNoRepository", err)
 	}
-	putBytes(t, b, backend.ConfigFile, []byte("config"))
+	if err := b.Put(t.Context(), configHandle, backend.NewByteReader([]byte("config"))); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Open(t.Context(), b.cfg); err != nil {
 		t.Errorf("open with a config: %v", err)
 	}
@@ -201,11 +203,13 @@ func TestPutStorageClass(t *testing.T) {
 		h    backend.Handle
 		want string
 	}{{pack, "REDUCED_REDUNDANCY"}, {index, "STANDARD"}} {
-		oi, err := b.cl.StatObject(t.Context(), b.cfg.Bucket, b.key(c.h), minio.StatObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
+		var got string
+		for oi := range b.cl.ListObjects(t.Context(), b.cfg.Bucket, minio.ListObjectsOptions{Prefix: b.key(c.h)}) {
+			if oi.Err != nil {
+				t.Fatal(oi.Err)
+			}
+			got = oi.StorageClass
 		}
-		got := oi.StorageClass
 		if got == "" {
 			got = "STANDARD"
 		}
@@ -263,7 +267,7 @@ func TestRemoveStaleUploads(t *testing.T) {
 	}
 	uploads := func() map[string]bool {
 		m := map[string]bool{}
-		for u := range b.cl.ListIncompleteUploads(t.Context(), b.cfg.Bucket, b.cfg.Prefix+"/", true) {
+		for u := range b.cl.ListIncompleteUploads(t.Context(), b.cfg.Bucket, "", true) {
 			if u.Err != nil {
 				t.Fatal(u.Err)
 			}

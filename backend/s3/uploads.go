@@ -38,14 +38,17 @@ func (b *Backend) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the listing goroutine on an early return
 	var first error
-	for u := range b.cl.ListIncompleteUploads(ctx, b.cfg.Bucket, prefix, true) {
+	// The whole bucket's uploads, filtered here: MinIO lists uploads by
+	// a prefix only when it is a whole object name.
+	for u := range b.cl.ListIncompleteUploads(ctx, b.cfg.Bucket, "", true) {
 		if u.Err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				return removed, bytes, cerr
 			}
 			return removed, bytes, fmt.Errorf("list incomplete uploads: %w", classify(u.Err))
 		}
-		if !u.Initiated.Before(cutoff) || !b.ownKey(strings.TrimPrefix(u.Key, prefix)) {
+		rel, ok := strings.CutPrefix(u.Key, prefix)
+		if !ok || !u.Initiated.Before(cutoff) || !b.ownKey(rel) {
 			continue
 		}
 		err := b.core.AbortMultipartUpload(ctx, b.cfg.Bucket, u.Key, u.UploadID)

@@ -22,7 +22,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,10 +169,14 @@ func (s *Server) start() error {
 	return nil
 }
 
-// waitReady polls the health check, every 100 ms for at most readyLimit.
+// waitReady polls, every 100 ms for at most readyLimit, until the
+// server lists its buckets: its health check answers before the S3 API
+// is initialised.
 func (s *Server) waitReady(done <-chan struct{}) error {
-	url := "http://" + s.Addr + "/minio/health/ready"
-	client := &http.Client{Timeout: 2 * time.Second}
+	cl, err := s.Client()
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(readyLimit)
 	for time.Now().Before(deadline) {
 		select {
@@ -181,12 +184,11 @@ func (s *Server) waitReady(done <-chan struct{}) error {
 			return fmt.Errorf("minio exited at start; log:\n%s", s.Log())
 		default:
 		}
-		resp, err := client.Get(url)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cl.ListBuckets(ctx)
+		cancel()
 		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
