@@ -169,8 +169,8 @@ func (r *Repository) indexFilesFor(packs map[backend.ID]bool) []*index.File {
 // crash in between leaves old and new files side by side, which load as
 // their union (a pack listed twice does no harm), and the next run
 // deletes the old files. It returns how many files it wrote and deleted.
-// An old file the backend refuses to delete (backend.ErrAppendOnly: an
-// append-only peer, or object lock retaining it) is passed to kept, when
+// An old file object lock keeps from being deleted (backend.ErrRetained)
+// is passed to kept, when
 // kept is not nil, and the rest go on; with kept nil it is an error.
 func (r *Repository) replaceIndex(ctx context.Context, files []*index.File, old []backend.ID, progress ProgressFunc, kept func(backend.ID)) (written, removed int, err error) {
 	old = slices.Clone(old)
@@ -195,7 +195,7 @@ func (r *Repository) replaceIndex(ctx context.Context, files []*index.File, old 
 		switch {
 		case err == nil:
 			removed++
-		case kept != nil && errors.Is(err, backend.ErrAppendOnly):
+		case kept != nil && errors.Is(err, backend.ErrRetained):
 			kept(id)
 		case !backend.IsNotExist(err):
 			return written, removed, err

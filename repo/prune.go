@@ -237,8 +237,8 @@ type PruneResult struct {
 	TempFilesRemoved int   `json:"temp_files_removed"`
 	TempBytesRemoved int64 `json:"temp_bytes_removed"`
 	// Kept names ("index/ID", "data/ID") the files the backend refused to
-	// delete (backend.ErrAppendOnly: an append-only peer, or an S3
-	// bucket's object lock retaining them), and the packs left because a
+	// delete because an S3 bucket's object lock retains them
+	// (backend.ErrRetained), and the packs left because a
 	// kept index file still lists them. The repository stays consistent;
 	// the next prune tries them again. Sorted.
 	Kept []string `json:"kept,omitempty"`
@@ -709,7 +709,7 @@ func (r *Repository) keepListed(ctx context.Context, packs []PrunePack, res *Pru
 }
 
 // deletePacks deletes the given packs, counting them in res; it returns
-// those the backend refuses to delete (backend.ErrAppendOnly), which it
+// those the backend refuses to delete (backend.ErrRetained: object lock; an append-only refusal stays an error), which it
 // adds to res.Kept.
 func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *PruneResult, progress ProgressFunc) ([]PrunePack, error) {
 	var mu sync.Mutex // guards res, done and refused
@@ -717,7 +717,7 @@ func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *Pr
 	var refused []PrunePack
 	err := r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		err := r.DeleteFile(ctx, backend.PackFile, packs[i].ID)
-		isRefused := errors.Is(err, backend.ErrAppendOnly)
+		isRefused := errors.Is(err, backend.ErrRetained)
 		if err != nil && !isRefused && !backend.IsNotExist(err) {
 			return err
 		}

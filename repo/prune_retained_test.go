@@ -19,7 +19,7 @@ type refusingDeletes struct {
 
 func (b refusingDeletes) Delete(ctx context.Context, h backend.Handle) error {
 	if b.refuse[h] {
-		return fmt.Errorf("delete %s: retained: %w", h, backend.ErrAppendOnly)
+		return fmt.Errorf("delete %s: %w", h, backend.ErrRetained)
 	}
 	return b.Backend.Delete(ctx, h)
 }
