@@ -16,9 +16,11 @@ FUZZTIME_SMOKE ?= 2s
 FUZZTIME       ?= 2m
 # Tests that need sshd (backend/sftp, the CLI's sftp: tests), FUSE (the
 # mount tests), zsh and fish (the generated completions), tmux (the
-# progress line in a terminal) or restic 0.19.1 (the JSON comparison) fail
-# rather than skip when it is missing; scripts/test-deps.sh installs them.
-export CAIRN_TEST_REQUIRE ?= sftp fuse shells tmux restic schedule
+# progress line in a terminal), restic 0.19.1 (the JSON comparison) or
+# minio (backend/s3 and the CLI's s3: tests) fail rather than skip when it
+# is missing, as does systemd-analyze (the generated schedule units);
+# scripts/test-deps.sh installs them.
+export CAIRN_TEST_REQUIRE ?= sftp fuse shells tmux restic schedule s3
 # The build tag of the test-only code: the fault injector (backend/faulty)
 # and the binary's CAIRN_TESTONLY_* seams (cmd/cairn/testonly.go). Every
 # test target passes it; build and demo do not, so the release binary

@@ -244,5 +244,16 @@ type Backend interface {
 	Close() error
 }
 
+// ErrRetained: the storage keeps the file for now and refuses to delete
+// it (an S3 bucket's object lock, with a retention period not yet over).
+// It also matches ErrAppendOnly under errors.Is, so that a caller that
+// carries on past an append-only refusal carries on past this one too.
+var ErrRetained error = retainedError{}
+
+type retainedError struct{}
+
+func (retainedError) Error() string        { return "retained by object lock, not deletable yet" }
+func (retainedError) Is(target error) bool { return target == ErrAppendOnly }
+
 // IsNotExist reports whether err says a file does not exist.
 func IsNotExist(err error) bool { return errors.Is(err, ErrNotExist) }

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -134,7 +135,9 @@ func (r *Repository) executeIndexPlan(ctx context.Context, plan PrunePlan, newPa
 		}
 	}
 	files := r.indexFilesFor(list)
-	written, removed, err := r.replaceIndex(ctx, files, old, progress)
+	written, removed, err := r.replaceIndex(ctx, files, old, progress, func(id backend.ID) {
+		res.Kept = append(res.Kept, backend.Handle{Type: backend.IndexFile, Name: id.String()}.String())
+	})
 	res.IndexWritten += written
 	res.IndexRemoved += removed
 	return err
@@ -166,7 +169,10 @@ func (r *Repository) indexFilesFor(packs map[backend.ID]bool) []*index.File {
 // crash in between leaves old and new files side by side, which load as
 // their union (a pack listed twice does no harm), and the next run
 // deletes the old files. It returns how many files it wrote and deleted.
-func (r *Repository) replaceIndex(ctx context.Context, files []*index.File, old []backend.ID, progress ProgressFunc) (written, removed int, err error) {
+// An old file object lock keeps from being deleted (backend.ErrRetained)
+// is passed to kept, when
+// kept is not nil, and the rest go on; with kept nil it is an error.
+func (r *Repository) replaceIndex(ctx context.Context, files []*index.File, old []backend.ID, progress ProgressFunc, kept func(backend.ID)) (written, removed int, err error) {
 	old = slices.Clone(old)
 	slices.SortFunc(old, cmpBlobID)
 	wrote := make(map[backend.ID]bool, len(files))
@@ -185,10 +191,17 @@ func (r *Repository) replaceIndex(ctx context.Context, files []*index.File, old 
 		if wrote[id] {
 			continue
 		}
-		if err := r.DeleteFile(ctx, backend.IndexFile, id); err != nil && !backend.IsNotExist(err) {
+		err := r.DeleteFile(ctx, backend.IndexFile, id)
+		switch {
+		case err == nil:
+			removed++
+		case kept != nil && errors.Is(err, backend.ErrRetained):
+			kept(id)
+		case !backend.IsNotExist(err):
 			return written, removed, err
+		default:
+			removed++
 		}
-		removed++
 	}
 	return written, removed, nil
 }

@@ -170,6 +170,9 @@ func (m *mirrorRun) remove(ctx context.Context) error {
 		case err == nil:
 			m.st.FilesRemoved++
 			m.st.BytesRemoved += r.Size
+		case errors.Is(err, backend.ErrRetained):
+			m.st.FilesKept++
+			m.warn("%s: %s: %v; kept (the next mirror --prune tries again)", m.dst.Location(), r.Handle, backend.ErrRetained)
 		case errors.Is(err, backend.ErrAppendOnly):
 			m.st.FilesKept++
 		case backend.IsNotExist(err):

@@ -236,6 +236,12 @@ type PruneResult struct {
 	// files, left by uploads killed mid-way, that the prune removed.
 	TempFilesRemoved int   `json:"temp_files_removed"`
 	TempBytesRemoved int64 `json:"temp_bytes_removed"`
+	// Kept names ("index/ID", "data/ID") the files the backend refused to
+	// delete because an S3 bucket's object lock retains them
+	// (backend.ErrRetained), and the packs left because a
+	// kept index file still lists them. The repository stays consistent;
+	// the next prune tries them again. Sorted.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // prunePack is what PlanPrune learns about one pack file.
@@ -638,8 +644,16 @@ func (r *Repository) ExecutePrune(ctx context.Context, plan PrunePlan, progress 
 	if err := r.executeIndexPlan(ctx, plan, newPacks, &res, progress); err != nil {
 		return res, err
 	}
+	deletes, err := r.keepListed(ctx, deletes, &res)
+	if err != nil {
+		return res, err
+	}
 	// Only now, with no index file left that lists them, the packs go.
-	err := r.deletePacks(ctx, deletes, &res, progress)
+	refused, err := r.deletePacks(ctx, deletes, &res, progress)
+	if err == nil {
+		err = r.reindexRefused(ctx, refused, &res)
+	}
+	slices.Sort(res.Kept)
 	res.FreedBytes = res.DeletedBytes - res.NewPackBytes
 	if err != nil {
 		return res, err
@@ -662,23 +676,97 @@ func (r *Repository) Prune(ctx context.Context, used *BlobSet, opts PruneOptions
 	return plan, res, err
 }
 
-// deletePacks deletes the given packs, counting them in res.
-func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *PruneResult, progress ProgressFunc) error {
-	var mu sync.Mutex // guards res and done
+// keepListed drops from packs those that an index file in res.Kept (one
+// the backend refused to delete) still lists: deleting them would leave
+// that file listing missing packs. They are added to res.Kept.
+func (r *Repository) keepListed(ctx context.Context, packs []PrunePack, res *PruneResult) ([]PrunePack, error) {
+	if len(res.Kept) == 0 {
+		return packs, nil
+	}
+	listed := make(map[backend.ID]bool)
+	for _, name := range res.Kept {
+		id, err := backend.ParseID(strings.TrimPrefix(name, backend.IndexFile.Dir()+"/"))
+		if err != nil {
+			return nil, fmt.Errorf("kept index file %s: %w", name, err)
+		}
+		f, err := r.loadIndexFile(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("read the kept index file %s: %w", name, err)
+		}
+		for _, p := range f.Packs {
+			listed[p.ID] = true
+		}
+	}
+	var out []PrunePack
+	for _, p := range packs {
+		if listed[p.ID] {
+			res.Kept = append(res.Kept, backend.Handle{Type: backend.PackFile, Name: p.ID.String()}.String())
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// deletePacks deletes the given packs, counting them in res; it returns
+// those the backend refuses to delete (backend.ErrRetained: object lock; an append-only refusal stays an error), which it
+// adds to res.Kept.
+func (r *Repository) deletePacks(ctx context.Context, packs []PrunePack, res *PruneResult, progress ProgressFunc) ([]PrunePack, error) {
+	var mu sync.Mutex // guards res, done and refused
 	var done int64
-	return r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
+	var refused []PrunePack
+	err := r.forEachParallel(ctx, len(packs), func(ctx context.Context, i int) error {
 		err := r.DeleteFile(ctx, backend.PackFile, packs[i].ID)
-		if err != nil && !backend.IsNotExist(err) {
+		isRefused := errors.Is(err, backend.ErrRetained)
+		if err != nil && !isRefused && !backend.IsNotExist(err) {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		done++
+		progress("delete packs", done, int64(len(packs)))
+		if isRefused {
+			res.Kept = append(res.Kept, backend.Handle{Type: backend.PackFile, Name: packs[i].ID.String()}.String())
+			refused = append(refused, packs[i])
+			return nil
+		}
 		res.DeletedPacks++
 		res.DeletedBytes += packs[i].Size
-		progress("delete packs", done, int64(len(packs)))
 		return nil
 	})
+	return refused, err
+}
+
+// reindexRefused writes an index file listing the packs the backend
+// refused to delete, read from their headers: the new index no longer
+// lists them, and a pack no index lists is what check warns about. The
+// next prune finds them unused again and tries again. A pack whose header
+// does not read is left unindexed, with a warning (check reports it, and
+// the next prune deletes it).
+func (r *Repository) reindexRefused(ctx context.Context, refused []PrunePack, res *PruneResult) error {
+	f := &index.File{}
+	for _, p := range refused {
+		blobs, err := r.ReadPackHeader(ctx, p.ID, p.Size)
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			if r.opts.Warn != nil {
+				r.opts.Warn(fmt.Sprintf("warning: data/%s, kept, is left unindexed: %v", p.ID, err))
+			}
+			continue
+		}
+		f.Packs = append(f.Packs, index.Pack{ID: p.ID, Blobs: blobs})
+	}
+	if len(f.Packs) == 0 {
+		return nil
+	}
+	if _, err := r.saveIndexFile(ctx, f); err != nil {
+		return fmt.Errorf("index the packs kept: %w", err)
+	}
+	res.IndexWritten++
+	r.idx.AddFile(f)
+	return nil
 }
 
 // removeStaleTemp removes the temporary files that uploads killed mid-way

@@ -139,7 +139,7 @@ func (r *Repository) ExecuteRepairIndex(ctx context.Context, plan RepairIndexPla
 		return res, err
 	}
 	var err error
-	res.IndexWritten, res.IndexRemoved, err = r.replaceIndex(ctx, plan.files, plan.Replace, orNoProgress(progress))
+	res.IndexWritten, res.IndexRemoved, err = r.replaceIndex(ctx, plan.files, plan.Replace, orNoProgress(progress), nil)
 	if err != nil {
 		return res, err
 	}

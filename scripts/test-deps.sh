@@ -11,11 +11,18 @@
 #   - restic 0.19.1, built from source with go install into GOPATH/bin (a
 #     minute or two, once: it is kept there and in Go's caches), whose
 #     --json output a CLI test compares cairn's with
+#   - minio, built from source with go install into a folder beside Go's
+#     build cache ($(go env GOCACHE)/../cairn-minio, where
+#     backend/s3/miniotest looks; about five minutes and 150 MB, once):
+#     the s3 backend's tests run a real MinIO on 127.0.0.1
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 RESTIC_VERSION=v0.19.1
+# MinIO has no semantic-version tags on the module proxy: a pseudo-version
+# of 2026-02-12.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
 need=()
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
@@ -65,4 +72,11 @@ fi
 if ! "$gobin/restic" version 2>/dev/null | grep -qF "restic ${RESTIC_VERSION#v} "; then
 	echo "test-deps: installing restic $RESTIC_VERSION (go install, a minute or two)"
 	GOBIN="$gobin" go install "github.com/restic/restic/cmd/restic@$RESTIC_VERSION"
+fi
+minio_dir="$(go env GOCACHE)/../cairn-minio"
+if [ ! -x "$minio_dir/minio" ] || [ "$(cat "$minio_dir/version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+	echo "test-deps: installing minio $MINIO_VERSION into $minio_dir (go install, about five minutes)"
+	mkdir -p "$minio_dir"
+	GOBIN="$minio_dir" GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION"
+	echo "$MINIO_VERSION" >"$minio_dir/version"
 fi

@@ -36,6 +36,9 @@ func (e *appEnv) pruneCommand() *cli.Command {
 			"snapshot log shows problems or a live snapshot is damaged (run \"cairn check\"):\n" +
 			"the set of live snapshots decides what is deleted. Killed at any moment, it\n" +
 			"leaves a repository that works and that the next prune finishes cleaning.\n\n" +
+			"A file an S3 bucket's object lock retains (not deletable yet) is kept: prune names it in a warning line\n" +
+			"(\"kept\" in --json), keeps the packs a kept index file lists, deletes the\n" +
+			"rest and exits 0; the next prune tries the kept files again.\n\n" +
 			"Prune also writes a checkpoint of the snapshot log once it has grown long\n" +
 			"and deletes the entries the checkpoint covers.",
 		Flags: []cli.Flag{

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-backup/cairn/backend/s3/miniotest"
 )
 
 // The CLI tests run the real binary, built once here, the way cron and
@@ -28,6 +30,7 @@ var cairnBin string
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
+	defer miniotest.CloseShared() // the s3: tests' server, if one started
 	dir, err := os.MkdirTemp("", "cairn-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

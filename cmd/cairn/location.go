@@ -87,7 +87,7 @@ func sftpConfig(loc string, env locEnv) (sftp.Config, error) {
 
 // locationForms names every form of location schemes() opens, for the
 // help of --repo (TestRepoHelpNamesEverySchema keeps it complete).
-const locationForms = "a path, local:PATH, sftp:[USER@]HOST:PATH, sftp://[USER@]HOST[:PORT]/PATH or peer://PEERID@HOST:PORT/NAME"
+const locationForms = "a path, local:PATH, sftp:[USER@]HOST:PATH, sftp://[USER@]HOST[:PORT]/PATH, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or peer://PEERID@HOST:PORT/NAME"
 
 // schemes is the table of repository location kinds, built in code so the
 // list is visible in one place.
@@ -139,6 +139,7 @@ func schemes() map[string]scheme {
 				return remote(be, env)
 			},
 		},
+		"s3": s3Scheme(),
 		"peer": {
 			open: func(ctx context.Context, loc, _ string, env locEnv) (backend.Backend, error) {
 				pl, id, err := peerLocation(loc, env)

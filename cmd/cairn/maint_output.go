@@ -40,6 +40,9 @@ func printPrune(p *printer, out pruneJSON) {
 		p.Printf("deleted %d pack(s), wrote %d new pack(s), %d index file(s) (replacing %d): freed %s",
 			res.DeletedPacks, res.NewPacks, res.IndexWritten, res.IndexRemoved, formatBytes(uint64(max(res.FreedBytes, 0))))
 	}
+	for _, k := range res.Kept {
+		p.Warnf("%s: the location refuses to delete it yet (append-only, or retained by object lock): kept; the next prune tries again", k)
+	}
 	if res.TempFilesRemoved > 0 {
 		p.Printf("removed %d stale temporary file(s) (%s) left by interrupted uploads",
 			res.TempFilesRemoved, formatBytes(uint64(res.TempBytesRemoved)))

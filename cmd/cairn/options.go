@@ -58,6 +58,7 @@ func backendOptionTable() map[string]schemeOptions {
 			}
 			return nil
 		}},
+		"s3": s3OptionDocs(),
 	}
 }
 

@@ -263,7 +263,7 @@ func TestBackendOptionErrors(t *testing.T) {
 		args    []string
 		pattern string
 	}{
-		{[]string{"-o", "sftp.bogus=1", "snapshots"}, `backend option "sftp\.bogus" is unknown \(known: sftp\.args, sftp\.command, sftp\.config\)`},
+		{[]string{"-o", "sftp.bogus=1", "snapshots"}, `backend option "sftp\.bogus" is unknown \(known: s3\.bucket-lookup, s3\.ca-file, s3\.region, s3\.storage-class, sftp\.args, sftp\.command, sftp\.config\)`},
 		{[]string{"snapshots", "-o", "nodot=1"}, `backend option "nodot" is unknown`},
 		{[]string{"-o", "local.path=1", "snapshots"}, `backend option "local\.path" is unknown`},
 		{[]string{"-o", "sftp.command", "snapshots"}, `backend option "sftp\.command": missing "=VALUE"`},

@@ -72,9 +72,14 @@ func TestParseLocation(t *testing.T) {
 			t.Errorf("parseLocation(%q) = %q, %q, %v; want %q, %q", tc.in, s, rest, err, tc.scheme, tc.rest)
 		}
 	}
-	_, err := openBackend(context.Background(), "s3://user:hunter2@host/x", locEnv{})
-	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `"s3:"`) {
+	_, err := openBackend(context.Background(), "b2://user:hunter2@host/x", locEnv{})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `"b2:"`) {
 		t.Errorf("unknown scheme error %v", err)
+	}
+	// Keys in an s3: location are refused, and not repeated.
+	_, err = openBackend(context.Background(), "s3:https://user:hunter2@host/bucket", locEnv{})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "credentials in the location are refused") {
+		t.Errorf("s3: location with keys: %v", err)
 	}
 	if got := redactLocation("sftp://user:hunter2@host/x"); strings.Contains(got, "hunter2") {
 		t.Errorf("redactLocation kept the password: %q", got)
