@@ -251,20 +251,28 @@ func encodeKeyFile(info KeyFileInfo, sealed []byte) ([]byte, error) {
 // ErrKDFCost for parameters beyond the cost limits, ErrWrongPassword when
 // the ring does not authenticate under the derived key.
 func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
+	ring, info, _, err := OpenKeyFileWrap(data, password)
+	return ring, info, err
+}
+
+// OpenKeyFileWrap is OpenKeyFile that also returns the key derived from
+// the password, which opens the ring records sealed for this key file
+// (SealRingForKeyFile). The caller must not store or print it.
+func OpenKeyFileWrap(data, password []byte) (*KeyRing, KeyFileInfo, *Key, error) {
 	info, sealed, err := parseKeyFile(data)
 	if err != nil {
-		return nil, KeyFileInfo{}, err
+		return nil, KeyFileInfo{}, nil, err
 	}
 	k, err := DeriveKey(password, info.KDF)
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
 	plain, err := openFile(k, keyFileKind, sealed)
 	if errors.Is(err, ErrAuth) {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", ErrWrongPassword)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", ErrWrongPassword)
 	}
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
 	defer clear(plain)
 	var ring *KeyRing
@@ -274,9 +282,9 @@ func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
 		ring, info, err = unmarshalKeyPayload(plain, info)
 	}
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
-	return ring, info, nil
+	return ring, info, k, nil
 }
 
 // ParseKeyFileInfo parses a key file without a password and returns what

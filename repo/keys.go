@@ -185,7 +185,7 @@ func (s *keySearch) try(ctx context.Context, id backend.ID, data []byte) (bool, 
 		return false, nil
 	}
 	s.tried++
-	ring, info, err := crypt.OpenKeyFile(data, s.password)
+	ring, info, wrap, err := crypt.OpenKeyFileWrap(data, s.password)
 	if errors.Is(err, crypt.ErrWrongPassword) {
 		return false, nil
 	}
@@ -202,7 +202,7 @@ func (s *keySearch) try(ctx context.Context, id backend.ID, data []byte) (bool, 
 		}
 	}
 	r := s.r
-	r.keys, r.keyID, r.keyInfo, r.keysTried = ring, id, info, s.tried
+	r.keys, r.keyID, r.keyInfo, r.keysTried, r.wrapKey = ring, id, info, s.tried, wrap
 	return true, nil
 }
 
@@ -218,8 +218,8 @@ func (s *keySearch) candidates(ctx context.Context, ids []backend.ID) ([]keyCand
 			return nil, err
 		}
 		data, err := s.r.readKeyFile(ctx, id)
-		if backend.IsNotExist(err) {
-			continue // removed since the listing
+		if backend.IsNotExist(err) || (err == nil && crypt.IsRingRecord(data)) {
+			continue // removed since the listing, or a ring record (rotate.go)
 		}
 		var info crypt.KeyFileInfo
 		if err == nil {
@@ -295,8 +295,8 @@ func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 			return nil
 		}
 		data, err := r.readKeyFile(ctx, id)
-		if backend.IsNotExist(err) {
-			return nil // removed since the listing
+		if backend.IsNotExist(err) || (err == nil && crypt.IsRingRecord(data)) {
+			return nil // removed since the listing, or a ring record (rotate.go)
 		}
 		if err := ctx.Err(); err != nil {
 			return err

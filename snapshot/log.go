@@ -98,6 +98,11 @@ type Log struct {
 	// one. Forget and ChangeTags refuse to write then, and prune refuses
 	// on the problems: the live set this version sees may be wrong.
 	Newer int
+	// Locked lists the entries whose body is sealed with a key this key
+	// ring lacks (crypt.ErrUnknownKey): added by a key rotation after the
+	// key file that opened the repository was revoked. They are left out
+	// and named in Problems too.
+	Locked []backend.ID
 
 	chain     *crypt.Chain
 	snapshots []*Snapshot
@@ -196,6 +201,9 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 				if errors.As(err, &junk) {
 					l.Skipped = append(l.Skipped, fmt.Sprintf("log/%s is not a log entry (%v): ignored", id, junk.err))
 				} else if err != nil {
+					if errors.Is(err, crypt.ErrUnknownKey) {
+						l.Locked = append(l.Locked, id)
+					}
 					if errors.Is(err, ErrUnknownOp) {
 						l.Newer++
 					}
@@ -244,6 +252,9 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 		return nil, err
 	}
 	plain, err := r.Keys().OpenFile(kindLogBody, env.Body)
+	if errors.Is(err, crypt.ErrUnknownKey) {
+		return nil, fmt.Errorf("body %w", err)
+	}
 	if err != nil {
 		// A body that does not open was not written with this
 		// repository's key: edited, or replayed from another repository.
