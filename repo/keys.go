@@ -337,14 +337,22 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypt.KDFP
 // without one, or when removing the key in use.
 var ErrLastKey = errors.New("refusing to remove the key in use")
 
-// RemoveKey deletes a key file other than the one in use.
+// ErrRingRecord is returned when `key remove` names a ring record.
+var ErrRingRecord = errors.New("a ring record written by key rotate, not a key file: removing it would make data sealed with the rotated key unreadable")
+
+// RemoveKey deletes a key file other than the one in use; it refuses a
+// ring record (rotate.go).
 func (r *Repository) RemoveKey(ctx context.Context, id backend.ID) error {
 	if id == r.keyID {
 		return ErrLastKey
 	}
 	h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
-	if _, err := r.be.Stat(ctx, h); err != nil {
+	data, err := r.readKeyFile(ctx, id)
+	if err != nil {
 		return fmt.Errorf("key %s: %w", id.Str(), err)
+	}
+	if crypt.IsRingRecord(data) {
+		return fmt.Errorf("key %s: %w", id.Str(), ErrRingRecord)
 	}
 	return r.be.Delete(ctx, h)
 }

@@ -132,8 +132,30 @@ func TestRotateKeepsEveryPassword(t *testing.T) {
 		t.Fatalf("the second password after a rotation without revocation\n%s", r)
 	}
 	compareTrees(t, data, filepath.Join(target, data), false)
-	if r := e.run("check", "--read-data"); r.code != 0 {
+	if r := e.run("check", "--read-data"); r.code != 0 || strings.Contains(r.stdout+r.stderr, "key_junk") {
 		t.Fatalf("check after the rotation\n%s", r)
+	}
+	// The ring record is no key file: key list leaves it out, key remove
+	// refuses it (removing it would lock new data away).
+	if r := e.must("key", "list", "--json"); strings.Count(r.stdout, `"id"`) != 2 {
+		t.Errorf("key list after a rotation: want the 2 key files\n%s", r)
+	}
+	records := 0
+	for _, k := range e.keyFiles() {
+		b, err := os.ReadFile(filepath.Join(e.repo, "keys", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), "cairnRR1") {
+			continue
+		}
+		records++
+		if r := e.run("key", "remove", k[:10]); r.code == 0 || !strings.Contains(r.stderr, "ring record") {
+			t.Errorf("key remove of the ring record: want a refusal\n%s", r)
+		}
+	}
+	if records != 1 {
+		t.Errorf("%d ring records, want 1", records)
 	}
 }
 
