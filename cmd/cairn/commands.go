@@ -30,5 +30,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.catCommand(),
 		e.dumpCommand(),
 		e.tagCommand(),
+		e.deviceCommand(),
 	}
 }
