@@ -100,12 +100,27 @@ var (
 // valid UTF-8 without control characters, at most 255 bytes each. p must
 // pass Validate and CheckCost.
 func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, error) {
+	data, _, err := NewKeyFileWrap(ring, password, p, info)
+	return data, err
+}
+
+// NewKeyFileWrap is NewKeyFile that also returns the key derived from the
+// password, as OpenKeyFileWrap does.
+func NewKeyFileWrap(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, *Key, error) {
+	data, k, err := newKeyFile(ring, password, p, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new key file: %w", err)
+	}
+	return data, k, nil
+}
+
+func newKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, *Key, error) {
 	if err := checkMeta(info); err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	k, err := DeriveKey(password, p)
 	if err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	info.KDF = p
 	info.Version = keyFileVersion
@@ -113,13 +128,13 @@ func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) (
 	out, err := encodeKeyFile(info, sealFile(k, keyFileKind, plain))
 	clear(plain)
 	if err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	// Check that what we wrote parses as it must.
 	if _, _, err := parseKeyFile(out); err != nil {
-		return nil, fmt.Errorf("new key file: internal error: written file does not parse: %w", err)
+		return nil, nil, fmt.Errorf("internal error: written file does not parse: %w", err)
 	}
-	return out, nil
+	return out, k, nil
 }
 
 // checkMeta checks the metadata a key file records.

@@ -48,19 +48,22 @@ type KeyInfo struct {
 	crypt.KeyFileInfo
 }
 
-func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, crypt.KeyFileInfo, error) {
+// writeKeyFile stores a key file for password wrapping r.keys. It returns
+// the file's ID and metadata and the key the password derived for it
+// (see Repository.wrapKey).
+func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, crypt.KeyFileInfo, *crypt.Key, error) {
 	info := crypt.KeyFileInfo{Created: r.opts.Now().UTC(), Hostname: r.opts.Hostname, Username: r.opts.Username}
-	data, err := crypt.NewKeyFile(r.keys, password, kdf, info)
+	data, wrap, err := crypt.NewKeyFileWrap(r.keys, password, kdf, info)
 	if err != nil {
-		return backend.ID{}, info, err
+		return backend.ID{}, info, nil, err
 	}
 	info.Version, info.KDF = 2, kdf
 	id := backend.Hash(data)
 	h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
 	if err := r.be.Put(ctx, h, backend.NewByteReader(data)); err != nil {
-		return id, info, fmt.Errorf("save %s: %w", h, err)
+		return id, info, nil, fmt.Errorf("save %s: %w", h, err)
 	}
-	return id, info, nil
+	return id, info, wrap, nil
 }
 
 // readKeyFile reads a key file and checks it against its name.
@@ -329,7 +332,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypt.KDFP
 			return backend.ID{}, err
 		}
 	}
-	id, _, err := r.writeKeyFile(ctx, password, kdf)
+	id, _, _, err := r.writeKeyFile(ctx, password, kdf)
 	return id, err
 }
 
@@ -367,11 +370,11 @@ func (r *Repository) ChangePassword(ctx context.Context, password []byte, kdf cr
 		}
 	}
 	old := r.keyID
-	id, info, err := r.writeKeyFile(ctx, password, kdf)
+	id, info, wrap, err := r.writeKeyFile(ctx, password, kdf)
 	if err != nil {
 		return id, err
 	}
-	r.keyID, r.keyInfo = id, info
+	r.keyID, r.keyInfo, r.wrapKey = id, info, wrap
 	r.rememberKey()
 	if err := r.be.Delete(ctx, backend.Handle{Type: backend.KeyFile, Name: old.String()}); err != nil {
 		return id, fmt.Errorf("remove old key %s: %w", old.Str(), err)

@@ -194,7 +194,7 @@ func Init(ctx context.Context, be backend.Backend, password []byte, opts InitOpt
 		// The key file goes first: a config without a key would be a
 		// repository nobody can open, while a key without a config is
 		// what resumeInit finishes.
-		if r.keyID, r.keyInfo, err = r.writeKeyFile(ctx, password, kdf); err != nil {
+		if r.keyID, r.keyInfo, r.wrapKey, err = r.writeKeyFile(ctx, password, kdf); err != nil {
 			return nil, fmt.Errorf("init: write key: %w", err)
 		}
 		if opts.TestOnlyAfterKeyFile != nil {
