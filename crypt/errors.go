@@ -15,8 +15,10 @@ var (
 	ErrFormat = errors.New("malformed data")
 
 	// ErrUnknownKey means a sealed file names a key ID that is not in the
-	// key ring.
-	ErrUnknownKey = errors.New("unknown key")
+	// key ring: a key that `cairn key rotate --revoke-old-passwords` added
+	// after the key file that opened the ring was revoked, or a file from
+	// another repository.
+	ErrUnknownKey = errors.New("sealed with a key this key ring lacks (added by a key rotation after this key file was revoked, or from another repository)")
 
 	// ErrWrongPassword means a key file did not open with the given
 	// password. A key file whose sealed key ring was altered reports the

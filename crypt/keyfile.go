@@ -100,12 +100,27 @@ var (
 // valid UTF-8 without control characters, at most 255 bytes each. p must
 // pass Validate and CheckCost.
 func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, error) {
+	data, _, err := NewKeyFileWrap(ring, password, p, info)
+	return data, err
+}
+
+// NewKeyFileWrap is NewKeyFile that also returns the key derived from the
+// password, as OpenKeyFileWrap does.
+func NewKeyFileWrap(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, *Key, error) {
+	data, k, err := newKeyFile(ring, password, p, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new key file: %w", err)
+	}
+	return data, k, nil
+}
+
+func newKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) ([]byte, *Key, error) {
 	if err := checkMeta(info); err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	k, err := DeriveKey(password, p)
 	if err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	info.KDF = p
 	info.Version = keyFileVersion
@@ -113,13 +128,13 @@ func NewKeyFile(ring *KeyRing, password []byte, p KDFParams, info KeyFileInfo) (
 	out, err := encodeKeyFile(info, sealFile(k, keyFileKind, plain))
 	clear(plain)
 	if err != nil {
-		return nil, fmt.Errorf("new key file: %w", err)
+		return nil, nil, err
 	}
 	// Check that what we wrote parses as it must.
 	if _, _, err := parseKeyFile(out); err != nil {
-		return nil, fmt.Errorf("new key file: internal error: written file does not parse: %w", err)
+		return nil, nil, fmt.Errorf("internal error: written file does not parse: %w", err)
 	}
-	return out, nil
+	return out, k, nil
 }
 
 // checkMeta checks the metadata a key file records.
@@ -251,20 +266,28 @@ func encodeKeyFile(info KeyFileInfo, sealed []byte) ([]byte, error) {
 // ErrKDFCost for parameters beyond the cost limits, ErrWrongPassword when
 // the ring does not authenticate under the derived key.
 func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
+	ring, info, _, err := OpenKeyFileWrap(data, password)
+	return ring, info, err
+}
+
+// OpenKeyFileWrap is OpenKeyFile that also returns the key derived from
+// the password, which opens the ring records sealed for this key file
+// (SealRingForKeyFile). The caller must not store or print it.
+func OpenKeyFileWrap(data, password []byte) (*KeyRing, KeyFileInfo, *Key, error) {
 	info, sealed, err := parseKeyFile(data)
 	if err != nil {
-		return nil, KeyFileInfo{}, err
+		return nil, KeyFileInfo{}, nil, err
 	}
 	k, err := DeriveKey(password, info.KDF)
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
 	plain, err := openFile(k, keyFileKind, sealed)
 	if errors.Is(err, ErrAuth) {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", ErrWrongPassword)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", ErrWrongPassword)
 	}
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
 	defer clear(plain)
 	var ring *KeyRing
@@ -274,9 +297,9 @@ func OpenKeyFile(data, password []byte) (*KeyRing, KeyFileInfo, error) {
 		ring, info, err = unmarshalKeyPayload(plain, info)
 	}
 	if err != nil {
-		return nil, KeyFileInfo{}, fmt.Errorf("open key file: %w", err)
+		return nil, KeyFileInfo{}, nil, fmt.Errorf("open key file: %w", err)
 	}
-	return ring, info, nil
+	return ring, info, k, nil
 }
 
 // ParseKeyFileInfo parses a key file without a password and returns what

@@ -629,6 +629,10 @@ func (r *Repository) checkKeys(ctx context.Context, ids []backend.ID, add func(P
 			add(Problem{Kind: ProblemKeyFile, File: file, Message: err.Error()})
 			continue
 		}
+		if crypt.IsRingRecord(data) {
+			r.checkRingRecord(id, data, add)
+			continue
+		}
 		info, err := crypt.ParseKeyFileInfo(data)
 		if err != nil {
 			add(Problem{Kind: ProblemKeyJunk, File: file, Warning: true,

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
@@ -63,6 +64,9 @@ func (r *Repository) loadIndexFile(ctx context.Context, id backend.ID) (*index.F
 // file id; the caller has checked that they hash to id.
 func (r *Repository) openIndexFile(id backend.ID, sealed []byte) (*index.File, error) {
 	comp, err := r.keys.OpenFile(kindIndex, sealed)
+	if errors.Is(err, crypt.ErrUnknownKey) {
+		return nil, fmt.Errorf("index %s: %w", id.Str(), err) // not damage: see crypt.ErrUnknownKey
+	}
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w: %v", id.Str(), ErrDamaged, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
@@ -31,6 +32,11 @@ func (r *Repository) readIndexFiles(ctx context.Context) ([]indexFileInfo, error
 	err = r.forEachParallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		fi := indexFileInfo{id: ids[i]}
 		f, err := r.loadIndexFile(ctx, ids[i])
+		if errors.Is(err, crypt.ErrUnknownKey) {
+			// Not damage: sealed after a rotation this key file was
+			// revoked from. Replacing it would drop what it lists.
+			return fmt.Errorf("%w: rewriting the index needs the password that rotated the key", err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -48,19 +48,22 @@ type KeyInfo struct {
 	crypt.KeyFileInfo
 }
 
-func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, crypt.KeyFileInfo, error) {
+// writeKeyFile stores a key file for password wrapping r.keys. It returns
+// the file's ID and metadata and the key the password derived for it
+// (see Repository.wrapKey).
+func (r *Repository) writeKeyFile(ctx context.Context, password []byte, kdf crypt.KDFParams) (backend.ID, crypt.KeyFileInfo, *crypt.Key, error) {
 	info := crypt.KeyFileInfo{Created: r.opts.Now().UTC(), Hostname: r.opts.Hostname, Username: r.opts.Username}
-	data, err := crypt.NewKeyFile(r.keys, password, kdf, info)
+	data, wrap, err := crypt.NewKeyFileWrap(r.keys, password, kdf, info)
 	if err != nil {
-		return backend.ID{}, info, err
+		return backend.ID{}, info, nil, err
 	}
 	info.Version, info.KDF = 2, kdf
 	id := backend.Hash(data)
 	h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
 	if err := r.be.Put(ctx, h, backend.NewByteReader(data)); err != nil {
-		return id, info, fmt.Errorf("save %s: %w", h, err)
+		return id, info, nil, fmt.Errorf("save %s: %w", h, err)
 	}
-	return id, info, nil
+	return id, info, wrap, nil
 }
 
 // readKeyFile reads a key file and checks it against its name.
@@ -185,7 +188,7 @@ func (s *keySearch) try(ctx context.Context, id backend.ID, data []byte) (bool, 
 		return false, nil
 	}
 	s.tried++
-	ring, info, err := crypt.OpenKeyFile(data, s.password)
+	ring, info, wrap, err := crypt.OpenKeyFileWrap(data, s.password)
 	if errors.Is(err, crypt.ErrWrongPassword) {
 		return false, nil
 	}
@@ -202,7 +205,7 @@ func (s *keySearch) try(ctx context.Context, id backend.ID, data []byte) (bool, 
 		}
 	}
 	r := s.r
-	r.keys, r.keyID, r.keyInfo, r.keysTried = ring, id, info, s.tried
+	r.keys, r.keyID, r.keyInfo, r.keysTried, r.wrapKey = ring, id, info, s.tried, wrap
 	return true, nil
 }
 
@@ -218,8 +221,8 @@ func (s *keySearch) candidates(ctx context.Context, ids []backend.ID) ([]keyCand
 			return nil, err
 		}
 		data, err := s.r.readKeyFile(ctx, id)
-		if backend.IsNotExist(err) {
-			continue // removed since the listing
+		if backend.IsNotExist(err) || (err == nil && crypt.IsRingRecord(data)) {
+			continue // removed since the listing, or a ring record (rotate.go)
 		}
 		var info crypt.KeyFileInfo
 		if err == nil {
@@ -295,8 +298,8 @@ func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 			return nil
 		}
 		data, err := r.readKeyFile(ctx, id)
-		if backend.IsNotExist(err) {
-			return nil // removed since the listing
+		if backend.IsNotExist(err) || (err == nil && crypt.IsRingRecord(data)) {
+			return nil // removed since the listing, or a ring record (rotate.go)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -329,7 +332,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypt.KDFP
 			return backend.ID{}, err
 		}
 	}
-	id, _, err := r.writeKeyFile(ctx, password, kdf)
+	id, _, _, err := r.writeKeyFile(ctx, password, kdf)
 	return id, err
 }
 
@@ -337,14 +340,22 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypt.KDFP
 // without one, or when removing the key in use.
 var ErrLastKey = errors.New("refusing to remove the key in use")
 
-// RemoveKey deletes a key file other than the one in use.
+// ErrRingRecord is returned when `key remove` names a ring record.
+var ErrRingRecord = errors.New("a ring record written by key rotate, not a key file: removing it would make data sealed with the rotated key unreadable")
+
+// RemoveKey deletes a key file other than the one in use; it refuses a
+// ring record (rotate.go).
 func (r *Repository) RemoveKey(ctx context.Context, id backend.ID) error {
 	if id == r.keyID {
 		return ErrLastKey
 	}
 	h := backend.Handle{Type: backend.KeyFile, Name: id.String()}
-	if _, err := r.be.Stat(ctx, h); err != nil {
+	data, err := r.readKeyFile(ctx, id)
+	if err != nil {
 		return fmt.Errorf("key %s: %w", id.Str(), err)
+	}
+	if crypt.IsRingRecord(data) {
+		return fmt.Errorf("key %s: %w", id.Str(), ErrRingRecord)
 	}
 	return r.be.Delete(ctx, h)
 }
@@ -359,11 +370,11 @@ func (r *Repository) ChangePassword(ctx context.Context, password []byte, kdf cr
 		}
 	}
 	old := r.keyID
-	id, info, err := r.writeKeyFile(ctx, password, kdf)
+	id, info, wrap, err := r.writeKeyFile(ctx, password, kdf)
 	if err != nil {
 		return id, err
 	}
-	r.keyID, r.keyInfo = id, info
+	r.keyID, r.keyInfo, r.wrapKey = id, info, wrap
 	r.rememberKey()
 	if err := r.be.Delete(ctx, backend.Handle{Type: backend.KeyFile, Name: old.String()}); err != nil {
 		return id, fmt.Errorf("remove old key %s: %w", old.Str(), err)

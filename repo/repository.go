@@ -101,6 +101,9 @@ type Repository struct {
 	keyID backend.ID // the key file that opened the repository
 	// keyInfo is keyID's metadata, from its sealed part.
 	keyInfo crypt.KeyFileInfo
+	// wrapKey is the key the password derived for keyID; it opens the
+	// ring records sealed for that key file (rotate.go).
+	wrapKey *crypt.Key
 	// keysTried counts the key files Open tried the password on.
 	keysTried int
 	// lastKeyFile is where this device remembers keyID (lastKeyFile()).
@@ -191,7 +194,7 @@ func Init(ctx context.Context, be backend.Backend, password []byte, opts InitOpt
 		// The key file goes first: a config without a key would be a
 		// repository nobody can open, while a key without a config is
 		// what resumeInit finishes.
-		if r.keyID, r.keyInfo, err = r.writeKeyFile(ctx, password, kdf); err != nil {
+		if r.keyID, r.keyInfo, r.wrapKey, err = r.writeKeyFile(ctx, password, kdf); err != nil {
 			return nil, fmt.Errorf("init: write key: %w", err)
 		}
 		if opts.TestOnlyAfterKeyFile != nil {
@@ -316,6 +319,9 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 		return err
 	}
 	if err := r.unlock(ctx, password, r.lastKeyFile, openConfig); err != nil {
+		return nil, err
+	}
+	if err := r.followRings(ctx); err != nil {
 		return nil, err
 	}
 	r.rememberKey()

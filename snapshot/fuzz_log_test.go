@@ -48,6 +48,8 @@ func FuzzDecodeLogBody(f *testing.F) {
 	f.Add(OpAdd, []byte(`{"snapshot":{}}`))
 	f.Add(OpCheckpoint, []byte(`{"checkpoint":{"snapshots":[{"id":"00"}]}}`))
 	f.Add(OpTag, []byte(`{"tag":{"snapshots":[],"set":null}}`))
+	f.Add(OpRevoke, []byte(`{"revoke":{"device":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+	f.Add(OpCheckpoint, []byte(`{"checkpoint":{"snapshots":[],"writers":[],"revoked":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}}`))
 	f.Add(byte('z'), []byte(`{"zebra":{}}`))
 	f.Fuzz(func(t *testing.T, op byte, plain []byte) {
 		env := &crypt.Entry{Seq: 1, Op: op, Device: device}
@@ -64,7 +66,7 @@ func FuzzDecodeLogBody(f *testing.F) {
 		if e.Snapshot != nil && e.Snapshot.ID != id {
 			t.Fatalf("snapshot ID %v, want the entry's", e.Snapshot.ID)
 		}
-		again, err := json.Marshal(body{Snapshot: e.Snapshot, Forget: e.Forget, Writer: e.Writer, Checkpoint: e.Checkpoint, Tag: e.Tag})
+		again, err := json.Marshal(body{Snapshot: e.Snapshot, Forget: e.Forget, Writer: e.Writer, Checkpoint: e.Checkpoint, Tag: e.Tag, Revoke: e.Revoke})
 		if err != nil {
 			t.Fatalf("accepted body does not encode: %v", err)
 		}
@@ -72,7 +74,7 @@ func FuzzDecodeLogBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded body does not decode: %v\n%s", err, again)
 		}
-		again2, _ := json.Marshal(body{Snapshot: e2.Snapshot, Forget: e2.Forget, Writer: e2.Writer, Checkpoint: e2.Checkpoint, Tag: e2.Tag})
+		again2, _ := json.Marshal(body{Snapshot: e2.Snapshot, Forget: e2.Forget, Writer: e2.Writer, Checkpoint: e2.Checkpoint, Tag: e2.Tag, Revoke: e2.Revoke})
 		if !bytes.Equal(again, again2) {
 			t.Fatalf("encoding is not stable:\n%s\n%s", again, again2)
 		}

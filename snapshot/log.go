@@ -54,6 +54,9 @@ type CheckpointSnapshot struct {
 type Checkpoint struct {
 	Snapshots []CheckpointSnapshot `json:"snapshots"`
 	Writers   []Writer             `json:"writers"`
+	// Revoked lists the devices revoked (revoke.go) up to the checkpoint;
+	// no entry of theirs after it is valid.
+	Revoked [][]byte `json:"revoked,omitempty"`
 }
 
 // body is the sealed part of a log entry: exactly one field is set, as the
@@ -64,6 +67,7 @@ type body struct {
 	Writer     *Writer      `json:"writer,omitempty"`
 	Checkpoint *Checkpoint  `json:"checkpoint,omitempty"`
 	Tag        *TagChange   `json:"tag,omitempty"`
+	Revoke     *Revocation  `json:"revoke,omitempty"`
 }
 
 // LogEntry is a verified entry of the snapshot log.
@@ -76,6 +80,7 @@ type LogEntry struct {
 	Writer     *Writer
 	Checkpoint *Checkpoint
 	Tag        *TagChange
+	Revoke     *Revocation
 }
 
 // Log is the snapshot log as read from a repository.
@@ -98,10 +103,21 @@ type Log struct {
 	// one. Forget and ChangeTags refuse to write then, and prune refuses
 	// on the problems: the live set this version sees may be wrong.
 	Newer int
+	// Locked lists the entries whose body is sealed with a key this key
+	// ring lacks (crypt.ErrUnknownKey): added by a key rotation after the
+	// key file that opened the repository was revoked. They are left out
+	// and named in Problems too.
+	Locked []backend.ID
+
+	// Rejected lists the entries left out because the device that signed
+	// them was revoked before (revoke.go); each is named in Problems.
+	Rejected []backend.ID
 
 	chain     *crypt.Chain
 	snapshots []*Snapshot
 	writers   map[string]Writer
+	// revoked maps a revoked device's public key to its revocation.
+	revoked map[string]revocation
 }
 
 // Snapshots returns the live snapshots (added and not forgotten), oldest
@@ -131,7 +147,9 @@ func (l *Log) Forgotten() []*Snapshot {
 func (l *Log) Writers() []Writer {
 	out := make([]Writer, 0, len(l.writers))
 	for _, w := range l.writers {
-		out = append(out, w)
+		if _, revoked := l.revoked[string(w.Device)]; !revoked {
+			out = append(out, w)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Device, out[j].Device) < 0 })
 	return out
@@ -196,6 +214,9 @@ func LoadLog(ctx context.Context, r LogRepository) (*Log, error) {
 				if errors.As(err, &junk) {
 					l.Skipped = append(l.Skipped, fmt.Sprintf("log/%s is not a log entry (%v): ignored", id, junk.err))
 				} else if err != nil {
+					if errors.Is(err, crypt.ErrUnknownKey) {
+						l.Locked = append(l.Locked, id)
+					}
 					if errors.Is(err, ErrUnknownOp) {
 						l.Newer++
 					}
@@ -244,6 +265,9 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 		return nil, err
 	}
 	plain, err := r.Keys().OpenFile(kindLogBody, env.Body)
+	if errors.Is(err, crypt.ErrUnknownKey) {
+		return nil, fmt.Errorf("body %w", err)
+	}
 	if err != nil {
 		// A body that does not open was not written with this
 		// repository's key: edited, or replayed from another repository.
@@ -257,7 +281,7 @@ func loadEntry(ctx context.Context, r LogRepository, id backend.ID) (*LogEntry, 
 // wraps ErrFormat.
 func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error) {
 	switch env.Op {
-	case OpAdd, OpForget, OpWriter, OpCheckpoint, OpTag:
+	case OpAdd, OpForget, OpWriter, OpCheckpoint, OpTag, OpRevoke:
 	default:
 		return nil, fmt.Errorf("%w: %w: %q (written by a newer cairn? upgrade this one)", ErrFormat, ErrUnknownOp, string(rune(env.Op)))
 	}
@@ -272,7 +296,7 @@ func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error
 	}
 	e := &LogEntry{ID: id, Entry: env}
 	set := 0
-	for _, ok := range []bool{b.Snapshot != nil, b.Forget != nil, b.Writer != nil, b.Checkpoint != nil, b.Tag != nil} {
+	for _, ok := range []bool{b.Snapshot != nil, b.Forget != nil, b.Writer != nil, b.Checkpoint != nil, b.Tag != nil, b.Revoke != nil} {
 		if ok {
 			set++
 		}
@@ -291,6 +315,11 @@ func decodeBody(id backend.ID, env *crypt.Entry, plain []byte) (*LogEntry, error
 			return nil, fmt.Errorf("%w: writer registration signed by another device", ErrFormat)
 		}
 		e.Writer = b.Writer
+	case env.Op == OpRevoke && b.Revoke != nil:
+		if err := b.Revoke.check(env.Device); err != nil {
+			return nil, err
+		}
+		e.Revoke = b.Revoke
 	case env.Op == OpCheckpoint && b.Checkpoint != nil:
 		for _, cs := range b.Checkpoint.Snapshots {
 			if cs.Snapshot == nil {
@@ -319,6 +348,7 @@ func (l *Log) rebuild() {
 	}
 	l.chain = crypt.VerifyChain(envs)
 	l.Heads = l.Heads[:0]
+	l.Rejected = nil
 	for _, h := range l.chain.Heads {
 		l.Heads = append(l.Heads, backend.ID(h))
 	}
@@ -338,11 +368,12 @@ func (l *Log) rebuild() {
 			live[cs.ID] = cs.Snapshot
 		}
 	}
+	l.revocations()
 	for _, e := range l.Ordered() {
 		if !l.chain.Covered[e.ID] {
 			rest = append(rest, e)
 		}
-		if e.Writer != nil && !l.chain.Covered[e.ID] {
+		if e.Writer != nil && !l.chain.Covered[e.ID] && l.rejectedBy(e) == nil {
 			l.writers[string(e.Device)] = *e.Writer
 		}
 	}
@@ -353,6 +384,11 @@ func (l *Log) rebuild() {
 	}
 	forgotten := make(map[backend.ID]bool)
 	for _, e := range rest {
+		if msg := l.rejectedBy(e); msg != nil {
+			l.Rejected = append(l.Rejected, e.ID)
+			problems = append(problems, fmt.Sprintf("log entry %s: %s", e.ID.Str(), *msg))
+			continue
+		}
 		if _, ok := l.writers[string(e.Device)]; !ok {
 			problems = append(problems, fmt.Sprintf("log entry %s: from device %s the repository does not list as a writer", e.ID.Str(), crypt.PeerIDFromKey(e.Device).Short()))
 			continue
@@ -392,6 +428,9 @@ func dedupe(s []string) []string {
 // append writes a new entry whose parents are the current heads,
 // registering the device first if the log does not list it.
 func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity, op byte, b body, now time.Time) (*LogEntry, error) {
+	if rv, ok := l.revoked[string(ident.Public())]; ok {
+		return nil, fmt.Errorf("%w (%s)", ErrDeviceRevoked, rv.by())
+	}
 	if _, ok := l.writers[string(ident.Public())]; !ok && op != OpWriter && op != OpCheckpoint {
 		w := &Writer{Device: []byte(ident.Public()), Added: now.UTC()}
 		if _, err := l.append(ctx, r, ident, OpWriter, body{Writer: w}, now); err != nil {
@@ -424,7 +463,7 @@ func (l *Log) append(ctx context.Context, r LogRepository, ident *crypt.Identity
 	if err != nil {
 		return nil, err
 	}
-	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget, Writer: b.Writer, Checkpoint: b.Checkpoint, Tag: b.Tag}
+	e := &LogEntry{ID: id, Entry: env, Snapshot: b.Snapshot, Forget: b.Forget, Writer: b.Writer, Checkpoint: b.Checkpoint, Tag: b.Tag, Revoke: b.Revoke}
 	if e.Snapshot != nil {
 		e.Snapshot.ID = id
 	}
@@ -485,7 +524,7 @@ func (l *Log) Forget(ctx context.Context, r LogRepository, ident *crypt.Identity
 // covers can be deleted with PruneCovered. The writing device is listed
 // among the writers.
 func (l *Log) WriteCheckpoint(ctx context.Context, r LogRepository, ident *crypt.Identity, now time.Time) (backend.ID, error) {
-	cp := &Checkpoint{Writers: l.Writers()}
+	cp := &Checkpoint{Writers: l.Writers(), Revoked: l.revokedKeys()}
 	if _, ok := l.writers[string(ident.Public())]; !ok {
 		cp.Writers = append(cp.Writers, Writer{Device: []byte(ident.Public()), Added: now.UTC()})
 	}

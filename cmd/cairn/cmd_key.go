@@ -52,6 +52,7 @@ func (e *appEnv) keyCommand() *cli.Command {
 				Flags:  []cli.Flag{newPW()},
 				Action: e.runKeyPasswd,
 			},
+			e.keyRotateCommand(),
 		},
 	}
 }

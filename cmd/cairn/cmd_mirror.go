@@ -130,6 +130,9 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 			if err != nil {
 				return fmt.Errorf("load snapshot log: %w", err)
 			}
+			for _, id := range log.Rejected {
+				p.Warnf("log entry %s is signed by a revoked device: copied as stored; every reader rejects it (cairn check)", id.Str())
+			}
 			need, err := snapshot.LostBlobs(ctx, r, log.Snapshots())
 			if err != nil {
 				return err

@@ -32,5 +32,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.dumpCommand(),
 		e.tagCommand(),
 		e.configCommand(), e.runCommand(),
+		e.deviceCommand(),
 	}
 }

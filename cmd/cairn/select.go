@@ -168,6 +168,9 @@ func selectSnapshot(ctx context.Context, s *session, l *snapshot.Log, sel string
 			sn, err = old, nil
 		}
 	}
+	if errors.Is(err, snapshot.ErrNoSnapshot) {
+		err = lockedSnapshot(l, name, err)
+	}
 	if err != nil {
 		return selected{}, err
 	}

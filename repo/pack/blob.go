@@ -13,7 +13,7 @@ var (
 	// ErrFormat reports bytes that are not a well-formed pack or header.
 	ErrFormat = errors.New("malformed pack")
 	// ErrUnknownKey reports a pack sealed with a key the key ring lacks.
-	ErrUnknownKey = errors.New("pack sealed with a key not in the key ring")
+	ErrUnknownKey = errors.New("pack sealed with a key this key ring lacks (added by a key rotation after this key file was revoked, or from another repository)")
 	// ErrFull is returned by Writer.Add when the blob would not fit: the
 	// pack would exceed 4 GiB of blob data or MaxHeaderSize of header.
 	ErrFull = errors.New("pack full")
