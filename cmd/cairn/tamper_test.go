@@ -153,7 +153,7 @@ func TestLogTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}, `error: log entry [0-9a-f]{8}: body does not open with this repository's key \(edited or from another repository\)`, 3},
+		}, `error: log entry [0-9a-f]{8}: body open file: sealed with a key this key ring lacks \(added by a key rotation after this key file was revoked, or from another repository\)`, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.t = t
