@@ -41,6 +41,11 @@ type ServerConfig struct {
 	// storage errors); nil discards them. It is called from many
 	// goroutines.
 	Logf func(format string, args ...any)
+	// Now is the clock that dates signed receipts; nil means time.Now.
+	Now func() time.Time
+	// testOnlyUnknownOps are ops the server answers as unknown, as a
+	// server older than them does.
+	testOnlyUnknownOps map[op]bool
 
 	// MaxConnsPerClient bounds the connections one client may hold open.
 	// Default 4: a client needs one.
@@ -525,6 +530,10 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 		s.reply(st, who, err, "request")
 		return
 	}
+	if s.cfg.testOnlyUnknownOps[req.Op] {
+		s.reply(st, who, malformed("request", "unknown op %d", req.Op), "request")
+		return
+	}
 	h := backend.Handle{Type: req.Type, Name: req.Name}
 	switch req.Op {
 	case opList:
@@ -540,6 +549,8 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 		s.serveGet(ctx, st, repo, who, h, req)
 	case opPut:
 		s.servePut(ctx, st, repo, who, h, req)
+	case opReceipt:
+		s.serveReceipt(ctx, st, repo, who)
 	case opDelete:
 		if err := repo.delete(ctx, h); err != nil {
 			s.reply(st, who, err, "delete "+h.String())
