@@ -35,7 +35,9 @@ func newAckLog(n int) *ackLog {
 	return l
 }
 
-func (l *ackLog) head(seq uint64) crypt.ReceiptHead { return crypt.ReceiptHead{Seq: seq, ID: l.ids[seq]} }
+func (l *ackLog) head(seq uint64) crypt.ReceiptHead {
+	return crypt.ReceiptHead{Seq: seq, ID: l.ids[seq]}
+}
 
 func receiptAck(peer byte, heads ...crypt.ReceiptHead) Ack {
 	a := Ack{Signed: true, Signer: crypt.PeerID{peer}, Time: time.Unix(1000, 0), Heads: heads}
@@ -56,7 +58,9 @@ func TestCompareAcks(t *testing.T) {
 	delete(compacted.log.Entries, compacted.ids[1])
 	delete(compacted.log.Entries, compacted.ids[2])
 	compacted.log.CheckpointSeq = 4
-	isPeer := func(p byte) func(Ack) bool { return func(a Ack) bool { return a.Signed && a.Signer == crypt.PeerID{p} } }
+	isPeer := func(p byte) func(Ack) bool {
+		return func(a Ack) bool { return a.Signed && a.Signer == crypt.PeerID{p} }
+	}
 	cases := []struct {
 		name string
 		log  CopyLog
