@@ -434,3 +434,96 @@ func (r *Repository) KnownAcks(ctx context.Context, be backend.Backend) ([]Ack, 
 	}
 	return out, nil
 }
+
+// CopyState is what a copy of the repository holds, read without keys.
+type CopyState struct {
+	Log CopyLog
+	// Files and Bytes count its files, lock files aside.
+	Files, Bytes int64
+	// Packs are the packs it holds.
+	Packs map[backend.ID]bool
+}
+
+// ReadCopy lists the copy be and reads its log envelopes. A file under
+// log/ that is not an entry is counted as a file only.
+func ReadCopy(ctx context.Context, be backend.Backend) (CopyState, error) {
+	files, err := listAll(ctx, be)
+	if err != nil {
+		return CopyState{}, err
+	}
+	delete(files, noMeta)
+	st := CopyState{Packs: map[backend.ID]bool{}}
+	entries := map[[32]byte]*crypt.Entry{}
+	for h, sz := range files {
+		st.Files++
+		st.Bytes += sz
+		if h.Type == backend.PackFile {
+			if id, err := backend.ParseID(h.Name); err == nil {
+				st.Packs[id] = true
+			}
+		}
+		if h.Type != backend.LogFile || sz > maxEntryFile {
+			continue
+		}
+		data, err := readAll(ctx, be, h, maxEntryFile)
+		if backend.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return CopyState{}, err
+		}
+		id := crypt.EntryID(data)
+		if backend.ID(id).String() != h.Name {
+			continue
+		}
+		if e, err := crypt.DecodeEntry(data); err == nil {
+			entries[id] = e
+		}
+	}
+	st.Log = CopyLogFrom(crypt.VerifyChain(entries))
+	return st, nil
+}
+
+// DescribeCopy says what the copy be holds, as a mirror record would: its
+// files and bytes (ReadCopy), its largest log seq and its heads (at
+// most crypt.MaxReceiptHeads, the newest).
+func DescribeCopy(ctx context.Context, be backend.Backend) (Ack, error) {
+	st, err := ReadCopy(ctx, be)
+	if err != nil {
+		return Ack{}, err
+	}
+	cl := st.Log
+	a := Ack{Files: st.Files, Bytes: st.Bytes}
+	named := map[[32]byte]bool{}
+	for _, e := range cl.Entries {
+		for _, p := range e.Parents {
+			named[p] = true
+		}
+	}
+	for id, e := range cl.Entries {
+		a.MaxSeq = max(a.MaxSeq, e.Seq)
+		if !named[id] {
+			a.Heads = append(a.Heads, crypt.ReceiptHead{Seq: e.Seq, ID: id})
+		}
+	}
+	crypt.SortReceiptHeads(a.Heads)
+	if len(a.Heads) > crypt.MaxReceiptHeads {
+		a.Heads = a.Heads[:crypt.MaxReceiptHeads]
+	}
+	return a, nil
+}
+
+// NewMirrorRecord describes the copy at be, mirrored to as loc (named as
+// the device's remembered state names locations) at now, as a mirror
+// record ready for SaveAck.
+func NewMirrorRecord(ctx context.Context, be backend.Backend, loc string, now time.Time) (Ack, error) {
+	a, err := DescribeCopy(ctx, be)
+	if err != nil {
+		return Ack{}, err
+	}
+	a.Location, a.Time, a.Kind = loc, now.UTC(), MirrorRecordKind(loc)
+	if a.Payload, err = EncodeMirrorRecord(a); err != nil {
+		return Ack{}, err
+	}
+	return a, nil
+}

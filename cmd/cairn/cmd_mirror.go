@@ -81,6 +81,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	}
 	defer src.Close()
 	var refs *repo.MirrorRefs
+	var keeper *repo.Repository // keeps receipts (acks.go); nil without a password
 	if c.Bool("prune") {
 		// Only the source's index tells a pack it pruned from one it
 		// lost; the shared lock keeps a prune from changing it
@@ -103,11 +104,16 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 				p.Warnf("unlock: %v", err)
 			}
 		}()
-		refs = r.MirrorRefs()
+		refs, keeper = r.MirrorRefs(), r
+	} else if keeper, err = e.ackKeeper(ctx, g, p, src); err != nil {
+		p.Warnf("receipts will not be kept: %v", err)
+	} else if keeper != nil {
+		defer keeper.Close()
 	}
 	var failed []string
+	var sent []backend.Handle // meta records of receipts kept by this run
 	for _, dest := range c.Args().Slice() {
-		if err := e.mirrorTo(ctx, c, p, env, src, refs, dest); err != nil {
+		if err := e.mirrorTo(ctx, c, p, env, src, refs, keeper, &sent, dest); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
@@ -124,7 +130,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	return nil
 }
 
-func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, dest string) error {
+func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, keeper *repo.Repository, sent *[]backend.Handle, dest string) error {
 	dry := c.Bool("dry-run")
 	dst, err := openBackend(ctx, dest, env)
 	if errors.Is(err, backend.ErrNoRepository) {
@@ -146,6 +152,11 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	mp := startMirrorProgress(p, redactLocation(dest))
 	defer mp.stop()
 	opts.Progress = e.testOnlyMirrorPause(ctx, p, mp.report)
+	ackErr := checkDestAcks(ctx, p, keeper, dst, dest)
+	var ae *repo.AckError
+	if ackErr != nil && !errors.As(ackErr, &ae) {
+		return ackErr
+	}
 	plan, err := repo.PlanMirror(ctx, src, dst, opts)
 	if err != nil {
 		return err
@@ -165,5 +176,15 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
+	if err == nil && !dry {
+		err = keepAck(ctx, p, keeper, src, dst, dest, e.now, sent)
+	}
+	switch {
+	case ackErr == nil:
+	case err == nil:
+		err = ackErr // found before copying: the destination had rolled back
+	default:
+		err = fmt.Errorf("%w (and the mirror failed: %v)", ackErr, err)
+	}
 	return err
 }

@@ -39,6 +39,9 @@ const (
 	exitNoRepo      = 10  // the repository does not exist, or its init was interrupted
 	exitLocked      = 11  // the repository is locked by another process
 	exitWrongPass   = 12  // no key file opens with the password
+	exitAcks        = 20  // the copy read serves less than it acknowledged (rolled back, frozen) or forked from another
+	exitStale       = 21  // peer status: a destination is unreachable or older than --max-age
+	exitUnderCopies = 22  // peer status: a snapshot is whole on fewer than --min-copies destinations
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
 )
 
@@ -50,6 +53,13 @@ const exitStatusHelp = `EXIT STATUS:
    10   the repository does not exist (or its init was interrupted: run init again)
    11   the repository is locked by another process
    12   wrong password (no key file opens with it)
+   20   the copy read is rolled back, frozen or forked: it serves less than its
+        destination acknowledged in a signed receipt (or mirror record), or lacks a
+        head another destination acknowledged (see docs/peers.md)
+   21   peer status only: a destination is unreachable or was last mirrored to
+        before --max-age
+   22   peer status only: a snapshot is whole on fewer than --min-copies
+        destinations
    130  interrupted (SIGINT or SIGTERM)`
 
 func main() {
@@ -142,6 +152,12 @@ func exitCode(err error, interrupted bool) int {
 		return exitWrongPass
 	case errors.As(err, &partial):
 		return exitPartial
+	case errors.Is(err, repo.ErrAcks):
+		return exitAcks
+	case errors.Is(err, errStale):
+		return exitStale
+	case errors.Is(err, errUnderReplicated):
+		return exitUnderCopies
 	}
 	return exitError
 }

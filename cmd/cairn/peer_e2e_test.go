@@ -193,7 +193,8 @@ func writeRandom(t *testing.T, name string, n int, seed uint64) {
 
 // repoFiles lists the files of a repository kept in a local folder (as
 // the source is, and as the friend's server and sshd keep theirs): path
-// relative to dir -> size, without locks and temporary files.
+// relative to dir -> size, without locks, meta records and temporary
+// files.
 func repoFiles(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
@@ -206,8 +207,8 @@ func repoFiles(t *testing.T, dir string) map[string]int64 {
 		}
 		rel, _ := filepath.Rel(dir, p)
 		if d.IsDir() {
-			if rel == "locks" {
-				return filepath.SkipDir
+			if rel == "locks" || rel == "meta" {
+				return filepath.SkipDir // meta: the receipts mirror keeps after copying
 			}
 			return nil
 		}
