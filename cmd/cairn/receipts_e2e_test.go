@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,24 +12,6 @@ import (
 // peer serve" friends and sshd on 127.0.0.1, the built binary; a friend
 // rolled back, frozen or forked is found from this machine and from a
 // blank one that has only the password, the identity and the locations.
-
-// copyDir copies the folder src to dst (which must not exist), as a
-// friend restoring its disk from an older copy would.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp -a %s %s: %v\n%s", src, dst, err, out)
-	}
-}
-
-// replaceDir puts the folder old in place of dir.
-func replaceDir(t *testing.T, dir, old string) {
-	t.Helper()
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	copyDir(t, old, dir)
-}
 
 // receiptsFixture is an owner with a repository and two friends.
 type receiptsFixture struct {
@@ -124,8 +105,8 @@ func TestReceiptsRolledBack(t *testing.T) {
 		e.must("-r", loc, "check")
 	}
 
-	f.a = f.restart(t, f.a, f.aCfg, func() { replaceDir(t, aFolder, filepath.Join(e.dir, "a-old")) })
-	replaceDir(t, sDir, filepath.Join(e.dir, "s-old"))
+	f.a = f.restart(t, f.a, f.aCfg, func() { copyDir(t, filepath.Join(e.dir, "a-old"), aFolder) })
+	copyDir(t, filepath.Join(e.dir, "s-old"), sDir)
 	wantAcks(t, e.run("-r", aLoc, "snapshots"), "rolled back or frozen", f.a.id)
 	wantAcks(t, e.run("-r", aLoc, "check"), "rolled back or frozen", f.a.id)
 	wantAcks(t, e.run("-r", sLoc, "snapshots"), "rolled back or frozen", "unsigned mirror record")
@@ -161,7 +142,7 @@ func TestReceiptsFrozen(t *testing.T) {
 
 	// Frozen: the old folder, and a quota of one byte, so every put is
 	// refused.
-	f.a = f.restart(t, f.a, f.aCfg, func() { replaceDir(t, aFolder, filepath.Join(e.dir, "a-old")) }, "--quota", "1")
+	f.a = f.restart(t, f.a, f.aCfg, func() { copyDir(t, filepath.Join(e.dir, "a-old"), aFolder) }, "--quota", "1")
 	r := e.run("mirror", aLoc)
 	wantAcks(t, r, "rolled back or frozen", f.a.id)
 	if !strings.Contains(r.stderr, "the mirror failed") {
