@@ -39,8 +39,10 @@ type Ack struct {
 	// Signed says a peer server signed it (a receipt); else it is the
 	// owner's mirror record.
 	Signed bool
-	// Signer is the signing server's peer ID (receipts only).
+	// Signer is the signing server's peer ID and Repo the repository's
+	// name there (receipts only).
 	Signer crypt.PeerID
+	Repo   string
 	// Location is where the owner mirrored to (mirror records only), as
 	// the device's remembered state names locations.
 	Location string
@@ -59,13 +61,17 @@ type Ack struct {
 // ID, or the location of a mirror record.
 func (a Ack) Subject() string {
 	if a.Signed {
-		return "peer " + a.Signer.String()
+		return "peer " + a.Signer.String() + " (repository " + a.Repo + ")"
 	}
 	return a.Location
 }
 
-// ReceiptKind is the meta kind of the receipts signed by peer.
-func ReceiptKind(peer crypt.PeerID) string { return KindReceipt + hex.EncodeToString(peer[:]) }
+// ReceiptKind is the meta kind of the receipts peer signs for the
+// repository it keeps under name.
+func ReceiptKind(peer crypt.PeerID, name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return KindReceipt + hex.EncodeToString(peer[:]) + "/" + hex.EncodeToString(sum[:8])
+}
 
 // MirrorRecordKind is the meta kind of the mirror records of loc.
 func MirrorRecordKind(loc string) string {
@@ -130,10 +136,10 @@ func AckFromMeta(kind string, payload []byte) (Ack, error) {
 		if err != nil {
 			return Ack{}, err
 		}
-		if ReceiptKind(rc.SignerID()) != kind {
+		if ReceiptKind(rc.SignerID(), rc.Repo) != kind {
 			return Ack{}, fmt.Errorf("%w: receipt of %s kept as %s", ErrMetaFormat, rc.SignerID().Short(), kind)
 		}
-		return Ack{Signed: true, Signer: rc.SignerID(), Time: rc.Time, Files: rc.Files, Bytes: rc.Bytes,
+		return Ack{Signed: true, Signer: rc.SignerID(), Repo: rc.Repo, Time: rc.Time, Files: rc.Files, Bytes: rc.Bytes,
 			MaxSeq: rc.MaxSeq, Heads: rc.Heads, Kind: kind, Payload: payload}, nil
 	case strings.HasPrefix(kind, KindMirrorRecord):
 		a, err := DecodeMirrorRecord(payload)

@@ -122,7 +122,7 @@ func TestAcksKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := AckFromMeta(ReceiptKind(srv.PeerID()), signed)
+	a, err := AckFromMeta(ReceiptKind(srv.PeerID(), "laptop"), signed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestAcksKept(t *testing.T) {
 		t.Fatalf("known at a blank copy: %d %v", len(known), err)
 	}
 	other, _ := crypt.NewIdentity()
-	if _, err := AckFromMeta(ReceiptKind(other.PeerID()), signed); !errors.Is(err, ErrMetaFormat) {
+	if _, err := AckFromMeta(ReceiptKind(other.PeerID(), "laptop"), signed); !errors.Is(err, ErrMetaFormat) {
 		t.Errorf("receipt under another peer's kind: %v", err)
 	}
 	if _, err := AckFromMeta(MirrorRecordKind("/elsewhere"), rec.Payload); !errors.Is(err, ErrMetaFormat) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/peer"
-	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 )
@@ -34,16 +33,16 @@ func peerBackend(be backend.Backend) *peer.Backend {
 // ackSelf tells whether an acknowledgement is about the copy at loc: a
 // receipt signed by the peer loc pins, or a mirror record of loc.
 func ackSelf(loc string) func(repo.Ack) bool {
-	var pinned *crypt.PeerID
+	var pinned *peer.Location
 	if name, _, err := parseLocation(loc); err == nil && name == "peer" {
 		if pl, err := peer.ParseLocation(loc); err == nil {
-			pinned = &pl.Peer
+			pinned = &pl
 		}
 	}
 	at := seenLocation(loc)
 	return func(a repo.Ack) bool {
 		if a.Signed {
-			return pinned != nil && a.Signer == *pinned
+			return pinned != nil && a.Signer == pinned.Peer && a.Repo == pinned.Name
 		}
 		return a.Location == at
 	}
@@ -127,7 +126,7 @@ func keepAck(ctx context.Context, p *printer, keeper *repo.Repository, src, dst 
 		if err != nil {
 			return err
 		}
-		if a, err = repo.AckFromMeta(repo.ReceiptKind(pl.Peer), signed); err != nil {
+		if a, err = repo.AckFromMeta(repo.ReceiptKind(pl.Peer, pl.Name), signed); err != nil {
 			return err
 		}
 		p.Printf("%s: receipt signed by peer %s: %d files, %s, log seq %d", redactLocation(dest), a.Signer.Short(), a.Files,

@@ -52,7 +52,15 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
 			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
-			"A mirror with nothing to copy only lists files, which is quick.",
+			"A mirror with nothing to copy only lists files, which is quick.\n\n" +
+			"Receipts: after copying to a peer, mirror asks its server for a receipt it signs\n" +
+			"with its peer key (what it holds: log heads, files, bytes, its time), checks it\n" +
+			"against the pinned peer ID and, when the password is given without asking\n" +
+			"(--password-file, --password-command, $CAIRN_PASSWORD), keeps it in the repository,\n" +
+			"in this device's state and at the destinations of the run; an sftp or local\n" +
+			"DEST gets an unsigned mirror record instead. Before copying, a DEST that serves\n" +
+			"less than it acknowledged is named: it is healed, and the exit status is 20\n" +
+			"(see 'cairn peer status' and docs/peers.md).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
@@ -130,8 +138,18 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	return nil
 }
 
-func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, keeper *repo.Repository, sent *[]backend.Handle, dest string) error {
+func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, keeper *repo.Repository, sent *[]backend.Handle, dest string) (err error) {
 	dry := c.Bool("dry-run")
+	var ackErr error // what checkDestAcks found before copying
+	defer func() {
+		switch {
+		case ackErr == nil:
+		case err == nil:
+			err = ackErr // the destination had rolled back; it is healed now
+		default:
+			err = fmt.Errorf("%w (and the mirror failed: %v)", ackErr, err)
+		}
+	}()
 	dst, err := openBackend(ctx, dest, env)
 	if errors.Is(err, backend.ErrNoRepository) {
 		if dry {
@@ -152,10 +170,19 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	mp := startMirrorProgress(p, redactLocation(dest))
 	defer mp.stop()
 	opts.Progress = e.testOnlyMirrorPause(ctx, p, mp.report)
-	ackErr := checkDestAcks(ctx, p, keeper, dst, dest)
+	if !dry {
+		for _, h := range *sent { // this run's receipts of the destinations before
+			if err := copyMeta(ctx, src, dst, h); err != nil {
+				p.Warnf("%s: receipts not copied there: %v", redactLocation(dest), err)
+				break
+			}
+		}
+	}
+	ackErr = checkDestAcks(ctx, p, keeper, dst, dest)
 	var ae *repo.AckError
 	if ackErr != nil && !errors.As(ackErr, &ae) {
-		return ackErr
+		err, ackErr = ackErr, nil
+		return err
 	}
 	plan, err := repo.PlanMirror(ctx, src, dst, opts)
 	if err != nil {
@@ -178,13 +205,6 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
 	if err == nil && !dry {
 		err = keepAck(ctx, p, keeper, src, dst, dest, e.now, sent)
-	}
-	switch {
-	case ackErr == nil:
-	case err == nil:
-		err = ackErr // found before copying: the destination had rolled back
-	default:
-		err = fmt.Errorf("%w (and the mirror failed: %v)", ackErr, err)
 	}
 	return err
 }

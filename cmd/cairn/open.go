@@ -111,8 +111,12 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
 		return cause
 	}
-	if err == nil && sess.ackErr != nil {
+	switch {
+	case sess.ackErr == nil:
+	case err == nil:
 		return sess.ackErr
+	default:
+		return fmt.Errorf("%w; %w", err, sess.ackErr) // exit status 20 (main.exitCode)
 	}
 	return err
 }
