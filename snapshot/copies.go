@@ -185,3 +185,47 @@ func holdsWhole(st repo.CopyState, l *Log, sn *Snapshot, packs map[backend.ID]bo
 func (d DestStatus) Stale(cutoff time.Time) bool {
 	return d.LastAck.Time.IsZero() || d.LastAck.Time.Before(cutoff)
 }
+
+// HeldForgotten returns the snapshots the log forgot whose data the
+// repository still holds (an append-only copy after the owner's forget
+// and prune), oldest first. With whole, each one's trees are walked and
+// every blob must be indexed and its pack present; otherwise only its
+// root tree (cheap, for a count). r must have its index loaded.
+func HeldForgotten(ctx context.Context, r *repo.Repository, l *Log, whole bool) ([]*Snapshot, error) {
+	forgotten := l.Forgotten()
+	if len(forgotten) == 0 {
+		return nil, nil
+	}
+	present := map[backend.ID]bool{}
+	if err := r.ListFiles(ctx, backend.PackFile, func(id backend.ID, _ int64) error {
+		present[id] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var out []*Snapshot
+	for _, sn := range forgotten {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pb, ok := r.Lookup(pack.TreeBlob, sn.Tree)
+		if !ok || !present[pb.PackID] {
+			continue
+		}
+		if whole {
+			packs, err := packsOf(ctx, r, sn)
+			if err != nil {
+				continue // a tree or blob is gone: not restorable whole
+			}
+			held := true
+			for id := range packs {
+				held = held && present[id]
+			}
+			if !held {
+				continue
+			}
+		}
+		out = append(out, sn)
+	}
+	return out, nil
+}

@@ -239,3 +239,63 @@ func TestPeerStatusExitCodes(t *testing.T) {
 		t.Fatalf("want exit %d, B unreachable\n%s", exitStale, r)
 	}
 }
+
+// TestSnapshotsForgotten: after a forget --prune at the source (as
+// ransomware would run) mirrored with --prune to an append-only friend,
+// the friend's copy still holds the forgotten snapshot: plain snapshots
+// says so in its last line (not in --json's array), --forgotten and --all
+// list it, and it restores.
+func TestSnapshotsForgotten(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	f := newReceiptsFixture(t, e)
+	writeRandom(t, filepath.Join(f.data, "b"), 50_000, 2)
+	e.must("backup", f.data)
+	aLoc := f.a.loc("laptop")
+	e.must("mirror", aLoc)
+	snaps := e.snapshotsJSON()
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots", len(snaps))
+	}
+	gone := snaps[0]["id"].(string)
+	e.must("forget", gone, "--prune")
+	e.must("mirror", "--prune", aLoc)
+	if r := e.must("snapshots"); strings.Contains(r.stdout, "forgotten") {
+		t.Fatalf("the pruned source still counts forgotten snapshots\n%s", r)
+	}
+
+	r := e.must("-r", aLoc, "snapshots")
+	if !strings.HasSuffix(strings.TrimSpace(r.stdout), "1 forgotten snapshot still has its data here: list it with 'cairn snapshots --forgotten'") {
+		t.Fatalf("plain snapshots on the append-only copy\n%s", r)
+	}
+	ids := func(args ...string) []string {
+		t.Helper()
+		var list []map[string]any
+		out := e.must(append([]string{"-r", aLoc, "--json", "snapshots"}, args...)...).stdout
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var ids []string
+		for _, sn := range list {
+			ids = append(ids, sn["id"].(string))
+		}
+		return ids
+	}
+	if got := ids(); len(got) != 1 || got[0] == gone {
+		t.Fatalf("--json lists %v", got)
+	}
+	if got := ids("--forgotten"); len(got) != 1 || got[0] != gone {
+		t.Fatalf("--forgotten lists %v, want %s", got, gone)
+	}
+	if got := ids("--all"); len(got) != 2 || got[0] != gone {
+		t.Fatalf("--all lists %v", got)
+	}
+	target := filepath.Join(e.dir, "restored")
+	e.must("-r", aLoc, "restore", gone[:8], "--target", target)
+	if _, err := os.Stat(filepath.Join(target, f.data, "a")); err != nil {
+		t.Fatalf("the forgotten snapshot did not restore: %v", err)
+	}
+	if r := e.run("-r", aLoc, "snapshots", "--forgotten", "--all"); r.code != 1 {
+		t.Fatalf("--forgotten with --all: want exit 1\n%s", r)
+	}
+}
