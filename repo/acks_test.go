@@ -14,9 +14,8 @@ import (
 // ackLog builds a log of entries: a chain 1..n, and optionally a fork at
 // seq forkAt (an entry with the same parent as the chain's entry there).
 type ackLog struct {
-	ids  map[uint64][32]byte // chain entries by seq
-	log  CopyLog
-	fork [32]byte
+	ids map[uint64][32]byte // chain entries by seq
+	log CopyLog
 }
 
 func newAckLog(n int) *ackLog {

@@ -495,9 +495,7 @@ func (p *mirrorPlanner) list(ctx context.Context) error {
 			return fmt.Errorf("mirror to %s: %w (its config differs from the source's)", p.dst.Location(), ErrOtherRepository)
 		}
 	}
-	if _, ok := p.srcFiles[noMeta]; ok {
-		delete(p.srcFiles, noMeta)
-	}
+	delete(p.srcFiles, noMeta)
 	if _, ok := p.dstFiles[noMeta]; ok {
 		delete(p.dstFiles, noMeta)
 		p.plan.NoMeta = true

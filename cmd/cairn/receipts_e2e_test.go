@@ -100,7 +100,10 @@ func TestReceiptsRolledBack(t *testing.T) {
 	copyDir(t, sDir, filepath.Join(e.dir, "s-old"))
 	writeRandom(t, filepath.Join(f.data, "b"), 50_000, 2)
 	e.must("backup", f.data)
-	e.must("mirror", aLoc, bLoc, sLoc)
+	// The sftp copy first: the later destinations of a run get the
+	// earlier ones' records in the same run (the earlier ones get the
+	// later ones' at the next mirror).
+	e.must("mirror", sLoc, aLoc, bLoc)
 	for _, loc := range []string{aLoc, bLoc, sLoc} {
 		e.must("-r", loc, "check")
 	}
