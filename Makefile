@@ -18,7 +18,7 @@ FUZZTIME       ?= 2m
 # mount tests), zsh and fish (the generated completions), tmux (the
 # progress line in a terminal) or restic 0.19.1 (the JSON comparison) fail
 # rather than skip when it is missing; scripts/test-deps.sh installs them.
-export CAIRN_TEST_REQUIRE ?= sftp fuse shells tmux restic
+export CAIRN_TEST_REQUIRE ?= sftp fuse shells tmux restic schedule
 # The build tag of the test-only code: the fault injector (backend/faulty)
 # and the binary's CAIRN_TESTONLY_* seams (cmd/cairn/testonly.go). Every
 # test target passes it; build and demo do not, so the release binary

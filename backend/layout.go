@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,16 +69,7 @@ func StatResult(h Handle, fi fs.FileInfo, err error) (FileInfo, error) {
 // stat-ing the config file (following links) returned: it calls fn when
 // the config is a regular file, and nothing else.
 func ListConfig(fi fs.FileInfo, err error, fn func(FileInfo) error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list %s: %w", ConfigFile, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	return fn(FileInfo{Name: ConfigName, Size: fi.Size()})
+	return listFile(ConfigFile, ConfigName, fi, err, fn)
 }
 
 // Lists reports whether List of t in a folder store reports a file named
@@ -86,4 +78,39 @@ func ListConfig(fi fs.FileInfo, err error, fn func(FileInfo) error) error {
 // temporary file, and for packs only in their own subfolder.
 func Lists(t FileType, prefix, name string) bool {
 	return strings.HasPrefix(name, prefix) && (Handle{Type: t, Name: name}).Valid() == nil
+}
+
+// ListEntry is List's step for one entry of a folder store's folder of
+// files of type t (a pack subfolder's, with its name as prefix): when the
+// name is one Lists reports and the file, as info describes it, is a
+// regular file, it calls fn. info must follow a symbolic link, as Stat
+// and Get do; an entry it finds gone (an error wrapping fs.ErrNotExist:
+// deleted since the folder was read, or a dangling link) is skipped. A
+// cancelled ctx and info's other errors are returned wrapped, fn's as it
+// returns them.
+func ListEntry(ctx context.Context, t FileType, prefix, name string, info func() (fs.FileInfo, error), fn func(FileInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	if !Lists(t, prefix, name) {
+		return nil
+	}
+	fi, err := info()
+	return listFile(t, name, fi, err, fn)
+}
+
+// listFile calls fn for the file name of type t when stat-ing it
+// (following links) found a regular file; a missing one is skipped, and
+// another error is returned wrapped.
+func listFile(t FileType, name string, fi fs.FileInfo, err error, fn func(FileInfo) error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	return fn(FileInfo{Name: name, Size: fi.Size()})
 }

@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -88,6 +90,59 @@ func TestLists(t *testing.T) {
 	} {
 		if got := Lists(c.t, c.prefix, c.name); got != c.want {
 			t.Errorf("Lists(%v, %q, %q) = %v", c.t, c.prefix, c.name, got)
+		}
+	}
+}
+
+func TestListEntry(t *testing.T) {
+	tree := fstest.MapFS{"f": {Data: []byte("12345")}, "d": {Mode: fs.ModeDir}}
+	file, _ := fs.Stat(tree, "f")
+	dir, _ := fs.Stat(tree, "d")
+	id := strings.Repeat("ab", 32)
+	other := errors.New("disk on fire")
+	stop := errors.New("stop")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name       string
+		ctx        context.Context
+		prefix     string
+		entry      string
+		fi         fs.FileInfo
+		err        error // of info
+		fnErr      error
+		wantInfo   bool   // whether info is asked
+		wantListed bool   // whether fn is called
+		wantErr    string // the error, "" for none
+		wantIs     error  // what the error wraps
+	}{
+		{"file", context.Background(), "ab", id, file, nil, nil, true, true, "", nil},
+		{"wrong subfolder", context.Background(), "cd", id, file, nil, nil, false, false, "", nil},
+		{"temporary", context.Background(), "ab", TempPrefix + id, file, nil, nil, false, false, "", nil},
+		{"folder", context.Background(), "ab", id, dir, nil, nil, true, false, "", nil},
+		{"gone", context.Background(), "ab", id, nil, fmt.Errorf("stat: %w", fs.ErrNotExist), nil, true, false, "", nil},
+		{"unreadable", context.Background(), "ab", id, nil, other, nil, true, false, "list pack: disk on fire", other},
+		{"cancelled", cancelled, "ab", id, file, nil, nil, false, false, "list pack: context canceled", context.Canceled},
+		{"fn fails", context.Background(), "ab", id, file, nil, stop, true, true, "stop", stop},
+	} {
+		asked, listed := false, false
+		err := ListEntry(c.ctx, PackFile, c.prefix, c.entry, func() (fs.FileInfo, error) {
+			asked = true
+			return c.fi, c.err
+		}, func(fi FileInfo) error {
+			listed = fi == FileInfo{Name: id, Size: 5}
+			return c.fnErr
+		})
+		if asked != c.wantInfo || listed != c.wantListed {
+			t.Errorf("%s: info asked %v, listed %v; want %v, %v", c.name, asked, listed, c.wantInfo, c.wantListed)
+		}
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%s: error %v", c.name, err)
+		case c.wantErr != "" && (err == nil || err.Error() != c.wantErr || !errors.Is(err, c.wantIs)):
+			t.Errorf("%s: error %v, want %q", c.name, err, c.wantErr)
+		case c.fnErr != nil && err != c.fnErr:
+			t.Errorf("%s: fn's error came back as %v, not as it was", c.name, err)
 		}
 	}
 }

@@ -50,6 +50,18 @@ func shortID(id [32]byte) string { return hex.EncodeToString(id[:4]) }
 // Reach returns the present entries among from and every present entry
 // they descend from.
 func Reach(entries map[[32]byte]*Entry, from ...[32]byte) map[[32]byte]bool {
+	return ReachFunc(func(id [32]byte) ([][32]byte, bool) {
+		e, ok := entries[id]
+		if !ok {
+			return nil, false
+		}
+		return e.Parents, true
+	}, from...)
+}
+
+// ReachFunc is Reach over any store of entries: parents returns the
+// parents of the entry id, and false when the entry is not present.
+func ReachFunc(parents func(id [32]byte) ([][32]byte, bool), from ...[32]byte) map[[32]byte]bool {
 	seen := make(map[[32]byte]bool)
 	stack := append([][32]byte(nil), from...)
 	for len(stack) > 0 {
@@ -58,12 +70,12 @@ func Reach(entries map[[32]byte]*Entry, from ...[32]byte) map[[32]byte]bool {
 		if seen[id] {
 			continue
 		}
-		e, ok := entries[id]
+		ps, ok := parents(id)
 		if !ok {
 			continue
 		}
 		seen[id] = true
-		stack = append(stack, e.Parents...)
+		stack = append(stack, ps...)
 	}
 	return seen
 }

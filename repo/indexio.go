@@ -167,6 +167,14 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	return nil
 }
 
+// IndexUnlistedPacks reads the header of every pack that no loaded index
+// lists and adds its blobs to the in-memory index (nothing is written),
+// returning how many packs it read: what a repository that lost index
+// files still holds. MirrorRefs taken before it are unchanged.
+func (r *Repository) IndexUnlistedPacks(ctx context.Context) (int, error) {
+	return r.indexUnlistedPacks(ctx)
+}
+
 // indexUnlistedPacks reads the header of every pack that no loaded index
 // lists and adds its blobs to the in-memory index.
 func (r *Repository) indexUnlistedPacks(ctx context.Context) (int, error) {

@@ -141,11 +141,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		}
 		d := min(wait, left)
 		r.opts.Warn(fmt.Sprintf("%v; retrying in %s (--retry-lock: %s left)", err, d.Round(time.Second), left.Round(time.Second)))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if backend.Sleep(ctx, d) != nil {
 			return nil, fmt.Errorf("lock: %w", context.Cause(ctx))
 		}
 		wait = min(2*wait, lockRetryMax)

@@ -206,7 +206,7 @@ func lockedRepairPacks(ctx context.Context, r *Repository, from backend.Backend)
 	if err != nil {
 		return RepairPacksPlan{}, RepairPacksResult{}, err
 	}
-	plan, err := r.PlanRepairPacks(ctx, from, nil)
+	plan, err := r.PlanRepairPacks(ctx, from, nil, nil)
 	var res RepairPacksResult
 	if err == nil {
 		res, err = r.ExecuteRepairPacks(ctx, from, plan, nil)

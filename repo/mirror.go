@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -70,10 +72,21 @@ type MirrorRefs struct {
 	// superseded are the index files the source's index files name as
 	// replaced on purpose.
 	superseded map[backend.ID]bool
-	// indexPacks lists the packs an index file of this repository lists,
-	// given its bytes (which hash to id); it needs the keys.
-	indexPacks func(id backend.ID, sealed []byte) ([]backend.ID, error)
+	// openIndex opens an index file of this repository, given its bytes
+	// (which hash to id); it needs the keys.
+	openIndex func(id backend.ID, sealed []byte) (*index.File, error)
+	// unindexed are the blobs the source's live snapshots need that its
+	// index does not list (see SetUnindexed).
+	unindexed *BlobSet
 }
+
+// SetUnindexed tells the mirror the blobs the source's live snapshots need
+// that its index does not list (snapshot.UnindexedBlobs): the source lost
+// them, perhaps with the only index file that named their packs. With
+// Prune, a mirror then removes nothing from the destination, and names the
+// destination's packs that hold them so that "repair packs --from" can
+// fetch them back.
+func (refs *MirrorRefs) SetUnindexed(blobs *BlobSet) { refs.unindexed = blobs }
 
 // MirrorRefs returns the packs the loaded index lists, the index files
 // that failed to load and the ones the loaded index files supersede, for
@@ -91,17 +104,7 @@ func (r *Repository) MirrorRefs() *MirrorRefs {
 		refs.superseded[id] = true
 	}
 	r.supersededMu.Unlock()
-	refs.indexPacks = func(id backend.ID, sealed []byte) ([]backend.ID, error) {
-		f, err := r.openIndexFile(id, sealed)
-		if err != nil {
-			return nil, err
-		}
-		packs := make([]backend.ID, 0, len(f.Packs))
-		for _, p := range f.Packs {
-			packs = append(packs, p.ID)
-		}
-		return packs, nil
-	}
+	refs.openIndex = r.openIndexFile
 	return refs
 }
 
@@ -153,9 +156,20 @@ type MirrorError struct {
 	// lost: they list packs the source still holds but no index of the
 	// source lists, and no index file of the source replaced them. Sorted.
 	LostIndex []backend.Handle
+	// LostPacks are packs the destination holds that the source lost
+	// with their index files, and its live snapshots need; Unindexed
+	// counts the blobs those snapshots need that the source's index
+	// lacks (see MirrorPlan). Sorted.
+	LostPacks []backend.Handle
+	Unindexed int
 	// PruneSkipped says that --prune removed nothing because of Missing,
-	// Damaged or LostIndex.
+	// Damaged, LostIndex, LostPacks or Unindexed.
 	PruneSkipped bool
+}
+
+// sourceDamaged says the mirror found damage at the source.
+func (e *MirrorError) sourceDamaged() bool {
+	return len(e.Missing)+len(e.Damaged)+len(e.LostIndex)+len(e.LostPacks) > 0 || e.Unindexed > 0
 }
 
 func (e *MirrorError) Error() string {
@@ -169,16 +183,22 @@ func (e *MirrorError) Error() string {
 	if n := len(e.LostIndex); n > 0 {
 		parts = append(parts, fmt.Sprintf("the source lost %d index file(s) that the destination holds (%s): they list packs the source still holds but no longer indexes", n, nameFiles(e.LostIndex)))
 	}
+	if n := len(e.LostPacks); n > 0 {
+		parts = append(parts, fmt.Sprintf("the source lost %d pack(s) with the index files naming them, which the destination holds (%s): the source's snapshots need them", n, nameFiles(e.LostPacks)))
+	}
+	if e.Unindexed > 0 {
+		parts = append(parts, fmt.Sprintf("the source's snapshots need %d blob(s) its index does not list", e.Unindexed))
+	}
 	if n := len(e.Refused); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d file(s) at the destination do not match their names and it refuses to replace them (%s): ask its owner to remove them, then mirror again", n, nameFiles(e.Refused)))
 	}
 	msg := "mirror to " + e.Dest + ": " + strings.Join(parts, "; ")
-	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
+	if e.sourceDamaged() {
 		msg += "; copied everything else"
 		if e.PruneSkipped {
 			msg += " and removed nothing"
 		}
-		if len(e.Missing)+len(e.Damaged) > 0 {
+		if len(e.Missing)+len(e.Damaged)+len(e.LostPacks) > 0 || e.Unindexed > 0 {
 			msg += "; heal the source from a good copy with 'cairn repair packs --from LOCATION' (this destination, if it has them)"
 		}
 		if len(e.LostIndex) > 0 {
@@ -191,7 +211,7 @@ func (e *MirrorError) Error() string {
 // Unwrap lets errors.Is find the sentinels the problems stand for.
 func (e *MirrorError) Unwrap() []error {
 	var out []error
-	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) > 0 {
+	if e.sourceDamaged() {
 		out = append(out, ErrSourceDamaged)
 	}
 	if len(e.Damaged) > 0 {
@@ -263,9 +283,26 @@ type MirrorPlan struct {
 	Missing, Damaged []backend.Handle
 	// LostIndex are index files the destination holds that the source
 	// lost (Prune only): they list packs the source holds but no longer
-	// indexes, and no index file of the source replaced them. They are
+	// indexes, and no index file of the source replaced them, or blobs
+	// the source's live snapshots need that its index lacks. They are
 	// damage, and stay at the destination. See MirrorError.
 	LostIndex []backend.Handle
+	// LostPacks are packs the destination holds that the source lost
+	// together with the index files naming them (Prune only, found in
+	// LostIndex): they hold blobs the source's live snapshots need. They
+	// stay at the destination, which "repair packs --from" fetches them
+	// from.
+	LostPacks []backend.Handle
+	// Unindexed counts the blobs the source's live snapshots need that its
+	// index lacks (Prune only, MirrorRefs.SetUnindexed): with any, Prune
+	// removes nothing.
+	Unindexed int
+}
+
+// damaged says the plan found damage at the source: then a mirror removes
+// nothing from the destination.
+func (p *MirrorPlan) damaged() bool {
+	return len(p.Missing)+len(p.Damaged)+len(p.LostIndex)+len(p.LostPacks) > 0 || p.Unindexed > 0
 }
 
 // MirrorCopy is one file a mirror copies.
@@ -331,8 +368,8 @@ func (p *MirrorPlan) Stats() MirrorStats {
 // least.
 func (p *MirrorPlan) Err() error {
 	e := &MirrorError{Dest: p.Dest, Missing: slices.Clone(p.Missing), Damaged: slices.Clone(p.Damaged),
-		LostIndex: slices.Clone(p.LostIndex), PruneSkipped: p.PruneSkipped}
-	if len(e.Missing)+len(e.Damaged)+len(e.LostIndex) == 0 {
+		LostIndex: slices.Clone(p.LostIndex), LostPacks: slices.Clone(p.LostPacks), Unindexed: p.Unindexed, PruneSkipped: p.PruneSkipped}
+	if !e.sourceDamaged() {
 		return nil
 	}
 	return e
@@ -466,7 +503,7 @@ func PlanMirror(ctx context.Context, src, dst backend.Backend, opts MirrorOption
 		return nil, err
 	}
 	p.planRemovals(lv)
-	for _, l := range [][]backend.Handle{p.plan.Missing, p.plan.Damaged, p.plan.LostIndex} {
+	for _, l := range [][]backend.Handle{p.plan.Missing, p.plan.Damaged, p.plan.LostIndex, p.plan.LostPacks} {
 		sortHandles(l)
 	}
 	slices.SortFunc(p.plan.Junk, func(a, b MirrorJunk) int { return strings.Compare(a.Handle.String(), b.Handle.String()) })
@@ -585,20 +622,25 @@ func (p *mirrorPlanner) findLostPacks() {
 }
 
 // findLostIndex names in plan.LostIndex, with Prune, the destination's
-// index files that the source lacks but did not drop on purpose. A prune
-// or a repair replaces index files: the new files name the old ones as
-// superseded, and list every pack the old ones did that the source keeps.
-// So an index file the source lacks was lost, not dropped, when no index
-// file of the source supersedes it and it lists a pack the source still
-// holds that no index of the source lists: removing it from the
-// destination would leave that pack unindexed there too. It reads those
-// files, as many at once as the destination allows connections. A
-// destination file that does not open (damaged, or junk) tells nothing
-// and is left to pruning as before.
+// index files that the source lacks but did not drop on purpose, and in
+// plan.LostPacks the destination's packs the source lost with them. A
+// prune or a repair replaces index files: the new files name the old ones
+// as superseded, and list every pack the old ones did that the source
+// keeps. So an index file the source lacks was lost, not dropped, when no
+// index file of the source supersedes it and it lists a pack the source
+// still holds that no index of the source lists: removing it from the
+// destination would leave that pack unindexed there too. And whatever
+// supersedes it, it was lost when it lists a blob the source's live
+// snapshots need that the source's index lacks (Refs.SetUnindexed): the
+// source lost the pack too, or holds it unindexed. It reads those files,
+// as many at once as the destination allows connections. A destination
+// file that does not open (damaged, or junk) tells nothing and is left to
+// pruning as before.
 func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
 	if !p.plan.Prune {
 		return nil
 	}
+	needAll := p.opts.Refs.unindexed != nil && p.opts.Refs.unindexed.Len() > 0
 	var todo []backend.Handle
 	for h := range p.dstFiles {
 		if h.Type != backend.IndexFile {
@@ -607,11 +649,11 @@ func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
 		if _, ok := p.srcFiles[h]; ok {
 			continue
 		}
-		if id, err := backend.ParseID(h.Name); err == nil && !p.opts.Refs.superseded[id] {
+		if id, err := backend.ParseID(h.Name); err == nil && (needAll || !p.opts.Refs.superseded[id]) {
 			todo = append(todo, h)
 		}
 	}
-	lost := make([]bool, len(todo))
+	found := make([]lostFromIndex, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(p.dst.Properties().Connections, 1))
 	for i, h := range todo {
@@ -625,7 +667,7 @@ func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
 				return err
 			}
 			var err error
-			lost[i], err = p.indexLost(gctx, h)
+			found[i], err = p.indexLost(gctx, h)
 			return err
 		})
 	}
@@ -635,41 +677,72 @@ func (p *mirrorPlanner) findLostIndex(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	packs := make(map[backend.Handle]bool)
 	for i, h := range todo {
-		if lost[i] {
+		if found[i].lost {
 			p.plan.LostIndex = append(p.plan.LostIndex, h)
 		}
+		for _, pk := range found[i].packs {
+			if !packs[pk] {
+				packs[pk] = true
+				p.plan.LostPacks = append(p.plan.LostPacks, pk)
+			}
+		}
+	}
+	if needAll {
+		p.plan.Unindexed = p.opts.Refs.unindexed.Len()
 	}
 	return nil
 }
 
-// indexLost reports whether the destination's index file h, which the
-// source lacks, lists a pack the source holds but does not index. A file
-// that does not open says false.
-func (p *mirrorPlanner) indexLost(ctx context.Context, h backend.Handle) (bool, error) {
+// lostFromIndex is what one of the destination's index files, which the
+// source lacks, says the source lost: the file itself, and the packs it
+// lists that the destination holds, the source lacks, and the source's
+// live snapshots need.
+type lostFromIndex struct {
+	lost  bool
+	packs []backend.Handle
+}
+
+// indexLost reads the destination's index file h, which the source lacks,
+// and says whether the source lost it: it lists a pack the source holds
+// but does not index, or a blob the source's live snapshots need that the
+// source's index lacks. A file that does not open says nothing.
+func (p *mirrorPlanner) indexLost(ctx context.Context, h backend.Handle) (lostFromIndex, error) {
+	var out lostFromIndex
 	id, err := backend.ParseID(h.Name)
 	if err != nil {
-		return false, nil
+		return out, nil
 	}
 	data, err := readAll(ctx, p.dst, h, maxMirrorFile)
 	switch {
 	case errors.Is(err, ErrFormat) || backend.IsNotExist(err):
-		return false, nil
+		return out, nil
 	case err != nil:
-		return false, err // names the file and the destination
+		return out, err // names the file and the destination
 	case backend.Hash(data) != id:
-		return false, nil
+		return out, nil
 	}
-	packs, err := p.opts.Refs.indexPacks(id, data)
+	f, err := p.opts.Refs.openIndex(id, data)
 	if err != nil {
-		return false, nil
+		return out, nil
 	}
-	for _, pk := range packs {
-		if _, held := p.srcFiles[backend.Handle{Type: backend.PackFile, Name: pk.String()}]; held && !p.opts.Refs.packs[pk] {
-			return true, nil
+	need := p.opts.Refs.unindexed
+	for _, pk := range f.Packs {
+		ph := backend.Handle{Type: backend.PackFile, Name: pk.ID.String()}
+		_, held := p.srcFiles[ph]
+		if held && !p.opts.Refs.packs[pk.ID] {
+			out.lost = true
+		}
+		if need == nil || need.Len() == 0 || !slices.ContainsFunc(pk.Blobs, func(b pack.Blob) bool { return need.Has(b.Type, b.ID) }) {
+			continue
+		}
+		out.lost = true
+		if _, atDst := p.dstFiles[ph]; atDst && !held {
+			out.packs = append(out.packs, ph)
 		}
 	}
-	return false, nil
+	return out, nil
 }
 
 // planRemovals lists, with Prune, the dst files src dropped on purpose,
@@ -682,7 +755,7 @@ func (p *mirrorPlanner) planRemovals(lv *logView) {
 	if !plan.Prune {
 		return
 	}
-	if len(plan.Missing)+len(plan.Damaged)+len(plan.LostIndex) > 0 {
+	if plan.damaged() {
 		plan.PruneSkipped = true
 		return
 	}

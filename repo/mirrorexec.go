@@ -62,7 +62,7 @@ func ExecuteMirror(ctx context.Context, src, dst backend.Backend, plan *MirrorPl
 	m.st = plan.Stats()
 	m.st.FilesRemoved, m.st.BytesRemoved = 0, 0
 	m.problems = MirrorError{Dest: dst.Location(), Missing: slices.Clone(plan.Missing), Damaged: slices.Clone(plan.Damaged),
-		LostIndex: slices.Clone(plan.LostIndex)}
+		LostIndex: slices.Clone(plan.LostIndex), LostPacks: slices.Clone(plan.LostPacks), Unindexed: plan.Unindexed}
 	m.warnPlanned()
 	for _, phase := range splitPhases(plan.Copy) {
 		var err error
@@ -150,7 +150,10 @@ func (m *mirrorRun) warnPlanned() {
 		}
 	}
 	for _, h := range m.plan.LostIndex {
-		m.warn("%s: the source lacks %s, which lists packs it holds but does not index: it lost that index file; kept here", m.plan.Dest, h)
+		m.warn("%s: the source lacks %s, which lists packs it holds but does not index, or blobs its snapshots need: it lost that index file; kept here", m.plan.Dest, h)
+	}
+	for _, h := range m.plan.LostPacks {
+		m.warn("%s: the source lost %s with its index file, and its snapshots need it; kept here", m.plan.Dest, h)
 	}
 }
 
@@ -158,7 +161,7 @@ func (m *mirrorRun) warnPlanned() {
 // copying found damage at the source. A file the destination refuses to
 // delete (append-only) is counted as kept.
 func (m *mirrorRun) remove(ctx context.Context) error {
-	if len(m.problems.Missing)+len(m.problems.Damaged)+len(m.problems.LostIndex) > 0 {
+	if m.problems.sourceDamaged() {
 		return nil
 	}
 	for _, r := range m.plan.Remove {
@@ -183,16 +186,16 @@ func (m *mirrorRun) remove(ctx context.Context) error {
 // result is nil, or the MirrorError naming what went wrong.
 func (m *mirrorRun) result() error {
 	p := &m.problems
-	if len(p.Missing)+len(p.Damaged)+len(p.Refused)+len(p.LostIndex) == 0 {
+	if !p.sourceDamaged() && len(p.Refused) == 0 {
 		return nil
 	}
 	// A file may be found twice (a source index file that does not open
 	// is also damaged when the mirror hashes it to copy it).
-	for _, l := range []*[]backend.Handle{&p.Missing, &p.Damaged, &p.Refused, &p.LostIndex} {
+	for _, l := range []*[]backend.Handle{&p.Missing, &p.Damaged, &p.Refused, &p.LostIndex, &p.LostPacks} {
 		sortHandles(*l)
 		*l = slices.Compact(*l)
 	}
-	p.PruneSkipped = m.plan.Prune && len(p.Missing)+len(p.Damaged)+len(p.LostIndex) > 0
+	p.PruneSkipped = m.plan.Prune && p.sourceDamaged()
 	return p
 }
 

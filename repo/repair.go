@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypt"
 	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
 )
 
 // RepairIndexPlan is what RepairIndex would do, computed by
@@ -236,7 +237,13 @@ var ErrNotACopy = errors.New("holds another repository (its config differs)")
 // read in full to find damage. An index file that is lost is not
 // planned ("repair index" rebuilds the index from the packs). It writes
 // nothing.
-func (r *Repository) PlanRepairPacks(ctx context.Context, from backend.Backend, progress ProgressFunc) (RepairPacksPlan, error) {
+//
+// lost (nil for none) are blobs the live snapshots need that no pack here
+// holds (snapshot.LostBlobs): a pack lost together with the only index
+// file naming it. It looks for them in the copy's index files that this
+// repository lacks, and plans to fetch the packs that hold them, and each
+// such index file once every pack it lists is here or planned.
+func (r *Repository) PlanRepairPacks(ctx context.Context, from backend.Backend, lost *BlobSet, progress ProgressFunc) (RepairPacksPlan, error) {
 	plan := RepairPacksPlan{Files: []RepairFetch{}, guard: r.newPlanGuard()}
 	progress = orNoProgress(progress)
 	cfg := backend.Handle{Type: backend.ConfigFile, Name: backend.ConfigName}
@@ -250,6 +257,15 @@ func (r *Repository) PlanRepairPacks(ctx context.Context, from backend.Backend, 
 	want, err := r.findDamage(ctx, &plan, progress)
 	if err != nil {
 		return plan, err
+	}
+	if lost != nil && lost.Len() > 0 {
+		progress("look for lost blobs at the copy", 0, 0)
+		found, err := r.findLostAtCopy(ctx, from, lost)
+		if err != nil {
+			return plan, err
+		}
+		want = append(want, found...)
+		slices.SortFunc(want, func(a, b RepairFetch) int { return strings.Compare(a.File, b.File) })
 	}
 	for i := range want {
 		progress("look at the copy", int64(i), int64(len(want)))
@@ -322,6 +338,85 @@ func (r *Repository) findDamage(ctx context.Context, plan *RepairPacksPlan, prog
 	})
 	slices.SortFunc(want, func(a, b RepairFetch) int { return strings.Compare(a.File, b.File) })
 	return want, err
+}
+
+// findLostAtCopy reads the copy's index files that this repository lacks
+// and returns, to fetch, the packs they list that hold blobs in lost and
+// that this repository lacks, then the index files naming them whose
+// every pack is then here. A copy's index file that does not match its
+// name or open is passed over.
+func (r *Repository) findLostAtCopy(ctx context.Context, from backend.Backend, lost *BlobSet) ([]RepairFetch, error) {
+	here := make(map[backend.Handle]bool)
+	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile} {
+		err := r.be.List(ctx, t, func(fi backend.FileInfo) error {
+			here[backend.Handle{Type: t, Name: fi.Name}] = true
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", t, err)
+		}
+	}
+	atCopy := make(map[backend.Handle]int64)
+	for _, t := range []backend.FileType{backend.PackFile, backend.IndexFile} {
+		err := from.List(ctx, t, func(fi backend.FileInfo) error {
+			atCopy[backend.Handle{Type: t, Name: fi.Name}] = fi.Size
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s of %s: %w", t, from.Location(), err)
+		}
+	}
+	var packs, indexes []RepairFetch
+	planned := make(map[backend.Handle]bool)
+	for h := range atCopy {
+		if h.Type != backend.IndexFile || here[h] {
+			continue
+		}
+		f, err := r.copyIndexFile(ctx, from, h)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			continue
+		}
+		needed, complete := false, true
+		for _, pk := range f.Packs {
+			ph := backend.Handle{Type: backend.PackFile, Name: pk.ID.String()}
+			holds := slices.ContainsFunc(pk.Blobs, func(b pack.Blob) bool { return lost.Has(b.Type, b.ID) })
+			needed = needed || holds
+			size, copyHas := atCopy[ph]
+			switch {
+			case here[ph] || planned[ph]:
+			case holds && copyHas:
+				planned[ph] = true
+				packs = append(packs, RepairFetch{File: ph.String(), Problem: "missing", Available: true, Size: size})
+			default:
+				complete = false
+			}
+		}
+		if needed && complete {
+			indexes = append(indexes, RepairFetch{File: h.String(), Problem: "missing", Available: true, Size: atCopy[h]})
+		}
+	}
+	return append(packs, indexes...), nil
+}
+
+// copyIndexFile reads and opens the copy's index file h; a file that does
+// not match its name or does not open is nil, without an error.
+func (r *Repository) copyIndexFile(ctx context.Context, from backend.Backend, h backend.Handle) (*index.File, error) {
+	data, why, err := readFromCopy(ctx, from, h)
+	if err != nil || why != "" {
+		return nil, err
+	}
+	id, err := backend.ParseID(h.Name)
+	if err != nil {
+		return nil, nil
+	}
+	f, err := r.openIndexFile(id, data)
+	if err != nil {
+		return nil, nil
+	}
+	return f, nil
 }
 
 // statAtCopy records whether the copy has f.File, and its size there.
@@ -549,11 +644,21 @@ func (r *Repository) ExecuteRepairPacks(ctx context.Context, from backend.Backen
 		progress("fetch", int64(i), int64(len(plan.Files)))
 		out := RepairedFile{File: f.File, Problem: f.Problem, Error: f.Error}
 		if f.Available {
-			why, err := r.fetch(ctx, from, handleOfPath(f.File), f.Problem == "damaged")
+			h := handleOfPath(f.File)
+			why, err := r.fetch(ctx, from, h, f.Problem == "damaged")
 			if err != nil {
 				return res, err
 			}
 			out.Fetched, out.Error = why == "", why
+			if out.Fetched && h.Type == backend.IndexFile && f.Problem == "missing" {
+				// A lost index file fetched back: what it lists is
+				// here now, for a walk that looks for more.
+				if id, err := backend.ParseID(h.Name); err == nil {
+					if ixf, err := r.loadIndexFile(ctx, id); err == nil {
+						r.idx.AddFile(ixf)
+					}
+				}
+			}
 		}
 		res.Files = append(res.Files, out)
 	}

@@ -51,7 +51,7 @@ func TestRepairPacksFromCopy(t *testing.T) {
 
 	want := map[string]string{lost.String(): "missing", rotten.String(): "damaged", idx.String(): "damaged",
 		bySeq[1].String(): "damaged", bySeq[2].String(): "missing", bySeq[3].String(): "missing"}
-	plan, err := r.PlanRepairPacks(ctx, copyBe, nil)
+	plan, err := r.PlanRepairPacks(ctx, copyBe, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestRepairPacksRefusesAnotherRepository(t *testing.T) {
 	ident, _ := crypt.NewIdentity()
 	_, r := mirrorSource(t, ident, 1)
 	other, _ := mirrorSource(t, ident, 1)
-	if _, err := r.PlanRepairPacks(context.Background(), other, nil); !errors.Is(err, ErrNotACopy) {
+	if _, err := r.PlanRepairPacks(context.Background(), other, nil, nil); !errors.Is(err, ErrNotACopy) {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -84,7 +84,7 @@ func TestRepairPacksPlanMatchesExecution(t *testing.T) {
 	if err := src.Corrupt(packs[2], 300); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := r.PlanRepairPacks(ctx, copyBe, nil)
+	plan, err := r.PlanRepairPacks(ctx, copyBe, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

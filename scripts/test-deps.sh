@@ -5,6 +5,8 @@
 #   - fuse3 (fusermount3: the mount tests mount as a user other than root)
 #   - zsh and fish (the generated completions are checked by the shells)
 #   - tmux (a CLI test watches the progress line in an 80-column pane)
+#   - systemd (systemd-analyze verify checks cairn schedule's units; no
+#     running systemd is needed)
 #   - staticcheck, at a pinned version
 #   - restic 0.19.1, built from source with go install into GOPATH/bin (a
 #     minute or two, once: it is kept there and in Go's caches), whose
@@ -33,6 +35,9 @@ if ! command -v fish >/dev/null 2>&1; then
 fi
 if ! command -v tmux >/dev/null 2>&1; then
 	need+=(tmux)
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	need+=(systemd) # systemd-analyze verify checks the units of cairn schedule
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

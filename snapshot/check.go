@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 
@@ -139,3 +140,63 @@ func CheckSnapshots(ctx context.Context, r BlobChecker, l *Log) ([]repo.Problem,
 	})
 	return problems, err
 }
+
+// UnindexedBlobs returns the trees and data blobs the snapshots reach
+// that the index does not list: what a repository that lost packs, index
+// files or both together still needs, and what a mirror must therefore
+// not remove from a copy, nor a repair fail to fetch back. A tree the
+// index lists that does not load is not among them (check reports it as
+// damage); the folders under a tree the index lacks are not walked, so a
+// repair that fetches it finds what those need on its next walk.
+func UnindexedBlobs(ctx context.Context, r BlobChecker, snaps []*Snapshot) (*repo.BlobSet, error) {
+	need := repo.NewBlobSet()
+	err := walkUnique(ctx, unindexedTrees{r, need}, snaps, repo.NewBlobSet(), func(_ *Snapshot, _ string, _ backend.ID, t *Tree, err error) error {
+		if err != nil {
+			return nil
+		}
+		for _, n := range t.Nodes {
+			for _, c := range n.Content {
+				if !r.Has(pack.DataBlob, c) {
+					need.Insert(pack.DataBlob, c)
+				}
+			}
+		}
+		return nil
+	})
+	return need, err
+}
+
+// LostBlobs returns the trees and data blobs the snapshots reach that no
+// pack of r holds: UnindexedBlobs, and if that finds any, again after
+// reading the headers of the packs no index file lists (a pack whose index
+// file was lost) into r's in-memory index, which walks on through the
+// trees those hold. r's index then lists those packs too; take
+// r.MirrorRefs before.
+func LostBlobs(ctx context.Context, r *repo.Repository, snaps []*Snapshot) (*repo.BlobSet, error) {
+	need, err := UnindexedBlobs(ctx, r, snaps)
+	if err != nil || need.Len() == 0 {
+		return need, err
+	}
+	if _, err := r.IndexUnlistedPacks(ctx); err != nil {
+		return nil, err
+	}
+	return UnindexedBlobs(ctx, r, snaps)
+}
+
+// unindexedTrees loads trees through r, and records in need, without
+// reading anything, the trees r's index lacks.
+type unindexedTrees struct {
+	r    BlobChecker
+	need *repo.BlobSet
+}
+
+func (u unindexedTrees) LoadBlob(ctx context.Context, t pack.BlobType, id backend.ID, buf []byte) ([]byte, error) {
+	if t == pack.TreeBlob && !u.r.Has(t, id) {
+		u.need.Insert(t, id)
+		return nil, fmt.Errorf("tree %s: %w", id.Str(), errNotIndexed)
+	}
+	return u.r.LoadBlob(ctx, t, id, buf)
+}
+
+// errNotIndexed stops UnindexedBlobs at a tree the index lacks.
+var errNotIndexed = errors.New("not in the index")

@@ -120,17 +120,16 @@ func (l *Log) checkpointBefore(cutoff time.Time) *LogEntry {
 // ancestors returns the present entries among ids and every present
 // entry they descend from.
 func (l *Log) ancestors(ids [][32]byte) map[backend.ID]bool {
-	out := make(map[backend.ID]bool)
-	stack := append([][32]byte(nil), ids...)
-	for len(stack) > 0 {
-		id := backend.ID(stack[len(stack)-1])
-		stack = stack[:len(stack)-1]
+	reached := crypt.ReachFunc(func(id [32]byte) ([][32]byte, bool) {
 		e, ok := l.Entries[id]
-		if !ok || out[id] {
-			continue
+		if !ok {
+			return nil, false
 		}
+		return e.Parents, true
+	}, ids...)
+	out := make(map[backend.ID]bool, len(reached))
+	for id := range reached {
 		out[id] = true
-		stack = append(stack, e.Parents...)
 	}
 	return out
 }

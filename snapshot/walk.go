@@ -9,13 +9,24 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
 
-// TreeLoader loads blobs; *repo.Repository is one. LoadBlob must verify
-// that the plaintext hashes to id.
+// TreeLoader loads blobs; *repo.Repository is one. LoadBlob returns the
+// plaintext of a blob, appended to buf[:0], and must verify that it
+// hashes to id.
 type TreeLoader interface {
 	LoadBlob(ctx context.Context, t pack.BlobType, id backend.ID, buf []byte) ([]byte, error)
+}
+
+// BlobSource loads blobs and says where each lies: what the restorer and
+// the mounted file system read; *repo.Repository is one.
+type BlobSource interface {
+	TreeLoader
+	// Lookup says which pack holds a blob, where, and its lengths (a data
+	// blob's plaintext length places it in its file).
+	Lookup(t pack.BlobType, id backend.ID) (index.PackedBlob, bool)
 }
 
 // SkipDir, returned by a WalkFunc for a directory, skips its contents;

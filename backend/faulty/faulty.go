@@ -328,12 +328,8 @@ func (b *Backend) hit(ctx context.Context, m Method, h backend.Handle) (*spec, e
 		return nil, nil
 	}
 	if s.sleep > 0 {
-		timer := time.NewTimer(s.sleep)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
+		if err := backend.Sleep(ctx, s.sleep); err != nil {
+			return nil, err
 		}
 	}
 	if s.hook != nil {

@@ -72,24 +72,13 @@ func newBucket(rate int64, now func() time.Time, sleep func(context.Context, tim
 		now = time.Now
 	}
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = backend.Sleep
 	}
 	b := &bucket{rate: float64(rate), now: now, sleep: sleep}
 	b.burst = b.rate * burstTime.Seconds()
 	b.tokens = b.burst
 	b.last = now()
 	return b
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // take takes n bytes' worth of tokens, sleeping while the bucket is in

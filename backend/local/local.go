@@ -185,30 +185,13 @@ func listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn fun
 	for {
 		entries, rerr := f.ReadDir(listBatch)
 		for _, e := range entries {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("list %s: %w", t, err)
-			}
-			name := e.Name()
-			if !backend.Lists(t, prefix, name) {
-				continue
-			}
-			var fi fs.FileInfo
-			if e.Type()&fs.ModeSymlink != 0 {
-				// Followed, as Stat and Get follow it.
-				fi, err = os.Stat(filepath.Join(dir, name))
-			} else {
-				fi, err = e.Info()
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // deleted since the folder was read
-			}
+			err := backend.ListEntry(ctx, t, prefix, e.Name(), func() (fs.FileInfo, error) {
+				if e.Type()&fs.ModeSymlink != 0 {
+					return os.Stat(filepath.Join(dir, e.Name())) // followed, as Stat and Get follow it
+				}
+				return e.Info()
+			}, fn)
 			if err != nil {
-				return fmt.Errorf("list %s: %w", t, err)
-			}
-			if !fi.Mode().IsRegular() {
-				continue
-			}
-			if err := fn(backend.FileInfo{Name: name, Size: fi.Size()}); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -28,11 +29,24 @@ type ServerConfig struct {
 	// client's peer ID. It is made (mode 0700) if missing. One server at a
 	// time may serve a root.
 	Root string
-	// Allow lists the clients served and what each may do.
+	// Allow lists the clients served and what each may do, besides those
+	// of PeersFile.
 	Allow map[crypt.PeerID]Mode
+	// PeersFile is the path of the peers file (see peersfile.go), read at
+	// start and again by Reload; "" for none. Its friends are served as
+	// well as Allow's, with its mode and quota where both name one.
+	PeersFile string
+	// Pairing lets devices join with an invitation code (see join.go):
+	// invitations are read from InviteDir(Root) and joined devices added
+	// to PeersFile, which must be set.
+	Pairing bool
+	// Now is the clock invitations expire by and signed receipts are
+	// dated with; nil means time.Now.
+	Now func() time.Time
 	// Quota bounds what each client's files and folders cost, all its
 	// repositories together: their bytes plus InodeCost for each file and
-	// each folder. 0 means no quota.
+	// each folder. 0 means no quota. A friend of PeersFile with a quota of
+	// its own has that one instead.
 	Quota int64
 	// MaxRepos bounds the repositories (folders under the client's own)
 	// each client may keep. Default 16.
@@ -41,8 +55,6 @@ type ServerConfig struct {
 	// storage errors); nil discards them. It is called from many
 	// goroutines.
 	Logf func(format string, args ...any)
-	// Now is the clock that dates signed receipts; nil means time.Now.
-	Now func() time.Time
 	// testOnlyUnknownOps are ops the server answers as unknown, as a
 	// server older than them does.
 	testOnlyUnknownOps map[op]bool
@@ -75,6 +87,15 @@ type ServerConfig struct {
 	// wait for the client: a client that stalls mid-request loses the
 	// stream. Default 1 minute.
 	StreamTimeout time.Duration
+
+	// ScrubRate is the bytes per second at which the server re-hashes
+	// the files it stores in the background (see scrub.go); 0: no scrub.
+	// At least MinScrubRate. Verifications and audits clients ask for
+	// read at most this fast (DefaultScrubRate when it is 0).
+	ScrubRate int64
+	// ScrubInterval is the least time between the starts of two passes
+	// of the scrub. Default DefaultScrubInterval.
+	ScrubInterval time.Duration
 }
 
 // Defaults of ServerConfig.
@@ -103,6 +124,22 @@ type Server struct {
 	preauthLog *rateLog
 	// counted makes the first Serve count the clients' folders.
 	counted sync.Once
+	// scrubbing says a Serve has started the scrub.
+	scrubbing atomic.Bool
+	// friends is who is served, with mode and quota: Allow's and the
+	// peers file's, replaced whole by each reload.
+	friends atomic.Pointer[map[crypt.PeerID]friendPolicy]
+	// reloadMu serializes reloads and joins, which write the peers file.
+	reloadMu sync.Mutex
+	// peersSum is the hash of the peers file's content at the last load
+	// or try (zero when it could not be read); peersPending its hash at
+	// the last poll. Guarded by reloadMu.
+	peersSum, peersPending [32]byte
+	// joins bounds failed joins; guarded by reloadMu.
+	joins joinLimit
+	// joinTLS is the TLS configuration of the join exchange (nil without
+	// Pairing).
+	joinTLS *tls.Config
 }
 
 // NewServer checks cfg, fills in its defaults and makes the root folder.
@@ -113,8 +150,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("peer server: no root folder")
 	}
-	if len(cfg.Allow) == 0 {
-		return nil, errors.New("peer server: no client allowed (use --allow PEERID)")
+	if len(cfg.Allow) == 0 && cfg.PeersFile == "" {
+		return nil, errors.New("peer server: no client allowed (use --allow PEERID, or a peers file)")
+	}
+	if cfg.Pairing && cfg.PeersFile == "" {
+		return nil, errors.New("peer server: pairing needs a peers file")
 	}
 	allow := make(map[crypt.PeerID]Mode, len(cfg.Allow))
 	for id, m := range cfg.Allow {
@@ -128,11 +168,20 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.ClientHelloTimeout < 0 || cfg.HandshakeTimeout < 0 || cfg.IdleTimeout < 0 || cfg.StreamTimeout < 0 {
 		return nil, errors.New("peer server: negative limit")
 	}
+	if cfg.ScrubRate < 0 || cfg.ScrubRate > 0 && cfg.ScrubRate < MinScrubRate {
+		return nil, fmt.Errorf("peer server: scrub rate %d: not 0 (off) nor at least %d bytes per second", cfg.ScrubRate, MinScrubRate)
+	}
+	if cfg.ScrubInterval < 0 {
+		return nil, errors.New("peer server: negative scrub interval")
+	}
 	if cfg.MaxStreams > math.MaxUint16 {
 		return nil, fmt.Errorf("peer server: at most %d streams per connection", math.MaxUint16)
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	setDefault(&cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	setDefault(&cfg.MaxRepos, DefaultMaxRepos)
@@ -142,17 +191,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&cfg.ScrubInterval, DefaultScrubInterval)
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("peer server: %w", err)
 	}
 	s := &Server{
 		cfg:        cfg,
-		store:      newStore(cfg.Root, cfg.Quota, cfg.MaxRepos, cfg.Logf),
+		store:      newStore(cfg.Root, cfg.MaxRepos, cfg.Logf),
 		preauth:    newPreauth(cfg.MaxHandshakes),
 		preauthLog: &rateLog{out: cfg.Logf, max: 20, per: time.Minute},
 	}
+	if err := s.Reload("start"); err != nil {
+		return nil, err
+	}
 	conf, err := newTLSConfig(cfg.Identity, func(id crypt.PeerID) error {
-		if _, ok := cfg.Allow[id]; !ok {
+		if _, ok := s.friend(id); !ok {
 			return fmt.Errorf("%w: peer %s is not in the allow list", ErrNotAllowed, id)
 		}
 		return nil
@@ -160,13 +213,29 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer server: %w", err)
 	}
+	if cfg.Pairing {
+		// Anyone may join: the invitation's secret is the check.
+		if s.joinTLS, err = newTLSConfig(cfg.Identity, func(crypt.PeerID) error { return nil }); err != nil {
+			return nil, fmt.Errorf("peer server: %w", err)
+		}
+		s.joinTLS.NextProtos = []string{joinALPN}
+	}
 	// The ClientHello is in: the client gets the rest of its time.
 	conf.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 		_ = hi.Conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)) // fails only on a closed conn, which the handshake reports
+		if s.joinTLS != nil && len(hi.SupportedProtos) == 1 && hi.SupportedProtos[0] == joinALPN {
+			return s.joinTLS, nil
+		}
 		return nil, nil
 	}
 	s.tls = conf
 	return s, nil
+}
+
+// friend returns what the client id may do, and whether it is served.
+func (s *Server) friend(id crypt.PeerID) (friendPolicy, bool) {
+	p, ok := (*s.friends.Load())[id]
+	return p, ok
 }
 
 // countAtStart counts, once, what each allowed client's folder holds,
@@ -174,8 +243,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // files a crash left can be told from those of puts under way.
 func (s *Server) countAtStart() {
 	s.counted.Do(func() {
-		for id, mode := range s.cfg.Allow {
-			s.countClient(s.store.client(id, mode), true)
+		for id, p := range *s.friends.Load() {
+			s.countClient(s.store.client(id, p), true)
 		}
 	})
 }
@@ -185,8 +254,8 @@ func (s *Server) countAtStart() {
 // per client; files added or removed by hand since the server started
 // are counted from then on. It may run while clients are served.
 func (s *Server) Recount() {
-	for id, mode := range s.cfg.Allow {
-		s.countClient(s.store.client(id, mode), false)
+	for id, p := range *s.friends.Load() {
+		s.countClient(s.store.client(id, p), false)
 	}
 }
 
@@ -199,8 +268,8 @@ func (s *Server) countClient(c *clientStore, removeTemp bool) {
 		return
 	}
 	quota := "no quota"
-	if c.quota > 0 {
-		quota = "its quota is " + formatBytes(c.quota)
+	if q := c.policy().quota; q > 0 {
+		quota = "its quota is " + formatBytes(q)
 	}
 	s.cfg.Logf("peer server: peer %s: %d repositories, %d files (%s), %d folders: %s counted, %s",
 		c.id.Short(), u.repos, u.files, formatBytes(u.bytes), u.folders+u.others, formatBytes(u.cost()), quota)
@@ -255,6 +324,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() }) // the accept loop's error is the one to report
 	defer stop()
+	if s.cfg.ScrubRate > 0 && s.scrubbing.CompareAndSwap(false, true) {
+		wg.Go(func() { s.scrubLoop(ctx) })
+	}
 	delay := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
@@ -349,7 +421,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		return
 	}
 	st := tc.ConnectionState()
-	if st.NegotiatedProtocol != alpn {
+	if st.NegotiatedProtocol != alpn && (s.joinTLS == nil || st.NegotiatedProtocol != joinALPN) {
 		s.preauthLog.logf("peer server: %s: client did not negotiate %s", remote, alpn)
 		return
 	}
@@ -358,9 +430,18 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		s.cfg.Logf("peer server: %s: %v", remote, err) // verified in the handshake; cannot happen
 		return
 	}
-	mode := s.cfg.Allow[id]
-	client := s.store.client(id, mode)
 	who := fmt.Sprintf("peer %s (%s)", id.Short(), remote)
+	if st.NegotiatedProtocol == joinALPN {
+		s.serveJoin(tc, id, who)
+		return
+	}
+	p, ok := s.friend(id)
+	if !ok {
+		// Removed from the peers file during the handshake.
+		s.refuse(tc, who, codeBadRequest, ProtocolVersion, "this device is no longer allowed on this server")
+		return
+	}
+	client := s.store.client(id, p)
 
 	repo, ok := s.hello(tc, client, who)
 	if !ok {
@@ -377,7 +458,7 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, entry *preauthConn
 		return
 	}
 	defer sess.Close() // closing a session reports nothing of use
-	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, mode)
+	s.cfg.Logf("peer server: %s: connected to repository %q (%s)", who, repo.name, client.policy().mode)
 	s.serveStreams(ctx, sess, repo, who)
 	s.cfg.Logf("peer server: %s: disconnected", who)
 }
@@ -420,9 +501,10 @@ func (s *Server) hello(conn net.Conn, client *clientStore, who string) (*repoSto
 		s.refuse(conn, who, codeInternal, ProtocolVersion, internalMessage)
 		return nil, false
 	}
+	pol := client.policy()
 	sh := serverHello{
-		Status: codeOK, Version: ProtocolVersion, Mode: client.mode,
-		MaxStreams: uint16(s.cfg.MaxStreams), Quota: client.quota, Used: used,
+		Status: codeOK, Version: ProtocolVersion, Mode: pol.mode,
+		MaxStreams: uint16(s.cfg.MaxStreams), Quota: pol.quota, Used: used,
 	}
 	if err := writeFrame(conn, sh.encode()); err != nil {
 		client.detach()
@@ -557,6 +639,8 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 			return
 		}
 		_ = writeFrame(st, response{Status: codeOK}.encode()) // see above
+	case opScrubReport, opVerify, opAudit:
+		s.serveScrubOp(ctx, st, repo, who, req)
 	}
 }
 

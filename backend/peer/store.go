@@ -33,7 +33,6 @@ const InodeCost = 4 << 10
 // scrubbing will live.
 type store struct {
 	root     string
-	quota    int64
 	maxRepos int
 	logf     func(format string, args ...any)
 
@@ -41,31 +40,64 @@ type store struct {
 	clients map[crypt.PeerID]*clientStore
 }
 
-func newStore(root string, quota int64, maxRepos int, logf func(string, ...any)) *store {
-	return &store{root: root, quota: quota, maxRepos: maxRepos, logf: logf, clients: map[crypt.PeerID]*clientStore{}}
+func newStore(root string, maxRepos int, logf func(string, ...any)) *store {
+	return &store{root: root, maxRepos: maxRepos, logf: logf, clients: map[crypt.PeerID]*clientStore{}}
 }
 
-// client returns the state of one client, made on first use.
-func (s *store) client(id crypt.PeerID, mode Mode) *clientStore {
+// client returns the state of one client, made on first use, with its
+// mode and quota set to p's.
+func (s *store) client(id crypt.PeerID, p friendPolicy) *clientStore {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c := s.clients[id]
 	if c == nil {
 		c = &clientStore{
-			id: id, dir: filepath.Join(s.root, id.String()), mode: mode, quota: s.quota, maxRepos: s.maxRepos,
+			id: id, dir: filepath.Join(s.root, id.String()), maxRepos: s.maxRepos,
 			logf: s.logf, repos: map[string]*repoStore{},
 		}
 		s.clients[id] = c
 	}
+	s.mu.Unlock()
+	c.setPolicy(p)
 	return c
+}
+
+// update sets the mode and quota of the clients known so far from
+// friends (a reloaded peers file): connections under way see the change
+// at their next request. A client no longer listed keeps its folder and
+// its open connections; new ones are refused.
+func (s *store) update(friends map[crypt.PeerID]friendPolicy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.clients {
+		if p, ok := friends[id]; ok {
+			c.setPolicy(p)
+		}
+	}
+}
+
+// friendPolicy is what one client may do and store.
+type friendPolicy struct {
+	mode  Mode
+	quota int64 // 0: none
+}
+
+func (c *clientStore) setPolicy(p friendPolicy) {
+	c.mu.Lock()
+	c.mode, c.quota = p.mode, p.quota
+	c.mu.Unlock()
+}
+
+// policy returns the client's mode and quota.
+func (c *clientStore) policy() friendPolicy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return friendPolicy{mode: c.mode, quota: c.quota}
 }
 
 // clientStore is one client's folder.
 type clientStore struct {
 	id       crypt.PeerID
 	dir      string
-	mode     Mode
-	quota    int64 // 0: none
 	maxRepos int
 	logf     func(format string, args ...any)
 
@@ -79,12 +111,18 @@ type clientStore struct {
 	mkdir sync.Mutex
 
 	mu        sync.Mutex // guards the fields below
+	mode      Mode       // what the client may do; a reloaded peers file changes it
+	quota     int64      // 0: none; a reloaded peers file changes it
 	counted   bool       // used and repoCount have been counted from the disk
 	used      int64      // the cost of the client's files and folders
 	reserved  int64      // the cost of puts and folders under way, not yet in used
 	repoCount int        // repository folders
 	conns     int        // open connections
 	repos     map[string]*repoStore
+	verifying bool // a verify (opVerify) of one of its repositories runs
+
+	// scrubMu guards the scrub state files of the client's repositories.
+	scrubMu sync.Mutex
 }
 
 // attach counts a new connection; it fails when the client already has
@@ -434,7 +472,7 @@ func (r *repoStore) put(ctx context.Context, h backend.Handle, size int64, conte
 	damaged := ""
 	fi, err := r.be.Stat(ctx, h)
 	switch {
-	case err == nil && r.c.mode == ModeAppendOnly:
+	case err == nil && r.c.policy().mode == ModeAppendOnly:
 		damaged, err = r.damage(ctx, h, fi.Size, size)
 		if err != nil {
 			return err
@@ -466,6 +504,9 @@ func (r *repoStore) put(ctx context.Context, h backend.Handle, size int64, conte
 	}
 	if err == nil && damaged != "" {
 		r.c.logf("peer %s: replaced damaged file %s in repository %q (%s)", r.c.id.Short(), h, r.name, damaged)
+	}
+	if err == nil {
+		r.unquarantine(h)
 	}
 	return err
 }
@@ -506,7 +547,7 @@ func (r *repoStore) delete(ctx context.Context, h backend.Handle) error {
 	}
 	// Lock files hold no history, and a client that cannot remove its
 	// locks leaves them to block every other client.
-	if r.c.mode == ModeAppendOnly && h.Type != backend.LockFile {
+	if r.c.policy().mode == ModeAppendOnly && h.Type != backend.LockFile {
 		return fmt.Errorf("%w: this device may not delete %s", backend.ErrAppendOnly, h)
 	}
 	unlock, err := r.lock(ctx, h)

@@ -456,6 +456,8 @@ func decodeRequest(p []byte) (request, error) {
 				}
 			case opReceipt:
 				checkReceiptRequest(d, r)
+			case opScrubReport, opVerify, opAudit:
+				checkScrubRequest(d, r)
 			default:
 				d.fail("unknown op %d", r.Op)
 			}

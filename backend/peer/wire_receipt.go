@@ -15,14 +15,15 @@ import (
 
 // Signed receipts (docs/peer-protocol.md, "Receipts"): the client asks,
 // the server answers with what it holds of the repository, signed with its
-// peer key. Ops 16 to 31 and message type 0x30 belong to this part.
+// peer key. Ops 16 to 31 and message type 0x34 belong to this part (0x30
+// to 0x33 are the scrub's and audits', 0x40 and 0x41 pairing's).
 
 // opReceipt asks for a signed receipt of the repository.
 const opReceipt op = 16
 
 // msgReceipt carries a signed receipt (crypt.DecodeReceipt's encoding)
 // after a receipt request's response.
-const msgReceipt byte = 0x30
+const msgReceipt byte = 0x34
 
 // maxReceiptFrame bounds a receipt frame: the type byte and the longest
 // receipt.

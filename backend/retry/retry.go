@@ -92,23 +92,12 @@ func New(inner backend.Backend, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("retry options: maximum delay %v is below the initial delay %v", opts.MaxDelay, opts.InitialDelay)
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = backend.Sleep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	return &Backend{inner: inner, opts: opts}, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // delay is the jittered wait after the given failed attempt (1-based).

@@ -338,28 +338,14 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 // dir whose name starts with prefix. Errors from fn are returned as they are.
 func (b *Backend) listEntries(ctx context.Context, cl *conn, t backend.FileType, dir, prefix string, entries []os.FileInfo, fn func(backend.FileInfo) error) error {
 	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
-		}
-		name := e.Name()
-		if !backend.Lists(t, prefix, name) {
-			continue
-		}
-		if e.Mode()&fs.ModeSymlink != 0 {
-			// Followed, as Stat and Get follow it.
-			fi, err := cl.sftp.Stat(path.Join(dir, name))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // a dangling link, or deleted since the listing
+		err := backend.ListEntry(ctx, t, prefix, e.Name(), func() (fs.FileInfo, error) {
+			if e.Mode()&fs.ModeSymlink == 0 {
+				return e, nil
 			}
-			if err != nil {
-				return fmt.Errorf("list %s: %w", t, b.check(cl, err))
-			}
-			e = fi
-		}
-		if !e.Mode().IsRegular() {
-			continue
-		}
-		if err := fn(backend.FileInfo{Name: name, Size: e.Size()}); err != nil {
+			fi, err := cl.sftp.Stat(path.Join(dir, e.Name())) // followed, as Stat and Get follow it
+			return fi, b.check(cl, err)
+		}, fn)
+		if err != nil {
 			return err
 		}
 	}

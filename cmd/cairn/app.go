@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -25,6 +26,8 @@ type appEnv struct {
 	stdinTTY bool
 	// getenv reads the environment; tests may replace it.
 	getenv func(string) string
+	// onBackup, when set ("cairn run"), gets each backup's summary.
+	onBackup func(snapshot.Summary)
 	// stdoutWidth gives the width of the terminal stdout is on (0:
 	// unknown); nil when stdout is not a terminal.
 	stdoutWidth func() int
@@ -100,7 +103,7 @@ func (e *appEnv) newApp() *cli.App {
 	app.Flags = append(app.Flags, versionFlag())
 	hideBoolDefaults(app.Flags)
 	// version and peer open no repository: -o does not apply to them.
-	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand()} {
+	for _, cmd := range []*cli.Command{e.versionCommand(), e.peerCommand(), e.scheduleCommand()} {
 		prepareCommand(cmd, globalHelp, checkOptionsBefore(false))
 		app.Commands = append(app.Commands, cmd)
 	}

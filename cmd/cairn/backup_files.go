@@ -13,14 +13,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// fileListFlags are backup's flags that read the paths to back up, and
-// exclude patterns, from files.
+// fileListFlags are backup's flags that read the paths to back up from
+// files.
 func fileListFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "files-from", Usage: "back up the paths listed in `FILE`, one a line; lines are globs, \"#\" starts a comment; - is standard input (repeatable)"},
 		&cli.StringSliceFlag{Name: "files-from-verbatim", Usage: "back up the paths listed in `FILE`, one a line, taken as they are (repeatable)"},
 		&cli.StringSliceFlag{Name: "files-from-raw", Usage: "back up the paths listed in `FILE`, each ended by a NUL byte (find -print0) (repeatable)"},
-		&cli.StringSliceFlag{Name: "iexclude-file", Usage: "like --exclude-file `FILE`, ignoring case (repeatable)"},
 	}
 }
 

@@ -27,9 +27,9 @@ func backupFlags() []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "host", EnvVars: []string{envHost}, Usage: "record `HOST` as the hostname (default: $CAIRN_HOST, else this machine's)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "add `TAG` to the snapshot (repeatable)"},
-		&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-		&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude `PATTERN`, ignoring case (repeatable)"},
-		&cli.StringSliceFlag{Name: "exclude-file", Usage: "read exclude patterns from `FILE`, one a line (repeatable)"},
+	}
+	flags = append(flags, excludeFlags("leave out")...)
+	flags = append(flags, []cli.Flag{
 		&cli.BoolFlag{Name: "exclude-caches", Usage: "leave out the content of folders holding a CACHEDIR.TAG file"},
 		&cli.StringSliceFlag{Name: "exclude-if-present", Usage: "leave out the content of folders holding a file `NAME[:HEADER]` (repeatable)"},
 		&cli.StringFlag{Name: "exclude-larger-than", Usage: "leave out files larger than `SIZE` (bytes, or with K, M, G, T suffix)"},
@@ -45,7 +45,7 @@ func backupFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "ignore-inode", Usage: "read a file again only if its size or mtime changed (implies --ignore-ctime; for file systems that renumber inodes)"},
 		&cli.BoolFlag{Name: "no-scan", Usage: "do not count the files ahead of the backup: progress then shows no total, percentage or ETA"},
 		&cli.BoolFlag{Name: "with-atime", Usage: "record access times (default: the modification time stands in, so reading a file does not change its snapshot entry)"},
-	}
+	}...)
 	flags = append(flags, fileListFlags()...)
 	return append(flags, streamFlags()...)
 }
@@ -90,21 +90,13 @@ func (e *appEnv) pathOptions(c *cli.Context) (archiver.BackupOptions, error) {
 	if o.Hostname == "" {
 		o.Hostname = e.hostname()
 	}
-	o.Excludes = c.StringSlice("exclude")
-	o.IExcludes = c.StringSlice("iexclude")
-	for _, f := range c.StringSlice("exclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return o, err
-		}
-		o.Excludes = append(o.Excludes, expandPatterns(pats, e.getenv)...)
+	expand := func(pats []string) []string { return expandPatterns(pats, e.getenv) }
+	var err error
+	if o.Excludes, err = patternsOf(c, "exclude", expand); err != nil {
+		return o, err
 	}
-	for _, f := range c.StringSlice("iexclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return o, err
-		}
-		o.IExcludes = append(o.IExcludes, expandPatterns(pats, e.getenv)...)
+	if o.IExcludes, err = patternsOf(c, "iexclude", expand); err != nil {
+		return o, err
 	}
 	if _, err := snapshot.ParsePatterns(o.Excludes, false); err != nil {
 		return o, fmt.Errorf("--exclude: %w", err)

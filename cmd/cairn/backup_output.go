@@ -2,13 +2,12 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -90,19 +89,4 @@ func readPatternFile(name string) ([]string, error) {
 
 // parseSize parses a byte count with an optional K, M, G or T suffix
 // (binary units, "B" optional: 512, 10K, 1.5G, 2MiB).
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := float64(1)
-	if n := len(t); n > 0 {
-		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
-			mult = float64(int64(1) << (10 * (i + 1)))
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || t == "" || strings.Trim(t, "0123456789.") != "" || v*mult >= 1<<62 {
-		return 0, errors.New("invalid size " + strconv.Quote(s) + " (want e.g. 500K, 10M, 2G)")
-	}
-	return int64(v * mult), nil
-}
+func parseSize(s string) (int64, error) { return backend.ParseSize(s) }

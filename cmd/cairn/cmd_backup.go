@@ -128,6 +128,9 @@ func (e *appEnv) runBackup(c *cli.Context) error {
 		}
 		rememberLog(s, l)
 		printBackupSummary(s.p, sn, sum, opts.DryRun)
+		if e.onBackup != nil {
+			e.onBackup(sum)
+		}
 		if sum.ErrorCount > 0 && !opts.DryRun && sn != nil {
 			return &partialBackupError{snapshot: sn.ID.Str(), skipped: sum.ErrorCount}
 		}

@@ -11,24 +11,12 @@ import (
 )
 
 func (e *appEnv) forgetCommand() *cli.Command {
-	flags := []cli.Flag{
-		&cli.StringFlag{Name: "keep-last", Aliases: []string{"l"}, Usage: "keep the last `N` snapshots (N or \"unlimited\")"},
-		&cli.StringFlag{Name: "keep-hourly", Aliases: []string{"H"}, Usage: "keep the last `N` hourly snapshots"},
-		&cli.StringFlag{Name: "keep-daily", Aliases: []string{"d"}, Usage: "keep the last `N` daily snapshots"},
-		&cli.StringFlag{Name: "keep-weekly", Aliases: []string{"w"}, Usage: "keep the last `N` weekly snapshots"},
-		&cli.StringFlag{Name: "keep-monthly", Aliases: []string{"m"}, Usage: "keep the last `N` monthly snapshots"},
-		&cli.StringFlag{Name: "keep-yearly", Aliases: []string{"y"}, Usage: "keep the last `N` yearly snapshots"},
-		&cli.StringFlag{Name: "keep-within", Usage: "keep snapshots newer than `DURATION` (e.g. 1y5m7d2h) before the latest snapshot"},
-		&cli.StringFlag{Name: "keep-within-hourly", Usage: "keep hourly snapshots within `DURATION` of the latest snapshot"},
-		&cli.StringFlag{Name: "keep-within-daily", Usage: "keep daily snapshots within `DURATION` of the latest snapshot"},
-		&cli.StringFlag{Name: "keep-within-weekly", Usage: "keep weekly snapshots within `DURATION` of the latest snapshot"},
-		&cli.StringFlag{Name: "keep-within-monthly", Usage: "keep monthly snapshots within `DURATION` of the latest snapshot"},
-		&cli.StringFlag{Name: "keep-within-yearly", Usage: "keep yearly snapshots within `DURATION` of the latest snapshot"},
+	flags := append(keepFlags(),
 		&cli.StringSliceFlag{Name: "keep-tag", Usage: "keep snapshots with `TAG[,TAG...]` (repeatable)"},
 		&cli.StringFlag{Name: "group-by", Value: "host,paths", Usage: "apply the policy per group of `host,paths,tags` (any subset; \"\" for one group)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be forgotten (and, with --prune, pruned)"},
 		&cli.BoolFlag{Name: "prune", Usage: "run prune afterwards to free the space"},
-	}
+	)
 	flags = append(flags, filterFlags()...)
 	flags = append(flags, pruneFlags()...)
 	return &cli.Command{
@@ -50,35 +38,79 @@ func (e *appEnv) forgetCommand() *cli.Command {
 	}
 }
 
+// keepPeriod is one period of forget's policy: its --keep-PERIOD count
+// and --keep-within-PERIOD duration (--keep-last and --keep-within for
+// the period "").
+type keepPeriod struct {
+	period, alias string
+	count         *int
+	within        *policy.Duration
+}
+
+func (k keepPeriod) countFlag() string {
+	if k.period == "" {
+		return "keep-last"
+	}
+	return "keep-" + k.period
+}
+
+func (k keepPeriod) withinFlag() string {
+	if k.period == "" {
+		return "keep-within"
+	}
+	return "keep-within-" + k.period
+}
+
+// keepPeriods are forget's policy periods, filling p.
+func keepPeriods(p *policy.Policy) []keepPeriod {
+	return []keepPeriod{
+		{"", "l", &p.Last, &p.Within},
+		{"hourly", "H", &p.Hourly, &p.WithinHourly},
+		{"daily", "d", &p.Daily, &p.WithinDaily},
+		{"weekly", "w", &p.Weekly, &p.WithinWeekly},
+		{"monthly", "m", &p.Monthly, &p.WithinMonthly},
+		{"yearly", "y", &p.Yearly, &p.WithinYearly},
+	}
+}
+
+// keepFlags are the flags of keepPeriods: each count, then each duration.
+func keepFlags() []cli.Flag {
+	var counts, durations []cli.Flag
+	for _, k := range keepPeriods(&policy.Policy{}) {
+		countUsage := "keep the last `N` " + k.period + " snapshots"
+		withinUsage := "keep " + k.period + " snapshots within `DURATION` of the latest snapshot"
+		if k.period == "" {
+			countUsage = "keep the last `N` snapshots (N or \"unlimited\")"
+			withinUsage = "keep snapshots newer than `DURATION` (e.g. 1y5m7d2h) before the latest snapshot"
+		}
+		counts = append(counts, &cli.StringFlag{Name: k.countFlag(), Aliases: []string{k.alias}, Usage: countUsage})
+		durations = append(durations, &cli.StringFlag{Name: k.withinFlag(), Usage: withinUsage})
+	}
+	return append(counts, durations...)
+}
+
 func policyFrom(c *cli.Context) (policy.Policy, error) {
 	var p policy.Policy
-	counts := []struct {
-		flag string
-		dst  *int
-	}{{"keep-last", &p.Last}, {"keep-hourly", &p.Hourly}, {"keep-daily", &p.Daily}, {"keep-weekly", &p.Weekly}, {"keep-monthly", &p.Monthly}, {"keep-yearly", &p.Yearly}}
-	for _, cf := range counts {
-		if !c.IsSet(cf.flag) {
+	keeps := keepPeriods(&p)
+	for _, k := range keeps {
+		if !c.IsSet(k.countFlag()) {
 			continue
 		}
-		n, err := policy.ParseCount(c.String(cf.flag))
+		n, err := policy.ParseCount(c.String(k.countFlag()))
 		if err != nil {
-			return p, fmt.Errorf("--%s: %w", cf.flag, err)
+			return p, fmt.Errorf("--%s: %w", k.countFlag(), err)
 		}
-		*cf.dst = n
+		*k.count = n
 	}
-	durs := []struct {
-		flag string
-		dst  *policy.Duration
-	}{{"keep-within", &p.Within}, {"keep-within-hourly", &p.WithinHourly}, {"keep-within-daily", &p.WithinDaily}, {"keep-within-weekly", &p.WithinWeekly}, {"keep-within-monthly", &p.WithinMonthly}, {"keep-within-yearly", &p.WithinYearly}}
-	for _, df := range durs {
-		if !c.IsSet(df.flag) {
+	for _, k := range keeps {
+		if !c.IsSet(k.withinFlag()) {
 			continue
 		}
-		d, err := policy.ParseDuration(c.String(df.flag))
+		d, err := policy.ParseDuration(c.String(k.withinFlag()))
 		if err != nil {
-			return p, fmt.Errorf("--%s: %w", df.flag, err)
+			return p, fmt.Errorf("--%s: %w", k.withinFlag(), err)
 		}
-		*df.dst = d
+		*k.within = d
 	}
 	for _, t := range c.StringSlice("keep-tag") {
 		var entry []string

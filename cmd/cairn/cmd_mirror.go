@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/mem"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,7 +17,7 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "mirror",
 		Usage:     "copy the repository to other locations (peers, sftp, local)",
-		ArgsUsage: "DEST...",
+		ArgsUsage: "[DEST...]",
 		Description: "Copies every file each DEST lacks from the repository given by -r: packs first, then\n" +
 			"index files, keys and the config, then the snapshot log, one entry at a time and\n" +
 			"each after the entries it follows, so a DEST never refers to a file it does not\n" +
@@ -52,25 +53,36 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"DEST is any location: a path, sftp:user@host:/path, peer://PEERID@host:port/NAME.\n" +
 			"A DEST that fails is reported and the others are still copied (exit status 1); a\n" +
 			"peer that hangs is given up within about two minutes (see docs/peers.md).\n" +
+			"With no DEST, mirror copies to every destination saved in the repository ('cairn\n" +
+			"peer add NAME LOCATION'; reading them needs the password), in the order saved; a\n" +
+			"failed one is reported by its NAME and the others are still copied (exit 1, the\n" +
+			"last line naming every NAME that failed).\n" +
 			"A mirror with nothing to copy only lists files, which is quick.\n\n" +
+			"A peer DEST's server re-hashes its files in the background (its scrub) and moves\n" +
+			"a damaged one aside; mirror asks it for the files it moved, warns about each and\n" +
+			"puts it again from the source (append-only peers included), then says how many it\n" +
+			"healed. --verify asks the server to re-hash all its files now, --verify=5% a\n" +
+			"random 5% of them, at the server's scrub rate, and heals what it finds in the same\n" +
+			"run (not with --dry-run: a verify moves damaged files aside).\n\n" +
 			"Receipts: after copying to a peer, mirror asks its server for a receipt it signs\n" +
 			"with its peer key (what it holds: log heads, files, bytes, its time), checks it\n" +
 			"against the pinned peer ID and, when the password is given without asking\n" +
 			"(--password-file, --password-command, $CAIRN_PASSWORD), keeps it in the repository,\n" +
 			"in this device's state and at the destinations of the run; an sftp or local\n" +
 			"DEST gets an unsigned mirror record instead. Before copying, a DEST that serves\n" +
-			"less than it acknowledged is named: it is healed, and the exit status is 20\n" +
+			"less than it acknowledged is named: it is healed, and the exit status is 21\n" +
 			"(see 'cairn peer status' and docs/peers.md).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
+			&cli.GenericFlag{Name: "verify", Value: &verifyFlag{}, Usage: "ask each peer DEST to re-hash its files now (`--verify[=SAMPLE%]`: all, or a sample) and heal the damaged"},
 		},
 		Action: e.runMirror,
 	}
 }
 
 func (e *appEnv) runMirror(c *cli.Context) error {
-	if err := wantArgs(c, 1, -1); err != nil {
+	if err := wantArgs(c, 0, -1); err != nil {
 		return err
 	}
 	ctx := c.Context
@@ -88,13 +100,20 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
+	dests := make([]mirrorDestination, 0, c.NArg())
+	for _, d := range c.Args().Slice() {
+		dests = append(dests, mirrorDestination{location: d})
+	}
 	var refs *repo.MirrorRefs
 	var keeper *repo.Repository // keeps receipts (acks.go); nil without a password
-	if c.Bool("prune") {
+	if c.Bool("prune") || len(dests) == 0 {
 		// Only the source's index tells a pack it pruned from one it
 		// lost; the shared lock keeps a prune from changing it
 		// meanwhile.
 		pw, err := e.password(ctx, g)
+		if errors.Is(err, errNoPassword) && len(dests) == 0 {
+			return fmt.Errorf("mirror with no DEST needs the repository password, to read the saved destinations: %w", err)
+		}
 		if errors.Is(err, errNoPassword) {
 			return fmt.Errorf("mirror --prune needs the repository password, to tell files the source pruned from files it lost: %w", err)
 		}
@@ -112,7 +131,26 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 				p.Warnf("unlock: %v", err)
 			}
 		}()
-		refs, keeper = r.MirrorRefs(), r
+		keeper = r
+		if c.Bool("prune") {
+			refs = r.MirrorRefs()
+			// A pack lost with the only index file naming it leaves no trace
+			// in the source's index: only its snapshots still need its blobs.
+			log, err := snapshot.LoadLog(ctx, r)
+			if err != nil {
+				return fmt.Errorf("load snapshot log: %w", err)
+			}
+			need, err := snapshot.LostBlobs(ctx, r, log.Snapshots())
+			if err != nil {
+				return err
+			}
+			refs.SetUnindexed(need)
+		}
+		if len(dests) == 0 {
+			if dests, err = savedDestinations(ctx, r); err != nil {
+				return err
+			}
+		}
 	} else if keeper, err = e.ackKeeper(ctx, g, p, src); err != nil {
 		p.Warnf("receipts will not be kept: %v", err)
 	} else if keeper != nil {
@@ -120,20 +158,20 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	}
 	var failed []string
 	var sent []backend.Handle // meta records of receipts kept by this run
-	for _, dest := range c.Args().Slice() {
-		if err := e.mirrorTo(ctx, c, p, env, src, refs, keeper, &sent, dest); err != nil {
+	for _, dest := range dests {
+		if err := e.mirrorTo(ctx, c, p, env, src, refs, keeper, &sent, dest.location); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
-			if c.NArg() == 1 {
+			if len(dests) == 1 {
 				return err
 			}
-			p.Warnf("mirror to %s: %v", redactLocation(dest), err)
-			failed = append(failed, redactLocation(dest))
+			p.Warnf("mirror to %s: %v", dest, err)
+			failed = append(failed, dest.String())
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("mirror failed for %d of %d destinations: %v", len(failed), c.NArg(), failed)
+		return fmt.Errorf("mirror failed for %d of %d destinations: %v", len(failed), len(dests), failed)
 	}
 	return nil
 }
@@ -165,6 +203,13 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	defer dst.Close()
+	if v, _ := c.Generic("verify").(*verifyFlag); dry && v != nil && v.sample > 0 {
+		return errors.New("--verify with --dry-run: a verify moves damaged files aside on the server; run it without --dry-run")
+	}
+	moved, err := mirrorScrub(ctx, c, p, redactLocation(dest), dst)
+	if err != nil {
+		return err
+	}
 	opts := repo.MirrorOptions{Prune: c.Bool("prune"), Refs: refs,
 		Warn: func(msg string) { p.Warnf("%s", strings.TrimPrefix(msg, "warning: ")) }}
 	mp := startMirrorProgress(p, redactLocation(dest))
@@ -203,6 +248,9 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 		return err
 	}
 	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
+	if !dry {
+		healed(ctx, p, redactLocation(dest), dst, moved)
+	}
 	if err == nil && !dry {
 		err = keepAck(ctx, p, keeper, src, dst, dest, e.now, sent)
 	}

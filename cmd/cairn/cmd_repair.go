@@ -33,8 +33,14 @@ func (e *appEnv) repairCommand() *cli.Command {
 					"files whose content does not match their names, and log entries the log\n" +
 					"names as parents but lacks or holds damaged. Each file's SHA-256 is checked\n" +
 					"against its name before it is stored. A file LOCATION lacks or holds damaged\n" +
-					"too is named, and nothing is fetched for it. A lost index file is not\n" +
-					"fetched: \"repair index\" rebuilds the index from the packs.\n\n" +
+					"too is named, and nothing is fetched for it.\n\n" +
+					"A pack lost together with the only index file naming it leaves no trace in\n" +
+					"the index: it is found by walking the live snapshots for blobs no pack here\n" +
+					"holds, and fetched with the copy's index file that lists it (once every\n" +
+					"pack that file lists is here). The trees of a pack fetched back may need\n" +
+					"more such packs: it repeats, up to 8 rounds, while it finds and fetches\n" +
+					"more. Any other lost index file is not fetched: \"repair index\" rebuilds\n" +
+					"the index from the packs.\n\n" +
 					"It reads every pack, like \"check --read-data\", and holds an exclusive lock.\n" +
 					"If it is killed, running it again fetches the rest. Unlike restic's \"repair\n" +
 					"packs\", which salvages the readable blobs of a damaged pack, it replaces the\n" +
@@ -158,18 +164,13 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 		pp := startPhaseProgress(s.p, false)
 		defer pp.stop()
 		progress := pp.report
-		plan, err := s.repo.PlanRepairPacks(ctx, copyBe, progress)
+		plan, res, err := repairPacksRounds(ctx, s, copyBe, dry, progress)
 		if err != nil {
 			return fmt.Errorf("repair packs: %w", err)
 		}
-		var res *repo.RepairPacksResult
 		missed := plan.Unavailable()
-		if !dry {
-			done, err := s.repo.ExecuteRepairPacks(ctx, copyBe, plan, progress)
-			if err != nil {
-				return fmt.Errorf("repair packs: %w", err)
-			}
-			res, missed = &done, done.Unrecovered()
+		if res != nil {
+			missed = res.Unrecovered()
 		}
 		pp.stop()
 		if s.g.JSON {
@@ -183,6 +184,58 @@ func (e *appEnv) runRepairPacks(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// maxRepairRounds bounds the rounds of repairPacksRounds.
+const maxRepairRounds = 8
+
+// repairPacksRounds plans and, unless dry, carries out repair packs from
+// the copy, in rounds: a pack lost with the only index file naming it is
+// found by the blobs the live snapshots need (snapshot.LostBlobs), and
+// the trees in a pack fetched back may need more such packs, which only
+// the next round's walk finds. It returns the rounds' plans and results
+// joined; a round that fetches nothing, or finds nothing lost, is the
+// last.
+func repairPacksRounds(ctx context.Context, s *session, from backend.Backend, dry bool, progress repo.ProgressFunc) (repo.RepairPacksPlan, *repo.RepairPacksResult, error) {
+	all := repo.RepairPacksPlan{Files: []repo.RepairFetch{}}
+	var done *repo.RepairPacksResult
+	if !dry {
+		done = &repo.RepairPacksResult{Files: []repo.RepairedFile{}}
+	}
+	for round := 0; round < maxRepairRounds; round++ {
+		lost, err := lostBlobs(ctx, s)
+		if err != nil {
+			return all, done, err
+		}
+		if round > 0 && lost.Len() == 0 {
+			break
+		}
+		plan, err := s.repo.PlanRepairPacks(ctx, from, lost, progress)
+		if err != nil {
+			return all, done, err
+		}
+		all.PacksRead += plan.PacksRead
+		all.BytesRead += plan.BytesRead
+		all.Files = append(all.Files, plan.Files...)
+		if dry {
+			break
+		}
+		res, err := s.repo.ExecuteRepairPacks(ctx, from, plan, progress)
+		done.Files = append(done.Files, res.Files...)
+		if err != nil || lost.Len() == 0 || res.Unrecovered() == len(res.Files) {
+			return all, done, err
+		}
+	}
+	return all, done, nil
+}
+
+// lostBlobs is what the live snapshots need that no pack here holds.
+func lostBlobs(ctx context.Context, s *session) (*repo.BlobSet, error) {
+	l, err := snapshot.LoadLog(ctx, s.repo)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot log: %w", err)
+	}
+	return snapshot.LostBlobs(ctx, s.repo, l.Snapshots())
 }
 
 // repairedJSON is one snapshot of "repair snapshots --json".

@@ -65,16 +65,9 @@ func (e *appEnv) restoreCommand() *cli.Command {
 			"The -file forms read patterns from a file, one a line (empty lines and lines\n" +
 			"starting with # are skipped). All may be repeated and combined: a path is\n" +
 			"restored if no exclude matches it and, when there are includes, one does.\n\n" + selectorHelp,
-		Flags: append(filterFlags(),
-			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "restore into `DIR` (required)"},
-			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching `PATTERN`, with their parent folders (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "leave out paths matching `PATTERN` (repeatable)"},
-			&cli.StringSliceFlag{Name: "iinclude", Usage: "like --include, without regard to case (repeatable)"},
-			&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude, without regard to case (repeatable)"},
-			&cli.StringSliceFlag{Name: "include-file", Usage: "read --include patterns from `FILE`, one a line (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude-file", Usage: "read --exclude patterns from `FILE`, one a line (repeatable)"},
-			&cli.StringSliceFlag{Name: "iinclude-file", Usage: "read --iinclude patterns from `FILE`, one a line (repeatable)"},
-			&cli.StringSliceFlag{Name: "iexclude-file", Usage: "read --iexclude patterns from `FILE`, one a line (repeatable)"},
+		Flags: append(append(append(filterFlags(),
+			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "restore into `DIR` (required)"}),
+			restorePatternFlags()...),
 			&cli.BoolFlag{Name: "ignore-case", Usage: "match --include and --exclude (and their -file forms) without regard to case"},
 			&cli.BoolFlag{Name: "verify", Usage: "read every restored file back and check it against the snapshot"},
 			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: `MODE` always, if-changed, if-newer or never"},
@@ -160,28 +153,50 @@ func restorePatterns(c *cli.Context) (restorer.Options, error) {
 	if err := opts.Overwrite.Set(c.String("overwrite")); err != nil {
 		return opts, fmt.Errorf("--overwrite: %w", err)
 	}
-	lists := []struct {
-		flag, fileFlag string
-		dst            *[]string
-		fold           bool
-	}{
-		{"include", "include-file", &opts.Include, c.Bool("ignore-case")},
-		{"exclude", "exclude-file", &opts.Exclude, c.Bool("ignore-case")},
-		{"iinclude", "iinclude-file", &opts.IInclude, true},
-		{"iexclude", "iexclude-file", &opts.IExclude, true},
-	}
-	for _, l := range lists {
-		*l.dst = c.StringSlice(l.flag)
-		for _, name := range c.StringSlice(l.fileFlag) {
-			pats, err := readPatternFile(name)
-			if err != nil {
-				return opts, fmt.Errorf("--%s: %w", l.fileFlag, err)
-			}
-			*l.dst = append(*l.dst, pats...)
+	for _, l := range restorePatternLists(&opts) {
+		pats, err := patternsOf(c, l.flag, nil)
+		if err != nil {
+			return opts, fmt.Errorf("--%s-file: %w", l.flag, err)
 		}
-		if _, err := snapshot.ParsePatterns(*l.dst, l.fold); err != nil {
+		*l.dst = pats
+		if _, err := snapshot.ParsePatterns(pats, l.fold || opts.IgnoreCase); err != nil {
 			return opts, fmt.Errorf("--%s: %w", l.flag, err)
 		}
 	}
 	return opts, nil
+}
+
+// restorePatternList is one of restore's pattern flags: --FLAG and
+// --FLAG-file fill dst; fold says the flag ignores case whatever
+// --ignore-case says.
+type restorePatternList struct {
+	flag, alias, usage string
+	dst                *[]string
+	fold               bool
+}
+
+// restorePatternLists are restore's pattern flags, filling opts.
+func restorePatternLists(opts *restorer.Options) []restorePatternList {
+	return []restorePatternList{
+		{"include", "i", "restore only paths matching `PATTERN`, with their parent folders", &opts.Include, false},
+		{"exclude", "e", "leave out paths matching `PATTERN`", &opts.Exclude, false},
+		{"iinclude", "", "like --include, without regard to case", &opts.IInclude, true},
+		{"iexclude", "", "like --exclude, without regard to case", &opts.IExclude, true},
+	}
+}
+
+// restorePatternFlags are the flags of restorePatternLists: each
+// --FLAG, then each --FLAG-file.
+func restorePatternFlags() []cli.Flag {
+	lists := restorePatternLists(&restorer.Options{})
+	var flags, files []cli.Flag
+	for _, l := range lists {
+		f := &cli.StringSliceFlag{Name: l.flag, Usage: l.usage + " (repeatable)"}
+		if l.alias != "" {
+			f.Aliases = []string{l.alias}
+		}
+		flags = append(flags, f)
+		files = append(files, &cli.StringSliceFlag{Name: l.flag + "-file", Usage: "read --" + l.flag + " patterns from `FILE`, one a line (repeatable)"})
+	}
+	return append(flags, files...)
 }

@@ -12,14 +12,10 @@ import (
 )
 
 func (e *appEnv) rewriteCommand() *cli.Command {
-	flags := []cli.Flag{
-		&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "remove paths matching `PATTERN` (repeatable)"},
-		&cli.StringSliceFlag{Name: "iexclude", Usage: "like --exclude `PATTERN`, ignoring case (repeatable)"},
-		&cli.StringSliceFlag{Name: "exclude-file", Usage: "read exclude patterns from `FILE`, one a line (repeatable)"},
-		&cli.StringSliceFlag{Name: "iexclude-file", Usage: "like --exclude-file `FILE`, ignoring case (repeatable)"},
+	flags := append(excludeFlags("remove"),
 		&cli.BoolFlag{Name: "forget", Usage: "forget the original snapshots once the new ones are recorded"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print what would be removed, from which snapshots"},
-	}
+	)
 	return &cli.Command{
 		Name:      "rewrite",
 		Usage:     "remove paths from existing snapshots",
@@ -52,21 +48,13 @@ func (e *appEnv) rewriteCommand() *cli.Command {
 
 // rewriteExcluder builds the exclusion of rewrite's pattern flags.
 func rewriteExcluder(c *cli.Context) (*archiver.Excluder, error) {
-	excludes := c.StringSlice("exclude")
-	iexcludes := c.StringSlice("iexclude")
-	for _, f := range c.StringSlice("exclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return nil, err
-		}
-		excludes = append(excludes, pats...)
+	excludes, err := patternsOf(c, "exclude", nil)
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range c.StringSlice("iexclude-file") {
-		pats, err := readPatternFile(f)
-		if err != nil {
-			return nil, err
-		}
-		iexcludes = append(iexcludes, pats...)
+	iexcludes, err := patternsOf(c, "iexclude", nil)
+	if err != nil {
+		return nil, err
 	}
 	x, err := archiver.NewExcluder(excludes, iexcludes)
 	if err != nil {

@@ -20,6 +20,7 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.forgetCommand(),
 		e.logCommand(),
 		e.mirrorCommand(),
+		e.recoveryKitCommand(),
 		e.repairCommand(),
 		e.rewriteCommand(),
 		e.copyCommand(),
@@ -30,5 +31,6 @@ func (e *appEnv) repoCommands() []*cli.Command {
 		e.catCommand(),
 		e.dumpCommand(),
 		e.tagCommand(),
+		e.configCommand(), e.runCommand(),
 	}
 }

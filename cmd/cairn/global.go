@@ -39,6 +39,8 @@ type globalOptions struct {
 	Quiet           bool
 	Verbose         bool
 	NoLock          bool
+	// Kit is a recovery kit to find the repository by, instead of Repo.
+	Kit string
 	// Options are the -o backend options, checked (checkOptionsBefore).
 	Options []backendOption
 	// runOptions are --retry-lock, the limits, --pack-size and
@@ -67,8 +69,10 @@ func globalFlags(root bool) []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print JSON (line-delimited status messages) instead of text", Hidden: !root},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and warnings", Hidden: !root},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail", Hidden: !root},
+		&cli.StringFlag{Name: "kit", Usage: "find the repository with the recovery kit `FILE` (cairn recovery-kit) instead of -r", Hidden: !root},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not lock the repository: for commands that only read (and dry runs), e.g. from a read-only copy", Hidden: !root},
 		optionFlag(root),
+		configFlag(root, env),
 	}, runFlags(root, env)...)
 }
 
@@ -120,6 +124,7 @@ func (g globalOptions) device() *snapshot.Device { return snapshot.DeviceAt(g.Co
 func (e *appEnv) globals(c *cli.Context) globalOptions {
 	g := globalOptions{
 		Repo:            globalString(c, "repo", "r"),
+		Kit:             globalString(c, "kit", ""),
 		PasswordFile:    globalString(c, "password-file", ""),
 		PasswordCommand: globalString(c, "password-command", ""),
 		CacheDir:        globalString(c, "cache-dir", ""),

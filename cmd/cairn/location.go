@@ -56,6 +56,9 @@ type locEnv struct {
 	// LimitUpload and LimitDownload bound the bytes per second to and
 	// from every location opened (limit.NewRate); 0 means no limit.
 	LimitUpload, LimitDownload int64
+	// Identity, if set, authenticates this device to peers instead of
+	// the one in ConfigDir (a recovery kit's).
+	Identity *crypt.Identity
 }
 
 // limitRate wraps a location's backend in the bandwidth limits.
@@ -182,6 +185,9 @@ func peerLocation(loc string, env locEnv) (peer.Location, *crypt.Identity, error
 	if err != nil {
 		return pl, nil, err
 	}
+	if env.Identity != nil {
+		return pl, env.Identity, nil
+	}
 	id, err := snapshot.DeviceAt(env.ConfigDir).Identity()
 	return pl, id, err
 }
@@ -207,11 +213,7 @@ func connectRetry[B any](ctx context.Context, env locEnv, connect func() (B, err
 		if env.Warn != nil {
 			env.Warn("%v; retrying in %s", err, d.Round(time.Second/10))
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if backend.Sleep(ctx, d) != nil {
 			return be, err
 		}
 		wait *= 2

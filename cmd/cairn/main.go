@@ -39,9 +39,10 @@ const (
 	exitNoRepo      = 10  // the repository does not exist, or its init was interrupted
 	exitLocked      = 11  // the repository is locked by another process
 	exitWrongPass   = 12  // no key file opens with the password
-	exitAcks        = 20  // the copy read serves less than it acknowledged (rolled back, frozen) or forked from another
-	exitStale       = 21  // peer status: a destination is unreachable or older than --max-age
-	exitUnderCopies = 22  // peer status: a snapshot is whole on fewer than --min-copies destinations
+	exitAuditFailed = 17  // peer audit: the peer failed to prove it holds sampled packs
+	exitAcks        = 21  // the copy read serves less than it acknowledged (rolled back, frozen) or forked from another
+	exitStale       = 22  // peer status: a destination is unreachable or older than --max-age
+	exitUnderCopies = 23  // peer status: a snapshot is whole on fewer than --min-copies destinations
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
 )
 
@@ -53,12 +54,14 @@ const exitStatusHelp = `EXIT STATUS:
    10   the repository does not exist (or its init was interrupted: run init again)
    11   the repository is locked by another process
    12   wrong password (no key file opens with it)
-   20   the copy read is rolled back, frozen or forked: it serves less than its
+   17   peer audit only: the peer failed to prove it holds some sampled packs
+   20   run only: the profile's before hook failed, so nothing ran
+   21   the copy read is rolled back, frozen or forked: it serves less than its
         destination acknowledged in a signed receipt (or mirror record), or lacks a
         head another destination acknowledged (see docs/peers.md)
-   21   peer status only: a destination is unreachable or was last mirrored to
+   22   peer status only: a destination is unreachable or was last mirrored to
         before --max-age
-   22   peer status only: a snapshot is whole on fewer than --min-copies
+   23   peer status only: a snapshot is whole on fewer than --min-copies
         destinations
    130  interrupted (SIGINT or SIGTERM)`
 
@@ -73,14 +76,15 @@ func main() {
 	}()
 	setGCPercent()
 	stopProfiling := startProfiling()
-	err := runApp(ctx, newApp(os.Stdin, os.Stdout, os.Stderr), os.Args)
+	js := os.Getenv(envJournalStream) // journal.go: priority prefixes under systemd
+	err := runApp(ctx, newApp(os.Stdin, journalWriter(os.Stdout, js, sdInfo), journalWriter(os.Stderr, js, sdWarning)), os.Args)
 	interrupted := ctx.Err() != nil
 	stop()
 	stopProfiling()
 	code := exitCode(err, interrupted)
-	warnTreeDecoderMisses(os.Stderr, snapshot.TreeDecoderMisses())
+	warnTreeDecoderMisses(journalWriter(os.Stderr, js, sdWarning), snapshot.TreeDecoderMisses())
 	if err != nil {
-		printError(os.Stderr, err, interrupted)
+		printError(journalWriter(os.Stderr, js, errorPriority(err)), err, interrupted)
 	}
 	os.Exit(code)
 }
@@ -139,9 +143,13 @@ func useGCPercent(percent int) cli.BeforeFunc {
 func exitCode(err error, interrupted bool) int {
 	var partial *partialBackupError
 	var locked *repo.LockedError
+	var job *runError
+	var audit *auditFailedError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &job):
+		return job.code
 	case interrupted || errors.Is(err, errInterrupted):
 		return exitInterrupted
 	case errors.Is(err, backend.ErrNoRepository):
@@ -152,6 +160,8 @@ func exitCode(err error, interrupted bool) int {
 		return exitWrongPass
 	case errors.As(err, &partial):
 		return exitPartial
+	case errors.As(err, &audit):
+		return exitAuditFailed
 	case errors.Is(err, repo.ErrAcks):
 		return exitAcks
 	case errors.Is(err, errStale):

@@ -39,6 +39,8 @@ type mirrorPlanJSON struct {
 	Missing          []string           `json:"missing"`
 	Damaged          []string           `json:"damaged"`
 	LostIndex        []string           `json:"lost_index"`
+	LostPacks        []string           `json:"lost_packs"`
+	Unindexed        int                `json:"unindexed_blobs"`
 }
 
 type mirrorCopyJSON struct {
@@ -71,7 +73,7 @@ func newMirrorPlanJSON(dest string, plan *repo.MirrorPlan) mirrorPlanJSON {
 		FilesToRemove: st.FilesRemoved, BytesToRemove: st.BytesRemoved, PruneSkipped: plan.PruneSkipped,
 		Copy: []mirrorCopyJSON{}, Remove: []mirrorRemoveJSON{}, Junk: []mirrorJunkJSON{},
 		Held: handlePaths(plan.Held), Missing: handlePaths(plan.Missing), Damaged: handlePaths(plan.Damaged),
-		LostIndex: handlePaths(plan.LostIndex)}
+		LostIndex: handlePaths(plan.LostIndex), LostPacks: handlePaths(plan.LostPacks), Unindexed: plan.Unindexed}
 	for _, c := range plan.Copy {
 		cj := mirrorCopyJSON{File: c.Handle.String(), Size: c.Size, Replace: c.Replace, After: c.After}
 		if c.Replace {
@@ -178,7 +180,13 @@ func printMirrorRemovals(p *printer, dest string, plan *repo.MirrorPlan) {
 	if plan.PruneSkipped {
 		p.Printf("%s: would remove nothing: the source lacks or has damaged files (named below)", dest)
 		for _, h := range plan.LostIndex {
-			p.Printf("%s: would keep %s: the source lost it (it lists packs the source holds but no longer indexes)", dest, h)
+			p.Printf("%s: would keep %s: the source lost it (it lists packs the source holds but no longer indexes, or blobs its snapshots need)", dest, h)
+		}
+		for _, h := range plan.LostPacks {
+			p.Printf("%s: would keep %s: the source lost it with its index file, and its snapshots need it", dest, h)
+		}
+		if plan.Unindexed > 0 {
+			p.Printf("%s: the source's snapshots need %d blob(s) its index does not list", dest, plan.Unindexed)
 		}
 		return
 	}

@@ -80,15 +80,11 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	if err := checkOptionsUsed(g.Options, g.Repo, c.String("from"), from); err != nil {
 		return err
 	}
-	be, err := openBackend(ctx, g.Repo, e.locEnv(g, p))
+	be, pw, kitRepo, err := e.openRepoBackend(ctx, g, p)
 	if err != nil {
 		return err
 	}
 	defer be.Close()
-	pw, err := e.password(ctx, g)
-	if err != nil {
-		return err
-	}
 	r, l, err := repo.OpenForJob(ctx, be, pw, e.repoOptions(g, p), mode)
 	zero(pw)
 	if err != nil {
@@ -104,6 +100,9 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 			p.Warnf("unlock: %v", err)
 		}
 	}()
+	if kitRepo != "" && r.Config().ID != kitRepo {
+		return fmt.Errorf("the repository found with the kit is %s, not the kit's %s", r.Config().ID, kitRepo)
+	}
 	ctx, cancel := l.Context(ctx)
 	defer cancel()
 	sess := &session{repo: r, g: g, p: p, device: g.device(), now: e.now}

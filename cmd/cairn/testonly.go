@@ -422,17 +422,12 @@ func (t *throttledReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sleepCtx waits for d or for ctx to end.
+// sleepCtx waits for d or for ctx to end (backend.Sleep), and then
+// returns the context's cause.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
+	err := backend.Sleep(ctx, d)
+	if err != nil && d > 0 {
 		return context.Cause(ctx)
 	}
+	return err
 }

@@ -421,8 +421,8 @@ main() {
 	: >"$gobench"
 	if [ "$BENCH_GO" = 1 ]; then
 		log "Go benchmarks"
-		(cd "$ROOT" && "$GO" test -run '^$' -bench 'Stage|PipelineInMemory' -benchtime 2s ./repo/ &&
-			"$GO" test -run '^$' -bench 'Index10M' -benchtime 1x ./repo/index/) >"$gobench" 2>&1 ||
+		(cd "$ROOT" && "$GO" test -tags cairn_testonly -run '^$' -bench 'Stage|PipelineInMemory' -benchtime 2s ./repo/ &&
+			"$GO" test -tags cairn_testonly -run '^$' -bench 'Index10M' -benchtime 1x ./repo/index/) >"$gobench" 2>&1 ||
 			log "Go benchmarks failed; see $gobench"
 	fi
 

@@ -14,18 +14,15 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/cairn-backup/cairn/backend"
-	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Repository is what the file system reads: blobs, and the index's
-// record of them (a data blob's plaintext length places it in its file).
-// *repo.Repository is one. Both must be safe for concurrent use: the
-// kernel sends requests on many goroutines.
+// record of them. *repo.Repository is one. Both methods must be safe for
+// concurrent use: the kernel sends requests on many goroutines.
 type Repository interface {
-	LoadBlob(ctx context.Context, t pack.BlobType, id backend.ID, buf []byte) ([]byte, error)
-	Lookup(t pack.BlobType, id backend.ID) (index.PackedBlob, bool)
+	snapshot.BlobSource
 }
 
 // The caches' default sizes. A chunk is at most 8 MiB (restic's chunker),

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/backend"
-	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sys/unix"
@@ -22,11 +21,9 @@ import (
 // Repository is what the restorer needs of a repository; *repo.Repository
 // implements it. Its methods must be safe for concurrent use.
 type Repository interface {
-	// LoadBlob returns the plaintext of a blob, appended to buf[:0], after
-	// checking that it hashes to id.
-	LoadBlob(ctx context.Context, t pack.BlobType, id backend.ID, buf []byte) ([]byte, error)
-	// Lookup says which pack holds a blob.
-	Lookup(t pack.BlobType, id backend.ID) (index.PackedBlob, bool)
+	// BlobSource loads blobs (checked against their IDs) and says which
+	// pack holds each.
+	snapshot.BlobSource
 	// LoadPack reads the given blobs of one pack, opens, decompresses and
 	// verifies each, and calls fn for each in offset order on the caller's
 	// goroutine. A blob that fails is passed with err set and plaintext nil;
