@@ -233,6 +233,11 @@ func (f AckFinding) String() string {
 // holds (envelopes, no keys needed) and its newest checkpoint.
 type CopyLog struct {
 	Entries map[[32]byte]*crypt.Entry
+	// Named are the entry IDs of the log files the copy holds by name,
+	// whether or not they decode (nil: not listed). A head held by name
+	// counts as held: a damaged file is check's and the scrub's to report
+	// and the next mirror's to heal, not a rollback.
+	Named map[[32]byte]bool
 	// CheckpointSeq is the seq of the newest checkpoint, 0 for none:
 	// entries it covers may have been compacted away.
 	CheckpointSeq uint64
@@ -257,8 +262,17 @@ func CompareAcks(cl CopyLog, acks []Ack, self func(Ack) bool) []AckFinding {
 	for _, e := range cl.Entries {
 		maxSeq = max(maxSeq, e.Seq)
 	}
+	// An entry held by name is at the seq its acknowledgement gives: the
+	// name is the hash of what was signed.
+	for _, a := range acks {
+		for _, h := range a.Heads {
+			if _, ok := cl.Entries[h.ID]; !ok && cl.Named[h.ID] {
+				maxSeq = max(maxSeq, h.Seq)
+			}
+		}
+	}
 	held := func(h crypt.ReceiptHead) bool {
-		if _, ok := cl.Entries[h.ID]; ok {
+		if _, ok := cl.Entries[h.ID]; ok || cl.Named[h.ID] {
 			return true
 		}
 		// An entry a checkpoint covers may be compacted away: only a
@@ -451,7 +465,8 @@ type CopyState struct {
 }
 
 // ReadCopy lists the copy be and reads its log envelopes. A file under
-// log/ that is not an entry is counted as a file only.
+// log/ that is not an entry is counted as a file only, and as held by
+// name (CopyLog.Named) when its name is an ID.
 func ReadCopy(ctx context.Context, be backend.Backend) (CopyState, error) {
 	files, err := listAll(ctx, be)
 	if err != nil {
@@ -460,12 +475,17 @@ func ReadCopy(ctx context.Context, be backend.Backend) (CopyState, error) {
 	delete(files, noMeta)
 	st := CopyState{Packs: map[backend.ID]bool{}}
 	entries := map[[32]byte]*crypt.Entry{}
+	named := map[[32]byte]bool{}
 	for h, sz := range files {
 		st.Files++
 		st.Bytes += sz
-		if h.Type == backend.PackFile {
+		if h.Type == backend.PackFile || h.Type == backend.LogFile {
 			if id, err := backend.ParseID(h.Name); err == nil {
-				st.Packs[id] = true
+				if h.Type == backend.PackFile {
+					st.Packs[id] = true
+				} else {
+					named[id] = true
+				}
 			}
 		}
 		if h.Type != backend.LogFile || sz > maxEntryFile {
@@ -487,6 +507,7 @@ func ReadCopy(ctx context.Context, be backend.Backend) (CopyState, error) {
 		}
 	}
 	st.Log = CopyLogFrom(crypt.VerifyChain(entries))
+	st.Log.Named = named
 	return st, nil
 }
 

@@ -57,6 +57,13 @@ func TestCompareAcks(t *testing.T) {
 	delete(compacted.log.Entries, compacted.ids[1])
 	delete(compacted.log.Entries, compacted.ids[2])
 	compacted.log.CheckpointSeq = 4
+	// The copy's newest entry is present by name but does not decode.
+	damaged := newAckLog(5)
+	delete(damaged.log.Entries, damaged.ids[5])
+	damaged.log.Named = map[[32]byte]bool{}
+	for _, id := range damaged.ids {
+		damaged.log.Named[id] = true
+	}
 	isPeer := func(p byte) func(Ack) bool {
 		return func(a Ack) bool { return a.Signed && a.Signer == crypt.PeerID{p} }
 	}
@@ -71,6 +78,8 @@ func TestCompareAcks(t *testing.T) {
 		{"holds more than it signed", full.log, []Ack{receiptAck(1, full.head(3))}, isPeer(1), nil},
 		{"rolled back: signed head missing", short.log, []Ack{receiptAck(1, full.head(5))}, isPeer(1), []AckFindingKind{AckRolledBack}},
 		{"frozen: seq below what it signed", short.log, []Ack{{Signed: true, Signer: crypt.PeerID{1}, MaxSeq: 5}}, isPeer(1), []AckFindingKind{AckRolledBack}},
+		{"damaged head held by name is no rollback", damaged.log, []Ack{receiptAck(1, full.head(5))}, isPeer(1), nil},
+		{"damaged head held by name: not behind another friend", damaged.log, []Ack{receiptAck(2, full.head(5))}, isPeer(1), nil},
 		{"compacted head is no rollback", compacted.log, []Ack{receiptAck(1, full.head(2))}, isPeer(1), nil},
 		{"behind another friend", short.log, []Ack{receiptAck(2, full.head(5))}, isPeer(1), []AckFindingKind{AckBehind}},
 		{"forked from another friend", forked.log, []Ack{receiptAck(2, full.head(3))}, isPeer(1), []AckFindingKind{AckForked}},

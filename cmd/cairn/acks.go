@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -55,9 +56,23 @@ func compareAcks(ctx context.Context, r *repo.Repository, l *snapshot.Log, loc s
 	if err != nil {
 		return nil, err
 	}
+	if len(acks) == 0 {
+		return nil, nil
+	}
 	cl := repo.CopyLog{}
 	if c := l.Chain(); c != nil {
 		cl = repo.CopyLogFrom(c)
+	}
+	// A log file present but damaged is check's finding, not a rollback.
+	cl.Named = map[[32]byte]bool{}
+	err = r.Backend().List(ctx, backend.LogFile, func(fi backend.FileInfo) error {
+		if id, err := backend.ParseID(fi.Name); err == nil {
+			cl.Named[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list log: %w", err)
 	}
 	return repo.CompareAcks(cl, acks, ackSelf(loc)), nil
 }

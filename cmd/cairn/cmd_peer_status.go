@@ -34,12 +34,12 @@ func (e *appEnv) peerStatusCommand() *cli.Command {
 			"shared lock on -r. -r may itself be one of the copies: on a machine that lost\n" +
 			"everything, 'cairn -r peer://A... peer status peer://A... peer://B...' compares the\n" +
 			"friends with each other.\n\n" +
-			"Exit status, the first that applies: 20 when a DEST is rolled back, frozen or\n" +
-			"forked; 21 when a DEST is unreachable or its last successful mirror is older than\n" +
-			"--max-age; 22 when a snapshot is whole on fewer than --min-copies DESTs; else 0.",
+			"Exit status, the first that applies: 21 when a DEST is rolled back, frozen or\n" +
+			"forked; 22 when a DEST is unreachable or its last successful mirror is older than\n" +
+			"--max-age; 23 when a snapshot is whole on fewer than --min-copies DESTs; else 0.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "max-age", Usage: "exit 21 when a DEST's last successful mirror is older than `DURATION` (e.g. 3d, 12h)"},
-			&cli.IntFlag{Name: "min-copies", Usage: "exit 22 when a snapshot is whole on fewer than `N` DESTs"},
+			&cli.StringFlag{Name: "max-age", Usage: "exit 22 when a DEST's last successful mirror is older than `DURATION` (e.g. 3d, 12h)"},
+			&cli.IntFlag{Name: "min-copies", Usage: "exit 23 when a snapshot is whole on fewer than `N` DESTs"},
 		},
 		Action: e.runPeerStatus,
 	}

@@ -115,7 +115,7 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	case err == nil:
 		return sess.ackErr
 	default:
-		return fmt.Errorf("%w; %w", err, sess.ackErr) // exit status 20 (main.exitCode)
+		return fmt.Errorf("%w; %w", err, sess.ackErr) // exit status 21 (main.exitCode)
 	}
 	return err
 }

@@ -80,7 +80,7 @@ func wantAcks(t *testing.T, r result, kind, who string) {
 
 // TestReceiptsRolledBack: friend A and an sftp copy are restored from
 // older copies of their folders after signing (or recording) newer
-// heads. Reading either from this machine exits 20 naming it; from a
+// heads. Reading either from this machine exits 21 naming it; from a
 // blank machine peer status over the copies does; the next mirror heals
 // A and says what it found.
 func TestReceiptsRolledBack(t *testing.T) {
@@ -129,7 +129,7 @@ func TestReceiptsRolledBack(t *testing.T) {
 }
 
 // TestReceiptsFrozen: friend A serves its old head and refuses every put
-// after signing a newer one. Mirror says so (exit 20), and so do reads
+// after signing a newer one. Mirror says so (exit 21), and so do reads
 // from this machine and peer status from a blank one.
 func TestReceiptsFrozen(t *testing.T) {
 	e := newTestEnv(t)
@@ -203,8 +203,8 @@ func TestReceiptsForked(t *testing.T) {
 	}
 }
 
-// TestPeerStatusExitCodes: an unreachable or stale destination exits 21,
-// a snapshot on fewer destinations than --min-copies 22; the text names
+// TestPeerStatusExitCodes: an unreachable or stale destination exits 22,
+// a snapshot on fewer destinations than --min-copies 23; the text names
 // usage and quota; with everything fine, 0.
 func TestPeerStatusExitCodes(t *testing.T) {
 	e := newTestEnv(t)
