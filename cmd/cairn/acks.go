@@ -19,16 +19,8 @@ import (
 
 // peerBackend is the peer client below be's wrappers, or nil.
 func peerBackend(be backend.Backend) *peer.Backend {
-	for {
-		switch b := be.(type) {
-		case *peer.Backend:
-			return b
-		case interface{ Unwrap() backend.Backend }:
-			be = b.Unwrap()
-		default:
-			return nil
-		}
-	}
+	pb, _ := peer.Find(be)
+	return pb
 }
 
 // ackSelf tells whether an acknowledgement is about the copy at loc: a

@@ -22,14 +22,18 @@ func (e *appEnv) peerStatusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "how each destination of the repository stands, for cron",
-		ArgsUsage: "DEST...",
+		ArgsUsage: "[DEST...]",
 		Description: "Reads each DEST (a path, sftp:..., peer://...) without changing it and prints, per DEST:\n" +
 			"reachable or not, the last successful mirror (its newest receipt or mirror record),\n" +
 			"the newest log sequence number it holds against the repository's (-r), how many\n" +
 			"log entries it lacks, its files and bytes, and for a peer the usage and quota the\n" +
 			"server reports; then, per snapshot, how many DESTs hold it whole (its log entry\n" +
 			"and every pack it needs, by listing). Each DEST is compared with every receipt\n" +
-			"known (in the repository, in every DEST and on this device), as check does.\n\n" +
+			"known (in the repository, in every DEST and on this device), as check does.\n" +
+			"For a peer DEST it also shows its server's last scrub result: when its last full\n" +
+			"pass over the repository ended, how many files it checked and found damaged, and\n" +
+			"how many it keeps moved aside (the next mirror puts them again).\n" +
+			"With no DEST, the destinations saved in the repository ('cairn peer add').\n\n" +
 			"It needs the password (it reads the index and the snapshots' trees) and takes a\n" +
 			"shared lock on -r. -r may itself be one of the copies: on a machine that lost\n" +
 			"everything, 'cairn -r peer://A... peer status peer://A... peer://B...' compares the\n" +
@@ -46,7 +50,7 @@ func (e *appEnv) peerStatusCommand() *cli.Command {
 }
 
 func (e *appEnv) runPeerStatus(c *cli.Context) error {
-	if err := wantArgs(c, 1, -1); err != nil {
+	if err := wantArgs(c, 0, -1); err != nil {
 		return err
 	}
 	var maxAge policy.Duration
@@ -66,8 +70,18 @@ func (e *appEnv) runPeerStatus(c *cli.Context) error {
 			return err
 		}
 		env := e.locEnv(s.g, s.p)
+		locs := c.Args().Slice()
+		if len(locs) == 0 {
+			saved, err := savedDestinations(ctx, s.repo)
+			if err != nil {
+				return fmt.Errorf("peer status: %w", err)
+			}
+			for _, d := range saved {
+				locs = append(locs, d.location)
+			}
+		}
 		var dests []snapshot.Dest
-		for _, loc := range c.Args().Slice() {
+		for _, loc := range locs {
 			d := snapshot.Dest{Location: redactLocation(loc), Self: ackSelf(loc)}
 			be, err := openBackend(ctx, loc, env)
 			if err != nil {
@@ -86,7 +100,7 @@ func (e *appEnv) runPeerStatus(c *cli.Context) error {
 		if !maxAge.Zero() {
 			cutoff = maxAge.Before(s.now())
 		}
-		printPeerStatus(s.p, rep, l.MaxSeq(), dests, cutoff)
+		printPeerStatus(ctx, s.p, rep, l.MaxSeq(), dests, cutoff)
 		return peerStatusResult(rep, cutoff, minCopies)
 	})
 }
@@ -140,6 +154,19 @@ type peerStatusJSON struct {
 	Used        *int64   `json:"used,omitempty"`
 	Quota       *int64   `json:"quota,omitempty"`
 	Findings    []string `json:"findings"`
+	// Scrub is the peer server's last scrub result; nil for an sftp or
+	// local DEST, or when the server could not give it (ScrubError).
+	Scrub      *scrubStatusJSON `json:"scrub,omitempty"`
+	ScrubError string           `json:"scrub_error,omitempty"`
+}
+
+// scrubStatusJSON is a peer server's scrub report (peer.ScrubReport).
+type scrubStatusJSON struct {
+	LastPass    *string `json:"last_pass"` // null: no full pass yet
+	Files       int64   `json:"files"`
+	Bytes       int64   `json:"bytes"`
+	Damaged     int64   `json:"damaged"`
+	Quarantined int64   `json:"quarantined"`
 }
 
 // snapshotCopiesJSON is the --json line of one snapshot.
@@ -151,7 +178,7 @@ type snapshotCopiesJSON struct {
 	Holders     []string `json:"holders"`
 }
 
-func printPeerStatus(p *printer, rep snapshot.CopiesReport, srcSeq uint64, dests []snapshot.Dest, cutoff time.Time) {
+func printPeerStatus(ctx context.Context, p *printer, rep snapshot.CopiesReport, srcSeq uint64, dests []snapshot.Dest, cutoff time.Time) {
 	for i, d := range rep.Dests {
 		j := peerStatusJSON{MessageType: "destination", Location: d.Location, Reachable: d.Reachable, Signed: d.LastAck.Signed,
 			Stale: !d.Reachable || !cutoff.IsZero() && d.Stale(cutoff), Seq: d.Seq, SourceSeq: srcSeq, Behind: d.Behind,
@@ -166,6 +193,15 @@ func printPeerStatus(p *printer, rep snapshot.CopiesReport, srcSeq uint64, dests
 		if pb := peerBackend(dests[i].Be); pb != nil && d.Reachable {
 			quota, used := pb.Usage()
 			j.Used, j.Quota = &used, &quota
+			if sr, err := pb.ScrubReport(ctx); err != nil {
+				j.ScrubError = err.Error()
+			} else {
+				j.Scrub = &scrubStatusJSON{Files: sr.Files, Bytes: sr.Bytes, Damaged: sr.Damaged, Quarantined: sr.Quarantined}
+				if !sr.LastPass.IsZero() {
+					t := sr.LastPass.UTC().Format(time.RFC3339)
+					j.Scrub.LastPass = &t
+				}
+			}
 		}
 		for _, f := range d.Findings {
 			j.Findings = append(j.Findings, f.String())
@@ -215,6 +251,15 @@ func printDestStatus(p *printer, j peerStatusJSON) {
 			quota = "quota " + formatBytes(uint64(*j.Quota))
 		}
 		p.Printf("%s: uses %s on the server, %s", j.Location, formatBytes(uint64(max(*j.Used, 0))), quota)
+	}
+	switch {
+	case j.ScrubError != "":
+		p.Printf("%s: scrub: no report: %s", j.Location, j.ScrubError)
+	case j.Scrub != nil && j.Scrub.LastPass == nil:
+		p.Printf("%s: scrub: no full pass yet; %d damaged found, %d moved aside", j.Location, j.Scrub.Damaged, j.Scrub.Quarantined)
+	case j.Scrub != nil:
+		p.Printf("%s: scrub: last pass %s, %d files (%s) checked; %d damaged found, %d moved aside", j.Location, *j.Scrub.LastPass,
+			j.Scrub.Files, formatBytes(uint64(max(j.Scrub.Bytes, 0))), j.Scrub.Damaged, j.Scrub.Quarantined)
 	}
 	for _, f := range j.Findings {
 		p.Printf("%s: %s", j.Location, f)

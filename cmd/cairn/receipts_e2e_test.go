@@ -215,8 +215,13 @@ func TestPeerStatusExitCodes(t *testing.T) {
 	e.must("mirror", aLoc, bLoc)
 	r := e.must("peer", "status", "--max-age", "1d", "--min-copies", "2", aLoc, bLoc)
 	if !strings.Contains(r.stdout, "whole on 2 of 2 destinations") || !strings.Contains(r.stdout, "quota 1") ||
-		!strings.Contains(r.stdout, "0 entries behind") {
-		t.Fatalf("status\n%s", r)
+		!strings.Contains(r.stdout, "0 entries behind") || !strings.Contains(r.stdout, aLoc+": scrub: ") ||
+		!strings.Contains(r.stdout, bLoc+": scrub: ") {
+		t.Fatalf("status (with each peer's last scrub result)\n%s", r)
+	}
+	r = e.must("--json", "peer", "status", aLoc)
+	if !strings.Contains(r.stdout, `"scrub":{"last_pass":`) {
+		t.Fatalf("status --json: want the scrub report\n%s", r)
 	}
 
 	writeRandom(t, filepath.Join(f.data, "b"), 50_000, 2)
@@ -240,6 +245,26 @@ func TestPeerStatusExitCodes(t *testing.T) {
 	r = e.run("peer", "status", "--min-copies", "1", aLoc, bLoc)
 	if r.code != exitStale || !strings.Contains(r.stdout, bLoc+": unreachable") {
 		t.Fatalf("want exit %d, B unreachable\n%s", exitStale, r)
+	}
+}
+
+// TestPeerStatusSavedDestinations: with no DEST, peer status reads the
+// destinations saved in the repository; with none saved it says so.
+func TestPeerStatusSavedDestinations(t *testing.T) {
+	e := newTestEnv(t)
+	t.Parallel()
+	f := newReceiptsFixture(t, e)
+	aLoc, bLoc := f.a.loc("laptop"), f.b.loc("laptop")
+	if r := e.run("peer", "status"); r.code != exitError || !strings.Contains(r.stderr, "no destination saved") {
+		t.Fatalf("peer status with nothing saved: want exit %d\n%s", exitError, r)
+	}
+	e.must("peer", "add", "alice", aLoc)
+	e.must("peer", "add", "bob", bLoc)
+	e.must("mirror")
+	r := e.must("peer", "status", "--min-copies", "2")
+	if !strings.Contains(r.stdout, aLoc+": last mirror") || !strings.Contains(r.stdout, bLoc+": last mirror") ||
+		!strings.Contains(r.stdout, "whole on 2 of 2 destinations") {
+		t.Fatalf("peer status of the saved destinations\n%s", r)
 	}
 }
 
