@@ -124,6 +124,9 @@ type Log struct {
 // first.
 func (l *Log) Snapshots() []*Snapshot { return l.snapshots }
 
+// Chain is the keyless view of the log's envelopes (crypt.VerifyChain).
+func (l *Log) Chain() *crypt.Chain { return l.chain }
+
 // Forgotten returns the snapshots whose add entries are in the log but
 // which are not live: forgotten, or left out of a checkpoint, oldest
 // first. An append-only copy keeps them after the owner's forget and

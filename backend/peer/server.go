@@ -40,7 +40,8 @@ type ServerConfig struct {
 	// invitations are read from InviteDir(Root) and joined devices added
 	// to PeersFile, which must be set.
 	Pairing bool
-	// Now is the clock invitations expire by; nil means time.Now.
+	// Now is the clock invitations expire by and signed receipts are
+	// dated with; nil means time.Now.
 	Now func() time.Time
 	// Quota bounds what each client's files and folders cost, all its
 	// repositories together: their bytes plus InodeCost for each file and
@@ -54,6 +55,9 @@ type ServerConfig struct {
 	// storage errors); nil discards them. It is called from many
 	// goroutines.
 	Logf func(format string, args ...any)
+	// testOnlyUnknownOps are ops the server answers as unknown, as a
+	// server older than them does.
+	testOnlyUnknownOps map[op]bool
 
 	// MaxConnsPerClient bounds the connections one client may hold open.
 	// Default 4: a client needs one.
@@ -608,6 +612,10 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 		s.reply(st, who, err, "request")
 		return
 	}
+	if s.cfg.testOnlyUnknownOps[req.Op] {
+		s.reply(st, who, malformed("request", "unknown op %d", req.Op), "request")
+		return
+	}
 	h := backend.Handle{Type: req.Type, Name: req.Name}
 	switch req.Op {
 	case opList:
@@ -623,6 +631,8 @@ func (s *Server) serveStream(ctx context.Context, yst *yamux.Stream, repo *repoS
 		s.serveGet(ctx, st, repo, who, h, req)
 	case opPut:
 		s.servePut(ctx, st, repo, who, h, req)
+	case opReceipt:
+		s.serveReceipt(ctx, st, repo, who)
 	case opDelete:
 		if err := repo.delete(ctx, h); err != nil {
 			s.reply(st, who, err, "delete "+h.String())

@@ -79,6 +79,8 @@ func (o op) String() string {
 		return "put"
 	case opDelete:
 		return "delete"
+	case opReceipt:
+		return "receipt"
 	}
 	return fmt.Sprintf("op %d", uint8(o))
 }
@@ -452,6 +454,8 @@ func decodeRequest(p []byte) (request, error) {
 				if r.Length > MaxFileSize {
 					d.fail("content length %d over the limit %d", r.Length, int64(MaxFileSize))
 				}
+			case opReceipt:
+				checkReceiptRequest(d, r)
 			case opScrubReport, opVerify, opAudit:
 				checkScrubRequest(d, r)
 			default:

@@ -54,6 +54,7 @@ func vectors() []vector {
 		{"response-ok", respOK.encode, dec(func(p []byte) (any, error) { return decodeResponse(p) }), respOK},
 		{"response-quota", respErr.encode, dec(func(p []byte) (any, error) { return decodeResponse(p) }), respErr},
 		{"list-frame", lf.encode, dec(func(p []byte) (any, error) { return decodeListFrame(p) }), lf},
+		{"request-receipt", request{Op: opReceipt}.encode, dec(func(p []byte) (any, error) { return decodeRequest(p) }), request{Op: opReceipt}},
 	}
 }
 

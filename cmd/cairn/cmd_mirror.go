@@ -63,7 +63,15 @@ func (e *appEnv) mirrorCommand() *cli.Command {
 			"puts it again from the source (append-only peers included), then says how many it\n" +
 			"healed. --verify asks the server to re-hash all its files now, --verify=5% a\n" +
 			"random 5% of them, at the server's scrub rate, and heals what it finds in the same\n" +
-			"run (not with --dry-run: a verify moves damaged files aside).",
+			"run (not with --dry-run: a verify moves damaged files aside).\n\n" +
+			"Receipts: after copying to a peer, mirror asks its server for a receipt it signs\n" +
+			"with its peer key (what it holds: log heads, files, bytes, its time), checks it\n" +
+			"against the pinned peer ID and, when the password is given without asking\n" +
+			"(--password-file, --password-command, $CAIRN_PASSWORD), keeps it in the repository,\n" +
+			"in this device's state and at the destinations of the run; an sftp or local\n" +
+			"DEST gets an unsigned mirror record instead. Before copying, a DEST that serves\n" +
+			"less than it acknowledged is named: it is healed, and the exit status is 21\n" +
+			"(see 'cairn peer status' and docs/peers.md).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "prune", Usage: "remove files DEST has that the source dropped on purpose, where DEST allows it (needs the password)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only print the plan: what would be copied, replaced and removed"},
@@ -97,6 +105,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 		dests = append(dests, mirrorDestination{location: d})
 	}
 	var refs *repo.MirrorRefs
+	var keeper *repo.Repository // keeps receipts (acks.go); nil without a password
 	if c.Bool("prune") || len(dests) == 0 {
 		// Only the source's index tells a pack it pruned from one it
 		// lost; the shared lock keeps a prune from changing it
@@ -122,6 +131,7 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 				p.Warnf("unlock: %v", err)
 			}
 		}()
+		keeper = r
 		if c.Bool("prune") {
 			refs = r.MirrorRefs()
 			// A pack lost with the only index file naming it leaves no trace
@@ -144,10 +154,15 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 				return err
 			}
 		}
+	} else if keeper, err = e.ackKeeper(ctx, g, p, src); err != nil {
+		p.Warnf("receipts will not be kept: %v", err)
+	} else if keeper != nil {
+		defer keeper.Close()
 	}
 	var failed []string
+	var sent []backend.Handle // meta records of receipts kept by this run
 	for _, dest := range dests {
-		if err := e.mirrorTo(ctx, c, p, env, src, refs, dest.location); err != nil {
+		if err := e.mirrorTo(ctx, c, p, env, src, refs, keeper, &sent, dest.location); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
@@ -164,8 +179,18 @@ func (e *appEnv) runMirror(c *cli.Context) error {
 	return nil
 }
 
-func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, dest string) error {
+func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env locEnv, src backend.Backend, refs *repo.MirrorRefs, keeper *repo.Repository, sent *[]backend.Handle, dest string) (err error) {
 	dry := c.Bool("dry-run")
+	var ackErr error // what checkDestAcks found before copying
+	defer func() {
+		switch {
+		case ackErr == nil:
+		case err == nil:
+			err = ackErr // the destination had rolled back; it is healed now
+		default:
+			err = fmt.Errorf("%w (and the mirror failed: %v)", ackErr, err)
+		}
+	}()
 	dst, err := openBackend(ctx, dest, env)
 	if errors.Is(err, backend.ErrNoRepository) {
 		if dry {
@@ -193,6 +218,20 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	mp := startMirrorProgress(p, redactLocation(dest))
 	defer mp.stop()
 	opts.Progress = e.testOnlyMirrorPause(ctx, p, mp.report)
+	if !dry {
+		for _, h := range *sent { // this run's receipts of the destinations before
+			if err := copyMeta(ctx, src, dst, h); err != nil {
+				p.Warnf("%s: receipts not copied there: %v", redactLocation(dest), err)
+				break
+			}
+		}
+	}
+	ackErr = checkDestAcks(ctx, p, keeper, dst, dest)
+	var ae *repo.AckError
+	if ackErr != nil && !errors.As(ackErr, &ae) {
+		err, ackErr = ackErr, nil
+		return err
+	}
 	plan, err := repo.PlanMirror(ctx, src, dst, opts)
 	if err != nil {
 		return err
@@ -214,6 +253,9 @@ func (e *appEnv) mirrorTo(ctx context.Context, c *cli.Context, p *printer, env l
 	printMirrorSummary(p, redactLocation(dest), dry, opts.Prune, st)
 	if !dry {
 		healed(ctx, p, redactLocation(dest), dst, moved)
+	}
+	if err == nil && !dry {
+		err = keepAck(ctx, p, keeper, src, dst, dest, e.now, sent)
 	}
 	return err
 }

@@ -25,6 +25,7 @@ func (e *appEnv) peerCommand() *cli.Command {
 			"'cairn peer serve' on a friend's machine stores what 'cairn mirror' sends it; the\n" +
 			"friend sees only encrypted packs and hash names.",
 		Subcommands: []*cli.Command{
+			e.peerStatusCommand(),
 			{
 				Name:      "id",
 				Usage:     "print this device's peer ID",

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cairn-backup/cairn/snapshot"
@@ -23,11 +24,19 @@ func (e *appEnv) snapshotsCommand() *cli.Command {
 			"restic's field names (id, short_id, time, hostname, username, paths, tags, tree,\n" +
 			"parent, summary); with --group-by, an array of groups\n" +
 			"{\"group_key\": {\"hostname\", \"paths\", \"tags\"}, \"snapshots\": [...]}, as restic.\n\n" +
+			"Forgotten snapshots: on an append-only copy, snapshots the owner forgot (after a\n" +
+			"ransomware 'forget', say) keep their data. --forgotten lists those the log forgot\n" +
+			"whose data the repository still holds whole (every tree and pack, by listing and\n" +
+			"index: no download); --all lists them with the live ones. Without either, the\n" +
+			"text output ends with a line counting them (by their root trees) when there are\n" +
+			"any; --json output is the restic-compatible array alone. Restore one by its ID.\n\n" +
 			selectorHelp,
 		Flags: append(filterFlags(),
 			&cli.IntFlag{Name: "latest", Usage: "show only the last `N` snapshots of each host and set of paths"},
 			&cli.BoolFlag{Name: "compact", Aliases: []string{"c"}, Usage: "compact table: no size or paths, one tag a line"},
 			&cli.StringFlag{Name: "group-by", Aliases: []string{"g"}, Usage: "print one table per `GROUP` of snapshots: host, paths, tags, or a comma-separated list"},
+			&cli.BoolFlag{Name: "forgotten", Usage: "list the snapshots the log forgot whose data is still here"},
+			&cli.BoolFlag{Name: "all", Usage: "list the live snapshots and the forgotten ones whose data is still here"},
 		),
 		Action: e.runSnapshots,
 	}
@@ -55,17 +64,21 @@ func (e *appEnv) runSnapshots(c *cli.Context) error {
 			return err
 		}
 		f := filterFrom(c)
+		pool, forgotten, err := snapshotPool(ctx, s, c, l)
+		if err != nil {
+			return err
+		}
 		var snaps []*snapshot.Snapshot
 		if c.Args().Present() {
 			for _, sel := range c.Args().Slice() {
-				sn, err := snapshot.Find(l.Snapshots(), sel, f)
+				sn, err := snapshot.Find(pool, sel, f)
 				if err != nil {
 					return err
 				}
 				snaps = append(snaps, sn)
 			}
 		} else {
-			snaps = f.Apply(l.Snapshots())
+			snaps = f.Apply(pool)
 		}
 		groups := policy.Group(snaps, by)
 		for i := range groups {
@@ -98,9 +111,45 @@ func (e *appEnv) runSnapshots(c *cli.Context) error {
 			if len(groups) == 0 {
 				printSnapshotTable(s.p, nil, c.Bool("compact"))
 			}
+			printForgottenCount(s.p, forgotten)
 		}
 		return nil
 	})
+}
+
+// snapshotPool is what the command lists from: the live snapshots, the
+// forgotten ones still held (--forgotten), or both (--all); and the
+// forgotten ones still held, by their root trees, for the count line.
+func snapshotPool(ctx context.Context, s *session, c *cli.Context, l *snapshot.Log) ([]*snapshot.Snapshot, []*snapshot.Snapshot, error) {
+	forgottenOnly, all := c.Bool("forgotten"), c.Bool("all")
+	if forgottenOnly && all {
+		return nil, nil, fmt.Errorf("--forgotten and --all: give one")
+	}
+	if !forgottenOnly && !all {
+		if s.g.JSON {
+			return l.Snapshots(), nil, nil
+		}
+		held, err := snapshot.HeldForgotten(ctx, s.repo, l, false)
+		return l.Snapshots(), held, err
+	}
+	held, err := snapshot.HeldForgotten(ctx, s.repo, l, true)
+	if err != nil || forgottenOnly {
+		return held, nil, err
+	}
+	pool := append(slices.Clone(l.Snapshots()), held...)
+	snapshot.SortByTime(pool)
+	return pool, nil, nil
+}
+
+// printForgottenCount ends a plain listing with how many forgotten
+// snapshots still have their data here.
+func printForgottenCount(p *printer, held []*snapshot.Snapshot) {
+	switch n := len(held); {
+	case n == 1:
+		p.Printf("1 forgotten snapshot still has its data here: list it with 'cairn snapshots --forgotten'")
+	case n > 1:
+		p.Printf("%d forgotten snapshots still have their data here: list them with 'cairn snapshots --forgotten'", n)
+	}
 }
 
 func printSnapshotTable(p *printer, snaps []*snapshot.Snapshot, compact bool) {

@@ -40,6 +40,9 @@ const (
 	exitLocked      = 11  // the repository is locked by another process
 	exitWrongPass   = 12  // no key file opens with the password
 	exitAuditFailed = 17  // peer audit: the peer failed to prove it holds sampled packs
+	exitAcks        = 21  // the copy read serves less than it acknowledged (rolled back, frozen) or forked from another
+	exitStale       = 22  // peer status: a destination is unreachable or older than --max-age
+	exitUnderCopies = 23  // peer status: a snapshot is whole on fewer than --min-copies destinations
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report)
 )
 
@@ -53,6 +56,13 @@ const exitStatusHelp = `EXIT STATUS:
    12   wrong password (no key file opens with it)
    17   peer audit only: the peer failed to prove it holds some sampled packs
    20   run only: the profile's before hook failed, so nothing ran
+   21   the copy read is rolled back, frozen or forked: it serves less than its
+        destination acknowledged in a signed receipt (or mirror record), or lacks a
+        head another destination acknowledged (see docs/peers.md)
+   22   peer status only: a destination is unreachable or was last mirrored to
+        before --max-age
+   23   peer status only: a snapshot is whole on fewer than --min-copies
+        destinations
    130  interrupted (SIGINT or SIGTERM)`
 
 func main() {
@@ -152,6 +162,12 @@ func exitCode(err error, interrupted bool) int {
 		return exitPartial
 	case errors.As(err, &audit):
 		return exitAuditFailed
+	case errors.Is(err, repo.ErrAcks):
+		return exitAcks
+	case errors.Is(err, errStale):
+		return exitStale
+	case errors.Is(err, errUnderReplicated):
+		return exitUnderCopies
 	}
 	return exitError
 }

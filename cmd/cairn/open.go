@@ -49,6 +49,10 @@ type session struct {
 	seen snapshot.Seen
 	// now is the clock for what the command records (appEnv.now).
 	now func() time.Time
+	// acksChecked says checkAcks ran; ackErr holds what it found wrong,
+	// the command's result unless it failed otherwise.
+	acksChecked bool
+	ackErr      *repo.AckError
 }
 
 // withRepo opens the repository named by the global options for a job
@@ -101,9 +105,17 @@ func (e *appEnv) withRepo(c *cli.Context, mode lockMode, fn func(ctx context.Con
 	}
 	ctx, cancel := l.Context(ctx)
 	defer cancel()
-	err = fn(ctx, &session{repo: r, g: g, p: p, device: g.device(), now: e.now})
+	sess := &session{repo: r, g: g, p: p, device: g.device(), now: e.now}
+	err = fn(ctx, sess)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
 		return cause
+	}
+	switch {
+	case sess.ackErr == nil:
+	case err == nil:
+		return sess.ackErr
+	default:
+		return fmt.Errorf("%w; %w", err, sess.ackErr) // exit status 21 (main.exitCode)
 	}
 	return err
 }

@@ -72,6 +72,7 @@ func readLog(ctx context.Context, s *session, warn bool) (*snapshot.Log, error) 
 		}
 	}
 	rememberLog(s, l)
+	checkAcks(ctx, s, l)
 	return l, nil
 }
 

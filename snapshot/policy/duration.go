@@ -186,3 +186,6 @@ func shorten(s string) string {
 	}
 	return s
 }
+
+// Before is t moved back by d (months and years by the calendar).
+func (d Duration) Before(t time.Time) time.Time { return d.before(t) }
