@@ -1,13 +1,7 @@
 package peer
 
 import (
-	"bytes"
-	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -39,37 +33,7 @@ func scrubVectors() []vector {
 // TestScrubVectors pins the scrub, verify and audit messages as
 // TestVectors does the others.
 func TestScrubVectors(t *testing.T) {
-	for _, v := range scrubVectors() {
-		path := filepath.Join("testdata", "messages", v.name+".hex")
-		got := frame(v.encode())
-		if *update {
-			if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		text, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to write it)", err)
-		}
-		want, err := hex.DecodeString(strings.TrimSpace(string(text)))
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: encoder gives\n%x\nwant\n%x", v.name, got, want)
-		}
-		p, err := readFrame(bytes.NewReader(want), maxScrubFrame)
-		if err != nil {
-			t.Fatalf("%s: read frame: %v", v.name, err)
-		}
-		val, err := v.decode(p)
-		if err != nil {
-			t.Fatalf("%s: decode: %v", v.name, err)
-		}
-		if !reflect.DeepEqual(val, v.value) {
-			t.Errorf("%s: decoded %+v, want %+v", v.name, val, v.value)
-		}
-	}
+	checkVectors(t, scrubVectors(), maxScrubFrame)
 }
 
 func TestScrubDecodeRejects(t *testing.T) {

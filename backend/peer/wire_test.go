@@ -62,7 +62,14 @@ func vectors() []vector {
 // produce testdata/messages/NAME.hex (a whole frame, length prefix
 // included, as hex), and decoding its payload must give the value back.
 func TestVectors(t *testing.T) {
-	for _, v := range vectors() {
+	checkVectors(t, vectors(), maxListFrame)
+}
+
+// checkVectors checks each vector against testdata/messages/NAME.hex
+// (written with -update), reading frames of at most maxFrame bytes.
+func checkVectors(t *testing.T, vs []vector, maxFrame int) {
+	t.Helper()
+	for _, v := range vs {
 		path := filepath.Join("testdata", "messages", v.name+".hex")
 		got := frame(v.encode())
 		if *update {
@@ -81,7 +88,7 @@ func TestVectors(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: encoder gives\n%x\nwant\n%x", v.name, got, want)
 		}
-		p, err := readFrame(bytes.NewReader(want), maxListFrame)
+		p, err := readFrame(bytes.NewReader(want), maxFrame)
 		if err != nil {
 			t.Fatalf("%s: read frame: %v", v.name, err)
 		}
